@@ -1,0 +1,206 @@
+"""Settings shared by every environment.  Values come from the environment (see README)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from celery.schedules import crontab
+
+from . import env as config_env
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+DATA_DIR = Path(config_env.read("PULSE_DATA_DIR", str(BASE_DIR / ".pulse")) or BASE_DIR / ".pulse")
+
+SECRET_KEY = config_env.read("SECRET_KEY", "") or ""
+DEBUG = config_env.boolean("DEBUG", False)
+ALLOWED_HOSTS = config_env.csv_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+CSRF_TRUSTED_ORIGINS = config_env.csv_list("CSRF_TRUSTED_ORIGINS", "")
+SITE_URL = (config_env.read("SITE_URL", "http://127.0.0.1:8000") or "").rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "wellbeing",
+    "checkins",
+    "notifications",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.middleware.DatabaseUnavailableMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def database_settings(default_url: str | None) -> dict:
+    """DATABASES['default'] from DATABASE_URL, tuned per engine."""
+    db = config_env.database("DATABASE_URL", default_url)
+    engine = db["ENGINE"]
+    if engine.endswith("sqlite3"):
+        # Web, worker and beat share one file: WAL, a busy timeout and IMMEDIATE transactions
+        # keep them from failing with "database is locked".
+        db["OPTIONS"] = {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    else:
+        db["ENGINE"] = "django.db.backends.postgresql"
+        db["CONN_MAX_AGE"] = 0  # the psycopg pool owns connection reuse
+        db["CONN_HEALTH_CHECKS"] = True
+        db["OPTIONS"] = {
+            "pool": {
+                "min_size": config_env.integer("DATABASE_POOL_MIN", 1, minimum=0),
+                "max_size": config_env.integer("DATABASE_POOL_MAX", 10, minimum=1),
+                "timeout": config_env.integer("DATABASE_POOL_TIMEOUT", 10, minimum=1),
+            },
+            "connect_timeout": config_env.integer("DATABASE_CONNECT_TIMEOUT", 5, minimum=1),
+        }
+    return {"default": db}
+
+
+DATABASES = database_settings(None) if config_env.read("DATABASE_URL") else {}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "wellbeing.User"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("de", "Deutsch")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+USE_I18N = True
+USE_TZ = True
+TIME_ZONE = "UTC"  # the database is UTC; organisations and people carry their own zones
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+# --- Product settings -------------------------------------------------------------------------
+PULSE_DEFAULT_ANONYMITY_THRESHOLD = config_env.integer("PULSE_DEFAULT_K", 5, minimum=3)
+PULSE_TOKEN_HMAC_KEY = config_env.read("PULSE_TOKEN_HMAC_KEY", "") or ""
+
+# --- Celery -----------------------------------------------------------------------------------
+REDIS_URL = config_env.read("REDIS_URL", "") or ""
+CELERY_BROKER_URL = config_env.read("CELERY_BROKER_URL", REDIS_URL) or ""
+CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True  # a killed worker's task is redelivered; tasks are idempotent
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE = {
+    "heartbeat": {"task": "config.celery.heartbeat", "schedule": 60.0},
+    "checkins-tick": {"task": "checkins.tasks.tick", "schedule": crontab()},
+    "notifications-sweep": {"task": "notifications.tasks.outbox_sweep", "schedule": 60.0},
+}
+
+# --- Email ------------------------------------------------------------------------------------
+EMAIL_BACKEND = config_env.read("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = config_env.read("EMAIL_HOST", "localhost")
+EMAIL_PORT = config_env.integer("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = config_env.read("EMAIL_HOST_USER", "") or ""
+EMAIL_HOST_PASSWORD = config_env.read("EMAIL_HOST_PASSWORD", "") or ""
+EMAIL_USE_TLS = config_env.boolean("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = config_env.integer("EMAIL_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = config_env.read("DEFAULT_FROM_EMAIL", "Pulse <pulse@localhost>")
+
+# --- REST framework ---------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "wellbeing.api_errors.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Pulse API",
+    "DESCRIPTION": "Anonymous wellbeing check-ins, team trends and flags.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI assets ship with the project: no CDN at run time.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# --- Logging: key=value lines; never tokens, answers or e-mail addresses -----------------------
+LOG_LEVEL = config_env.read("LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "keyvalue": {"format": "ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "keyvalue"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # Access-style request logs could carry a token in a query string: keep them quiet.
+        "django.server": {"level": "WARNING"},
+    },
+}
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"

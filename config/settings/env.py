@@ -1,0 +1,101 @@
+"""Reading configuration from the environment, failing loudly and in one line.
+
+Every setting comes from an environment variable (or a ``<NAME>_FILE`` path holding it, for
+container secrets).  A malformed value stops the process at start with a message naming the
+variable; nothing silently falls back to a default that "works".
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import zoneinfo
+from pathlib import Path
+
+import environ
+
+env = environ.Env()
+
+
+class ConfigurationError(SystemExit):
+    """Raised for an invalid environment; exits the process with one clear line."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        message = f"Pulse configuration error: {variable}: {problem}"
+        print(message, file=sys.stderr)
+        super().__init__(message)
+
+
+def read(name: str, default: str | None = None) -> str | None:
+    """Return the variable, or the content of the file named by ``<name>_FILE``."""
+    file_path = os.environ.get(f"{name}_FILE")
+    if file_path:
+        try:
+            return Path(file_path).read_text().strip()
+        except OSError as exc:
+            raise ConfigurationError(f"{name}_FILE", f"cannot read {file_path!r} ({exc.strerror})")
+    return os.environ.get(name, default)
+
+
+def required(name: str) -> str:
+    value = read(name)
+    if not value:
+        raise ConfigurationError(name, "is required in production and is not set")
+    return value
+
+
+def database(name: str, default: str | None) -> dict:
+    url = read(name, default)
+    if not url:
+        raise ConfigurationError(name, "is not set")
+    scheme = url.split(":", 1)[0]
+    if scheme not in {"postgres", "postgresql", "pgsql", "sqlite"} or "://" not in url:
+        raise ConfigurationError(
+            name, "must look like postgres://user@host:5432/db or sqlite:///path/to.db"
+        )
+    try:
+        config = env.db_url_config(url)
+    except Exception as exc:  # django-environ raises several types for bad URLs
+        raise ConfigurationError(name, f"cannot be parsed ({exc})")
+    if scheme != "sqlite" and not config.get("NAME"):
+        raise ConfigurationError(name, "names no database")
+    return config
+
+
+def integer(name: str, default: int, *, minimum: int | None = None) -> int:
+    raw = read(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(name, f"must be a whole number, got {raw!r}")
+    if minimum is not None and value < minimum:
+        raise ConfigurationError(name, f"must be at least {minimum}, got {value}")
+    return value
+
+
+def boolean(name: str, default: bool) -> bool:
+    raw = read(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigurationError(name, f"must be true or false, got {raw!r}")
+
+
+def timezone_name(name: str, default: str) -> str:
+    value = read(name, default) or default
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigurationError(name, f"unknown timezone {value!r}")
+    return value
+
+
+def csv_list(name: str, default: str = "") -> list[str]:
+    raw = read(name, default) or ""
+    return [item.strip() for item in raw.split(",") if item.strip()]

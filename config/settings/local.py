@@ -1,0 +1,28 @@
+"""The embedded default: SQLite and a file-system Celery broker, no server needed."""
+
+from .base import *  # noqa: F403
+from .base import DATA_DIR, database_settings
+from . import env as config_env
+
+DEBUG = config_env.boolean("DEBUG", True)
+SECRET_KEY = config_env.read("SECRET_KEY", "") or "pulse-local-development-only-not-secret"
+PULSE_TOKEN_HMAC_KEY = config_env.read("PULSE_TOKEN_HMAC_KEY", "") or SECRET_KEY
+
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+DATABASES = database_settings(f"sqlite:///{DATA_DIR / 'pulse.sqlite3'}")
+
+_broker_dir = DATA_DIR / "broker"
+_broker_dir.mkdir(parents=True, exist_ok=True)
+CELERY_BROKER_URL = config_env.read("CELERY_BROKER_URL", "filesystem://") or "filesystem://"
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir),
+        "data_folder_out": str(_broker_dir),
+        "processed_folder": str(DATA_DIR / "broker-processed"),
+        "store_processed": False,
+    }
+
+EMAIL_BACKEND = config_env.read(
+    "EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend"
+)
+EMAIL_FILE_PATH = str(DATA_DIR / "outbox-mail")

@@ -1,0 +1,38 @@
+"""Shared fixtures.  Integration tests ask for ``postgres`` or ``redis_url`` and skip with a
+reason when the real server is not configured — they are never faked."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.db import connection
+
+
+@pytest.fixture
+def postgres(db):
+    """Skip unless the suite runs on PostgreSQL (DATABASE_URL set to postgres://...)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: set DATABASE_URL=postgres://... to run")
+    return connection
+
+
+@pytest.fixture
+def redis_url() -> str:
+    url = os.environ.get("REDIS_URL", "")
+    if not url:
+        pytest.skip("needs Redis: set REDIS_URL=redis://... to run")
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.exceptions.ConnectionError as exc:
+        pytest.fail(f"REDIS_URL is set but Redis does not answer: {exc}")
+    return url
+
+
+@pytest.fixture
+def organisation(db):
+    from tests.factories import OrganisationFactory
+
+    return OrganisationFactory()

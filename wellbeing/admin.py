@@ -1,0 +1,67 @@
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+
+from .models import Membership, Organisation, Team, TeamLead, User
+
+
+@admin.register(Organisation)
+class OrganisationAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "timezone", "anonymity_threshold", "comments_enabled"]
+    search_fields = ["name", "slug"]
+    readonly_fields = ["public_id", "created_at"]
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["team"]
+
+
+@admin.register(User)
+class UserAdmin(BaseUserAdmin):
+    ordering = ["email"]
+    list_display = ["email", "full_name", "organisation", "is_org_admin", "is_active"]
+    list_filter = ["organisation", "is_org_admin", "is_active", "is_staff"]
+    search_fields = ["email", "full_name"]
+    readonly_fields = ["public_id", "last_login", "date_joined"]
+    inlines = [MembershipInline]
+    fieldsets = (
+        (None, {"fields": ("email", "password", "public_id")}),
+        ("Person", {"fields": ("full_name", "organisation", "timezone", "language")}),
+        ("Roles", {"fields": ("is_org_admin", "is_active", "is_staff", "is_superuser", "groups")}),
+        ("Dates", {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = (
+        (None, {"classes": ("wide",), "fields": ("email", "organisation", "password1", "password2")}),
+    )
+
+
+class TeamLeadInline(admin.TabularInline):
+    model = TeamLead
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Team)
+class TeamAdmin(admin.ModelAdmin):
+    list_display = ["name", "organisation", "parent", "customer_facing", "is_active"]
+    list_filter = ["organisation", "customer_facing", "is_active"]
+    search_fields = ["name"]
+    autocomplete_fields = ["parent"]
+    readonly_fields = ["public_id"]
+    inlines = [TeamLeadInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "team", "started_on", "ended_on"]
+    list_filter = ["team__organisation"]
+    search_fields = ["user__email", "team__name"]
+    autocomplete_fields = ["user", "team"]
+
+
+@admin.register(TeamLead)
+class TeamLeadAdmin(admin.ModelAdmin):
+    list_display = ["user", "team"]
+    search_fields = ["user__email", "team__name"]
+    autocomplete_fields = ["user", "team"]

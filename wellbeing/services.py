@@ -1,0 +1,108 @@
+"""Writes to the organisation: teams, people, memberships.  Each runs in one transaction."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from .errors import ServiceError
+from .models import Membership, Organisation, Team, TeamLead, User
+
+
+def _validation_to_service_error(exc: ValidationError) -> ServiceError:
+    fields = (
+        {k: [str(m) for m in v] for k, v in exc.message_dict.items()}
+        if hasattr(exc, "error_dict")
+        else {}
+    )
+    message = "; ".join(m for msgs in fields.values() for m in msgs) or "; ".join(exc.messages)
+    return ServiceError("invalid", message, fields=fields)
+
+
+@transaction.atomic
+def organisation_create(
+    *, name: str, slug: str, timezone: str = "UTC", anonymity_threshold: int | None = None
+) -> Organisation:
+    organisation = Organisation(name=name, slug=slug, timezone=timezone)
+    if anonymity_threshold is not None:
+        organisation.anonymity_threshold = anonymity_threshold
+    try:
+        organisation.full_clean()
+    except ValidationError as exc:
+        raise _validation_to_service_error(exc)
+    organisation.save()
+    return organisation
+
+
+@transaction.atomic
+def team_create(
+    *, organisation: Organisation, name: str, parent: Team | None = None, customer_facing: bool = False
+) -> Team:
+    team = Team(organisation=organisation, name=name, parent=parent, customer_facing=customer_facing)
+    try:
+        team.full_clean()
+    except ValidationError as exc:
+        raise _validation_to_service_error(exc)
+    team.save()
+    return team
+
+
+@transaction.atomic
+def team_move(*, team: Team, new_parent: Team | None) -> Team:
+    """Move a team in the tree; refuses to put it under itself or a descendant."""
+    locked = Team.objects.select_for_update().get(pk=team.pk)
+    locked.parent = new_parent
+    try:
+        locked.clean()
+    except ValidationError as exc:
+        raise _validation_to_service_error(exc)
+    locked.save(update_fields=["parent"])
+    return locked
+
+
+@transaction.atomic
+def person_create(
+    *,
+    organisation: Organisation,
+    email: str,
+    full_name: str = "",
+    team: Team | None = None,
+    started_on: date | None = None,
+    is_org_admin: bool = False,
+    password: str | None = None,
+) -> User:
+    if User.objects.filter(email__iexact=email).exists():
+        raise ServiceError("duplicate_email", f"A person with e-mail {email} already exists.")
+    user = User.objects.create_user(
+        email=email, password=password, full_name=full_name, organisation=organisation,
+        is_org_admin=is_org_admin,
+    )
+    if team is not None:
+        membership_start(user=user, team=team, started_on=started_on or date.today())
+    return user
+
+
+@transaction.atomic
+def membership_start(*, user: User, team: Team, started_on: date) -> Membership:
+    if user.organisation_id != team.organisation_id:
+        raise ServiceError("invalid", "A person can only join teams of their own organisation.")
+    return Membership.objects.create(user=user, team=team, started_on=started_on)
+
+
+@transaction.atomic
+def membership_end(*, membership: Membership, ended_on: date) -> Membership:
+    if ended_on < membership.started_on:
+        raise ServiceError("invalid", "A membership cannot end before it starts.")
+    membership.ended_on = ended_on
+    membership.save(update_fields=["ended_on"])
+    return membership
+
+
+@transaction.atomic
+def team_lead_assign(*, user: User, team: Team) -> TeamLead:
+    if user.organisation_id != team.organisation_id:
+        raise ServiceError("invalid", "A lead must belong to the team's organisation.")
+    lead, _ = TeamLead.objects.get_or_create(user=user, team=team)
+    return lead
