@@ -1,0 +1,76 @@
+"""The analytics entry point the check-in close job calls (contract between the apps).
+
+Check-ins compute, per team and dimension, the respondents' 0-100 indices (higher = worse) and
+hand them over here as plain data; wellbeing stores the per-cycle aggregates (through the
+anonymity guard), runs trend detection and updates flags.  Wellbeing never imports check-ins, so
+alerts come back as plain data (``FlagChange``) for the caller to put in the notifications outbox.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from .models import Organisation
+
+# Every dimension Pulse measures; indices are 0-100 with higher meaning worse.
+DIMENSIONS: tuple[str, ...] = (
+    "stress",
+    "wellbeing",
+    "client_burnout",
+    "burnout",
+    "workload",
+    "recovery",
+    "support",
+)
+
+
+@dataclass(frozen=True)
+class TeamCycleInput:
+    """One team's results for one closed cycle, as check-ins hand them over."""
+
+    team_id: int
+    invited: int
+    responded: int
+    # dimension -> one 0-100 index per respondent who answered items of that dimension
+    scores: dict[str, list[float]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FlagChange:
+    """A flag opened, escalated or resolved by this cycle, with whom to alert and what to say.
+
+    ``context`` holds aggregate facts only (never anything from fewer than k people)."""
+
+    flag_id: int
+    team_id: int
+    kind: str
+    change: str  # "opened" | "escalated" | "resolved" | "reopened"
+    severity: str
+    recipient_ids: tuple[int, ...]
+    context: dict
+    idempotency_key: str
+
+
+def cycle_results_record(
+    *,
+    organisation: Organisation,
+    cycle_key: uuid.UUID,
+    period_start: date,
+    closed_at: datetime,
+    teams: Sequence[TeamCycleInput],
+) -> list[FlagChange]:
+    """Store aggregates for a closed cycle, detect trends, update flags; idempotent per cycle_key.
+
+    Runs inside the caller's transaction.  Returns the flag changes that need alerts."""
+    from .aggregation import cycle_results_store  # implemented with the trends capability
+
+    return cycle_results_store(
+        organisation=organisation,
+        cycle_key=cycle_key,
+        period_start=period_start,
+        closed_at=closed_at,
+        teams=teams,
+    )
