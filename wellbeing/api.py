@@ -12,7 +12,9 @@ class IsOrganisationMember(permissions.BasePermission):
     message = "You need an account in an organisation."
 
     def has_permission(self, request, view) -> bool:  # noqa: ANN001
-        return bool(request.user.is_authenticated and getattr(request.user, "organisation_id", None))
+        return bool(
+            request.user.is_authenticated and getattr(request.user, "organisation_id", None)
+        )
 
 
 class IsOrganisationAdmin(permissions.BasePermission):
@@ -29,11 +31,11 @@ class OrganisationSerializer(serializers.ModelSerializer):
 
 
 class TeamSerializer(serializers.ModelSerializer):
-    parent = serializers.SlugRelatedField(slug_field="public_id", read_only=True)
+    parent_id = serializers.UUIDField(source="parent.public_id", read_only=True, allow_null=True)
 
     class Meta:
         model = Team
-        fields = ["public_id", "name", "parent", "customer_facing", "is_active"]
+        fields = ["public_id", "name", "parent_id", "customer_facing", "is_active"]
 
 
 class OrganisationViewSet(viewsets.ReadOnlyModelViewSet):

@@ -72,11 +72,14 @@ class Organisation(models.Model):
         return zoneinfo.ZoneInfo(self.timezone)
 
     def clean(self) -> None:
-        if self.comment_threshold is not None and self.anonymity_threshold is not None:
-            if self.comment_threshold < self.anonymity_threshold:
-                raise ValidationError(
-                    {"comment_threshold": _("Must be at least the anonymity threshold.")}
-                )
+        if (
+            self.comment_threshold is not None
+            and self.anonymity_threshold is not None
+            and self.comment_threshold < self.anonymity_threshold
+        ):
+            raise ValidationError(
+                {"comment_threshold": _("Must be at least the anonymity threshold.")}
+            )
 
 
 class UserManager(BaseUserManager["User"]):
@@ -112,7 +115,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     )
     is_org_admin = models.BooleanField(default=False)
     timezone = models.CharField(
-        max_length=64, blank=True, validators=[validate_timezone],
+        max_length=64,
+        blank=True,
+        validators=[validate_timezone],
         help_text=_("Empty means the organisation's timezone."),
     )
     language = models.CharField(max_length=10, blank=True)
@@ -142,7 +147,7 @@ class User(AbstractBaseUser, PermissionsMixin):
     def effective_timezone(self) -> str:
         if self.timezone:
             return self.timezone
-        return self.organisation.timezone if self.organisation_id else "UTC"
+        return self.organisation.timezone if self.organisation is not None else "UTC"
 
 
 class Team(models.Model):
@@ -174,8 +179,12 @@ class Team(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args, **kwargs) -> None:
+        self.clean()
+        super().save(*args, **kwargs)
+
     def clean(self) -> None:
-        if self.parent_id is None:
+        if self.parent_id is None or self.parent is None:
             return
         parent = self.parent
         if parent.organisation_id != self.organisation_id:
@@ -193,10 +202,6 @@ class Team(models.Model):
                 raise ValidationError({"parent": _("The team tree is inconsistent.")})
             seen.add(node.pk)
             node = node.parent
-
-    def save(self, *args, **kwargs) -> None:
-        self.clean()
-        super().save(*args, **kwargs)
 
 
 class Membership(models.Model):

@@ -36,17 +36,18 @@ def visible_team_ids(user: AnyUser) -> set[int]:
     if not user.is_authenticated or not user.is_active:
         return set()
     assert isinstance(user, User)
-    if user.organisation is None:
+    organisation = user.organisation
+    if organisation is None:
         return set()
     if is_org_admin(user):
-        return set(Team.objects.filter(organisation_id=user.organisation_id).values_list("id", flat=True))
-    led = TeamLead.objects.filter(
-        user=user, team__organisation_id=user.organisation_id
-    ).values_list("team_id", flat=True)
+        return set(Team.objects.filter(organisation=organisation).values_list("id", flat=True))
+    led = TeamLead.objects.filter(user=user, team__organisation=organisation).values_list(
+        "team_id", flat=True
+    )
     led_ids = list(led)
     if not led_ids:
         return set()
-    return team_subtree_ids(organisation=user.organisation, roots=led_ids)
+    return team_subtree_ids(organisation=organisation, roots=led_ids)
 
 
 def can_view_team(user: AnyUser, team: Team) -> bool:

@@ -38,9 +38,15 @@ def organisation_create(
 
 @transaction.atomic
 def team_create(
-    *, organisation: Organisation, name: str, parent: Team | None = None, customer_facing: bool = False
+    *,
+    organisation: Organisation,
+    name: str,
+    parent: Team | None = None,
+    customer_facing: bool = False,
 ) -> Team:
-    team = Team(organisation=organisation, name=name, parent=parent, customer_facing=customer_facing)
+    team = Team(
+        organisation=organisation, name=name, parent=parent, customer_facing=customer_facing
+    )
     try:
         team.full_clean()
     except ValidationError as exc:
@@ -76,7 +82,10 @@ def person_create(
     if User.objects.filter(email__iexact=email).exists():
         raise ServiceError("duplicate_email", f"A person with e-mail {email} already exists.")
     user = User.objects.create_user(
-        email=email, password=password, full_name=full_name, organisation=organisation,
+        email=email,
+        password=password,
+        full_name=full_name,
+        organisation=organisation,
         is_org_admin=is_org_admin,
     )
     if team is not None:
