@@ -46,7 +46,9 @@ class MembershipFactory(factory.django.DjangoModelFactory):
         model = Membership
 
     team = factory.SubFactory(TeamFactory)
-    user = factory.SubFactory(UserFactory, organisation=factory.SelfAttribute("..team.organisation"))
+    user = factory.SubFactory(
+        UserFactory, organisation=factory.SelfAttribute("..team.organisation")
+    )
     started_on = date(2020, 1, 1)
     ended_on = None
 
@@ -56,14 +58,26 @@ class TeamLeadFactory(factory.django.DjangoModelFactory):
         model = TeamLead
 
     team = factory.SubFactory(TeamFactory)
-    user = factory.SubFactory(UserFactory, organisation=factory.SelfAttribute("..team.organisation"))
+    user = factory.SubFactory(
+        UserFactory, organisation=factory.SelfAttribute("..team.organisation")
+    )
 
 
-def team_with_members(*, organisation: Organisation, size: int, name: str | None = None,
-                      parent: Team | None = None, customer_facing: bool = False,
-                      started_on: date = date(2020, 1, 1)) -> Team:
-    team = TeamFactory(organisation=organisation, parent=parent, customer_facing=customer_facing,
-                       **({"name": name} if name else {}))
+def team_with_members(
+    *,
+    organisation: Organisation,
+    size: int,
+    name: str | None = None,
+    parent: Team | None = None,
+    customer_facing: bool = False,
+    started_on: date = date(2020, 1, 1),
+) -> Team:
+    team = TeamFactory(
+        organisation=organisation,
+        parent=parent,
+        customer_facing=customer_facing,
+        **({"name": name} if name else {}),
+    )
     for _ in range(size):
         MembershipFactory(team=team, started_on=started_on)
     return team

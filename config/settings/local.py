@@ -1,8 +1,8 @@
 """The embedded default: SQLite and a file-system Celery broker, no server needed."""
 
+from . import env as config_env
 from .base import *  # noqa: F403
 from .base import DATA_DIR, database_settings
-from . import env as config_env
 
 DEBUG = config_env.boolean("DEBUG", True)
 SECRET_KEY = config_env.read("SECRET_KEY", "") or "pulse-local-development-only-not-secret"
@@ -22,7 +22,5 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
     }
 
-EMAIL_BACKEND = config_env.read(
-    "EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend"
-)
+EMAIL_BACKEND = config_env.read("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
 EMAIL_FILE_PATH = str(DATA_DIR / "outbox-mail")

@@ -1,8 +1,8 @@
 """Production: PostgreSQL, Redis, SMTP.  Refuses to start without its essential variables."""
 
+from . import env as config_env
 from .base import *  # noqa: F403
 from .base import database_settings
-from . import env as config_env
 
 DEBUG = False
 SECRET_KEY = config_env.required("SECRET_KEY")

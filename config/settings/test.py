@@ -4,9 +4,9 @@ With DATABASE_URL set (CI points it at PostgreSQL) the suite runs there; otherwi
 REDIS_URL is only read by the integration tests that need Redis; without it they skip.
 """
 
+from . import env as config_env
 from .base import *  # noqa: F403
 from .base import DATA_DIR, database_settings
-from . import env as config_env
 
 DEBUG = False
 SECRET_KEY = "pulse-test-secret-key-not-for-production-use-0123456789"
