@@ -1,0 +1,394 @@
+"""Check-ins: the question library, surveys, schedules, cycles, invitations and answers.
+
+Anonymity invariants that live here (DESIGN.md §4):
+
+- ``Response`` and ``PendingAnswer`` hold only the cycle, the team the respondent belonged to
+  when invited, the answers and the optional comment.  Random UUID primary keys, no user, no
+  invitation, no token, no timestamps of any kind.  Never add a column that points to a person.
+- ``Invitation`` records participation as a boolean only (``answered``): reminders need no more,
+  and a time would help line a person up with a released batch.
+- Tokens are never stored in clear: ``Invitation.token_hash`` is an HMAC (see ``tokens.py``).
+- A question or survey that has answers is never edited in place; services create a new
+  version (same ``key``, ``version + 1``, ``replaces`` pointing back).
+"""
+
+from __future__ import annotations
+
+import uuid
+import zoneinfo
+from datetime import time
+from typing import TYPE_CHECKING
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from wellbeing.analytics import DIMENSIONS
+from wellbeing.models import Organisation, Team, User, validate_timezone
+
+if TYPE_CHECKING:
+    from wellbeing.stats.scoring import ItemScale
+
+COMMENT_MAX_LENGTH = 1000
+DIMENSION_CHOICES = [(d, d.replace("_", " ")) for d in DIMENSIONS]
+
+
+def validate_reminder_offsets(value: object) -> None:
+    if not isinstance(value, list) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value
+    ):
+        raise ValidationError(_("Reminder offsets must be a list of positive whole hours."))
+
+
+# --- Question library -------------------------------------------------------------------------
+
+
+class Question(models.Model):
+    """One item.  Library items have no organisation; admins add their own.
+
+    ``text``/``scale_labels`` are English; ``translations`` maps a language code to
+    ``{"text": str, "labels": [str, ...]}``.  ``reverse`` marks an item worded against its
+    instrument (reverse-keyed); ``higher_is_worse`` says whether a high (keyed) value means
+    worse on the dimension.  Scoring to 0-100 is ``wellbeing.stats.scoring``."""
+
+    class Kind(models.TextChoices):
+        SCALE = "scale", _("Rating scale")
+        TEXT = "text", _("Free-text comment")
+
+    class Audience(models.TextChoices):
+        ALL = "all", _("Everyone")
+        CUSTOMER_FACING = "customer_facing", _("Customer-facing teams only")
+
+    organisation = models.ForeignKey(
+        Organisation, null=True, blank=True, on_delete=models.CASCADE, related_name="questions"
+    )
+    key = models.SlugField(max_length=80)
+    version = models.PositiveIntegerField(default=1)
+    replaces = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="replaced_by"
+    )
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.SCALE)
+    audience = models.CharField(max_length=20, choices=Audience.choices, default=Audience.ALL)
+    text = models.TextField()
+    dimension = models.CharField(max_length=30, choices=DIMENSION_CHOICES, blank=True)
+    scale_min = models.SmallIntegerField(null=True, blank=True)
+    scale_max = models.SmallIntegerField(null=True, blank=True)
+    scale_labels = models.JSONField(default=list, blank=True)
+    reverse = models.BooleanField(default=False)
+    higher_is_worse = models.BooleanField(default=True)
+    required = models.BooleanField(default=False)
+    source = models.TextField(blank=True)
+    licence = models.CharField(max_length=300, blank=True)
+    translations = models.JSONField(default=dict, blank=True)
+    library_version = models.PositiveIntegerField(null=True, blank=True)
+    is_current = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["key", "-version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key", "version"],
+                condition=Q(organisation__isnull=True),
+                name="question_library_key_version_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["organisation", "key", "version"],
+                condition=Q(organisation__isnull=False),
+                name="question_org_key_version_unique",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="text")
+                | (
+                    Q(scale_min__isnull=False, scale_max__isnull=False)
+                    & Q(scale_max__gt=models.F("scale_min"))
+                    & ~Q(dimension="")
+                ),
+                name="question_scale_has_range_and_dimension",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} v{self.version}"
+
+    @property
+    def is_scale(self) -> bool:
+        return self.kind == self.Kind.SCALE
+
+    def text_in(self, language: str) -> str:
+        return (self.translations.get(language) or {}).get("text") or self.text
+
+    def labels_in(self, language: str) -> list[str]:
+        return (self.translations.get(language) or {}).get("labels") or list(self.scale_labels)
+
+    def item_scale(self) -> ItemScale:
+        from wellbeing.stats.scoring import ItemScale
+
+        assert self.scale_min is not None and self.scale_max is not None
+        return ItemScale(
+            minimum=self.scale_min,
+            maximum=self.scale_max,
+            reverse=self.reverse,
+            higher_is_worse=self.higher_is_worse,
+        )
+
+    def clean(self) -> None:
+        if self.kind == self.Kind.SCALE:
+            if self.scale_min is None or self.scale_max is None:
+                raise ValidationError(_("A rating question needs a scale minimum and maximum."))
+            if self.scale_max <= self.scale_min:
+                raise ValidationError(_("The scale maximum must be above its minimum."))
+            if not self.dimension:
+                raise ValidationError({"dimension": _("A rating question needs a dimension.")})
+            if self.scale_labels and len(self.scale_labels) != self.scale_max - self.scale_min + 1:
+                raise ValidationError({"scale_labels": _("One label per scale point, or none.")})
+
+
+# --- Surveys ----------------------------------------------------------------------------------
+
+
+class Survey(models.Model):
+    """An ordered set of questions.  Once published it is immutable: edits make a new version."""
+
+    organisation = models.ForeignKey(
+        Organisation, null=True, blank=True, on_delete=models.CASCADE, related_name="surveys"
+    )
+    key = models.SlugField(max_length=80)
+    version = models.PositiveIntegerField(default=1)
+    replaces = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="replaced_by"
+    )
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    translations = models.JSONField(default=dict, blank=True)
+    items_per_person = models.PositiveSmallIntegerField(
+        default=8,
+        validators=[MinValueValidator(1), MaxValueValidator(50)],
+        help_text=_("At most this many rating items per person per cycle (rotation)."),
+    )
+    is_published = models.BooleanField(default=False)
+    is_current = models.BooleanField(default=True)
+    questions = models.ManyToManyField(Question, through="SurveyItem", related_name="surveys")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["key", "-version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key", "version"],
+                condition=Q(organisation__isnull=True),
+                name="survey_library_key_version_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["organisation", "key", "version"],
+                condition=Q(organisation__isnull=False),
+                name="survey_org_key_version_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+
+class SurveyItem(models.Model):
+    survey = models.ForeignKey(Survey, on_delete=models.CASCADE, related_name="items")
+    question = models.ForeignKey(Question, on_delete=models.PROTECT, related_name="survey_items")
+    position = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["survey", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["survey", "position"], name="surveyitem_position"),
+            models.UniqueConstraint(fields=["survey", "question"], name="surveyitem_question"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.survey_id}#{self.position}: {self.question_id}"
+
+
+# --- Schedules and cycles ---------------------------------------------------------------------
+
+
+class Schedule(models.Model):
+    class Cadence(models.TextChoices):
+        WEEKLY = "weekly", _("Weekly")
+        BIWEEKLY = "biweekly", _("Every two weeks")
+        MONTHLY = "monthly", _("Monthly (first given weekday)")
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="schedules"
+    )
+    name = models.CharField(max_length=200)
+    survey = models.ForeignKey(Survey, on_delete=models.PROTECT, related_name="schedules")
+    teams = models.ManyToManyField(
+        Team, related_name="schedules", help_text=_("Sub-teams are included when a cycle opens.")
+    )
+    cadence = models.CharField(max_length=10, choices=Cadence.choices, default=Cadence.WEEKLY)
+    weekday = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(6)], help_text=_("0 = Monday … 6 = Sunday")
+    )
+    local_time = models.TimeField(default=time(9, 0))
+    timezone = models.CharField(
+        max_length=64, blank=True, validators=[validate_timezone],
+        help_text=_("Empty means the organisation's timezone."),
+    )
+    open_hours = models.PositiveIntegerField(
+        default=96, validators=[MinValueValidator(1), MaxValueValidator(24 * 27)]
+    )
+    reminder_offsets = models.JSONField(
+        default=list, blank=True, validators=[validate_reminder_offsets],
+        help_text=_("Hours after opening at which people who have not answered are reminded."),
+    )
+    start_date = models.DateField()
+    end_date = models.DateField(null=True, blank=True)
+    paused = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(weekday__lte=6), name="schedule_weekday_range"),
+            models.CheckConstraint(
+                condition=Q(end_date__isnull=True) | Q(end_date__gte=models.F("start_date")),
+                name="schedule_ends_after_start",
+            ),
+            models.CheckConstraint(condition=Q(open_hours__gte=1), name="schedule_open_hours"),
+        ]
+        indexes = [models.Index(fields=["paused", "organisation"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone or self.organisation.timezone)
+
+    def clean(self) -> None:
+        validate_reminder_offsets(self.reminder_offsets)
+        if any(h >= self.open_hours for h in self.reminder_offsets):
+            raise ValidationError(
+                {"reminder_offsets": _("Reminders must fall inside the open window.")}
+            )
+
+
+class Cycle(models.Model):
+    """One period of one schedule.  ``(schedule, period_start)`` is unique: a repeated or
+    concurrent tick can never open the same period twice."""
+
+    class State(models.TextChoices):
+        SCHEDULED = "scheduled", _("Scheduled")
+        OPEN = "open", _("Open")
+        CLOSED = "closed", _("Closed")
+        MISSED = "missed", _("Missed")
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="cycles")
+    schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="cycles")
+    survey = models.ForeignKey(Survey, on_delete=models.PROTECT, related_name="cycles")
+    period_start = models.DateField(help_text=_("Local date the cycle opens."))
+    index = models.PositiveIntegerField(help_text=_("Person-independent cycle number."))
+    opens_at = models.DateTimeField()
+    closes_at = models.DateTimeField()
+    state = models.CharField(max_length=10, choices=State.choices, default=State.SCHEDULED)
+    # Team ids targeted (subtrees resolved) when the cycle opened.
+    team_ids = models.JSONField(default=list, blank=True)
+    # Chunked opening: members are invited in user-id order; the cursor is the last user id done.
+    open_cursor = models.BigIntegerField(default=0)
+    opened_fully = models.BooleanField(default=False)
+    invited_count = models.PositiveIntegerField(default=0)
+    reminders_sent = models.JSONField(default=list, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-opens_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["schedule", "period_start"], name="cycle_one_per_period"),
+            models.CheckConstraint(
+                condition=Q(closes_at__gt=models.F("opens_at")), name="cycle_closes_after_open"
+            ),
+        ]
+        indexes = [models.Index(fields=["state", "closes_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.schedule_id} {self.period_start} ({self.state})"
+
+
+class Invitation(models.Model):
+    """One person asked to answer one cycle.  Holds who was asked and whether they answered;
+    never what they answered."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    cycle = models.ForeignKey(Cycle, on_delete=models.CASCADE, related_name="invitations")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="checkin_invitations")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="checkin_invitations")
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    token_used = models.BooleanField(default=False)
+    # The rotation shown to this person; cleared when they answer and at close, so the subset
+    # of keys in a response cannot be matched back to an invitation afterwards.
+    question_ids = models.JSONField(default=list, blank=True)
+    rotation_offset = models.PositiveIntegerField(null=True, blank=True)
+    answered = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["cycle", "user"], name="invitation_one_per_person"),
+        ]
+        indexes = [models.Index(fields=["cycle", "answered"])]
+
+    def __str__(self) -> str:
+        return f"invitation {self.public_id}"
+
+
+# --- Answers (anonymous) ----------------------------------------------------------------------
+
+
+class PendingAnswer(models.Model):
+    """Answers waiting to be released in a shuffled batch.  No person, no time."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    cycle = models.ForeignKey(Cycle, on_delete=models.CASCADE, related_name="pending_answers")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    answers = models.JSONField(default=dict)
+    comment = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return "pending answer"
+
+
+class Response(models.Model):
+    """A released, anonymous response.  Only cycle, team, answers and comment — see module doc.
+
+    ``answers`` maps question id (as a string) to the chosen value; skipped items are absent."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    cycle = models.ForeignKey(Cycle, on_delete=models.CASCADE, related_name="responses")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    answers = models.JSONField(default=dict)
+    comment = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return "response"
+
+
+# --- Support --------------------------------------------------------------------------------
+
+
+class SupportResource(models.Model):
+    """Where to get help; shown after a check-in (e.g. an employee assistance programme)."""
+
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="support_resources"
+    )
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    url = models.URLField(blank=True)
+    phone = models.CharField(max_length=50, blank=True)
+    order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["organisation", "order", "title"]
+
+    def __str__(self) -> str:
+        return self.title
