@@ -21,3 +21,15 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 TEST_REDIS_URL = config_env.read("REDIS_URL", "") or ""
+
+# --- Notifications: local webhook stand-ins; real SMTP/broker for worker subprocess tests -----
+PULSE_WEBHOOK_ALLOW_LOCALHOST = True
+if config_env.read("PULSE_TEST_EMAIL_PORT"):
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST = "127.0.0.1"
+    EMAIL_PORT = config_env.integer("PULSE_TEST_EMAIL_PORT", 25, minimum=1)
+    EMAIL_USE_TLS = False
+CELERY_BROKER_URL = config_env.read("PULSE_TEST_BROKER_URL", CELERY_BROKER_URL) or "memory://"
+PULSE_OUTBOX_CLAIM_TIMEOUT_SECONDS = config_env.integer(
+    "PULSE_TEST_OUTBOX_CLAIM_TIMEOUT_SECONDS", 600, minimum=1
+)
