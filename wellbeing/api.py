@@ -39,6 +39,7 @@ class TeamSerializer(serializers.ModelSerializer):
 
 
 class OrganisationViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = Organisation.objects.none()  # for the schema; requests use get_queryset
     serializer_class = OrganisationSerializer
     permission_classes = [IsOrganisationMember]
     lookup_field = "public_id"
@@ -50,6 +51,7 @@ class OrganisationViewSet(viewsets.ReadOnlyModelViewSet):
 class TeamViewSet(viewsets.ReadOnlyModelViewSet):
     """Teams the caller may see: the whole organisation for admins, led subtrees for leads."""
 
+    queryset = Team.objects.none()  # for the schema; requests use get_queryset
     serializer_class = TeamSerializer
     permission_classes = [IsOrganisationMember]
     lookup_field = "public_id"

@@ -29,6 +29,10 @@ def validate_timezone(value: str) -> None:
         raise ValidationError(_("Unknown timezone: %(value)s"), params={"value": value})
 
 
+def default_timezone() -> str:
+    return settings.PULSE_DEFAULT_TIMEZONE
+
+
 def default_anonymity_threshold() -> int:
     return settings.PULSE_DEFAULT_ANONYMITY_THRESHOLD
 
@@ -37,7 +41,9 @@ class Organisation(models.Model):
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=80, unique=True)
-    timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+    timezone = models.CharField(
+        max_length=64, default=default_timezone, validators=[validate_timezone]
+    )
     locale = models.CharField(max_length=10, default="en")
     anonymity_threshold = models.PositiveSmallIntegerField(
         default=default_anonymity_threshold,

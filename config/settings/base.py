@@ -128,6 +128,7 @@ STORAGES = {
 # --- Product settings -------------------------------------------------------------------------
 PULSE_DEFAULT_ANONYMITY_THRESHOLD = config_env.integer("PULSE_DEFAULT_K", 5, minimum=3)
 PULSE_TOKEN_HMAC_KEY = config_env.read("PULSE_TOKEN_HMAC_KEY", "") or ""
+PULSE_DEFAULT_TIMEZONE = config_env.timezone_name("PULSE_DEFAULT_TIMEZONE", "UTC")
 
 # --- Celery -----------------------------------------------------------------------------------
 REDIS_URL = config_env.read("REDIS_URL", "") or ""
@@ -190,7 +191,14 @@ LOGGING = {
     "formatters": {
         "keyvalue": {"format": "ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "keyvalue"}},
+    "filters": {"redact_tokens": {"()": "config.log_redaction.RedactTokensFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "keyvalue",
+            "filters": ["redact_tokens"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         # Access-style request logs could carry a token in a query string: keep them quiet.

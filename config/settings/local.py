@@ -20,6 +20,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_out": str(_broker_dir),
         "processed_folder": str(DATA_DIR / "broker-processed"),
         "store_processed": False,
+        "control_folder": str(DATA_DIR / "broker-control"),
     }
 
 EMAIL_BACKEND = config_env.read("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")

@@ -1,0 +1,55 @@
+"""Seed the demo organisation and, where available, its check-in history.  Idempotent."""
+
+from __future__ import annotations
+
+import time
+from importlib import import_module
+
+from django.core.management.base import BaseCommand
+
+from wellbeing.demo import organisation_seed
+
+
+class Command(BaseCommand):
+    help = "Create the demo organisation (teams, people, leads, admin) and its check-in history."
+
+    def add_arguments(self, parser) -> None:  # noqa: ANN001
+        parser.add_argument("--weeks", type=int, default=26, help="weeks of check-in history")
+        parser.add_argument(
+            "--no-history", action="store_true", help="only the organisation, no check-ins"
+        )
+
+    def handle(self, *args, **options) -> None:
+        started = time.monotonic()
+
+        def progress(message: str) -> None:
+            self.stdout.write(f"  · {message}")
+
+        self.stdout.write("Seeding the demo organisation…")
+        organisation, logins = organisation_seed(progress=progress)
+        history: dict = {}
+        if not options["no_history"]:
+            try:
+                checkins_demo = import_module("checkins.demo")
+            except ModuleNotFoundError:
+                checkins_demo = None
+            if checkins_demo is not None:
+                self.stdout.write(f"Seeding {options['weeks']} weeks of check-in history…")
+                history = checkins_demo.history_seed(
+                    organisation=organisation, weeks=options["weeks"], progress=progress
+                )
+        elapsed = time.monotonic() - started
+        self.stdout.write("")
+        self.stdout.write(f"Demo logins (password for all: {logins.password}):")
+        self.stdout.write(f"  admin     {logins.admin}")
+        self.stdout.write(f"  team lead {logins.lead}")
+        self.stdout.write(f"  employee  {logins.employee}")
+        summary = ", ".join(f"{key}={value}" for key, value in history.items())
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo ready: organisation={organisation.slug} people="
+                f"{organisation.people.count()} teams={organisation.teams.count()}"
+                + (f" {summary}" if summary else "")
+                + f" in {elapsed:.1f}s"
+            )
+        )

@@ -1,0 +1,42 @@
+"""Keep check-in tokens out of every log line.
+
+A one-time check-in link carries its token in the path (``/checkin/t/<token>/``) on the first
+request only; access logs, Django's request logs and error reports must never keep it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from gunicorn.glogging import Logger as GunicornLogger
+
+TOKEN_PATH = re.compile(r"(/checkin/t/)[^/\s\"?]+")
+QUERY_TOKEN = re.compile(r"((?:token|t)=)[^&\s\"]+", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    return QUERY_TOKEN.sub(r"\1[redacted]", TOKEN_PATH.sub(r"\1[redacted]", text))
+
+
+class RedactTokensFilter(logging.Filter):
+    """A logging filter that rewrites the formatted message with tokens removed."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg = cleaned
+            record.args = ()
+        return True
+
+
+class RedactingGunicornLogger(GunicornLogger):
+    """Gunicorn access logger that never writes a token."""
+
+    def atoms(self, resp, req, environ, request_time):  # noqa: ANN001 - gunicorn's signature
+        atoms = super().atoms(resp, req, environ, request_time)
+        for key in ("r", "U", "q", "{raw_uri}e", "f"):
+            if key in atoms and isinstance(atoms[key], str):
+                atoms[key] = redact(atoms[key])
+        return atoms

@@ -1,0 +1,93 @@
+"""The compose file cannot run here (no Docker engine); check it refers to real things."""
+
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def command_of(service: dict) -> list[str]:
+    command = service["command"]
+    return command if isinstance(command, list) else command.split()
+
+
+def test_every_service_the_app_needs_is_there(compose):
+    assert set(compose["services"]) >= {"db", "redis", "migrate", "web", "worker", "beat"}
+    assert compose["services"]["db"]["image"].startswith("postgres:16")
+    assert compose["services"]["redis"]["image"].startswith("redis:7")
+
+
+def test_web_runs_gunicorn_on_the_real_wsgi_application(compose):
+    command = command_of(compose["services"]["web"])
+    assert command[0] == "gunicorn"
+    module, attribute = command[1].split(":")
+    assert hasattr(importlib.import_module(module), attribute)
+    logger_class = next(arg.split("=", 1)[1] for arg in command if arg.startswith("--logger-class"))
+    module_name, class_name = logger_class.rsplit(".", 1)
+    assert hasattr(importlib.import_module(module_name), class_name)
+
+
+def test_worker_and_beat_use_the_real_celery_app(compose):
+    for name in ("worker", "beat"):
+        command = command_of(compose["services"][name])
+        assert command[:3] == ["celery", "-A", "config"]
+        assert command[3] == name
+    from config.celery import app
+
+    assert app.main == "pulse"
+
+
+def test_exactly_one_beat(compose):
+    beats = [
+        name
+        for name, service in compose["services"].items()
+        if "command" in service and "beat" in command_of(service)
+    ]
+    assert beats == ["beat"]
+    assert compose["services"]["beat"].get("deploy", {}).get("replicas", 1) == 1
+
+
+def test_migrate_runs_first_and_others_wait_for_it(compose):
+    assert command_of(compose["services"]["migrate"])[-2:] == ["migrate", "--no-input"]
+    for name in ("web", "worker", "beat"):
+        depends = compose["services"][name]["depends_on"]
+        assert depends["migrate"]["condition"] == "service_completed_successfully"
+        assert depends["redis"]["condition"] == "service_healthy"
+    assert compose["services"]["migrate"]["depends_on"]["db"]["condition"] == "service_healthy"
+
+
+def test_health_checks_exist(compose):
+    for name in ("db", "redis", "web", "worker"):
+        assert "healthcheck" in compose["services"][name], name
+    assert "/readyz" in " ".join(compose["services"]["web"]["healthcheck"]["test"])
+
+
+def test_app_services_use_production_settings_and_real_servers(compose):
+    for name in ("migrate", "web", "worker", "beat"):
+        env = compose["services"][name]["environment"]
+        assert env["DJANGO_SETTINGS_MODULE"] == "config.settings.production"
+        importlib.import_module("config.settings.base")
+        assert env["DATABASE_URL"].startswith("postgres://")
+        assert "@db:5432/" in env["DATABASE_URL"]
+        assert env["REDIS_URL"] == "redis://redis:6379/0"
+
+
+def test_env_example_sets_what_production_requires():
+    text = (ROOT / ".env.example").read_text()
+    keys = set(re.findall(r"^([A-Z_]+)=", text, flags=re.MULTILINE))
+    assert {"SECRET_KEY", "ALLOWED_HOSTS", "POSTGRES_PASSWORD"} <= keys
+
+
+def test_dockerfile_copies_every_app():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    for package in ("config", "wellbeing", "checkins", "notifications", "templates", "static"):
+        assert f"COPY {package} " in dockerfile

@@ -1,0 +1,90 @@
+"""Invalid environments stop the process at start with one clear line naming the variable."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PRODUCTION_ENV = {
+    "DJANGO_SETTINGS_MODULE": "config.settings.production",
+    "SECRET_KEY": "x7$k2!pQ9zR4mW8nB3vC6yT1uH5jL0fD2gS7aE4rK9wX3qZ8pM6nV1bN5cY0tJ2uF",
+    "DATABASE_URL": "postgres://pulse@127.0.0.1:5432/pulse",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "ALLOWED_HOSTS": "pulse.example.com",
+}
+
+
+def start(env_overrides: dict[str, str | None], *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    for key, value in env_overrides.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    command = args or ("-c", "import django; django.setup()")
+    return subprocess.run(
+        [sys.executable, *command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def assert_refused(result: subprocess.CompletedProcess, variable: str) -> None:
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.startswith("Pulse configuration")]
+    assert len(lines) >= 1, result.stderr
+    assert variable in lines[0]
+
+
+@pytest.mark.parametrize("variable", ["SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ALLOWED_HOSTS"])
+def test_production_refuses_to_start_without_essential_variable(variable):
+    result = start({**PRODUCTION_ENV, variable: None})
+    assert_refused(result, variable)
+
+
+def test_malformed_database_url_is_refused():
+    result = start({**PRODUCTION_ENV, "DATABASE_URL": "not-a-url"})
+    assert_refused(result, "DATABASE_URL")
+
+
+def test_k_below_three_is_refused_at_start():
+    result = start({"DJANGO_SETTINGS_MODULE": "config.settings.local", "PULSE_DEFAULT_K": "2"})
+    assert_refused(result, "PULSE_DEFAULT_K")
+
+
+def test_non_numeric_k_is_refused_at_start():
+    result = start({"DJANGO_SETTINGS_MODULE": "config.settings.local", "PULSE_DEFAULT_K": "five"})
+    assert_refused(result, "PULSE_DEFAULT_K")
+
+
+def test_unknown_timezone_is_refused_at_start():
+    result = start(
+        {"DJANGO_SETTINGS_MODULE": "config.settings.local", "PULSE_DEFAULT_TIMEZONE": "Mars/Base"}
+    )
+    assert_refused(result, "PULSE_DEFAULT_TIMEZONE")
+
+
+def test_weak_production_secret_key_is_refused():
+    result = start({**PRODUCTION_ENV, "SECRET_KEY": "short"})
+    assert_refused(result, "SECRET_KEY")
+
+
+def test_secret_can_come_from_a_file(tmp_path):
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(PRODUCTION_ENV["SECRET_KEY"] + "\n")
+    result = start(
+        {**PRODUCTION_ENV, "SECRET_KEY": None, "SECRET_KEY_FILE": str(secret_file)},
+        "-c",
+        "import django; django.setup(); from django.conf import settings; "
+        f"print(settings.SECRET_KEY == {PRODUCTION_ENV['SECRET_KEY']!r})",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
+
+
+def test_production_passes_the_deploy_check_with_no_warnings():
+    result = start(PRODUCTION_ENV, "manage.py", "check", "--deploy", "--fail-level", "WARNING")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
