@@ -1,0 +1,157 @@
+import random
+
+import pytest
+
+from wellbeing.stats.detector import (
+    CyclePoint,
+    detect_deterioration,
+    high_level,
+    participation_drop,
+)
+
+
+def _stable(cycles: int, *, level: float = 50.0, sd: float = 3.0, n: int = 12, seed: int = 1):
+    rng = random.Random(seed)
+    return [CyclePoint(index=level + rng.gauss(0, sd), n=n) for _ in range(cycles)]
+
+
+def test_stable_team_is_in_control_against_its_own_baseline():
+    # given two stable years
+    history = _stable(30)
+
+    # when
+    result = detect_deterioration(history)
+
+    # then
+    assert result.status == "in_control"
+    assert result.baseline_source == "team"
+    assert result.baseline_mean == pytest.approx(50, abs=3)
+    assert result.shifted_cycles == 0
+    assert result.statistic is not None and result.threshold is not None
+    assert result.statistic <= result.threshold
+
+
+def test_sustained_rise_signals_with_evidence():
+    # given a baseline then four cycles three sds higher
+    history = _stable(20) + [CyclePoint(index=59.0 + d, n=12) for d in (0.5, -0.5, 1.0, 0.0)]
+
+    # when
+    result = detect_deterioration(history, label="Stress")
+
+    # then
+    assert result.status == "signal"
+    assert result.shifted_cycles >= 2
+    assert result.statistic > result.threshold
+    assert result.slope_per_cycle is not None and result.slope_per_cycle > 0
+    assert result.mann_kendall_p is not None and result.mann_kendall_p < 0.05
+    assert result.explanation.startswith("Stress has risen above its own usual level")
+
+
+def test_a_fall_never_signals():
+    history = _stable(20) + [CyclePoint(index=30.0, n=12)] * 6
+    assert detect_deterioration(history).status == "in_control"
+
+
+@pytest.mark.parametrize(
+    "history",
+    [
+        [],
+        [CyclePoint(None, 0)] * 30,
+        [CyclePoint(float("nan"), 8)] * 30,
+        [CyclePoint(50.0, 0)] * 30,
+    ],
+)
+def test_empty_or_all_missing_history_has_not_enough_data(history):
+    result = detect_deterioration(history, org_mean=50, org_sd=5)
+    assert result.status == "not_enough_data"
+    assert result.statistic is None and result.explanation
+
+
+def test_hidden_cycles_are_skipped_not_counted():
+    # given the same figures with hidden (below k) cycles interleaved
+    base = _stable(20) + [CyclePoint(index=58.0, n=12)] * 3
+    gappy: list[CyclePoint] = []
+    for point in base:
+        gappy += [point, CyclePoint(index=None, n=3)]
+
+    # then the chart sees exactly the same evidence
+    a, b = detect_deterioration(base), detect_deterioration(gappy)
+    assert (a.status, a.shifted_cycles) == (b.status, b.shifted_cycles)
+    assert a.statistic == pytest.approx(b.statistic)
+
+
+def test_short_history_falls_back_to_the_organisation_baseline():
+    # given eight cycles well above the organisation's usual level
+    history = [CyclePoint(index=70.0, n=10)] * 8
+
+    # when
+    result = detect_deterioration(history, org_mean=50.0, org_sd=5.0)
+
+    # then
+    assert result.baseline_source == "organisation"
+    assert result.status == "signal"
+    assert "organisation" in result.explanation
+
+
+def test_short_history_without_organisation_figures_waits():
+    result = detect_deterioration(_stable(8))
+    assert result.status == "not_enough_data"
+    assert result.baseline_source == ""
+
+
+def test_organisation_fallback_needs_min_history():
+    result = detect_deterioration(_stable(4), org_mean=50.0, org_sd=5.0, min_history=6)
+    assert result.status == "not_enough_data"
+
+
+def test_small_n_cycles_are_shrunk_toward_the_organisation_mean():
+    # given one small-n cycle far above the organisation in the fallback
+    history = [CyclePoint(index=50.0, n=10)] * 6 + [CyclePoint(index=75.0, n=3)]
+    kwargs = {"org_mean": 50.0, "org_sd": 5.0}
+
+    plain = detect_deterioration(history, **kwargs)
+    shrunk = detect_deterioration(history, **kwargs, org_within_sd=20.0, org_between_sd=5.0)
+
+    # then shrinkage moves the chart less
+    assert shrunk.statistic < plain.statistic
+
+
+def test_a_small_n_cycle_moves_the_team_chart_less_than_a_full_one():
+    history = _stable(14, n=20)
+    full = detect_deterioration(history + [CyclePoint(index=60.0, n=20)])
+    small = detect_deterioration(history + [CyclePoint(index=60.0, n=5)])
+    assert small.statistic < full.statistic
+
+
+def test_flat_baseline_does_not_turn_a_wobble_into_an_alarm():
+    history = [CyclePoint(index=50.0, n=10)] * 12 + [CyclePoint(index=50.5, n=10)] * 3
+    assert detect_deterioration(history).status == "in_control"
+
+
+def test_explanation_carries_no_figures():
+    history = _stable(20) + [CyclePoint(index=62.0, n=12)] * 4
+    result = detect_deterioration(history)
+    assert not any(ch.isdigit() for ch in result.explanation.replace("4 cycles", ""))
+
+
+def test_participation_drop_signals_on_a_sharp_fall_only():
+    usual = [0.72, 0.70, 0.74, 0.69, 0.71, 0.73, 0.70, 0.72]
+    assert participation_drop(usual + [0.35]).status == "signal"
+    assert participation_drop(usual + [0.62]).status == "in_control"
+    assert participation_drop(usual + [0.95]).status == "in_control"
+
+
+def test_participation_drop_with_little_history_waits_and_skips_missing():
+    assert participation_drop([0.7, None, 0.2]).status == "not_enough_data"
+    result = participation_drop([0.7, 0.7, None, 0.7, 0.7, 0.7, 0.7, 0.7, 0.1])
+    assert result.status == "signal" and result.shifted_cycles == 1
+
+
+def test_high_level_needs_consecutive_usable_cycles_above_threshold():
+    assert high_level([40, 70, 72, 71], threshold=65, consecutive=3) is True
+    assert high_level([70, 60, 72, 71], threshold=65, consecutive=3) is False
+    assert high_level([70, None, 72, float("nan"), 71], threshold=65, consecutive=3) is True
+    assert high_level([70, 72], threshold=65, consecutive=3) is False
+    assert high_level([], threshold=65, consecutive=1) is False
+    with pytest.raises(ValueError):
+        high_level([70], threshold=65, consecutive=0)

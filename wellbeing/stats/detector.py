@@ -1,0 +1,341 @@
+"""The production deterioration detector: is a team's index rising against its own baseline?
+
+Input is one team's history for one dimension, oldest first, one ``CyclePoint`` per cycle; a
+cycle whose figure is hidden by the anonymity guard (fewer than k respondents) or missing is
+``index=None`` and is skipped explicitly, so nothing below k can ever be evidence.
+
+Method (details and the simulation that tunes it: ``docs/statistics.md``, ``bench/detection.py``):
+
+1. Baseline.  The team's first ``baseline_cycles`` usable cycles give the baseline mean and the
+   standard deviation of a cycle mean (between-cycle spread, floored at ``MIN_SD``); each later
+   cycle's sd is scaled by sqrt(n_baseline / n_cycle), so a cycle with fewer respondents moves
+   the chart less (small-n points are shrunk toward the baseline).  With too little history the
+   organisation's mean and sd of team-cycle indices stand in, and small-n cycles are shrunk
+   toward the organisation mean (empirical Bayes) when its within/between sds are given.
+2. Later cycles are standardised and fed to a one-sided upper EWMA (``ewma.py``) whose limits
+   include the uncertainty of the estimated baseline mean.  Only a rise can signal.
+3. Theil-Sen slope and Mann-Kendall test over the recent cycles are reported as evidence.
+
+Never raises on empty, short or all-missing histories: the answer is "not_enough_data".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ._data import is_number
+from .ewma import DEFAULT_L, ewma_upper_batch
+from .shrinkage import shrink_mean
+from .trend import mann_kendall, theil_sen
+
+SIGNAL = "signal"
+IN_CONTROL = "in_control"
+NOT_ENOUGH_DATA = "not_enough_data"
+
+# Smallest sd of a cycle mean we believe (index points): a flat baseline (everyone answering the
+# same for weeks) must not turn a 1-point wobble into an alarm.
+MIN_SD = 1.0
+TREND_WINDOW = 12
+MIN_TREND_POINTS = 4
+
+
+@dataclass(frozen=True)
+class CyclePoint:
+    index: float | None  # the team's 0-100 index for the cycle; None = below k / missing
+    n: int  # respondents behind the index
+
+
+@dataclass(frozen=True)
+class Detection:
+    status: str  # "signal" | "in_control" | "not_enough_data"
+    statistic: float | None  # EWMA value at the last usable cycle (standardised units)
+    threshold: float | None  # the control limit it is compared to
+    baseline_mean: float | None
+    baseline_sd: float | None
+    baseline_source: str  # "team" | "organisation" ("" when there is no baseline)
+    shifted_cycles: int  # consecutive recent usable cycles with the chart above its limit
+    slope_per_cycle: float | None
+    slope_low: float | None
+    slope_high: float | None
+    mann_kendall_p: float | None  # one-sided p-value for an increasing trend
+    explanation: str
+
+
+def _not_enough(explanation: str, source: str = "") -> Detection:
+    return Detection(
+        status=NOT_ENOUGH_DATA,
+        statistic=None,
+        threshold=None,
+        baseline_mean=None,
+        baseline_sd=None,
+        baseline_source=source,
+        shifted_cycles=0,
+        slope_per_cycle=None,
+        slope_low=None,
+        slope_high=None,
+        mann_kendall_p=None,
+        explanation=explanation,
+    )
+
+
+def _as_arrays(history: Sequence[CyclePoint]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    x = np.array(
+        [float(p.index) if is_number(p.index) and p.n > 0 else np.nan for p in history],
+        dtype=np.float64,
+    )
+    n = np.array([float(p.n) if p.n > 0 else np.nan for p in history], dtype=np.float64)
+    return x, n
+
+
+def team_baseline_batch(
+    x: NDArray[np.float64], n: NDArray[np.float64], *, baseline_cycles: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Per row (team): baseline mean, sd of a cycle mean, harmonic-mean n, and the z matrix.
+
+    ``x``/``n`` are teams x cycles with NaN for a missing cycle.  The baseline is each row's first
+    ``baseline_cycles`` usable cycles; z is NaN on those and wherever the row has no full baseline.
+    """
+    x = np.atleast_2d(x)
+    n = np.atleast_2d(n)
+    usable = np.isfinite(x) & np.isfinite(n) & (n > 0)
+    count = np.cumsum(usable, axis=1)
+    in_base = usable & (count <= baseline_cycles)
+    complete = count[:, -1] >= baseline_cycles if x.shape[1] else np.zeros(x.shape[0], bool)
+    xb = np.where(in_base, x, 0.0)
+    mean = xb.sum(axis=1) / baseline_cycles
+    dev = np.where(in_base, x - mean[:, None], 0.0)
+    sd = np.sqrt((dev**2).sum(axis=1) / (baseline_cycles - 1))
+    sd = np.maximum(sd, MIN_SD)
+    inv_n = np.where(in_base, 1.0 / np.where(usable, n, 1.0), 0.0).sum(axis=1)
+    n_h = baseline_cycles / np.where(inv_n > 0, inv_n, np.nan)
+    monitored = usable & (count > baseline_cycles) & complete[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = sd[:, None] * np.sqrt(n_h[:, None] / n)
+        z = np.where(monitored, (x - mean[:, None]) / scale, np.nan)
+    mean = np.where(complete, mean, np.nan)
+    sd = np.where(complete, sd, np.nan)
+    return mean, sd, n_h, z
+
+
+def team_chart_batch(
+    x: NDArray[np.float64],
+    n: NDArray[np.float64],
+    *,
+    baseline_cycles: int = 12,
+    lam: float = 0.2,
+    L: float = DEFAULT_L,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
+    """Vectorised team-baseline chart: (statistics, limits, above) over teams x cycles.
+
+    ``above[i, t]`` is True when the chart is above its limit at cycle t (carrying over cycles
+    with no usable figure) -- i.e. ``detect_deterioration(history[: t + 1]).status == "signal"``
+    for a team with no organisation fallback.  The benchmark uses this; production calls it
+    with one row, so both run the same code.
+    """
+    _, _, _, z = team_baseline_batch(x, n, baseline_cycles=baseline_cycles)
+    stats, limits = ewma_upper_batch(z, lam=lam, L=L, baseline_n=baseline_cycles)
+    with np.errstate(invalid="ignore"):
+        above = np.isfinite(limits) & (stats > limits)
+    return stats, limits, above
+
+
+def _trend(x: NDArray[np.float64]) -> tuple[float | None, float | None, float | None, float | None]:
+    positions = np.flatnonzero(np.isfinite(x))[-TREND_WINDOW:]
+    if positions.size < MIN_TREND_POINTS:
+        return None, None, None, None
+    ys = [float(v) for v in x[positions]]
+    xs = [float(p) for p in positions]
+    ts = theil_sen(ys, xs)
+    mk = mann_kendall(ys)
+    return ts.slope, ts.slope_low, ts.slope_high, mk.p_increasing
+
+
+def _explain(
+    *, label: str, status: str, source: str, shifted: int, slope: float | None, p: float | None
+) -> str:
+    against = "its own usual level" if source == "team" else "the organisation's usual level"
+    if status == SIGNAL:
+        text = (
+            f"{label} has risen above {against} and has stayed above the control limit for "
+            f"{shifted} cycle{'s' if shifted != 1 else ''}"
+        )
+    else:
+        text = f"{label} is within the normal range of {against}"
+    if slope is not None and p is not None:
+        if p < 0.05 and slope > 0:
+            text += ", and the recent trend is upward"
+        elif slope <= 0:
+            text += ", and the recent trend is flat or falling"
+        else:
+            text += ", and the recent trend is not clearly upward"
+    return text + "."
+
+
+def detect_deterioration(
+    history: Sequence[CyclePoint],
+    *,
+    org_mean: float | None = None,
+    org_sd: float | None = None,
+    baseline_cycles: int = 12,
+    min_history: int = 6,
+    lam: float = 0.2,
+    L: float = DEFAULT_L,
+    org_within_sd: float | None = None,
+    org_between_sd: float | None = None,
+    label: str = "The index",
+) -> Detection:
+    """Run the deterioration chart on one team's history (oldest first).
+
+    ``org_mean``/``org_sd``: the organisation's mean and sd of team-cycle indices for this
+    dimension, used until the team has more than ``baseline_cycles`` usable cycles.
+    ``org_within_sd``/``org_between_sd`` (optional): respondent-level sd and between-team sd,
+    enabling shrinkage of small-n cycles toward ``org_mean`` in that fallback.
+    """
+    if baseline_cycles < 2:
+        raise ValueError("baseline_cycles must be at least 2")
+    if min_history < 1:
+        raise ValueError("min_history must be at least 1")
+    x, n = _as_arrays(history)
+    usable = int(np.isfinite(x).sum())
+    if usable == 0:
+        return _not_enough("There are no cycles with enough responses yet.")
+
+    slope, slope_low, slope_high, mk_p = _trend(x)
+    if usable > baseline_cycles:
+        source = "team"
+        mean_arr, sd_arr, _, _ = team_baseline_batch(x, n, baseline_cycles=baseline_cycles)
+        stats_m, limits_m, _ = team_chart_batch(x, n, baseline_cycles=baseline_cycles, lam=lam, L=L)
+        base_mean, base_sd = float(mean_arr[0]), float(sd_arr[0])
+        stats, limits = stats_m[0], limits_m[0]
+        # limits are NaN on the baseline cycles: only later cycles are monitored
+        monitored = np.isfinite(x) & np.isfinite(limits)
+    elif usable >= min_history and is_number(org_mean) and is_number(org_sd):
+        source = "organisation"
+        base_mean, base_sd = float(org_mean), max(float(org_sd), MIN_SD)
+        shrunk = x.copy()
+        if is_number(org_within_sd) and is_number(org_between_sd):
+            for i in np.flatnonzero(np.isfinite(x)):
+                shrunk[i] = shrink_mean(
+                    float(x[i]),
+                    int(n[i]),
+                    float(org_within_sd),
+                    base_mean,
+                    float(org_between_sd),
+                )
+        z = (shrunk - base_mean) / base_sd
+        stats_m, limits_m = ewma_upper_batch(z[None, :], lam=lam, L=L)
+        stats, limits = stats_m[0], limits_m[0]
+        monitored = np.isfinite(x)
+    else:
+        needed = baseline_cycles + 1 if not is_number(org_mean) else min_history
+        return _not_enough(
+            f"{usable} cycle{'s' if usable != 1 else ''} with enough responses so far; "
+            f"the trend check needs {needed}."
+        )
+
+    positions = np.flatnonzero(monitored)
+    last = positions[-1]
+    statistic, threshold = float(stats[last]), float(limits[last])
+    shifted = 0
+    for pos in positions[::-1]:
+        if stats[pos] > limits[pos]:
+            shifted += 1
+        else:
+            break
+    status = SIGNAL if shifted > 0 else IN_CONTROL
+    return Detection(
+        status=status,
+        statistic=statistic,
+        threshold=threshold,
+        baseline_mean=base_mean,
+        baseline_sd=base_sd,
+        baseline_source=source,
+        shifted_cycles=shifted,
+        slope_per_cycle=slope,
+        slope_low=slope_low,
+        slope_high=slope_high,
+        mann_kendall_p=mk_p,
+        explanation=_explain(
+            label=label, status=status, source=source, shifted=shifted, slope=slope, p=mk_p
+        ),
+    )
+
+
+def participation_drop(
+    rates: Sequence[float | None],
+    *,
+    baseline_cycles: int = 12,
+    min_history: int = 6,
+    min_drop: float = 0.2,
+    z_limit: float = 3.0,
+    min_spread: float = 0.05,
+) -> Detection:
+    """A sharp fall of the response rate (0-1) against the team's own recent history.
+
+    Reference = median of up to ``baseline_cycles`` usable rates before the latest one; spread =
+    1.4826 x MAD, floored at ``min_spread``.  The latest rate signals when it is at least
+    ``min_drop`` (absolute, e.g. 0.2 = 20 points) AND ``z_limit`` spreads below the reference.
+    """
+    values = [float(r) for r in rates if is_number(r)]
+    if any(v < 0.0 or v > 1.0 for v in values):
+        raise ValueError("response rates must lie in [0, 1]")
+    if len(values) < min_history + 1:
+        return _not_enough(
+            f"{len(values)} cycle{'s' if len(values) != 1 else ''} of participation so far; "
+            f"the check needs {min_history + 1}."
+        )
+
+    def drop_at(i: int) -> tuple[bool, float, float, float]:
+        history = np.asarray(values[max(0, i - baseline_cycles) : i])
+        ref = float(np.median(history))
+        spread = max(min_spread, 1.4826 * float(np.median(np.abs(history - ref))))
+        z = (ref - values[i]) / spread
+        return (ref - values[i] >= min_drop and z >= z_limit), z, ref, spread
+
+    fired, z_last, ref, spread = drop_at(len(values) - 1)
+    shifted = 0
+    for i in range(len(values) - 1, min_history - 1, -1):
+        if drop_at(i)[0]:
+            shifted += 1
+        else:
+            break
+    recent = values[-TREND_WINDOW:]
+    ts = theil_sen(recent) if len(recent) >= MIN_TREND_POINTS else None
+    mk = mann_kendall([-v for v in recent]) if len(recent) >= MIN_TREND_POINTS else None
+    status = SIGNAL if fired else IN_CONTROL
+    explanation = (
+        f"Participation fell to {values[-1]:.0%} against a usual {ref:.0%}."
+        if fired
+        else "Participation is within its usual range."
+    )
+    return Detection(
+        status=status,
+        statistic=z_last,
+        threshold=z_limit,
+        baseline_mean=ref,
+        baseline_sd=spread,
+        baseline_source="team",
+        shifted_cycles=shifted,
+        slope_per_cycle=ts.slope if ts else None,
+        slope_low=ts.slope_low if ts else None,
+        slope_high=ts.slope_high if ts else None,
+        mann_kendall_p=mk.p_increasing if mk else None,  # p for a *falling* rate
+        explanation=explanation,
+    )
+
+
+def high_level(indices: Sequence[float | None], *, threshold: float, consecutive: int) -> bool:
+    """True when the last ``consecutive`` usable indices are all above ``threshold``.
+
+    Missing cycles (None/NaN, e.g. below k) are skipped: they neither break nor extend the run.
+    """
+    if consecutive < 1:
+        raise ValueError("consecutive must be at least 1")
+    values = [float(v) for v in indices if is_number(v)]
+    if len(values) < consecutive:
+        return False
+    return all(v > threshold for v in values[-consecutive:])
