@@ -232,14 +232,18 @@ class Schedule(models.Model):
     )
     local_time = models.TimeField(default=time(9, 0))
     timezone = models.CharField(
-        max_length=64, blank=True, validators=[validate_timezone],
+        max_length=64,
+        blank=True,
+        validators=[validate_timezone],
         help_text=_("Empty means the organisation's timezone."),
     )
     open_hours = models.PositiveIntegerField(
         default=96, validators=[MinValueValidator(1), MaxValueValidator(24 * 27)]
     )
     reminder_offsets = models.JSONField(
-        default=list, blank=True, validators=[validate_reminder_offsets],
+        default=list,
+        blank=True,
+        validators=[validate_reminder_offsets],
         help_text=_("Hours after opening at which people who have not answered are reminded."),
     )
     start_date = models.DateField()
@@ -304,7 +308,9 @@ class Cycle(models.Model):
     class Meta:
         ordering = ["-opens_at"]
         constraints = [
-            models.UniqueConstraint(fields=["schedule", "period_start"], name="cycle_one_per_period"),
+            models.UniqueConstraint(
+                fields=["schedule", "period_start"], name="cycle_one_per_period"
+            ),
             models.CheckConstraint(
                 condition=Q(closes_at__gt=models.F("opens_at")), name="cycle_closes_after_open"
             ),
@@ -323,8 +329,6 @@ class Invitation(models.Model):
     cycle = models.ForeignKey(Cycle, on_delete=models.CASCADE, related_name="invitations")
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="checkin_invitations")
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="checkin_invitations")
-    token_hash = models.CharField(max_length=64, unique=True, editable=False)
-    token_used = models.BooleanField(default=False)
     # The rotation shown to this person; cleared when they answer and at close, so the subset
     # of keys in a response cannot be matched back to an invitation afterwards.
     question_ids = models.JSONField(default=list, blank=True)
@@ -339,6 +343,19 @@ class Invitation(models.Model):
 
     def __str__(self) -> str:
         return f"invitation {self.public_id}"
+
+
+class InvitationToken(models.Model):
+    """A one-time link sent to an invited person: the invitation e-mail and each reminder carry
+    their own token (the plain token is not kept, so a reminder cannot repeat the first link).
+    Stored only as a keyed hash; single use; dies with the cycle."""
+
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    invitation = models.ForeignKey(Invitation, on_delete=models.CASCADE, related_name="tokens")
+    used = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return f"token for {self.invitation_id}"
 
 
 # --- Answers (anonymous) ----------------------------------------------------------------------

@@ -1,0 +1,1147 @@
+"""Check-in writes: questions and surveys, schedules, the tick, opening and closing cycles,
+one-time links, anonymous submission and the unlinkable release.
+
+What this module must never do: store anything that ties an answer to a person (no user, no
+invitation, no token, no time next to answers), log a token, an answer or an address, or let a
+batch smaller than k leave the pending store while more answers can still come (DESIGN.md §4).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from functools import partial
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, F
+from django.utils import timezone
+
+from wellbeing.errors import ServiceError
+from wellbeing.models import Organisation, Team, User
+from wellbeing.selectors import team_members_on, team_subtree_ids
+
+from . import rotation, scheduling
+from .models import (
+    COMMENT_MAX_LENGTH,
+    Cycle,
+    Invitation,
+    InvitationToken,
+    PendingAnswer,
+    Question,
+    Response,
+    Schedule,
+    SupportResource,
+    Survey,
+    SurveyItem,
+)
+from .tokens import checkin_link, token_hash, token_new
+
+logger = logging.getLogger("pulse.checkins")
+
+OPEN_CHUNK_SIZE = 2000
+MESSAGE_BATCH_SIZE = 2000
+# Invitation and reminder deliveries are spread over this many seconds after the opening time.
+DELIVERY_JITTER_SECONDS = 900
+# How many past periods one tick looks back over when beat has been down.
+CATCH_UP_LIMIT = 60
+_INTEGER = re.compile(r"^[+-]?\d{1,9}$")
+
+
+# --- Questions --------------------------------------------------------------------------------
+
+QUESTION_EDITABLE_FIELDS = (
+    "text",
+    "dimension",
+    "kind",
+    "scale_min",
+    "scale_max",
+    "scale_labels",
+    "reverse",
+    "higher_is_worse",
+    "required",
+    "audience",
+    "translations",
+    "source",
+    "licence",
+)
+
+
+def _full_clean(obj: Any, *, exclude: Sequence[str] = ()) -> None:
+    from django.core.exceptions import ValidationError
+
+    try:
+        obj.full_clean(exclude=list(exclude), validate_unique=False, validate_constraints=False)
+    except ValidationError as exc:
+        fields = {name: [str(m) for m in messages] for name, messages in exc.message_dict.items()}
+        raise ServiceError("invalid", "Please correct the highlighted fields.", fields=fields)
+
+
+def question_create(
+    *,
+    organisation: Organisation,
+    key: str,
+    text: str,
+    dimension: str = "",
+    kind: str = Question.Kind.SCALE,
+    scale_min: int | None = None,
+    scale_max: int | None = None,
+    scale_labels: Sequence[str] = (),
+    reverse: bool = False,
+    higher_is_worse: bool = True,
+    required: bool = False,
+    audience: str = Question.Audience.ALL,
+    translations: dict | None = None,
+    source: str = "",
+    licence: str = "",
+) -> Question:
+    question = Question(
+        organisation=organisation,
+        key=key,
+        version=1,
+        text=text,
+        dimension=dimension,
+        kind=kind,
+        scale_min=scale_min,
+        scale_max=scale_max,
+        scale_labels=list(scale_labels),
+        reverse=reverse,
+        higher_is_worse=higher_is_worse,
+        required=required,
+        audience=audience,
+        translations=translations or {},
+        source=source,
+        licence=licence,
+    )
+    _full_clean(question, exclude=["replaces", "organisation"])
+    if Question.objects.filter(organisation=organisation, key=key).exists():
+        raise ServiceError("invalid", "A question with this key exists.", fields={"key": ["taken"]})
+    question.save()
+    return question
+
+
+def question_has_answers(*, question: Question) -> bool:
+    key = str(question.pk)
+    return (
+        Response.objects.filter(answers__has_key=key).exists()
+        or PendingAnswer.objects.filter(answers__has_key=key).exists()
+    )
+
+
+def question_update(*, question: Question, **changes: Any) -> Question:
+    """Edit a question.  One that has answers (or sits in a published survey) is never edited
+    in place: a new version is created and returned, and the old one stops being current."""
+    unknown = set(changes) - set(QUESTION_EDITABLE_FIELDS)
+    if unknown:
+        raise ServiceError(
+            "invalid", "Unknown fields.", fields={name: ["unknown field"] for name in unknown}
+        )
+    if question.organisation_id is None:
+        raise ServiceError("read_only", "Library questions cannot be changed.", status=403)
+    with transaction.atomic():
+        question = Question.objects.select_for_update().get(pk=question.pk)
+        if _is_superseded(question):
+            raise ServiceError("invalid", "Only the current version of a question can be edited.")
+        frozen = (
+            question_has_answers(question=question)
+            or question.survey_items.filter(survey__is_published=True).exists()
+        )
+        if not frozen:
+            for name, value in changes.items():
+                setattr(question, name, value)
+            _full_clean(question, exclude=["replaces", "organisation"])
+            question.save()
+            return question
+        new = Question(
+            organisation_id=question.organisation_id,
+            key=question.key,
+            version=question.version + 1,
+            replaces=question,
+            **{name: getattr(question, name) for name in QUESTION_EDITABLE_FIELDS},
+        )
+        for name, value in changes.items():
+            setattr(new, name, value)
+        _full_clean(new, exclude=["replaces", "organisation"])
+        new.save()
+        Question.objects.filter(pk=question.pk).update(is_current=False)
+        return new
+
+
+def _is_superseded(question: Question) -> bool:
+    return Question.objects.filter(replaces=question).exists()
+
+
+# --- Surveys ----------------------------------------------------------------------------------
+
+
+def _survey_question_check(
+    *, organisation: Organisation, question_ids: Sequence[int], items_per_person: int
+) -> list[Question]:
+    ids = list(question_ids)
+    if not ids:
+        raise ServiceError(
+            "invalid", "A survey needs questions.", fields={"question_ids": ["empty"]}
+        )
+    if len(set(ids)) != len(ids):
+        raise ServiceError(
+            "invalid", "A question appears twice.", fields={"question_ids": ["duplicate"]}
+        )
+    found = {
+        q.pk: q
+        for q in Question.objects.filter(pk__in=ids, is_current=True).filter(
+            organisation__isnull=True
+        )
+        | Question.objects.filter(pk__in=ids, is_current=True, organisation=organisation)
+    }
+    missing = [str(i) for i in ids if i not in found]
+    if missing:
+        raise ServiceError(
+            "invalid",
+            "Some questions do not exist or are not current.",
+            fields={"question_ids": [f"unknown: {', '.join(missing)}"]},
+        )
+    questions = [found[i] for i in ids]
+    if sum(1 for q in questions if q.kind == Question.Kind.TEXT) > 1:
+        raise ServiceError(
+            "invalid", "At most one free-text question.", fields={"question_ids": ["two texts"]}
+        )
+    dimensions = {q.dimension for q in questions if q.kind == Question.Kind.SCALE}
+    if len(dimensions) > items_per_person:
+        raise ServiceError(
+            "invalid",
+            "Every dimension must be measured each cycle: raise the items per person.",
+            fields={"items_per_person": [f"at least {len(dimensions)}"]},
+        )
+    return questions
+
+
+def survey_create(
+    *,
+    organisation: Organisation,
+    name: str,
+    question_ids: Sequence[int],
+    items_per_person: int = 8,
+    description: str = "",
+) -> Survey:
+    questions = _survey_question_check(
+        organisation=organisation, question_ids=question_ids, items_per_person=items_per_person
+    )
+    with transaction.atomic():
+        key = f"survey-{uuid.uuid4().hex[:12]}"
+        survey = Survey.objects.create(
+            organisation=organisation,
+            key=key,
+            name=name,
+            description=description,
+            items_per_person=items_per_person,
+        )
+        SurveyItem.objects.bulk_create(
+            SurveyItem(survey=survey, question=q, position=i) for i, q in enumerate(questions)
+        )
+    return survey
+
+
+def survey_publish(*, survey: Survey) -> Survey:
+    Survey.objects.filter(pk=survey.pk).update(is_published=True)
+    survey.refresh_from_db()
+    return survey
+
+
+def survey_update(
+    *,
+    survey: Survey,
+    name: str | None = None,
+    description: str | None = None,
+    question_ids: Sequence[int] | None = None,
+    items_per_person: int | None = None,
+) -> Survey:
+    """Edit a draft in place; a published survey gets a new published version instead, and the
+    schedules that used it move to the new version (past cycles keep the old one)."""
+    if survey.organisation_id is None:
+        raise ServiceError("read_only", "Library surveys cannot be changed.", status=403)
+    organisation = survey.organisation
+    assert organisation is not None
+    with transaction.atomic():
+        survey = Survey.objects.select_for_update().get(pk=survey.pk)
+        if not survey.is_current:
+            raise ServiceError("invalid", "Only the current version of a survey can be edited.")
+        ids = (
+            list(question_ids)
+            if question_ids is not None
+            else list(survey.items.order_by("position").values_list("question_id", flat=True))
+        )
+        per_person = items_per_person if items_per_person is not None else survey.items_per_person
+        questions = _survey_question_check(
+            organisation=organisation, question_ids=ids, items_per_person=per_person
+        )
+        if not survey.is_published:
+            survey.name = name if name is not None else survey.name
+            survey.description = description if description is not None else survey.description
+            survey.items_per_person = per_person
+            survey.save()
+            survey.items.all().delete()
+            target = survey
+        else:
+            target = Survey.objects.create(
+                organisation=organisation,
+                key=survey.key,
+                version=survey.version + 1,
+                replaces=survey,
+                name=name if name is not None else survey.name,
+                description=description if description is not None else survey.description,
+                translations=survey.translations,
+                items_per_person=per_person,
+                is_published=True,
+            )
+            Survey.objects.filter(pk=survey.pk).update(is_current=False)
+            Schedule.objects.filter(survey=survey).update(survey=target)
+        SurveyItem.objects.bulk_create(
+            SurveyItem(survey=target, question=q, position=i) for i, q in enumerate(questions)
+        )
+    return target
+
+
+# --- Schedules --------------------------------------------------------------------------------
+
+SCHEDULE_FIELDS = (
+    "name",
+    "survey",
+    "cadence",
+    "weekday",
+    "local_time",
+    "timezone",
+    "open_hours",
+    "reminder_offsets",
+    "start_date",
+    "end_date",
+    "paused",
+)
+
+
+def _schedule_validate(schedule: Schedule, team_ids: Sequence[int] | None) -> None:
+    _full_clean(schedule, exclude=["organisation", "survey"])
+    survey = schedule.survey
+    if survey.organisation_id not in (None, schedule.organisation_id):
+        raise ServiceError("invalid", "Unknown survey.", fields={"survey": ["unknown"]})
+    if not survey.is_published:
+        raise ServiceError("invalid", "Publish the survey first.", fields={"survey": ["draft"]})
+    if team_ids is not None:
+        ids = set(team_ids)
+        found = set(
+            Team.objects.filter(pk__in=ids, organisation_id=schedule.organisation_id).values_list(
+                "pk", flat=True
+            )
+        )
+        if not ids or found != ids:
+            raise ServiceError(
+                "invalid", "Choose teams of this organisation.", fields={"team_ids": ["unknown"]}
+            )
+
+
+def schedule_create(
+    *,
+    organisation: Organisation,
+    name: str,
+    survey: Survey,
+    team_ids: Sequence[int],
+    start_date: date,
+    cadence: str = Schedule.Cadence.WEEKLY,
+    weekday: int = 0,
+    local_time: time = time(9, 0),
+    timezone: str = "",
+    open_hours: int = 96,
+    reminder_offsets: Sequence[int] = (24, 72),
+    end_date: date | None = None,
+) -> Schedule:
+    schedule = Schedule(
+        organisation=organisation,
+        name=name,
+        survey=survey,
+        cadence=cadence,
+        weekday=weekday,
+        local_time=local_time,
+        timezone=timezone,
+        open_hours=open_hours,
+        reminder_offsets=list(reminder_offsets),
+        start_date=start_date,
+        end_date=end_date,
+    )
+    _schedule_validate(schedule, team_ids)
+    with transaction.atomic():
+        schedule.save()
+        schedule.teams.set(team_ids)
+    return schedule
+
+
+def schedule_update(
+    *, schedule: Schedule, team_ids: Sequence[int] | None = None, **changes: Any
+) -> Schedule:
+    unknown = set(changes) - set(SCHEDULE_FIELDS)
+    if unknown:
+        raise ServiceError(
+            "invalid", "Unknown fields.", fields={name: ["unknown field"] for name in unknown}
+        )
+    with transaction.atomic():
+        schedule = Schedule.objects.select_for_update().get(pk=schedule.pk)
+        for name, value in changes.items():
+            setattr(schedule, name, list(value) if name == "reminder_offsets" else value)
+        _schedule_validate(schedule, team_ids)
+        schedule.save()
+        if team_ids is not None:
+            schedule.teams.set(team_ids)
+    return schedule
+
+
+def support_resource_create(
+    *,
+    organisation: Organisation,
+    title: str,
+    description: str = "",
+    url: str = "",
+    phone: str = "",
+    order: int = 0,
+) -> SupportResource:
+    resource = SupportResource(
+        organisation=organisation,
+        title=title,
+        description=description,
+        url=url,
+        phone=phone,
+        order=order,
+    )
+    _full_clean(resource, exclude=["organisation"])
+    resource.save()
+    return resource
+
+
+# --- The tick ---------------------------------------------------------------------------------
+
+
+@dataclass
+class TickReport:
+    opened: list[int] = field(default_factory=list)
+    missed: list[int] = field(default_factory=list)
+    closing: list[int] = field(default_factory=list)
+    reminders: int = 0
+
+
+def tick_run(*, now: datetime | None = None) -> TickReport:
+    """Open every due cycle, record fully missed windows, send due reminders, close ended
+    cycles.  Safe to run concurrently and repeatedly: schedules are claimed with
+    ``SKIP LOCKED`` and ``(schedule, period_start)`` is unique."""
+    now = now or timezone.now()
+    report = TickReport()
+    for schedule_id in Schedule.objects.filter(paused=False).values_list("pk", flat=True):
+        _schedule_catch_up(schedule_id=schedule_id, now=now, report=report)
+
+    open_cycles = Cycle.objects.filter(state=Cycle.State.OPEN)
+    for cycle in open_cycles.filter(closes_at__gt=now, opened_fully=True).select_related(
+        "schedule"
+    ):
+        report.reminders += reminders_enqueue_due(cycle=cycle, now=now)
+    from . import tasks
+
+    # Openings interrupted by a lost task are picked up again (the chunk claims the cycle row).
+    for cycle_id in open_cycles.filter(opened_fully=False, closes_at__gt=now).values_list(
+        "pk", flat=True
+    ):
+        if cycle_id not in report.opened:
+            transaction.on_commit(partial(tasks.cycle_open_chunk_task.delay, cycle_id))
+    for cycle_id in open_cycles.filter(closes_at__lte=now).values_list("pk", flat=True):
+        report.closing.append(cycle_id)
+        transaction.on_commit(partial(tasks.cycle_close_task.delay, cycle_id))
+    logger.info(
+        "event=tick opened=%d missed=%d closing=%d reminders=%d",
+        len(report.opened),
+        len(report.missed),
+        len(report.closing),
+        report.reminders,
+    )
+    return report
+
+
+def _schedule_catch_up(*, schedule_id: int, now: datetime, report: TickReport) -> None:
+    from . import tasks
+
+    with transaction.atomic():
+        schedule = (
+            Schedule.objects.select_for_update(skip_locked=True)
+            .select_related("organisation")
+            .filter(pk=schedule_id, paused=False)
+            .first()
+        )
+        if schedule is None:  # another tick holds it, or it was paused meanwhile
+            return
+        last = schedule.cycles.order_by("-period_start").first()
+        if last is not None:
+            after = last.opens_at
+        else:
+            # Never open (or record as missed) a period whose window closed before the
+            # schedule existed.
+            after = schedule.created_at - timedelta(hours=schedule.open_hours)
+        rule = scheduling.Rule.of(schedule)
+        due = list(
+            scheduling.periods(rule, opening_after=after, opening_until=now, limit=CATCH_UP_LIMIT)
+        )
+        for period in due:
+            state = Cycle.State.MISSED if period.closes_at <= now else Cycle.State.OPEN
+            try:
+                with transaction.atomic():
+                    cycle = Cycle.objects.create(
+                        organisation=schedule.organisation,
+                        schedule=schedule,
+                        survey_id=schedule.survey_id,
+                        period_start=period.period_start,
+                        index=period.index,
+                        opens_at=period.opens_at,
+                        closes_at=period.closes_at,
+                        state=state,
+                        team_ids=(
+                            sorted(_schedule_team_ids(schedule))
+                            if state == Cycle.State.OPEN
+                            else []
+                        ),
+                    )
+            except IntegrityError:  # the unique (schedule, period_start) backstop
+                continue
+            if state == Cycle.State.MISSED:
+                report.missed.append(cycle.pk)
+                logger.warning(
+                    "event=cycle_missed schedule=%s period=%s", schedule.pk, period.period_start
+                )
+            else:
+                report.opened.append(cycle.pk)
+                logger.info(
+                    "event=cycle_opened schedule=%s period=%s cycle=%s",
+                    schedule.pk,
+                    period.period_start,
+                    cycle.public_id,
+                )
+                transaction.on_commit(partial(tasks.cycle_open_chunk_task.delay, cycle.pk))
+
+
+def _schedule_team_ids(schedule: Schedule) -> set[int]:
+    roots = list(schedule.teams.filter(is_active=True).values_list("pk", flat=True))
+    subtree = team_subtree_ids(organisation=schedule.organisation, roots=roots)
+    return set(Team.objects.filter(pk__in=subtree, is_active=True).values_list("pk", flat=True))
+
+
+# --- Opening a cycle --------------------------------------------------------------------------
+
+
+def _rotation_items(
+    survey_id: int,
+) -> tuple[list[rotation.RotationItem], list[rotation.RotationItem]]:
+    """Rating items for (everyone, customer-facing teams), in survey order."""
+    rows = (
+        SurveyItem.objects.filter(survey_id=survey_id, question__kind=Question.Kind.SCALE)
+        .order_by("position")
+        .values_list("question_id", "question__dimension", "question__audience")
+    )
+    everyone: list[rotation.RotationItem] = []
+    customer_facing: list[rotation.RotationItem] = []
+    for question_id, dimension, audience in rows:
+        item = rotation.RotationItem(question_id=question_id, dimension=dimension)
+        customer_facing.append(item)
+        if audience == Question.Audience.ALL:
+            everyone.append(item)
+    return everyone, customer_facing
+
+
+def cycle_open_chunk(*, cycle: Cycle, chunk_size: int = OPEN_CHUNK_SIZE) -> bool:
+    """Invite the next ``chunk_size`` members (by user id) and enqueue their invitation
+    messages, in one transaction.  Returns True while members remain.  Concurrent calls for the
+    same cycle do not overlap: the cycle row is claimed with SKIP LOCKED."""
+    from notifications.services import OutgoingMessage, messages_enqueue_bulk
+
+    with transaction.atomic():
+        locked = (
+            Cycle.objects.select_for_update(skip_locked=True)
+            .select_related("organisation", "survey")
+            .filter(pk=cycle.pk)
+            .first()
+        )
+        if locked is None or locked.state != Cycle.State.OPEN or locked.opened_fully:
+            return False
+        cycle = locked
+        members = team_members_on(team_ids=cycle.team_ids, day=cycle.period_start).filter(
+            user__organisation_id=cycle.organisation_id, user_id__gt=cycle.open_cursor
+        )
+        user_ids = list(
+            members.order_by("user_id").values_list("user_id", flat=True).distinct()[:chunk_size]
+        )
+        if not user_ids:
+            Cycle.objects.filter(pk=cycle.pk).update(opened_fully=True)
+            logger.info(
+                "event=cycle_open_done cycle=%s invited=%d", cycle.public_id, cycle.invited_count
+            )
+            return False
+        # A person in several targeted teams is invited once, for their most recent membership.
+        team_of: dict[int, int] = {}
+        for user_id, team_id in (
+            members.filter(user_id__in=user_ids)
+            .order_by("user_id", "-started_on", "team_id")
+            .values_list("user_id", "team_id")
+        ):
+            team_of.setdefault(user_id, team_id)
+        customer_facing = set(
+            Team.objects.filter(pk__in=set(team_of.values()), customer_facing=True).values_list(
+                "pk", flat=True
+            )
+        )
+        items_all, items_cf = _rotation_items(cycle.survey_id)
+        cap = cycle.survey.items_per_person
+        periods = {
+            False: rotation.rotation_period(items_all, cap),
+            True: rotation.rotation_period(items_cf, cap),
+        }
+        invitations: list[Invitation] = []
+        tokens: list[InvitationToken] = []
+        messages = []
+        for user_id in user_ids:
+            team_id = team_of[user_id]
+            cf = team_id in customer_facing
+            offset = secrets.randbelow(periods[cf])
+            invitation = Invitation(
+                cycle=cycle,
+                user_id=user_id,
+                team_id=team_id,
+                rotation_offset=offset,
+                question_ids=rotation.rotation_select(
+                    items_cf if cf else items_all, cap=cap, cycle_index=cycle.index, offset=offset
+                ),
+            )
+            token, hashed = token_new()
+            invitations.append(invitation)
+            tokens.append(InvitationToken(invitation=invitation, token_hash=hashed))
+            messages.append(
+                OutgoingMessage(
+                    organisation_id=cycle.organisation_id,
+                    kind="invitation",
+                    recipient_id=user_id,
+                    template="invitation",
+                    context=_message_context(cycle),
+                    idempotency_key=f"inv:{invitation.public_id}",
+                    sensitive_context={"url": checkin_link(token)},
+                    channel=None,
+                    not_before=cycle.opens_at,
+                    jitter_seconds=DELIVERY_JITTER_SECONDS,
+                )
+            )
+        Invitation.objects.bulk_create(invitations, batch_size=MESSAGE_BATCH_SIZE)
+        InvitationToken.objects.bulk_create(tokens, batch_size=MESSAGE_BATCH_SIZE)
+        messages_enqueue_bulk(messages)
+        more = len(user_ids) == chunk_size
+        Cycle.objects.filter(pk=cycle.pk).update(
+            open_cursor=user_ids[-1],
+            invited_count=F("invited_count") + len(invitations),
+            opened_fully=not more,
+        )
+        logger.info(
+            "event=cycle_open_chunk cycle=%s invited=%d more=%s",
+            cycle.public_id,
+            len(invitations),
+            more,
+        )
+        return more
+
+
+def cycle_open_all(*, cycle: Cycle, chunk_size: int = OPEN_CHUNK_SIZE) -> None:
+    """Open a cycle completely in this process (management commands, demo, tests)."""
+    while cycle_open_chunk(cycle=cycle, chunk_size=chunk_size):
+        pass
+    # A final call marks the cycle fully opened when the last chunk was exactly full.
+    cycle_open_chunk(cycle=cycle, chunk_size=chunk_size)
+
+
+def _message_context(cycle: Cycle) -> dict[str, Any]:
+    return {
+        "cycle": str(cycle.public_id),
+        "survey": cycle.survey.name,
+        "organisation": cycle.organisation.name,
+        "closes_at": cycle.closes_at.isoformat(),
+    }
+
+
+def reminders_enqueue_due(*, cycle: Cycle, now: datetime) -> int:
+    """Remind everyone who has not answered yet, once per due offset.  When beat was down and
+    several offsets are due at once, only one reminder goes out.  The reminder carries a fresh
+    one-time link and says nothing about who else has answered."""
+    from notifications.services import OutgoingMessage, messages_enqueue_bulk
+
+    with transaction.atomic():
+        locked = (
+            Cycle.objects.select_for_update(skip_locked=True)
+            .select_related("schedule", "organisation", "survey")
+            .filter(pk=cycle.pk, state=Cycle.State.OPEN, opened_fully=True)
+            .first()
+        )
+        if locked is None or now >= locked.closes_at:
+            return 0
+        cycle = locked
+        sent = set(cycle.reminders_sent)
+        due = [
+            h
+            for h in cycle.schedule.reminder_offsets
+            if h not in sent and cycle.opens_at + timedelta(hours=h) <= now
+        ]
+        if not due:
+            return 0
+        offset = max(due)
+        count = 0
+        pending = (
+            Invitation.objects.filter(cycle=cycle, answered=False)
+            .order_by("pk")
+            .values_list("pk", "public_id", "user_id")
+        )
+        batch: list[tuple[int, uuid.UUID, int]] = []
+
+        def flush() -> None:
+            tokens: list[InvitationToken] = []
+            messages = []
+            for invitation_id, public_id, user_id in batch:
+                token, hashed = token_new()
+                tokens.append(InvitationToken(invitation_id=invitation_id, token_hash=hashed))
+                messages.append(
+                    OutgoingMessage(
+                        organisation_id=cycle.organisation_id,
+                        kind="reminder",
+                        recipient_id=user_id,
+                        template="reminder",
+                        context=_message_context(cycle),
+                        idempotency_key=f"rem:{public_id}:{offset}",
+                        sensitive_context={"url": checkin_link(token)},
+                        channel=None,
+                        not_before=now,
+                        jitter_seconds=DELIVERY_JITTER_SECONDS,
+                    )
+                )
+            InvitationToken.objects.bulk_create(tokens)
+            messages_enqueue_bulk(messages)
+            batch.clear()
+
+        for row in pending.iterator(chunk_size=MESSAGE_BATCH_SIZE):
+            batch.append(row)
+            count += 1
+            if len(batch) >= MESSAGE_BATCH_SIZE:
+                flush()
+        if batch:
+            flush()
+        Cycle.objects.filter(pk=cycle.pk).update(reminders_sent=sorted(sent | set(due)))
+        logger.info("event=reminders cycle=%s offset_h=%d count=%d", cycle.public_id, offset, count)
+        return count
+
+
+# --- Links ------------------------------------------------------------------------------------
+
+
+def _check_cycle_accepting(cycle: Cycle, now: datetime) -> None:
+    if cycle.state in (Cycle.State.CLOSED, Cycle.State.MISSED):
+        raise ServiceError("closed", "This check-in has closed.", status=410)
+    if cycle.state != Cycle.State.OPEN or now < cycle.opens_at:
+        raise ServiceError("unknown", "This check-in is not open.", status=404)
+    if now >= cycle.closes_at:
+        raise ServiceError("expired", "This check-in has ended.", status=410)
+
+
+def invitation_from_token(
+    *, token: str, consume: bool = True, now: datetime | None = None
+) -> Invitation:
+    """The invitation behind a one-time link.  ``consume`` uses the link up (single use)."""
+    now = now or timezone.now()
+    if not isinstance(token, str) or not 20 <= len(token) <= 100:
+        raise ServiceError("unknown", "This link is not valid.", status=404)
+    row = (
+        InvitationToken.objects.select_related(
+            "invitation", "invitation__cycle", "invitation__cycle__organisation"
+        )
+        .filter(token_hash=token_hash(token))
+        .first()
+    )
+    if row is None:
+        raise ServiceError("unknown", "This link is not valid.", status=404)
+    invitation = row.invitation
+    _check_cycle_accepting(invitation.cycle, now)
+    if invitation.answered or row.used:
+        raise ServiceError("used", "This link has already been used.", status=409)
+    if consume:
+        claimed = InvitationToken.objects.filter(pk=row.pk, used=False).update(used=True)
+        if claimed == 0:
+            raise ServiceError("used", "This link has already been used.", status=409)
+    return invitation
+
+
+def invitation_for_user(*, user: User, cycle: Cycle, now: datetime | None = None) -> Invitation:
+    now = now or timezone.now()
+    invitation = (
+        Invitation.objects.select_related("cycle", "cycle__organisation")
+        .filter(user=user, cycle=cycle)
+        .first()
+    )
+    if invitation is None:
+        raise ServiceError("unknown", "You were not invited to this check-in.", status=404)
+    _check_cycle_accepting(invitation.cycle, now)
+    if invitation.answered:
+        raise ServiceError("already_received", "We already have your answers.", status=409)
+    return invitation
+
+
+# --- Submitting -------------------------------------------------------------------------------
+
+
+def _as_int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and _INTEGER.match(value.strip()):
+        return int(value.strip())
+    return None
+
+
+def _answers_validate(
+    *, invitation: Invitation, answers: object, comment: str | None
+) -> tuple[dict[str, int], str]:
+    from .selectors import invitation_comment_question
+
+    errors: dict[str, list[str]] = defaultdict(list)
+    shown = [int(q) for q in invitation.question_ids]
+    questions = {q.pk: q for q in Question.objects.filter(pk__in=shown)}
+    clean: dict[str, int] = {}
+    seen: set[int] = set()
+    if not isinstance(answers, dict):
+        errors["answers"].append("Answers must be a mapping of question to value.")
+        answers = {}
+    assert isinstance(answers, dict)
+    for raw_key, raw_value in answers.items():
+        qid = _as_int(raw_key)
+        label = str(raw_key)[:40]
+        if qid is None:
+            errors[label].append("Unknown question.")
+            continue
+        if qid in seen:
+            errors[str(qid)].append("Answered more than once.")
+            continue
+        seen.add(qid)
+        question = questions.get(qid)
+        if question is None:
+            errors[str(qid)].append("This question is not part of your check-in.")
+            continue
+        if raw_value is None or raw_value == "":
+            continue
+        value = _as_int(raw_value)
+        if value is None:
+            errors[str(qid)].append("Choose one of the options (a whole number).")
+            continue
+        assert question.scale_min is not None and question.scale_max is not None
+        if not question.scale_min <= value <= question.scale_max:
+            errors[str(qid)].append(
+                f"Choose a value from {question.scale_min} to {question.scale_max}."
+            )
+            continue
+        clean[str(qid)] = value
+    for qid in shown:
+        question = questions.get(qid)
+        missing = question is not None and question.required and str(qid) not in clean
+        if missing and str(qid) not in errors:
+            errors[str(qid)].append("This question needs an answer.")
+    text = (comment or "").strip()
+    if text:
+        if invitation_comment_question(invitation=invitation) is None:
+            errors["comment"].append("Comments are not enabled for this check-in.")
+        elif len(text) > COMMENT_MAX_LENGTH:
+            errors["comment"].append(
+                f"Please keep the comment under {COMMENT_MAX_LENGTH} characters."
+            )
+    if errors:
+        raise ServiceError(
+            "invalid", "Some answers need another look.", fields=dict(errors), status=400
+        )
+    return clean, text
+
+
+def checkin_submit(
+    *, invitation: Invitation, answers: dict[int, int | None], comment: str | None
+) -> None:
+    """Record that the person answered and park the answers, unlinked, in the pending store.
+
+    Exactly once: the invitation is claimed with a conditional UPDATE; a second submit (in
+    sequence or concurrently) stores nothing and gets ``already_received``."""
+    now = timezone.now()
+    invitation = Invitation.objects.select_related("cycle", "cycle__organisation").get(
+        pk=invitation.pk
+    )
+    cycle = invitation.cycle
+    if invitation.answered:
+        raise ServiceError("already_received", "We already have your answers.", status=409)
+    _check_cycle_accepting(cycle, now)
+    clean, text = _answers_validate(invitation=invitation, answers=answers, comment=comment)
+    k = cycle.organisation.anonymity_threshold
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Share lock on the cycle: closing takes it exclusively first, so no answer can
+            # land in the pending store after the close has released it.
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1 FROM checkins_cycle WHERE id = %s FOR SHARE", [cycle.pk])
+        if timezone.now() >= cycle.closes_at:
+            raise ServiceError("expired", "This check-in has ended.", status=410)
+        claimed = Invitation.objects.filter(
+            pk=invitation.pk, answered=False, cycle__state=Cycle.State.OPEN
+        ).update(answered=True, question_ids=[], rotation_offset=None)
+        if claimed == 0:
+            raise ServiceError("already_received", "We already have your answers.", status=409)
+        PendingAnswer.objects.create(
+            cycle_id=cycle.pk, team_id=invitation.team_id, answers=clean, comment=text
+        )
+        waiting = PendingAnswer.objects.filter(
+            cycle_id=cycle.pk, team_id=invitation.team_id
+        ).count()
+        if waiting >= k:
+            from . import tasks
+
+            transaction.on_commit(
+                partial(tasks.pending_release_task.delay, cycle.pk, invitation.team_id)
+            )
+    invitation.answered = True
+    invitation.question_ids = []
+    invitation.rotation_offset = None
+    logger.info("event=checkin_received cycle=%s", cycle.public_id)
+
+
+# --- Release ----------------------------------------------------------------------------------
+
+
+def pending_release(*, cycle: Cycle, force: bool = False, team_id: int | None = None) -> int:
+    """Move pending answers into ``Response`` in shuffled batches of at least k per team (any
+    size when ``force``, i.e. at close).  Each team's batch is its own transaction; afterwards
+    the pending table is vacuumed on PostgreSQL so deleted rows do not linger as dead tuples."""
+    k = cycle.organisation.anonymity_threshold
+    if team_id is not None:
+        team_ids = [team_id]
+    else:
+        team_ids = sorted(
+            set(PendingAnswer.objects.filter(cycle=cycle).values_list("team_id", flat=True))
+        )
+    released = 0
+    remixed = False
+    for tid in team_ids:
+        with transaction.atomic():
+            count, mixed = _release_team(cycle_id=cycle.pk, team_id=tid, k=k, force=force)
+        released += count
+        remixed = remixed or mixed
+    if released:
+        logger.info("event=pending_released cycle=%s count=%d", cycle.public_id, released)
+        _vacuum(["checkins_pendinganswer"] + (["checkins_response"] if remixed else []))
+    return released
+
+
+def _release_team(*, cycle_id: int, team_id: int, k: int, force: bool) -> tuple[int, bool]:
+    pending = list(
+        PendingAnswer.objects.select_for_update()
+        .filter(cycle_id=cycle_id, team_id=team_id)
+        .values_list("pk", "answers", "comment")
+    )
+    if not pending or (len(pending) < k and not force):
+        return 0, False
+    batch = [(answers, comment) for _, answers, comment in pending]
+    mixed = False
+    if len(pending) < k:
+        # A final batch smaller than k would be linkable by elimination (who answered since
+        # the last release is known from participation): re-shuffle it together with this
+        # team's already released responses for the cycle.
+        earlier = list(
+            Response.objects.select_for_update()
+            .filter(cycle_id=cycle_id, team_id=team_id)
+            .values_list("pk", "answers", "comment")
+        )
+        if earlier:
+            Response.objects.filter(pk__in=[pk for pk, _, _ in earlier]).delete()
+            batch.extend((answers, comment) for _, answers, comment in earlier)
+            mixed = True
+    secrets.SystemRandom().shuffle(batch)
+    Response.objects.bulk_create(
+        Response(id=uuid.uuid4(), cycle_id=cycle_id, team_id=team_id, answers=a, comment=c)
+        for a, c in batch
+    )
+    PendingAnswer.objects.filter(pk__in=[pk for pk, _, _ in pending]).delete()
+    return len(pending), mixed
+
+
+def _vacuum(tables: Iterable[str]) -> None:
+    if connection.vendor != "postgresql":
+        return
+    if connection.in_atomic_block:
+        logger.info("event=pending_vacuum status=skipped reason=inside_transaction")
+        return
+    for table in tables:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(f"VACUUM {connection.ops.quote_name(table)}")
+        except Exception as exc:  # best effort: the release itself has committed
+            logger.warning(
+                "event=pending_vacuum status=failed table=%s error=%s", table, type(exc).__name__
+            )
+        else:
+            logger.info("event=pending_vacuum status=done table=%s", table)
+
+
+# --- Closing ----------------------------------------------------------------------------------
+
+
+def cycle_scores(*, cycle: Cycle) -> dict[int, dict[str, list[float]]]:
+    """team id -> dimension -> one 0-100 index per respondent (from released responses)."""
+    from wellbeing.stats.scoring import respondent_index
+
+    meta: dict[str, tuple[str, Any]] = {}
+    for question in Question.objects.filter(
+        survey_items__survey_id=cycle.survey_id, kind=Question.Kind.SCALE
+    ):
+        meta[str(question.pk)] = (question.dimension, question.item_scale())
+    scores: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for team_id, answers in (
+        Response.objects.filter(cycle=cycle).values_list("team_id", "answers").iterator()
+    ):
+        per_dimension: dict[str, list[tuple[float | None, Any]]] = defaultdict(list)
+        for key, value in answers.items():
+            if key in meta:
+                dimension, scale = meta[key]
+                per_dimension[dimension].append((value, scale))
+        for dimension, pairs in per_dimension.items():
+            index = respondent_index(pairs)
+            if index is not None:
+                scores[team_id][dimension].append(index)
+    return {tid: dict(d) for tid, d in scores.items()}
+
+
+def cycle_close(*, cycle: Cycle, now: datetime | None = None) -> bool:
+    """Release what is pending, hand the per-team indices to wellbeing, send flag alerts and the
+    admins' summary, mark closed.  Idempotent: False when the cycle was not open to close."""
+    from notifications.services import OutgoingMessage, messages_enqueue_bulk
+    from wellbeing.analytics import TeamCycleInput, cycle_results_record
+
+    now = now or timezone.now()
+    # Barrier: wait for in-flight submissions (they hold a share lock on the cycle row).
+    with transaction.atomic():
+        barrier = Cycle.objects.select_for_update().filter(pk=cycle.pk).first()
+        if barrier is None or barrier.state != Cycle.State.OPEN or now < barrier.closes_at:
+            return False
+    pending_release(cycle=barrier, force=True)
+
+    with transaction.atomic():
+        cycle = (
+            Cycle.objects.select_for_update()
+            .select_related("organisation", "survey")
+            .get(pk=cycle.pk)
+        )
+        if cycle.state != Cycle.State.OPEN:
+            return False
+        organisation = cycle.organisation
+        k = organisation.anonymity_threshold
+        for tid in set(PendingAnswer.objects.filter(cycle=cycle).values_list("team_id", flat=True)):
+            _release_team(cycle_id=cycle.pk, team_id=tid, k=k, force=True)
+        invited = dict(
+            Invitation.objects.filter(cycle=cycle)
+            .values("team_id")
+            .annotate(n=Count("pk"))
+            .values_list("team_id", "n")
+        )
+        responded = dict(
+            Response.objects.filter(cycle=cycle)
+            .values("team_id")
+            .annotate(n=Count("pk"))
+            .values_list("team_id", "n")
+        )
+        scores = cycle_scores(cycle=cycle)
+        team_ids = sorted(set(cycle.team_ids) | set(invited))
+        teams = [
+            TeamCycleInput(
+                team_id=tid,
+                invited=invited.get(tid, 0),
+                responded=responded.get(tid, 0),
+                scores=scores.get(tid, {}),
+            )
+            for tid in team_ids
+        ]
+        changes = cycle_results_record(
+            organisation=organisation,
+            cycle_key=cycle.public_id,
+            period_start=cycle.period_start,
+            closed_at=now,
+            teams=teams,
+        )
+        messages = []
+        for change in changes:
+            for recipient_id in change.recipient_ids:
+                messages.append(
+                    OutgoingMessage(
+                        organisation_id=organisation.pk,
+                        kind="flag_alert",
+                        recipient_id=recipient_id,
+                        template="flag_alert",
+                        context={
+                            **change.context,
+                            "flag_id": change.flag_id,
+                            "team_id": change.team_id,
+                            "flag_kind": change.kind,
+                            "change": change.change,
+                            "severity": change.severity,
+                        },
+                        idempotency_key=f"{change.idempotency_key}:{recipient_id}",
+                        sensitive_context={},
+                        channel=None,
+                        not_before=None,
+                        jitter_seconds=0,
+                    )
+                )
+        total_invited = sum(invited.values())
+        total_responded = sum(responded.values())
+        summary: dict[str, Any] = {
+            **_message_context(cycle),
+            "period_start": cycle.period_start.isoformat(),
+            "invited": total_invited,
+            "responded": None,
+            "participation_rate": None,
+            "flag_changes": len(changes),
+        }
+        if total_responded >= k:
+            summary["responded"] = total_responded
+            summary["participation_rate"] = round(total_responded / total_invited, 3)
+        for admin_id in User.objects.filter(
+            organisation=organisation, is_org_admin=True, is_active=True
+        ).values_list("pk", flat=True):
+            messages.append(
+                OutgoingMessage(
+                    organisation_id=organisation.pk,
+                    kind="cycle_summary",
+                    recipient_id=admin_id,
+                    template="cycle_summary",
+                    context=summary,
+                    idempotency_key=f"sum:{cycle.public_id}:{admin_id}",
+                    sensitive_context={},
+                    channel=None,
+                    not_before=None,
+                    jitter_seconds=0,
+                )
+            )
+        if messages:
+            messages_enqueue_bulk(messages)
+        # Touch every invitation in one statement: clears the rotation left on unanswered ones
+        # and gives all rows the same transaction id, so the order people answered in is gone
+        # from live rows (old tuple versions go with the next vacuum).
+        Invitation.objects.filter(cycle=cycle).update(question_ids=[], rotation_offset=None)
+        Cycle.objects.filter(pk=cycle.pk).update(state=Cycle.State.CLOSED, closed_at=now)
+    logger.info(
+        "event=cycle_closed cycle=%s teams=%d flag_changes=%d",
+        cycle.public_id,
+        len(teams),
+        len(changes),
+    )
+    return True
