@@ -340,8 +340,9 @@ def message_cancel_pending(*, idempotency_key_prefix: str) -> int:
 
 
 def _publish_delivery(*, message_ids: list[int] | None = None, expected: int = 1) -> int:
-    """Queue delivery tasks.  A broker outage is logged and swallowed: the rows are committed
-    and the sweeper will queue them.  Returns the number of tasks queued."""
+    """Queue delivery tasks.  A broker outage is logged and swallowed after one quick retry
+    (the caller's request must not hang): the rows are committed and the sweeper will queue
+    them.  Returns the number of tasks queued."""
     from .tasks import outbox_deliver
 
     if message_ids is not None:
@@ -351,16 +352,21 @@ def _publish_delivery(*, message_ids: list[int] | None = None, expected: int = 1
         tasks = max(1, min(conf.max_parallel_tasks(), math.ceil(expected / conf.batch_size())))
         kwargs = {}
     queued = 0
-    for _ in range(tasks):
-        try:
-            outbox_deliver.apply_async(kwargs=kwargs, retry=False)
-            queued += 1
-        except Exception as exc:  # kombu raises several types when the broker is unreachable
-            logger.warning(
-                "event=outbox_publish_failed error=%s detail=sweeper_will_retry",
-                type(exc).__name__,
+    try:
+        with outbox_deliver.app.connection_for_write() as connection:
+            connection.ensure_connection(
+                max_retries=1, interval_start=0, interval_step=0.2, timeout=3
             )
-            break
+            for _ in range(tasks):
+                outbox_deliver.apply_async(kwargs=kwargs, connection=connection, retry=False)
+                queued += 1
+    except Exception as exc:  # kombu raises several types when the broker is unreachable
+        logger.warning(
+            "event=outbox_publish_failed queued=%d wanted=%d error=%s detail=sweeper_will_retry",
+            queued,
+            tasks,
+            type(exc).__name__,
+        )
     return queued
 
 
@@ -447,11 +453,17 @@ def outbox_claim_due(
     return token, ids
 
 
-def outbox_release_stuck(*, now: datetime | None = None) -> int:
-    """Put claims older than the claim timeout (their worker died) back to pending."""
+def outbox_release_stuck(
+    *, now: datetime | None = None, claim_timeout_seconds: float | None = None
+) -> int:
+    """Put claims older than the claim timeout (their worker died) back to pending, due now.
+    Live runs refresh their claims long before the timeout, so only dead runs lose theirs."""
     now = now or timezone.now()
-    cutoff = now - timedelta(seconds=conf.claim_timeout_seconds())
-    released = Message.objects.filter(state=State.CLAIMED, claimed_at__lt=cutoff).update(
+    timeout = (
+        conf.claim_timeout_seconds() if claim_timeout_seconds is None else claim_timeout_seconds
+    )
+    cutoff = now - timedelta(seconds=timeout)
+    released = Message.objects.filter(state=State.CLAIMED, claimed_at__lte=cutoff).update(
         state=State.PENDING, claim_token=None, claimed_at=None, next_attempt_at=now
     )
     if released:
@@ -464,9 +476,11 @@ def outbox_count_due(*, now: datetime | None = None) -> int:
     return Message.objects.filter(state=State.PENDING, next_attempt_at__lte=now).count()
 
 
-def outbox_sweep(*, now: datetime | None = None) -> tuple[int, int]:
+def outbox_sweep(
+    *, now: datetime | None = None, claim_timeout_seconds: float | None = None
+) -> tuple[int, int]:
     """Release stuck claims and queue delivery for everything due.  Returns (released, due)."""
-    released = outbox_release_stuck(now=now)
+    released = outbox_release_stuck(now=now, claim_timeout_seconds=claim_timeout_seconds)
     due = outbox_count_due(now=now)
     if due:
         _publish_delivery(expected=due)
