@@ -251,3 +251,36 @@ class TeamLead(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} leads {self.team_id}"
+
+
+# --- Audit log (admin and lead actions; see wellbeing/audit.py) -------------------------------
+
+
+class AuditEntry(models.Model):
+    """Who changed which configuration, when, from what to what.
+
+    Never holds answers, comments or tokens: ``wellbeing.audit.audit_record`` refuses them."""
+
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="audit_entries"
+    )
+    actor = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_entries"
+    )
+    action = models.CharField(max_length=60)
+    target_type = models.CharField(max_length=60, blank=True)
+    target_repr = models.CharField(max_length=300, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    at = models.DateTimeField(default=dj_timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["organisation", "-at"], name="audit_org_at"),
+            models.Index(fields=["organisation", "action"], name="audit_org_action"),
+        ]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.target_type} at {self.at:%Y-%m-%d %H:%M}"
