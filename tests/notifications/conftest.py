@@ -121,7 +121,7 @@ def smtp_server() -> Iterator[SMTPCapture]:
         handler,
         hostname="127.0.0.1",
         port=port,
-        server_kwargs={"data_size_limit": 10 * 1024 * 1024},
+        data_size_limit=10 * 1024 * 1024,
     )
     controller.start()
     capture.port = port
