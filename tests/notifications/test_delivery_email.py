@@ -86,7 +86,7 @@ def test_permanent_smtp_rejection_fails_at_once_without_the_address_in_the_error
     organisation, smtp_settings
 ):
     person = UserFactory(organisation=organisation)
-    smtp_settings.rcpt_replies[person.email] = "550 5.1.1 <%s> no such mailbox" % person.email
+    smtp_settings.rcpt_replies[person.email] = f"550 5.1.1 <{person.email}> no such mailbox"
     message_enqueue(invitation(organisation, person, "inv-1"))
     outbox_deliver_due()
     message = Message.objects.get()
