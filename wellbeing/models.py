@@ -284,3 +284,285 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.target_type} at {self.at:%Y-%m-%d %H:%M}"
+
+
+# --- Analytics: stored per-cycle aggregates, flags and their life cycle -----------------------
+# Written once per closed cycle by ``wellbeing/aggregation.py`` through the anonymity guard;
+# dashboards and the API read only these tables.  A suppressed cell keeps no number at all
+# (not even its n), so no later code can leak a figure from fewer than k people.
+
+
+class FlagSettings(models.Model):
+    """Per-organisation thresholds for flags (defaults apply when an organisation has none)."""
+
+    organisation = models.OneToOneField(
+        Organisation, on_delete=models.CASCADE, related_name="flag_settings"
+    )
+    high_stress_level = models.PositiveSmallIntegerField(
+        default=60,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+        help_text=_("Stress index (0-100) above which a team counts as highly stressed."),
+    )
+    high_stress_consecutive = models.PositiveSmallIntegerField(
+        default=2,
+        validators=[MinValueValidator(1)],
+        help_text=_("Consecutive cycles above the level before a high-stress flag opens."),
+    )
+    client_burnout_level = models.PositiveSmallIntegerField(
+        default=50,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+        help_text=_("Client-related burnout index counted as high for the empathy-risk flag."),
+    )
+    resolve_after_cycles = models.PositiveSmallIntegerField(
+        default=3,
+        validators=[MinValueValidator(1)],
+        help_text=_("Cycles back in control before an open flag resolves itself."),
+    )
+    reopen_within_days = models.PositiveSmallIntegerField(
+        default=56,
+        validators=[MinValueValidator(0), MaxValueValidator(366)],
+        help_text=_("A flag resolved this recently is reopened instead of opening a new one."),
+    )
+
+    class Meta:
+        verbose_name_plural = "flag settings"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(high_stress_level__lte=100) & Q(client_burnout_level__lte=100),
+                name="flagsettings_levels_0_100",
+            ),
+            models.CheckConstraint(
+                condition=Q(high_stress_consecutive__gte=1) & Q(resolve_after_cycles__gte=1),
+                name="flagsettings_cycles_at_least_1",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Flag settings of {self.organisation_id}"
+
+
+class CycleResult(models.Model):
+    """One closed check-in cycle's stored results (``cycle_key`` = the cycle's public id)."""
+
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="cycle_results"
+    )
+    cycle_key = models.UUIDField(unique=True)
+    period_start = models.DateField()
+    closed_at = models.DateTimeField()
+    computed_at = models.DateTimeField(auto_now=True)
+    k = models.PositiveSmallIntegerField(help_text=_("The anonymity threshold applied."))
+
+    class Meta:
+        ordering = ["period_start", "closed_at"]
+        indexes = [models.Index(fields=["organisation", "period_start"])]
+
+    def __str__(self) -> str:
+        return f"Results of {self.period_start} ({self.cycle_key})"
+
+
+class Scope(models.TextChoices):
+    TEAM = "team", _("Team (direct members)")
+    SUBTREE = "subtree", _("Team and sub-teams")
+    ORGANISATION = "organisation", _("Organisation")
+
+
+class TeamAggregate(models.Model):
+    """One group's figure for one dimension in one cycle; numbers only when published."""
+
+    result = models.ForeignKey(CycleResult, on_delete=models.CASCADE, related_name="aggregates")
+    team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.CASCADE, related_name="aggregates"
+    )
+    scope = models.CharField(max_length=12, choices=Scope.choices)
+    dimension = models.CharField(max_length=40)
+    published = models.BooleanField(default=False)
+    # May the change since the group's previous published figure be shown (over-time rule)?
+    delta_published = models.BooleanField(default=False)
+    n = models.PositiveIntegerField(null=True, blank=True)
+    index = models.FloatField(null=True, blank=True)
+    sd = models.FloatField(null=True, blank=True)
+    ci_low = models.FloatField(null=True, blank=True)
+    ci_high = models.FloatField(null=True, blank=True)
+    distribution = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["result", "team", "scope", "dimension"],
+                name="teamaggregate_one_per_cell",
+            ),
+            models.UniqueConstraint(
+                fields=["result", "dimension"],
+                condition=Q(team__isnull=True),
+                name="teamaggregate_one_org_cell",
+            ),
+            models.CheckConstraint(
+                condition=Q(scope="organisation", team__isnull=True)
+                | (~Q(scope="organisation") & Q(team__isnull=False)),
+                name="teamaggregate_org_scope_has_no_team",
+            ),
+            # The promise, enforced by the database: a suppressed cell carries no number.
+            models.CheckConstraint(
+                condition=Q(
+                    published=False,
+                    delta_published=False,
+                    n__isnull=True,
+                    index__isnull=True,
+                    sd__isnull=True,
+                    ci_low__isnull=True,
+                    ci_high__isnull=True,
+                    distribution__isnull=True,
+                )
+                | Q(published=True, n__isnull=False, index__isnull=False),
+                name="teamaggregate_suppressed_has_no_numbers",
+            ),
+        ]
+        indexes = [models.Index(fields=["team", "dimension", "scope"])]
+
+    def __str__(self) -> str:
+        return f"{self.dimension} {self.scope} {self.team_id} in {self.result_id}"
+
+    @property
+    def suppressed(self) -> bool:
+        return not self.published
+
+
+class TeamParticipation(models.Model):
+    """Invited and responded per group and cycle; responded/rate only when published."""
+
+    result = models.ForeignKey(
+        CycleResult, on_delete=models.CASCADE, related_name="participation"
+    )
+    team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.CASCADE, related_name="participation"
+    )
+    scope = models.CharField(max_length=12, choices=Scope.choices)
+    invited = models.PositiveIntegerField()
+    published = models.BooleanField(default=False)
+    responded = models.PositiveIntegerField(null=True, blank=True)
+    rate = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["result", "team", "scope"], name="teamparticipation_one_per_group"
+            ),
+            models.UniqueConstraint(
+                fields=["result"],
+                condition=Q(team__isnull=True),
+                name="teamparticipation_one_org_row",
+            ),
+            models.CheckConstraint(
+                condition=Q(published=False, responded__isnull=True, rate__isnull=True)
+                | Q(published=True, responded__isnull=False, rate__isnull=False),
+                name="teamparticipation_suppressed_has_no_numbers",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"participation {self.scope} {self.team_id} in {self.result_id}"
+
+
+class Flag(models.Model):
+    """A team whose figures crossed a rule; evidence holds published figures only."""
+
+    class Kind(models.TextChoices):
+        HIGH_STRESS = "high_stress", _("High stress")
+        RISING_STRESS = "rising_stress", _("Rising stress")
+        EMPATHY_RISK = "empathy_risk", _("Empathy risk")
+        PARTICIPATION_DROP = "participation_drop", _("Participation drop")
+
+    class Severity(models.TextChoices):
+        WATCH = "watch", _("Watch")
+        WARNING = "warning", _("Warning")
+        CRITICAL = "critical", _("Critical")
+
+    class State(models.TextChoices):
+        OPEN = "open", _("Open")
+        ACKNOWLEDGED = "acknowledged", _("Acknowledged")
+        RESOLVED = "resolved", _("Resolved")
+        DISMISSED = "dismissed", _("Dismissed")
+
+    ACTIVE_STATES = (State.OPEN, State.ACKNOWLEDGED)
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="flags")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="flags")
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    severity = models.CharField(max_length=10, choices=Severity.choices)
+    state = models.CharField(max_length=14, choices=State.choices, default=State.OPEN)
+    opened_at = models.DateTimeField()
+    first_cycle_period = models.DateField()
+    last_cycle_period = models.DateField(help_text=_("Latest cycle in which the rule fired."))
+    last_evaluated_period = models.DateField(help_text=_("Latest cycle the flag was checked in."))
+    evidence = models.JSONField(default=dict, blank=True)
+    explanation = models.TextField(blank=True)
+    suggested_actions = models.JSONField(default=list, blank=True)
+    in_control_streak = models.PositiveSmallIntegerField(default=0)
+    acknowledged_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    action_taken = models.TextField(blank=True)
+    follow_up_on = models.DateField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    dismissed_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    dismissed_at = models.DateTimeField(null=True, blank=True)
+    dismissed_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-opened_at"]
+        constraints = [
+            # One live flag per team and kind: a recurring problem reopens, never duplicates.
+            models.UniqueConstraint(
+                fields=["team", "kind"],
+                condition=Q(state__in=["open", "acknowledged"]),
+                name="flag_one_active_per_team_kind",
+            ),
+            models.CheckConstraint(
+                condition=~Q(state="dismissed") | ~Q(dismissed_reason=""),
+                name="flag_dismissal_has_reason",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["organisation", "state"]),
+            models.Index(fields=["team", "kind", "state"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.severity}, {self.state}) for {self.team_id}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in self.ACTIVE_STATES
+
+
+class FlagEvent(models.Model):
+    """The life-cycle log of a flag: opened, escalated, acknowledged, resolved, ..."""
+
+    class Kind(models.TextChoices):
+        OPENED = "opened", _("Opened")
+        ESCALATED = "escalated", _("Escalated")
+        ACKNOWLEDGED = "acknowledged", _("Acknowledged")
+        RESOLVED = "resolved", _("Resolved")
+        REOPENED = "reopened", _("Reopened")
+        DISMISSED = "dismissed", _("Dismissed")
+
+    flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=14, choices=Kind.choices)
+    actor = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    at = models.DateTimeField(default=dj_timezone.now)
+    cycle_period = models.DateField(null=True, blank=True)
+    severity = models.CharField(max_length=10, blank=True)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of flag {self.flag_id}"
