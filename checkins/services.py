@@ -715,7 +715,7 @@ def reminders_enqueue_due(*, cycle: Cycle, now: datetime) -> int:
                         recipient_id=user_id,
                         template="reminder",
                         context=_message_context(cycle),
-                        idempotency_key=f"rem:{public_id}:{offset}",
+                        idempotency_key=f"rem:{cycle.public_id}:{public_id}:{offset}",
                         sensitive_context={"url": checkin_link(token)},
                         channel=None,
                         not_before=now,
@@ -1024,7 +1024,11 @@ def cycle_scores(*, cycle: Cycle) -> dict[int, dict[str, list[float]]]:
 def cycle_close(*, cycle: Cycle, now: datetime | None = None) -> bool:
     """Release what is pending, hand the per-team indices to wellbeing, send flag alerts and the
     admins' summary, mark closed.  Idempotent: False when the cycle was not open to close."""
-    from notifications.services import OutgoingMessage, messages_enqueue_bulk
+    from notifications.services import (
+        OutgoingMessage,
+        message_cancel_pending,
+        messages_enqueue_bulk,
+    )
     from wellbeing.analytics import TeamCycleInput, cycle_results_record
 
     now = now or timezone.now()
@@ -1133,6 +1137,8 @@ def cycle_close(*, cycle: Cycle, now: datetime | None = None) -> bool:
             )
         if messages:
             messages_enqueue_bulk(messages)
+        # Reminders still waiting would carry a dead link (and a token): cancel them.
+        message_cancel_pending(idempotency_key_prefix=f"rem:{cycle.public_id}:")
         # Touch every invitation in one statement: clears the rotation left on unanswered ones
         # and gives all rows the same transaction id, so the order people answered in is gone
         # from live rows (old tuple versions go with the next vacuum).

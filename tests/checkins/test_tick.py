@@ -1,0 +1,191 @@
+"""The tick: opens each due period exactly once, catches up after gaps, records fully missed
+windows, invites the members of that day, chunks big openings and sends due reminders."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from django.db import connection
+
+from checkins import services
+from checkins.models import Cycle, Invitation
+from notifications.models import Message
+from tests.checkins.conftest import FIRST_OPEN, ensure_library, make_schedule, open_cycle
+from tests.factories import MembershipFactory, OrganisationFactory, TeamFactory, team_with_members
+
+
+def test_tick_before_the_opening_time_opens_nothing(schedule):
+    report = services.tick_run(now=FIRST_OPEN - timedelta(minutes=1))
+    assert report.opened == [] and Cycle.objects.count() == 0
+
+
+def test_tick_opens_the_due_cycle_once_even_when_repeated(schedule):
+    first = services.tick_run(now=FIRST_OPEN)
+    second = services.tick_run(now=FIRST_OPEN + timedelta(minutes=1))
+    assert len(first.opened) == 1 and second.opened == []
+    cycle = Cycle.objects.get()
+    assert (cycle.state, cycle.period_start, cycle.index) == ("open", date(2026, 3, 2), 0)
+    assert cycle.opens_at == FIRST_OPEN
+    assert cycle.closes_at == FIRST_OPEN + timedelta(hours=96)
+
+
+def test_tick_after_a_three_hour_gap_opens_the_cycle_late_and_once(schedule):
+    # Given beat was down from before the opening time until three hours after
+    report = services.tick_run(now=FIRST_OPEN + timedelta(hours=3))
+    # Then the period is opened (its window is still running), with its nominal times
+    assert len(report.opened) == 1 and report.missed == []
+    assert Cycle.objects.get().opens_at == FIRST_OPEN
+    assert services.tick_run(now=FIRST_OPEN + timedelta(hours=3, minutes=1)).opened == []
+
+
+def test_a_fully_missed_window_is_recorded_as_missed_not_opened(schedule):
+    # Given beat was down for more than a week
+    report = services.tick_run(now=FIRST_OPEN + timedelta(days=7, hours=1))
+    # Then the first period (window closed) is missed and the current one is open
+    states = dict(Cycle.objects.values_list("period_start", "state"))
+    assert states == {date(2026, 3, 2): "missed", date(2026, 3, 9): "open"}
+    assert len(report.missed) == 1 and len(report.opened) == 1
+    assert not Invitation.objects.filter(cycle__state="missed").exists()
+
+
+def test_dst_week_opens_at_nine_local(org, team, weekly_pulse):
+    make_schedule(
+        organisation=org,
+        teams=[team],
+        survey=weekly_pulse,
+        start_date=date(2026, 3, 23),
+        created_at=datetime(2026, 3, 20, tzinfo=UTC),
+    )
+    services.tick_run(now=datetime(2026, 3, 23, 8, 0, tzinfo=UTC))  # 09:00 CET
+    # 2026-03-30 is the first Monday of summer time: 09:00 CEST = 07:00 UTC
+    assert services.tick_run(now=datetime(2026, 3, 30, 6, 59, tzinfo=UTC)).opened == []
+    assert len(services.tick_run(now=datetime(2026, 3, 30, 7, 0, tzinfo=UTC)).opened) == 1
+    assert Cycle.objects.get(period_start=date(2026, 3, 30)).opens_at == datetime(
+        2026, 3, 30, 7, 0, tzinfo=UTC
+    )
+
+
+def test_paused_schedules_do_not_open(schedule):
+    services.schedule_update(schedule=schedule, paused=True)
+    assert services.tick_run(now=FIRST_OPEN).opened == []
+
+
+def test_invitations_go_to_members_on_the_opening_day_only(org, weekly_pulse):
+    team = TeamFactory(organisation=org)
+    stays = MembershipFactory(team=team, started_on=date(2020, 1, 1))
+    joins_after = MembershipFactory(team=team, started_on=date(2026, 3, 3))
+    left_before = MembershipFactory(
+        team=team, started_on=date(2020, 1, 1), ended_on=date(2026, 3, 1)
+    )
+    leaves_that_day = MembershipFactory(
+        team=team, started_on=date(2020, 1, 1), ended_on=date(2026, 3, 2)
+    )
+    joins_that_day = MembershipFactory(team=team, started_on=date(2026, 3, 2))
+    schedule = make_schedule(organisation=org, teams=[team], survey=weekly_pulse)
+    cycle = open_cycle(schedule)
+    invited = set(Invitation.objects.filter(cycle=cycle).values_list("user_id", flat=True))
+    assert invited == {stays.user_id, leaves_that_day.user_id, joins_that_day.user_id}
+    assert joins_after.user_id not in invited and left_before.user_id not in invited
+    assert cycle.invited_count == 3
+
+
+def test_subteams_are_included_and_each_invitation_records_its_team(org, weekly_pulse):
+    parent = team_with_members(organisation=org, size=2, name="Service")
+    child = team_with_members(organisation=org, size=3, name="Tier 2", parent=parent)
+    schedule = make_schedule(organisation=org, teams=[parent], survey=weekly_pulse)
+    cycle = open_cycle(schedule)
+    per_team = sorted(Invitation.objects.filter(cycle=cycle).values_list("team_id", flat=True))
+    assert per_team == sorted([parent.pk] * 2 + [child.pk] * 3)
+    assert sorted(cycle.team_ids) == sorted([parent.pk, child.pk])
+
+
+def test_opening_is_chunked_and_writes_one_message_per_invitation(org, weekly_pulse):
+    team = team_with_members(organisation=org, size=7)
+    make_schedule(organisation=org, teams=[team], survey=weekly_pulse)
+    cycle = Cycle.objects.get(pk=services.tick_run(now=FIRST_OPEN).opened[0])
+    calls = 0
+    while services.cycle_open_chunk(cycle=cycle, chunk_size=3):
+        calls += 1
+    cycle.refresh_from_db()
+    assert calls == 2 and cycle.opened_fully and cycle.invited_count == 7
+    keys = set(Message.objects.filter(kind="invitation").values_list("idempotency_key", flat=True))
+    assert keys == {f"inv:{p}" for p in Invitation.objects.values_list("public_id", flat=True)}
+    # running the chunk again invites nobody twice
+    assert services.cycle_open_chunk(cycle=cycle, chunk_size=3) is False
+    assert Invitation.objects.count() == 7
+
+
+def test_invitation_messages_carry_the_link_only_in_sensitive_context(cycle):
+    message = Message.objects.filter(kind="invitation").first()
+    assert message.sensitive_context["url"].startswith("http")
+    assert "/checkin/t/" in message.sensitive_context["url"]
+    assert "url" not in message.context and "token" not in str(message.context)
+
+
+def test_due_reminders_go_once_to_people_who_have_not_answered(cycle):
+    # Given one person answered
+    answered = Invitation.objects.filter(cycle=cycle).first()
+    Invitation.objects.filter(pk=answered.pk).update(answered=True)
+    # When the tick runs after the 24 h offset, twice
+    services.tick_run(now=FIRST_OPEN + timedelta(hours=24, minutes=1))
+    services.tick_run(now=FIRST_OPEN + timedelta(hours=24, minutes=2))
+    # Then each of the other five got exactly one reminder, with its own fresh link
+    reminders = Message.objects.filter(kind="reminder")
+    assert reminders.count() == 5
+    assert answered.user_id not in set(reminders.values_list("recipient_id", flat=True))
+    assert {m.sensitive_context["url"] for m in reminders}.isdisjoint(
+        set(
+            Message.objects.filter(kind="invitation").values_list(
+                "sensitive_context__url", flat=True
+            )
+        )
+    )
+
+
+def test_reminders_missed_during_an_outage_are_sent_once(cycle):
+    services.tick_run(now=FIRST_OPEN + timedelta(hours=80))  # 24 h and 72 h both due
+    assert Message.objects.filter(kind="reminder").count() == 6
+    cycle.refresh_from_db()
+    assert cycle.reminders_sent == [24, 72]
+
+
+def test_tick_hands_ended_cycles_to_the_close_task(cycle, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
+        report = services.tick_run(now=cycle.closes_at)
+    assert report.closing == [cycle.pk]
+    assert callbacks  # the close task is queued after commit
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_eight_concurrent_ticks_open_exactly_one_cycle(postgres):
+    # Given a schedule due now
+    survey = ensure_library()
+    org = OrganisationFactory()
+    team = team_with_members(organisation=org, size=3)
+    make_schedule(organisation=org, teams=[team], survey=survey)
+    barrier = threading.Barrier(8)
+    opened: list[int] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            barrier.wait(timeout=10)
+            opened.extend(services.tick_run(now=FIRST_OPEN).opened)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    # When eight ticks run at the same moment, each on its own connection
+    threads = [threading.Thread(target=run) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    # Then exactly one of them opened the cycle
+    assert errors == []
+    assert len(opened) == 1
+    assert Cycle.objects.count() == 1
