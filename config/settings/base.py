@@ -152,6 +152,28 @@ CELERY_BEAT_SCHEDULE = {
     "notifications-sweep": {"task": "notifications.tasks.outbox_sweep", "schedule": 60.0},
 }
 
+# --- Cache: shared rate-limit counters (Redis when configured, else per process) -------------
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "pulse",
+        }
+    }
+else:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "pulse"}
+    }
+RATELIMIT_USE_CACHE = "default"
+# Failed check-in link guesses per client address (django-ratelimit rate syntax).
+PULSE_TOKEN_GUESS_RATE = config_env.read("PULSE_TOKEN_GUESS_RATE", "20/m") or "20/m"
+# Largest check-in submission accepted (bytes); bigger bodies get a 413.
+PULSE_CHECKIN_MAX_BODY_BYTES = config_env.integer(
+    "PULSE_CHECKIN_MAX_BODY_BYTES", 65536, minimum=4096
+)
+CSRF_FAILURE_VIEW = "checkins.views.csrf_failure"
+
 # --- Email ------------------------------------------------------------------------------------
 EMAIL_BACKEND = config_env.read("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
 EMAIL_HOST = config_env.read("EMAIL_HOST", "localhost")
