@@ -14,10 +14,14 @@ Content-Security-Policy from ``CONTENT_SECURITY_POLICY``.  This module adds what
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Callable
 
+from axes.backends import AxesStandaloneBackend
 from csp.constants import SELF, UNSAFE_INLINE
 from csp.middleware import CSPMiddleware, PolicyParts
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 
@@ -73,3 +77,38 @@ class SecurityHeadersMiddleware:
         response.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
         response.setdefault("Cross-Origin-Resource-Policy", "same-origin")
         return response
+
+
+def axes_client_str(
+    username: str | None,
+    ip_address: str | None,
+    user_agent: str | None,
+    path_info: str | tuple | list | None,
+    request: HttpRequest | None,
+) -> str:
+    """How django-axes names a client in its log lines: never the e-mail address.
+
+    The username becomes a short keyed hash, so repeated failures against one account can
+    still be told apart and correlated in the logs without revealing who it is."""
+    if isinstance(path_info, tuple | list):
+        path_info = path_info[0] if path_info else ""
+    account = "-"
+    if username:
+        digest = hmac.new(
+            settings.SECRET_KEY.encode(), username.strip().lower().encode(), hashlib.sha256
+        )
+        account = digest.hexdigest()[:12]
+    return f"user_hash={account} ip={ip_address or '-'} path={path_info or '-'}"
+
+
+class RequestOptionalAxesBackend(AxesStandaloneBackend):
+    """For the test settings only: lets ``Client.login()`` (which passes no request) through.
+
+    Production keeps ``AxesStandaloneBackend``, which refuses a request-less authenticate so
+    that no HTTP path can silently skip the lockout.  The lockout itself is tested through the
+    real login view, which does pass the request."""
+
+    def authenticate(self, request, username=None, password=None, **kwargs):  # noqa: ANN001, ANN201
+        if request is None:
+            return None
+        return super().authenticate(request, username=username, password=password, **kwargs)

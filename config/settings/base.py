@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from celery.schedules import crontab
@@ -31,6 +32,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "csp",
+    "axes",
     "wellbeing",
     "checkins",
     "notifications",
@@ -49,6 +51,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.DatabaseUnavailableMiddleware",
+    # django-axes wants to be last: it turns a lockout into the 429 response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -102,6 +106,11 @@ def database_settings(default_url: str | None) -> dict:
 DATABASES = database_settings(None) if config_env.read("DATABASE_URL") else {}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "wellbeing.User"
+# django-axes first: it refuses locked-out credentials before the password is even checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -252,3 +261,17 @@ CONTENT_SECURITY_POLICY = {
         "base-uri": ["'none'"],
     }
 }
+
+# --- Brute force: lock a (username, address) pair out after repeated failed logins -------------
+AXES_ENABLED = config_env.boolean("AXES_ENABLED", True)
+AXES_FAILURE_LIMIT = config_env.integer("AXES_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=config_env.integer("AXES_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# The login form posts the e-mail as "username" (USERNAME_FIELD is "email").
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+# No per-login access log (who signed in when, from where): Pulse does not need it.
+AXES_DISABLE_ACCESS_LOG = True
+# Log lines name an account by a keyed hash, never by its e-mail address.
+AXES_CLIENT_STR_CALLABLE = "config.security.axes_client_str"

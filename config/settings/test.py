@@ -33,3 +33,10 @@ CELERY_BROKER_URL = config_env.read("PULSE_TEST_BROKER_URL", CELERY_BROKER_URL) 
 PULSE_OUTBOX_CLAIM_TIMEOUT_SECONDS = config_env.integer(
     "PULSE_TEST_OUTBOX_CLAIM_TIMEOUT_SECONDS", 600, minimum=1
 )
+
+# django-axes stays on (the lockout is tested through the real login view); this backend only
+# lets Client.login(), which passes no request, through.  Production keeps the strict backend.
+AUTHENTICATION_BACKENDS = [
+    "config.security.RequestOptionalAxesBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
