@@ -115,3 +115,113 @@ def team_lead_assign(*, user: User, team: Team) -> TeamLead:
         raise ServiceError("invalid", "A lead must belong to the team's organisation.")
     lead, _ = TeamLead.objects.get_or_create(user=user, team=team)
     return lead
+
+
+# --- Configuration writes used by the in-product admin pages (each audited) ------------------
+
+
+@transaction.atomic
+def team_update(
+    *,
+    team: Team,
+    actor: User | None,
+    name: str | None = None,
+    customer_facing: bool | None = None,
+) -> Team:
+    """Rename a team or change whether it serves customers."""
+    from .audit import audit_changes, audit_record
+
+    locked = Team.objects.select_for_update().get(pk=team.pk)
+    before = {"name": locked.name, "customer_facing": locked.customer_facing}
+    if name is not None:
+        locked.name = name.strip()
+    if customer_facing is not None:
+        locked.customer_facing = customer_facing
+    try:
+        locked.full_clean()
+    except ValidationError as exc:
+        raise _validation_to_service_error(exc)
+    locked.save(update_fields=["name", "customer_facing"])
+    old, new = audit_changes(
+        before, {"name": locked.name, "customer_facing": locked.customer_facing}
+    )
+    if new:
+        audit_record(
+            organisation=locked.organisation,
+            actor=actor,
+            action="team.update",
+            target=locked,
+            before=old,
+            after=new,
+        )
+    return locked
+
+
+@transaction.atomic
+def team_lead_remove(*, user: User, team: Team) -> bool:
+    deleted, _ = TeamLead.objects.filter(user=user, team=team).delete()
+    return deleted > 0
+
+
+@transaction.atomic
+def person_deactivate(*, person: User, actor: User | None, ended_on: date) -> User:
+    """A leaver: open memberships end on ``ended_on``, the account stops working.  Never
+    deleted (past invitations and participation counts still refer to them)."""
+    from .audit import audit_record
+
+    if actor is not None and person.pk == actor.pk:
+        raise ServiceError("invalid", "You cannot deactivate yourself.")
+    locked = User.objects.select_for_update().get(pk=person.pk)
+    if not locked.is_active:
+        return locked
+    for membership in Membership.objects.filter(user=locked, ended_on__isnull=True):
+        membership.ended_on = max(membership.started_on, ended_on)
+        membership.save(update_fields=["ended_on"])
+    locked.is_active = False
+    locked.save(update_fields=["is_active"])
+    assert locked.organisation is not None
+    audit_record(
+        organisation=locked.organisation,
+        actor=actor,
+        action="person.deactivate",
+        target=locked,
+        before={"active": True},
+        after={"active": False, "ended_on": ended_on},
+    )
+    return locked
+
+
+@transaction.atomic
+def organisation_thresholds_update(
+    *,
+    organisation: Organisation,
+    actor: User | None,
+    anonymity_threshold: int,
+    comment_threshold: int,
+    comments_enabled: bool,
+) -> Organisation:
+    """k (never below 3) and the comment threshold (never below k)."""
+    from .audit import audit_changes, audit_record
+
+    locked = Organisation.objects.select_for_update().get(pk=organisation.pk)
+    fields = ("anonymity_threshold", "comment_threshold", "comments_enabled")
+    before = {f: getattr(locked, f) for f in fields}
+    locked.anonymity_threshold = anonymity_threshold
+    locked.comment_threshold = comment_threshold
+    locked.comments_enabled = comments_enabled
+    try:
+        locked.full_clean()
+    except ValidationError as exc:
+        raise _validation_to_service_error(exc)
+    locked.save(update_fields=list(fields))
+    old, new = audit_changes(before, {f: getattr(locked, f) for f in fields})
+    if new:
+        audit_record(
+            organisation=locked,
+            actor=actor,
+            action="organisation.thresholds",
+            target=locked,
+            before=old,
+            after=new,
+        )
+    return locked
