@@ -141,6 +141,8 @@ STORAGES = {
 PULSE_DEFAULT_ANONYMITY_THRESHOLD = config_env.integer("PULSE_DEFAULT_K", 5, minimum=3)
 PULSE_TOKEN_HMAC_KEY = config_env.read("PULSE_TOKEN_HMAC_KEY", "") or ""
 PULSE_DEFAULT_TIMEZONE = config_env.timezone_name("PULSE_DEFAULT_TIMEZONE", "UTC")
+# Raw answers of a cycle are deleted this many days after it closed (aggregates are kept).
+PULSE_RESPONSE_RETENTION_DAYS = config_env.integer("PULSE_RESPONSE_RETENTION_DAYS", 730, minimum=30)
 
 # --- Celery -----------------------------------------------------------------------------------
 REDIS_URL = config_env.read("REDIS_URL", "") or ""
@@ -159,7 +161,13 @@ CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "config.celery.heartbeat", "schedule": 60.0},
     "checkins-tick": {"task": "checkins.tasks.tick", "schedule": crontab()},
     "notifications-sweep": {"task": "notifications.tasks.outbox_sweep", "schedule": 60.0},
+    "checkins-retention": {
+        "task": "checkins.retention.purge_expired_responses",
+        "schedule": crontab(hour=3, minute=17),
+    },
 }
+# Task modules outside tasks.py (autodiscovery only finds tasks.py).
+CELERY_IMPORTS = ["checkins.retention"]
 
 # --- Cache: shared rate-limit counters (Redis when configured, else per process) -------------
 if REDIS_URL:
