@@ -225,3 +225,43 @@ def organisation_thresholds_update(
             after=new,
         )
     return locked
+
+
+FLAG_SETTING_FIELDS = (
+    "high_stress_level",
+    "high_stress_consecutive",
+    "client_burnout_level",
+    "resolve_after_cycles",
+    "reopen_within_days",
+)
+
+
+@transaction.atomic
+def flag_settings_update(*, organisation: Organisation, actor: User | None, **values: int):
+    """Thresholds the flag engine uses for this organisation (created on first save)."""
+    from .audit import audit_changes, audit_record
+    from .models import FlagSettings
+
+    unknown = set(values) - set(FLAG_SETTING_FIELDS)
+    if unknown:
+        raise ServiceError("invalid", "Unknown fields.", fields={n: ["unknown"] for n in unknown})
+    settings, _ = FlagSettings.objects.select_for_update().get_or_create(organisation=organisation)
+    before = {f: getattr(settings, f) for f in FLAG_SETTING_FIELDS}
+    for name, value in values.items():
+        setattr(settings, name, value)
+    try:
+        settings.full_clean()
+    except ValidationError as exc:
+        raise _validation_to_service_error(exc)
+    settings.save()
+    old, new = audit_changes(before, {f: getattr(settings, f) for f in FLAG_SETTING_FIELDS})
+    if new:
+        audit_record(
+            organisation=organisation,
+            actor=actor,
+            action="flags.thresholds",
+            target=settings,
+            before=old,
+            after=new,
+        )
+    return settings
