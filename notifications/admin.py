@@ -96,6 +96,13 @@ class MaskedSecretWidget(forms.TextInput):
 
 
 class ChannelSettingsForm(forms.ModelForm):
+    slack_webhook_url = forms.URLField(
+        required=False, assume_scheme="https", widget=MaskedSecretWidget()
+    )
+    teams_webhook_url = forms.URLField(
+        required=False, assume_scheme="https", widget=MaskedSecretWidget()
+    )
+
     class Meta:
         model = ChannelSettings
         fields = [
@@ -106,10 +113,6 @@ class ChannelSettingsForm(forms.ModelForm):
             "teams_webhook_url",
             "default_channel",
         ]
-        widgets = {
-            "slack_webhook_url": MaskedSecretWidget(),
-            "teams_webhook_url": MaskedSecretWidget(),
-        }
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
