@@ -1,0 +1,311 @@
+"""Reads of the stored analytics (aggregates, participation, flags) for dashboards and the API.
+
+Everything here reads the rollup tables written at cycle close (``wellbeing/aggregation.py``),
+never raw responses, and is scoped by ``wellbeing.policy.visible_team_ids``.  A suppressed cell is
+returned as a gap with no number; nothing here can return a figure from fewer than k people
+because such figures are never stored.  Query counts do not grow with teams or cycles.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+from django.db.models import QuerySet
+
+from . import policy
+from .analytics import DIMENSIONS
+from .models import (
+    CycleResult,
+    Flag,
+    Organisation,
+    Scope,
+    Team,
+    TeamAggregate,
+    TeamParticipation,
+)
+from .policy import AnyUser
+
+# --- The team tree as plain data (shared by aggregation and flags) ----------------------------
+
+
+@dataclass(frozen=True)
+class TeamInfo:
+    id: int
+    parent_id: int | None
+    name: str
+    public_id: str
+    customer_facing: bool
+
+
+@dataclass
+class TeamTree:
+    teams: dict[int, TeamInfo]
+    children: dict[int | None, list[int]] = field(default_factory=dict)
+
+    def ancestors(self, team_id: int) -> list[int]:
+        """Parent, grandparent, ... (cycle-safe)."""
+        found: list[int] = []
+        node = self.teams.get(team_id)
+        while node is not None and node.parent_id is not None and node.parent_id not in found:
+            found.append(node.parent_id)
+            node = self.teams.get(node.parent_id)
+        return found
+
+
+def team_tree(*, organisation: Organisation) -> TeamTree:
+    """All teams of the organisation in one query."""
+    teams: dict[int, TeamInfo] = {}
+    children: dict[int | None, list[int]] = defaultdict(list)
+    for pk, parent_id, name, public_id, customer_facing in Team.objects.filter(
+        organisation=organisation
+    ).values_list("id", "parent_id", "name", "public_id", "customer_facing"):
+        teams[pk] = TeamInfo(pk, parent_id, name, str(public_id), customer_facing)
+        children[parent_id].append(pk)
+    return TeamTree(teams=teams, children=dict(children))
+
+
+# --- Primary series: a parent team's figure is its subtree, a leaf team's its own ------------
+
+_SCOPE_PRIORITY = {Scope.SUBTREE: 0, Scope.TEAM: 1}
+
+
+def primary_rows(rows: Iterable[TeamAggregate]) -> dict[tuple[int, int, str], TeamAggregate]:
+    """(result id, team id, dimension) -> the team's headline row (subtree before direct)."""
+    chosen: dict[tuple[int, int, str], TeamAggregate] = {}
+    for row in rows:
+        assert row.team_id is not None
+        key = (row.result_id, row.team_id, row.dimension)
+        current = chosen.get(key)
+        if (
+            current is None
+            or _SCOPE_PRIORITY[Scope(row.scope)] < _SCOPE_PRIORITY[Scope(current.scope)]
+        ):
+            chosen[key] = row
+    return chosen
+
+
+def primary_participation(
+    rows: Iterable[TeamParticipation],
+) -> dict[tuple[int, int], TeamParticipation]:
+    chosen: dict[tuple[int, int], TeamParticipation] = {}
+    for row in rows:
+        assert row.team_id is not None
+        key = (row.result_id, row.team_id)
+        current = chosen.get(key)
+        if (
+            current is None
+            or _SCOPE_PRIORITY[Scope(row.scope)] < _SCOPE_PRIORITY[Scope(current.scope)]
+        ):
+            chosen[key] = row
+    return chosen
+
+
+# --- Dashboards ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    period_start: date
+    published: bool  # False: fewer than k (or complementary suppression) -- a gap, no numbers
+    n: int | None
+    index: float | None
+    ci_low: float | None
+    ci_high: float | None
+    participation_rate: float | None
+
+
+def team_trend(*, team: Team, dimension: str, cycles: int = 26) -> list[TrendPoint]:
+    """The team's last ``cycles`` cycles for one dimension, oldest first (two queries).
+
+    The caller checks ``policy.can_view_team`` first."""
+    if dimension not in DIMENSIONS:
+        raise ValueError(f"unknown dimension {dimension!r}")
+    rows = list(
+        TeamAggregate.objects.filter(
+            team=team, dimension=dimension, scope__in=[Scope.TEAM, Scope.SUBTREE]
+        )
+        .select_related("result")
+        .order_by("-result__period_start", "-result__closed_at")[: cycles * 2]
+    )
+    chosen = primary_rows(rows)
+    results = sorted(
+        {row.result for row in chosen.values()}, key=lambda r: (r.period_start, r.closed_at)
+    )[-cycles:]
+    participation = primary_participation(
+        TeamParticipation.objects.filter(team=team, result__in=[r.pk for r in results])
+    )
+    points = []
+    for result in results:
+        row = chosen[(result.pk, team.pk, dimension)]
+        part = participation.get((result.pk, team.pk))
+        points.append(
+            TrendPoint(
+                period_start=result.period_start,
+                published=row.published,
+                n=row.n if row.published else None,
+                index=row.index if row.published else None,
+                ci_low=row.ci_low if row.published else None,
+                ci_high=row.ci_high if row.published else None,
+                participation_rate=part.rate if part is not None and part.published else None,
+            )
+        )
+    return points
+
+
+@dataclass(frozen=True)
+class HeatmapCell:
+    dimension: str
+    published: bool
+    index: float | None
+    n: int | None
+    change: float | None  # since the team's previous cycle; None unless both sides may be shown
+
+
+@dataclass(frozen=True)
+class HeatmapRow:
+    team_id: int | None  # None: the organisation row
+    team_public_id: str | None
+    name: str
+    parent_public_id: str | None
+    customer_facing: bool
+    period_start: date | None
+    cells: tuple[HeatmapCell, ...]
+
+
+@dataclass(frozen=True)
+class Heatmap:
+    dimensions: tuple[str, ...]
+    rows: tuple[HeatmapRow, ...]
+
+
+# How many recent cycle results the heatmap looks through to find each team's latest two.
+HEATMAP_RESULTS = 12
+
+
+def organisation_heatmap(*, organisation: Organisation, user: AnyUser) -> Heatmap:
+    """Teams x dimensions at each team's latest cycle, with the change since its previous one.
+
+    Leads see their subtrees; admins also get the organisation row.  Constant query count."""
+    visible = policy.visible_team_ids(user)
+    if user.is_authenticated and getattr(user, "organisation_id", None) != organisation.pk:
+        visible = set()
+    is_admin = policy.is_org_admin(user, organisation)
+    if not visible and not is_admin:
+        return Heatmap(dimensions=DIMENSIONS, rows=())
+    result_ids = list(
+        CycleResult.objects.filter(organisation=organisation)
+        .order_by("-period_start", "-closed_at")
+        .values_list("pk", flat=True)[:HEATMAP_RESULTS]
+    )
+    rows = TeamAggregate.objects.filter(result_id__in=result_ids).select_related("result")
+    teams = {
+        t.pk: t
+        for t in Team.objects.filter(pk__in=visible).select_related("parent").order_by("name")
+    }
+    by_team: dict[int | None, dict[str, list[TeamAggregate]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    team_rows: list[TeamAggregate] = []
+    for row in rows:
+        if row.team_id is None:
+            if is_admin:
+                by_team[None][row.dimension].append(row)
+        elif row.team_id in teams and row.scope != Scope.ORGANISATION:
+            team_rows.append(row)
+    for (_, team_id, dimension), row in primary_rows(team_rows).items():
+        by_team[team_id][dimension].append(row)
+
+    def build(team_id: int | None) -> HeatmapRow:
+        cells = []
+        latest_period: date | None = None
+        per_dim = by_team.get(team_id, {})
+        for dimension in DIMENSIONS:
+            series = sorted(
+                per_dim.get(dimension, []),
+                key=lambda r: (r.result.period_start, r.result.closed_at),
+                reverse=True,
+            )
+            if not series:
+                cells.append(HeatmapCell(dimension, False, None, None, None))
+                continue
+            latest = series[0]
+            latest_period = max(
+                latest_period or latest.result.period_start, latest.result.period_start
+            )
+            change = None
+            if latest.published and latest.delta_published and len(series) > 1:
+                previous = series[1]
+                if previous.published and previous.index is not None and latest.index is not None:
+                    change = round(latest.index - previous.index, 1)
+            cells.append(
+                HeatmapCell(
+                    dimension=dimension,
+                    published=latest.published,
+                    index=latest.index if latest.published else None,
+                    n=latest.n if latest.published else None,
+                    change=change,
+                )
+            )
+        team = teams.get(team_id) if team_id is not None else None
+        return HeatmapRow(
+            team_id=team_id,
+            team_public_id=str(team.public_id) if team else None,
+            name=team.name if team else organisation.name,
+            parent_public_id=str(team.parent.public_id) if team and team.parent else None,
+            customer_facing=bool(team and team.customer_facing),
+            period_start=latest_period,
+            cells=tuple(cells),
+        )
+
+    out = []
+    if is_admin and None in by_team:
+        out.append(build(None))
+    out.extend(build(team_id) for team_id in teams if team_id in by_team)
+    return Heatmap(dimensions=DIMENSIONS, rows=tuple(out))
+
+
+@dataclass(frozen=True)
+class Distribution:
+    period_start: date
+    n: int
+    buckets: tuple[tuple[int, int], ...]  # (low, high) index bounds of each bucket
+    counts: tuple[int, ...]
+
+
+def team_latest_distribution(*, team: Team, dimension: str) -> Distribution | None:
+    """The spread of answers at the team's latest cycle; None when suppressed or no data."""
+    rows = list(
+        TeamAggregate.objects.filter(
+            team=team, dimension=dimension, scope__in=[Scope.TEAM, Scope.SUBTREE]
+        )
+        .select_related("result")
+        .order_by("-result__period_start", "-result__closed_at")[:2]
+    )
+    chosen = primary_rows(rows)
+    if not chosen:
+        return None
+    latest = max(chosen.values(), key=lambda r: (r.result.period_start, r.result.closed_at))
+    if not latest.published or not latest.distribution or latest.n is None:
+        return None
+    counts = tuple(int(c) for c in latest.distribution)
+    width = 100 / len(counts)
+    buckets = tuple((round(i * width), round((i + 1) * width)) for i in range(len(counts)))
+    return Distribution(
+        period_start=latest.result.period_start, n=latest.n, buckets=buckets, counts=counts
+    )
+
+
+ACTIVE_FLAG_STATES: tuple[str, ...] = (Flag.State.OPEN, Flag.State.ACKNOWLEDGED)
+
+
+def flags_for(*, user: AnyUser, states: Sequence[str] = ACTIVE_FLAG_STATES) -> QuerySet[Flag]:
+    """Flags on teams the user may see, newest first."""
+    visible = policy.visible_team_ids(user)
+    return (
+        Flag.objects.filter(team_id__in=visible, state__in=list(states))
+        .select_related("team", "acknowledged_by")
+        .order_by("-opened_at", "-pk")
+    )

@@ -1,0 +1,703 @@
+"""Trend detection over stored, published aggregates and the flag life cycle.
+
+Kinds: ``high_stress`` (stress above the organisation's level for consecutive cycles),
+``rising_stress`` (the deterioration detector signals on stress), ``empathy_risk`` (customer-
+facing team: stress rising together with client-related burnout rising or high -- the headline
+flag) and ``participation_drop``.  Life cycle: open -> acknowledged -> resolved automatically after
+``resolve_after_cycles`` cycles back in control (hysteresis: a cycle out of control restarts the
+count), or dismissed with a reason.  A flag resolved recently reopens instead of duplicating;
+a rising severity escalates.
+
+Never: use a figure that was not published (suppressed cycles are gaps), put anything from fewer
+than k people in evidence or alerts, log answers, or let one team's failure stop the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from . import policy
+from .analytics import FlagChange
+from .analytics_selectors import TeamTree, primary_participation, primary_rows, team_tree
+from .errors import ServiceError
+from .models import (
+    CycleResult,
+    Flag,
+    FlagEvent,
+    FlagSettings,
+    Organisation,
+    Scope,
+    TeamAggregate,
+    TeamLead,
+    TeamParticipation,
+    User,
+)
+from .stats.detector import (
+    IN_CONTROL,
+    NOT_ENOUGH_DATA,
+    SIGNAL,
+    CyclePoint,
+    Detection,
+    detect_deterioration,
+    high_level,
+    participation_drop,
+)
+from .stats.shrinkage import between_team_variance
+
+logger = logging.getLogger(__name__)
+
+HISTORY_CYCLES = 52  # a year of weekly cycles is plenty for a baseline and a trend
+EVIDENCE_CYCLES = 12  # published points quoted in a flag's evidence
+TREND_P = 0.05
+
+FIRING = "firing"  # the rule fires: open, keep open, maybe escalate
+IN_CONTROL_STATE = "in_control"  # counts toward automatic resolution
+ELEVATED = "elevated"  # not firing but not in control either: restarts the resolution count
+NO_DATA = "no_data"  # suppressed or too little history: neither counts
+
+SEVERITY_RANK = {Flag.Severity.WATCH: 0, Flag.Severity.WARNING: 1, Flag.Severity.CRITICAL: 2}
+
+SUGGESTED_ACTIONS = {
+    "wellness_check": "Hold a short wellness check-in conversation with the team (not with "
+    "individuals about their answers: the check-ins are anonymous).",
+    "workload_review": "Review workload and staffing: queue volumes, overtime, open "
+    "positions, and whether work can be paused, moved or shared.",
+    "support_resources": "Remind the team of the support resources available to them "
+    "(employee assistance, occupational health, counselling).",
+    "peer_support": "Encourage peer support and role models: pair people up, let experienced "
+    "colleagues share how they handle hard customer contacts, and lead by example on breaks.",
+    "recovery": "Protect recovery time: real breaks between difficult contacts, no after-hours "
+    "messages, and time off that is actually taken.",
+    "participation": "Ask the team, openly and without pressure, whether the check-in still "
+    "feels safe and worth their time; explain what was done with earlier results.",
+    "next_checkin": "Watch the next check-in to see whether the actions are making a difference.",
+}
+
+
+def settings_for(organisation: Organisation) -> FlagSettings:
+    """The organisation's flag settings (defaults if none were saved; not written here)."""
+    try:
+        return organisation.flag_settings
+    except FlagSettings.DoesNotExist:
+        return FlagSettings(organisation=organisation)
+
+
+@dataclass
+class Evaluation:
+    status: str  # FIRING | IN_CONTROL_STATE | ELEVATED | NO_DATA
+    severity: str = Flag.Severity.WATCH
+    explanation: str = ""
+    actions: list[str] = field(default_factory=list)
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Series:
+    periods: list[date]
+    points: list[CyclePoint]
+
+    @property
+    def indices(self) -> list[float | None]:
+        return [p.index for p in self.points]
+
+    @property
+    def latest(self) -> float | None:
+        return self.points[-1].index if self.points else None
+
+    def published(self, last: int = EVIDENCE_CYCLES) -> list[dict[str, Any]]:
+        pairs = [
+            {"period_start": d.isoformat(), "index": round(p.index, 1)}
+            for d, p in zip(self.periods, self.points, strict=True)
+            if p.index is not None
+        ]
+        return pairs[-last:]
+
+
+def _r(value: float | None, digits: int = 2) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return round(float(value), digits)
+
+
+def _detection_evidence(det: Detection) -> dict[str, Any]:
+    return {
+        "status": det.status,
+        "statistic": _r(det.statistic),
+        "threshold": _r(det.threshold),
+        "baseline_mean": _r(det.baseline_mean, 1),
+        "baseline_sd": _r(det.baseline_sd, 2),
+        "baseline_source": det.baseline_source,
+        "shifted_cycles": det.shifted_cycles,
+        "slope_per_cycle": _r(det.slope_per_cycle),
+        "slope_ci": [_r(det.slope_low), _r(det.slope_high)],
+        "mann_kendall_p": _r(det.mann_kendall_p, 4),
+    }
+
+
+def _trend_up(det: Detection) -> bool:
+    return (
+        det.slope_per_cycle is not None
+        and det.slope_per_cycle > 0
+        and det.mann_kendall_p is not None
+        and det.mann_kendall_p < TREND_P
+    )
+
+
+@dataclass(frozen=True)
+class OrgBaseline:
+    """Organisation-wide figures for teams with little history of their own."""
+
+    mean: float | None = None
+    sd: float | None = None
+    within_sd: float | None = None
+    between_sd: float | None = None
+
+    def detect(self, points: Sequence[CyclePoint], *, label: str) -> Detection:
+        return detect_deterioration(
+            points,
+            org_mean=self.mean,
+            org_sd=self.sd,
+            org_within_sd=self.within_sd,
+            org_between_sd=self.between_sd,
+            label=label,
+        )
+
+
+def _org_baseline(rows: Sequence[TeamAggregate], latest_result_id: int) -> OrgBaseline:
+    published = [r for r in rows if r.published and r.index is not None]
+    if len(published) < 2:
+        return OrgBaseline()
+    indices = [float(r.index) for r in published if r.index is not None]
+    mean = sum(indices) / len(indices)
+    sd = math.sqrt(sum((x - mean) ** 2 for x in indices) / (len(indices) - 1))
+    sds = [float(r.sd) for r in published if r.sd is not None]
+    within = math.sqrt(sum(s * s for s in sds) / len(sds)) if sds else None
+    between = None
+    latest = [r for r in published if r.result_id == latest_result_id]
+    if within is not None and len(latest) >= 2:
+        between = math.sqrt(
+            between_team_variance([r.index for r in latest], [r.n or 0 for r in latest], within)
+        )
+    return OrgBaseline(mean=mean, sd=sd, within_sd=within, between_sd=between)
+
+
+# --- Rules ----------------------------------------------------------------------------------
+
+
+def _evaluate_high_stress(stress: _Series, settings: FlagSettings) -> Evaluation:
+    level, consecutive = settings.high_stress_level, settings.high_stress_consecutive
+    latest = stress.latest
+    if latest is None:
+        return Evaluation(NO_DATA)
+    if high_level(stress.indices, threshold=level, consecutive=consecutive):
+        severity = Flag.Severity.CRITICAL if latest >= level + 15 else Flag.Severity.WARNING
+        return Evaluation(
+            FIRING,
+            severity=severity,
+            explanation=(
+                f"The team's stress index has been above {level} (the level your organisation "
+                f"set) for at least {consecutive} check-ins in a row; it is now {latest:.0f}."
+            ),
+            actions=["wellness_check", "workload_review", "support_resources", "next_checkin"],
+            evidence={
+                "dimension": "stress",
+                "statistic": _r(latest, 1),
+                "threshold": level,
+                "consecutive_cycles": consecutive,
+                "cycles": stress.published(),
+            },
+        )
+    return Evaluation(ELEVATED if latest > level else IN_CONTROL_STATE)
+
+
+def _evaluate_rising_stress(stress: _Series, org: OrgBaseline) -> tuple[Evaluation, Detection]:
+    det = org.detect(stress.points, label="Stress")
+    if stress.latest is None or det.status == NOT_ENOUGH_DATA:
+        return Evaluation(NO_DATA), det
+    if det.status != SIGNAL:
+        return Evaluation(IN_CONTROL_STATE if det.status == IN_CONTROL else NO_DATA), det
+    severity = (
+        Flag.Severity.CRITICAL
+        if det.shifted_cycles >= 4
+        else Flag.Severity.WARNING
+        if det.shifted_cycles >= 2
+        else Flag.Severity.WATCH
+    )
+    return (
+        Evaluation(
+            FIRING,
+            severity=severity,
+            explanation=det.explanation,
+            actions=["wellness_check", "workload_review", "recovery", "next_checkin"],
+            evidence={
+                "dimension": "stress",
+                **_detection_evidence(det),
+                "cycles": stress.published(),
+            },
+        ),
+        det,
+    )
+
+
+def _evaluate_empathy_risk(
+    stress: _Series,
+    stress_det: Detection,
+    burnout: _Series,
+    org: OrgBaseline,
+    settings: FlagSettings,
+) -> Evaluation:
+    if stress.latest is None or stress_det.status == NOT_ENOUGH_DATA:
+        return Evaluation(NO_DATA)
+    burnout_det = org.detect(burnout.points, label="Client-related burnout")
+    stress_signal = stress_det.status == SIGNAL
+    stress_rising = stress_signal or _trend_up(stress_det)
+    burnout_signal = burnout_det.status == SIGNAL
+    burnout_latest = burnout.latest
+    burnout_high = burnout_latest is not None and burnout_latest >= settings.client_burnout_level
+    burnout_rising = burnout_signal or _trend_up(burnout_det)
+    if not (stress_rising and (burnout_rising or burnout_high)):
+        return Evaluation(ELEVATED if stress_rising else IN_CONTROL_STATE)
+    if stress_signal and burnout_signal:
+        severity = Flag.Severity.CRITICAL
+    elif stress_signal or burnout_signal:
+        severity = Flag.Severity.WARNING
+    else:
+        severity = Flag.Severity.WATCH
+    burnout_text = (
+        "client-related burnout is rising too"
+        if burnout_rising
+        else f"client-related burnout is high ({burnout_latest:.0f} of 100)"
+    )
+    explanation = (
+        f"This customer-facing team's stress is rising and {burnout_text}. Stressed people "
+        "have less empathy to give, so the quality of customer contacts may suffer. "
+        + stress_det.explanation
+    )
+    return Evaluation(
+        FIRING,
+        severity=severity,
+        explanation=explanation,
+        actions=[
+            "wellness_check",
+            "workload_review",
+            "support_resources",
+            "peer_support",
+            "next_checkin",
+        ],
+        evidence={
+            "dimension": "stress",
+            **_detection_evidence(stress_det),
+            "cycles": stress.published(),
+            "client_burnout": {
+                **_detection_evidence(burnout_det),
+                "latest": _r(burnout_latest, 1),
+                "high_level": settings.client_burnout_level,
+                "cycles": burnout.published(),
+            },
+        },
+    )
+
+
+def _evaluate_participation(periods: list[date], rates: list[float | None]) -> Evaluation:
+    if not rates or rates[-1] is None:
+        return Evaluation(NO_DATA)
+    det = participation_drop(rates)
+    if det.status == NOT_ENOUGH_DATA:
+        return Evaluation(NO_DATA)
+    if det.status != SIGNAL:
+        return Evaluation(IN_CONTROL_STATE)
+    cycles = [
+        {"period_start": d.isoformat(), "rate": round(r, 3)}
+        for d, r in zip(periods, rates, strict=True)
+        if r is not None
+    ][-EVIDENCE_CYCLES:]
+    return Evaluation(
+        FIRING,
+        severity=Flag.Severity.WARNING if det.shifted_cycles >= 2 else Flag.Severity.WATCH,
+        explanation=det.explanation
+        + " A falling response rate can mean people are overloaded or no longer trust the check-in.",
+        actions=["participation", "wellness_check", "next_checkin"],
+        evidence={"dimension": "participation", **_detection_evidence(det), "cycles": cycles},
+    )
+
+
+# --- The cycle-close entry point ------------------------------------------------------------
+
+
+@dataclass
+class _Context:
+    result: CycleResult
+    tree: TeamTree
+    settings: FlagSettings
+    leads: dict[int, set[int]]
+    admins: list[int]
+    now: Any
+
+
+def flags_update(*, result: CycleResult, tree: TeamTree | None = None) -> list[FlagChange]:
+    """Run detection for every team in ``result`` and move flags through their life cycle.
+
+    Each team runs in its own savepoint: a failure is logged (team id and error type only) and the
+    other teams carry on."""
+    organisation = result.organisation
+    tree = tree or team_tree(organisation=organisation)
+    settings = settings_for(organisation)
+    results = list(
+        CycleResult.objects.filter(
+            organisation=organisation, period_start__lte=result.period_start
+        ).order_by("-period_start", "-closed_at")[:HISTORY_CYCLES]
+    )
+    results.reverse()
+    result_ids = [r.pk for r in results]
+    aggregates = primary_rows(
+        TeamAggregate.objects.filter(
+            result_id__in=result_ids,
+            dimension__in=["stress", "client_burnout"],
+            scope__in=[Scope.TEAM, Scope.SUBTREE],
+        ).only("result_id", "team_id", "scope", "dimension", "published", "n", "index", "sd")
+    )
+    participation = primary_participation(
+        TeamParticipation.objects.filter(
+            result_id__in=result_ids, scope__in=[Scope.TEAM, Scope.SUBTREE]
+        ).only("result_id", "team_id", "scope", "published", "rate")
+    )
+    current_teams = sorted({team for (rid, team, _) in aggregates if rid == result.pk})
+    # Figures stored later than this cycle (a past cycle recomputed or closed late): the flags
+    # already moved on for those teams.
+    newer = set(
+        TeamAggregate.objects.filter(
+            result__organisation=organisation,
+            result__period_start__gt=result.period_start,
+            team_id__in=current_teams,
+        )
+        .values_list("team_id", flat=True)
+        .distinct()
+    )
+    baselines = {
+        dimension: _org_baseline(
+            [row for (_, _, dim), row in aggregates.items() if dim == dimension], result.pk
+        )
+        for dimension in ("stress", "client_burnout")
+    }
+    leads: dict[int, set[int]] = defaultdict(set)
+    for team_id, user_id in TeamLead.objects.filter(
+        team__organisation=organisation, user__is_active=True
+    ).values_list("team_id", "user_id"):
+        leads[team_id].add(user_id)
+    admins = list(
+        User.objects.filter(organisation=organisation, is_org_admin=True, is_active=True)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    flags: dict[tuple[int, str], Flag] = {}
+    reopen_after = result.closed_at - timedelta(days=settings.reopen_within_days)
+    for flag in Flag.objects.filter(team_id__in=current_teams).order_by("opened_at", "pk"):
+        live = flag.state in Flag.ACTIVE_STATES
+        recent = flag.state == Flag.State.RESOLVED and (
+            flag.resolved_at is not None and flag.resolved_at >= reopen_after
+        )
+        # A dismissed flag mutes its rule until the team has been back in control once.
+        muted = flag.state == Flag.State.DISMISSED and flag.in_control_streak == 0
+        if live or recent or muted:
+            flags[(flag.team_id, flag.kind)] = flag  # ascending: the newest wins
+    ctx = _Context(result, tree, settings, leads, admins, timezone.now())
+
+    changes: list[FlagChange] = []
+    for team_id in current_teams:
+        if team_id in newer or team_id not in tree.teams:
+            continue
+
+        def series(dimension: str, team_id: int = team_id) -> _Series:
+            periods, points = [], []
+            for r in results:
+                row = aggregates.get((r.pk, team_id, dimension))
+                if row is None:
+                    continue
+                periods.append(r.period_start)
+                points.append(CyclePoint(index=row.index if row.published else None, n=row.n or 0))
+            return _Series(periods, points)
+
+        try:
+            with transaction.atomic():
+                stress = series("stress")
+                rising, stress_det = _evaluate_rising_stress(stress, baselines["stress"])
+                evaluations = {
+                    Flag.Kind.HIGH_STRESS: _evaluate_high_stress(stress, settings),
+                    Flag.Kind.RISING_STRESS: rising,
+                }
+                if tree.teams[team_id].customer_facing:
+                    evaluations[Flag.Kind.EMPATHY_RISK] = _evaluate_empathy_risk(
+                        stress,
+                        stress_det,
+                        series("client_burnout"),
+                        baselines["client_burnout"],
+                        settings,
+                    )
+                periods = [r.period_start for r in results if (r.pk, team_id) in participation]
+                rates = [
+                    p.rate if p.published else None
+                    for r in results
+                    if (p := participation.get((r.pk, team_id))) is not None
+                ]
+                evaluations[Flag.Kind.PARTICIPATION_DROP] = _evaluate_participation(periods, rates)
+                for kind, evaluation in evaluations.items():
+                    change = _flag_apply(
+                        ctx=ctx,
+                        team_id=team_id,
+                        kind=kind,
+                        evaluation=evaluation,
+                        current=flags.get((team_id, kind)),
+                    )
+                    if change is not None:
+                        changes.append(change)
+        except Exception as exc:
+            logger.error(
+                "event=flag_detection status=failed result_id=%s team_id=%s error=%s",
+                result.pk,
+                team_id,
+                type(exc).__name__,
+            )
+    return changes
+
+
+def _flag_apply(
+    *, ctx: _Context, team_id: int, kind: str, evaluation: Evaluation, current: Flag | None
+) -> FlagChange | None:
+    period = ctx.result.period_start
+    if current is not None and current.last_evaluated_period >= period:
+        return None  # this cycle was already counted for this flag
+    if evaluation.status == FIRING:
+        return _on_firing(ctx=ctx, team_id=team_id, kind=kind, ev=evaluation, current=current)
+    if current is None:
+        return None
+    current.last_evaluated_period = period
+    if evaluation.status == NO_DATA:
+        current.save(update_fields=["last_evaluated_period"])
+        return None
+    if evaluation.status == ELEVATED:
+        current.in_control_streak = 0
+        current.save(update_fields=["last_evaluated_period", "in_control_streak"])
+        return None
+    # back in control
+    current.in_control_streak += 1
+    if (
+        current.state in Flag.ACTIVE_STATES
+        and current.in_control_streak >= ctx.settings.resolve_after_cycles
+    ):
+        current.state = Flag.State.RESOLVED
+        current.resolved_at = ctx.result.closed_at
+        current.save()
+        FlagEvent.objects.create(
+            flag=current,
+            kind=FlagEvent.Kind.RESOLVED,
+            at=ctx.now,
+            cycle_period=period,
+            severity=current.severity,
+            note=f"Back in control for {current.in_control_streak} check-ins.",
+        )
+        return _change(ctx, current, FlagEvent.Kind.RESOLVED)
+    current.save(update_fields=["last_evaluated_period", "in_control_streak"])
+    return None
+
+
+def _on_firing(
+    *, ctx: _Context, team_id: int, kind: str, ev: Evaluation, current: Flag | None
+) -> FlagChange | None:
+    period = ctx.result.period_start
+    actions = [SUGGESTED_ACTIONS[a] for a in ev.actions]
+
+    def refresh(flag: Flag) -> None:
+        flag.evidence = ev.evidence
+        flag.explanation = ev.explanation
+        flag.suggested_actions = actions
+        flag.last_cycle_period = period
+        flag.last_evaluated_period = period
+        flag.in_control_streak = 0
+
+    if current is not None and current.state in Flag.ACTIVE_STATES:
+        escalated = (
+            SEVERITY_RANK[Flag.Severity(ev.severity)]
+            > SEVERITY_RANK[Flag.Severity(current.severity)]
+        )
+        refresh(current)
+        if escalated:
+            current.severity = ev.severity
+        current.save()
+        if not escalated:
+            return None
+        FlagEvent.objects.create(
+            flag=current,
+            kind=FlagEvent.Kind.ESCALATED,
+            at=ctx.now,
+            cycle_period=period,
+            severity=ev.severity,
+        )
+        return _change(ctx, current, FlagEvent.Kind.ESCALATED)
+
+    if current is not None and current.state == Flag.State.DISMISSED:
+        if (
+            SEVERITY_RANK[Flag.Severity(ev.severity)]
+            <= SEVERITY_RANK[Flag.Severity(current.severity)]
+        ):
+            # still the episode someone dismissed: keep it quiet
+            current.last_cycle_period = period
+            current.last_evaluated_period = period
+            current.save(update_fields=["last_cycle_period", "last_evaluated_period"])
+            return None
+        current = None  # worse than what was dismissed: a new flag
+
+    if current is not None and current.state == Flag.State.RESOLVED:
+        refresh(current)
+        current.state = Flag.State.OPEN
+        current.severity = ev.severity
+        current.resolved_at = None
+        current.acknowledged_by = None
+        current.acknowledged_at = None
+        current.save()
+        FlagEvent.objects.create(
+            flag=current,
+            kind=FlagEvent.Kind.REOPENED,
+            at=ctx.now,
+            cycle_period=period,
+            severity=ev.severity,
+        )
+        return _change(ctx, current, FlagEvent.Kind.REOPENED)
+
+    flag = Flag(
+        organisation_id=ctx.result.organisation_id,
+        team_id=team_id,
+        kind=kind,
+        severity=ev.severity,
+        state=Flag.State.OPEN,
+        opened_at=ctx.result.closed_at,
+        first_cycle_period=period,
+    )
+    refresh(flag)
+    flag.save()
+    FlagEvent.objects.create(
+        flag=flag, kind=FlagEvent.Kind.OPENED, at=ctx.now, cycle_period=period, severity=ev.severity
+    )
+    return _change(ctx, flag, FlagEvent.Kind.OPENED)
+
+
+def flag_recipient_ids(
+    *, tree: TeamTree, team_id: int, leads: dict[int, set[int]], admins: Sequence[int]
+) -> tuple[int, ...]:
+    """Leads of the team and of its ancestors, and the organisation's admins."""
+    people: set[int] = set(admins)
+    for t in [team_id, *tree.ancestors(team_id)]:
+        people |= leads.get(t, set())
+    return tuple(sorted(people))
+
+
+def _change(ctx: _Context, flag: Flag, change: str) -> FlagChange:
+    team = ctx.tree.teams[flag.team_id]
+    return FlagChange(
+        flag_id=flag.pk,
+        team_id=flag.team_id,
+        kind=flag.kind,
+        change=change,
+        severity=flag.severity,
+        recipient_ids=flag_recipient_ids(
+            tree=ctx.tree, team_id=flag.team_id, leads=ctx.leads, admins=ctx.admins
+        ),
+        context={
+            "team_name": team.name,
+            "team_public_id": team.public_id,
+            "flag_public_id": str(flag.public_id),
+            "kind_label": str(Flag.Kind(flag.kind).label),
+            "explanation": flag.explanation,
+            "suggested_actions": list(flag.suggested_actions),
+            "link_path": f"/dashboards/teams/{team.public_id}/",
+        },
+        idempotency_key=f"flag:{flag.pk}:{change}:{ctx.result.cycle_key}",
+    )
+
+
+# --- Actions by people ------------------------------------------------------------------------
+
+
+def _flag_for_action(*, flag: Flag, user: User) -> Flag:
+    if not policy.can_view_team(user, flag.team):
+        raise ServiceError("not_found", "No such flag.", status=404)
+    if not policy.can_act_on_team_flags(user, flag.team):
+        raise ServiceError("forbidden", "You may not act on this team's flags.", status=403)
+    locked = Flag.objects.select_for_update().get(pk=flag.pk)
+    return locked
+
+
+def flag_acknowledge(
+    *, flag: Flag, user: User, action_taken: str, follow_up_on: date | None = None
+) -> Flag:
+    """A lead (of the team or an ancestor) or an admin records what they are doing about it."""
+    action_taken = (action_taken or "").strip()
+    if not action_taken:
+        raise ServiceError(
+            "invalid",
+            "Say what you are doing about this flag.",
+            fields={"action_taken": ["This field is required."]},
+        )
+    if len(action_taken) > 2000:
+        raise ServiceError(
+            "invalid", "That is too long.", fields={"action_taken": ["At most 2000 characters."]}
+        )
+    with transaction.atomic():
+        locked = _flag_for_action(flag=flag, user=user)
+        if locked.state != Flag.State.OPEN:
+            raise ServiceError("conflict", f"The flag is {locked.state}, not open.", status=409)
+        now = timezone.now()
+        if follow_up_on is not None and follow_up_on < now.date():
+            raise ServiceError(
+                "invalid",
+                "The follow-up date is in the past.",
+                fields={"follow_up_on": ["Choose today or a later date."]},
+            )
+        locked.state = Flag.State.ACKNOWLEDGED
+        locked.acknowledged_by = user
+        locked.acknowledged_at = now
+        locked.action_taken = action_taken
+        locked.follow_up_on = follow_up_on
+        locked.save()
+        FlagEvent.objects.create(
+            flag=locked, kind=FlagEvent.Kind.ACKNOWLEDGED, actor=user, at=now, note=action_taken
+        )
+    return locked
+
+
+def flag_dismiss(*, flag: Flag, user: User, reason: str) -> Flag:
+    """Close a flag as not needing action (a known cause, a false alarm), with the reason."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ServiceError(
+            "invalid",
+            "Say why this flag needs no action.",
+            fields={"reason": ["This field is required."]},
+        )
+    if len(reason) > 2000:
+        raise ServiceError(
+            "invalid", "That is too long.", fields={"reason": ["At most 2000 characters."]}
+        )
+    with transaction.atomic():
+        locked = _flag_for_action(flag=flag, user=user)
+        if locked.state not in Flag.ACTIVE_STATES:
+            raise ServiceError("conflict", f"The flag is already {locked.state}.", status=409)
+        now = timezone.now()
+        locked.state = Flag.State.DISMISSED
+        locked.dismissed_by = user
+        locked.dismissed_at = now
+        locked.dismissed_reason = reason
+        locked.in_control_streak = 0
+        locked.save()
+        FlagEvent.objects.create(
+            flag=locked, kind=FlagEvent.Kind.DISMISSED, actor=user, at=now, note=reason
+        )
+    return locked
