@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("config.api_urls")),
     path("checkin/", include("checkins.urls")),
+    path("dashboards/", include("wellbeing.dashboard_urls")),
     path("notifications/", include("notifications.urls")),
     path("", include("wellbeing.urls")),
 ]
