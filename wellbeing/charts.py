@@ -28,6 +28,7 @@ class TrendChartPoint:
     low: float | None = None
     high: float | None = None
     highlight: bool = False  # e.g. a cycle a flag rests on
+    value_text: str | None = None  # the value (and interval) as the caller's locale writes it
 
 
 @dataclass(frozen=True)
@@ -187,9 +188,12 @@ def trend_chart_svg(
         if point.value is None:
             continue
         x, y = x_at(i), y_at(point.value)
-        label = f"{point.label}: {_fmt(point.value)}"
-        if point.low is not None and point.high is not None:
-            label += f" ({_fmt(point.low)}–{_fmt(point.high)})"
+        if point.value_text is not None:
+            label = f"{point.label}: {point.value_text}"
+        else:
+            label = f"{point.label}: {_fmt(point.value)}"
+            if point.low is not None and point.high is not None:
+                label += f" ({_fmt(point.low)}–{_fmt(point.high)})"
         if point.highlight:
             label += f" — {text.highlight}"
             shape = (
