@@ -82,7 +82,7 @@ def test_baseline_uncertainty_widens_the_limits():
     estimated = ewma_upper([0.0] * 20, baseline_n=12)
     assert estimated.limits[-1] > plain.limits[-1]
     assert estimated.limits[-1] == pytest.approx(
-        3.0 * np.sqrt(0.2 / 1.8 * (1 - 0.8**40) + (1 - 0.8**20) ** 2 / 12), rel=1e-9
+        2.9 * np.sqrt(0.2 / 1.8 * (1 - 0.8**40) + (1 - 0.8**20) ** 2 / 12), rel=1e-9
     )
 
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-# Tuned by bench/detection.py for the production detector (estimated baselines, see
-# docs/statistics.md); the known-parameter one-sided chart reaches ARL0 ~ 500 at a lower L.
-DEFAULT_L = 3.0
+# Known parameters: the reflected one-sided chart with lambda 0.2 has ARL0 ~ 545 at L = 2.9
+# (``ewma_upper_arl``).  The production detector uses its own, simulation-tuned limit.
+DEFAULT_L = 2.9
 
 
 @dataclass(frozen=True)
