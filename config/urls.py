@@ -17,5 +17,7 @@ urlpatterns = [
     path("checkin/", include("checkins.urls")),
     path("dashboards/", include("wellbeing.dashboard_urls")),
     path("notifications/", include("notifications.urls")),
+    path("manage/checkins/", include("checkins.manage_urls")),
+    path("manage/", include("wellbeing.manage_urls")),
     path("", include("wellbeing.urls")),
 ]
