@@ -90,9 +90,7 @@ def org(db) -> Organisation:
 
 @pytest.fixture
 def support(org) -> Team:
-    return team_with_members(
-        organisation=org, size=8, name="Support Tier 1", customer_facing=True
-    )
+    return team_with_members(organisation=org, size=8, name="Support Tier 1", customer_facing=True)
 
 
 @pytest.fixture
