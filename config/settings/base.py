@@ -223,6 +223,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models have a "kind" with different choices: name each enum explicitly.
+    "ENUM_NAME_OVERRIDES": {"QuestionKindEnum": "checkins.models.Question.Kind"},
 }
 
 # --- Logging: key=value lines; never tokens, answers or e-mail addresses -----------------------
