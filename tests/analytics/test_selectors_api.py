@@ -1,0 +1,227 @@
+"""Dashboard reads and the API: stored figures only, scoped by the policy, no N+1, and never a
+number from fewer than k people in any response."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+
+from tests.analytics.helpers import fixed_input, period, record, team_input
+from tests.factories import (
+    OrganisationFactory,
+    TeamFactory,
+    TeamLeadFactory,
+    UserFactory,
+    team_with_members,
+)
+from wellbeing.analytics_selectors import (
+    flags_for,
+    organisation_heatmap,
+    team_latest_distribution,
+    team_trend,
+)
+from wellbeing.models import Flag
+
+pytestmark = pytest.mark.django_db
+
+SMALL = [91.3, 92.7, 96.1]  # three people: below k = 5, mean 93.37
+
+
+def _org_with_history(*, teams: int, cycles: int, seed: int = 3, members_each: int = 0):
+    organisation = OrganisationFactory(anonymity_threshold=5)
+    department = TeamFactory(organisation=organisation, name="Department")
+    members = [
+        team_with_members(
+            organisation=organisation, parent=department, name=f"Team {i}", size=members_each
+        )
+        for i in range(teams)
+    ]
+    rng = random.Random(seed)
+    for i in range(cycles):
+        record(organisation, i, [team_input(t, rng=rng) for t in members])
+    admin = UserFactory(organisation=organisation, is_org_admin=True)
+    return organisation, department, members, admin
+
+
+def _queries(fn) -> int:
+    with CaptureQueriesContext(connection) as ctx:
+        fn()
+    return len(ctx.captured_queries)
+
+
+def test_team_trend_shows_suppressed_cycles_as_gaps_without_numbers():
+    # given a team that was below k in its second cycle
+    organisation = OrganisationFactory(anonymity_threshold=5)
+    team = TeamFactory(organisation=organisation)
+    record(organisation, 0, [fixed_input(team, stress=[40.0] * 6, invited=8)])
+    record(organisation, 1, [fixed_input(team, stress=SMALL, invited=8)])
+    record(organisation, 2, [fixed_input(team, stress=[50.0] * 6, invited=8)])
+    # when its trend is read
+    points = team_trend(team=team, dimension="stress")
+    # then three points, oldest first, the middle one a gap
+    assert [p.period_start for p in points] == [period(0), period(1), period(2)]
+    assert [p.index for p in points] == [40.0, None, 50.0]
+    gap = points[1]
+    assert not gap.published and gap.n is None and gap.ci_low is None
+    assert gap.participation_rate is None
+    assert points[0].participation_rate == pytest.approx(0.75)
+
+
+def test_latest_distribution_is_none_when_the_latest_cycle_is_suppressed():
+    organisation = OrganisationFactory(anonymity_threshold=5)
+    team = TeamFactory(organisation=organisation)
+    record(organisation, 0, [fixed_input(team, stress=[10, 30, 50, 70, 90])])
+    shown = team_latest_distribution(team=team, dimension="stress")
+    assert shown is not None and shown.counts == (1, 1, 1, 1, 1) and shown.n == 5
+    record(organisation, 1, [fixed_input(team, stress=SMALL)])
+    assert team_latest_distribution(team=team, dimension="stress") is None
+
+
+def test_heatmap_shows_latest_cycle_and_change_for_visible_teams_only():
+    organisation, department, members, admin = _org_with_history(teams=3, cycles=2, members_each=12)
+    lead = TeamLeadFactory(team=members[0]).user
+    # when the admin reads the heatmap
+    heatmap = organisation_heatmap(organisation=organisation, user=admin)
+    names = [row.name for row in heatmap.rows]
+    # then the organisation row comes first, then the department and its teams
+    assert names[0] == organisation.name
+    assert set(names[1:]) == {"Department", "Team 0", "Team 1", "Team 2"}
+    stress = {row.name: row.cells[0] for row in heatmap.rows}
+    assert heatmap.dimensions[0] == "stress"
+    assert stress["Team 0"].published and stress["Team 0"].index is not None
+    # the rosters did not change between the cycles: the change may be shown
+    assert stress["Team 0"].change is not None
+    # when a lead of one team reads it, they see only that team
+    lead_view = organisation_heatmap(organisation=organisation, user=lead)
+    assert [row.name for row in lead_view.rows] == ["Team 0"]
+
+
+@pytest.mark.parametrize("reader", ["heatmap", "trend", "flags"])
+def test_selector_query_counts_do_not_grow_with_teams_and_cycles(reader):
+    def count(teams: int, cycles: int) -> int:
+        organisation, department, members, admin = _org_with_history(
+            teams=teams, cycles=cycles, seed=teams
+        )
+        admin = type(admin).objects.get(pk=admin.pk)  # a fresh user, as a request would load
+        if reader == "heatmap":
+            return _queries(lambda: organisation_heatmap(organisation=organisation, user=admin))
+        if reader == "trend":
+            return _queries(lambda: team_trend(team=department, dimension="stress", cycles=26))
+        return _queries(lambda: [f.team.name for f in flags_for(user=admin, states=["open"])])
+
+    small, large = count(2, 2), count(6, 8)
+    assert small == large
+    assert large <= 6
+
+
+def test_api_never_returns_a_number_from_fewer_than_k(django_assert_max_num_queries):
+    # given a department where one team had only three respondents
+    organisation = OrganisationFactory(anonymity_threshold=5)
+    department = TeamFactory(organisation=organisation, name="Department")
+    small = TeamFactory(organisation=organisation, parent=department, name="Small")
+    big = TeamFactory(organisation=organisation, parent=department, name="Big")
+    other = TeamFactory(organisation=organisation, name="Other")
+    for i in range(3):
+        record(
+            organisation,
+            i,
+            [
+                fixed_input(small, stress=SMALL, invited=4),
+                fixed_input(big, stress=[30.0, 35.0, 40.0, 45.0, 50.0, 55.0], invited=7),
+                fixed_input(other, stress=[20.0] * 7, invited=7),
+            ],
+        )
+    admin = UserFactory(organisation=organisation, is_org_admin=True)
+    client = APIClient()
+    client.force_login(admin)
+    # when every analytics endpoint is read
+    bodies = []
+    with django_assert_max_num_queries(12):
+        response = client.get("/api/heatmap/")
+    assert response.status_code == 200
+    bodies.append(response.json())
+    for team in (department, small, big, other):
+        response = client.get(f"/api/teams/{team.public_id}/trend/?dimension=stress")
+        assert response.status_code == 200
+        bodies.append(response.json())
+    bodies.append(client.get("/api/flags/?state=all").json())
+    text = json.dumps(bodies)
+    # then the small team's figures appear nowhere (mean 93.4, its scores, its count)
+    for secret in ("93.3", "93.4", "91.3", "92.7", "96.1"):
+        assert secret not in text
+    small_trend = bodies[2]
+    assert all(p["index"] is None and p["n"] is None for p in small_trend["points"])
+    # and the department (big + small) cannot be shown next to "big" alone
+    department_points = bodies[1]["points"]
+    big_points = bodies[3]["points"]
+    for dep, b in zip(department_points, big_points, strict=True):
+        assert not (dep["published"] and b["published"])
+
+
+def test_api_hides_teams_and_flags_the_caller_may_not_see():
+    organisation = OrganisationFactory(anonymity_threshold=5)
+    mine = TeamFactory(organisation=organisation, name="Mine")
+    theirs = TeamFactory(organisation=organisation, name="Theirs")
+    for i in range(2):
+        record(
+            organisation,
+            i,
+            [fixed_input(mine, stress=[70.0] * 6), fixed_input(theirs, stress=[70.0] * 6)],
+        )
+    lead = TeamLeadFactory(team=mine).user
+    client = APIClient()
+    client.force_login(lead)
+    # then another team's trend is a 404, not a 403
+    assert client.get(f"/api/teams/{theirs.public_id}/trend/").status_code == 404
+    assert client.get(f"/api/teams/{mine.public_id}/trend/").status_code == 200
+    # and the flag list holds only the lead's team
+    listed = client.get("/api/flags/").json()["results"]
+    assert {f["team_name"] for f in listed} == {"Mine"}
+    their_flag = Flag.objects.get(team=theirs, kind="high_stress")
+    response = client.post(
+        f"/api/flags/{their_flag.public_id}/acknowledge/", {"action_taken": "x"}, format="json"
+    )
+    assert response.status_code == 404
+    # and a bad dimension is a clear 400
+    response = client.get(f"/api/teams/{mine.public_id}/trend/?dimension=happiness")
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"]["dimension"]
+
+
+def test_api_acknowledge_and_dismiss_flags():
+    organisation = OrganisationFactory(anonymity_threshold=5)
+    team = TeamFactory(organisation=organisation, name="Desk")
+    for i in range(2):
+        record(organisation, i, [fixed_input(team, stress=[70.0] * 6)])
+    lead = TeamLeadFactory(team=team).user
+    client = APIClient()
+    client.force_login(lead)
+    flag = Flag.objects.get(team=team, kind="high_stress")
+    # an empty action is a 400 with the field named
+    response = client.post(f"/api/flags/{flag.public_id}/acknowledge/", {}, format="json")
+    assert response.status_code == 400
+    assert "action_taken" in response.json()["error"]["fields"]
+    # acknowledging records the action
+    response = client.post(
+        f"/api/flags/{flag.public_id}/acknowledge/",
+        {"action_taken": "Wellness check-in held", "follow_up_on": "2099-01-01"},
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["state"] == "acknowledged"
+    # dismissing needs a reason and then closes it
+    response = client.post(f"/api/flags/{flag.public_id}/dismiss/", {"reason": ""}, format="json")
+    assert response.status_code == 400
+    response = client.post(
+        f"/api/flags/{flag.public_id}/dismiss/", {"reason": "Planned launch week"}, format="json"
+    )
+    assert response.status_code == 200 and response.json()["state"] == "dismissed"
+    assert client.get("/api/flags/").json()["results"] == []
+    assert client.get("/api/flags/?state=dismissed").json()["results"][0]["id"] == str(
+        flag.public_id
+    )
