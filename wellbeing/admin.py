@@ -1,7 +1,19 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
-from .models import Membership, Organisation, Team, TeamLead, User
+from .models import (
+    CycleResult,
+    Flag,
+    FlagEvent,
+    FlagSettings,
+    Membership,
+    Organisation,
+    Team,
+    TeamAggregate,
+    TeamLead,
+    TeamParticipation,
+    User,
+)
 
 
 @admin.register(Organisation)
@@ -68,3 +80,71 @@ class TeamLeadAdmin(admin.ModelAdmin):
     list_display = ["user", "team"]
     search_fields = ["user__email", "team__name"]
     autocomplete_fields = ["user", "team"]
+
+
+# --- Analytics: stored results are read-only (written only at cycle close) --------------------
+
+
+class _ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request, obj=None) -> bool:  # noqa: ANN001
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:  # noqa: ANN001
+        return False
+
+
+@admin.register(FlagSettings)
+class FlagSettingsAdmin(admin.ModelAdmin):
+    list_display = [
+        "organisation",
+        "high_stress_level",
+        "high_stress_consecutive",
+        "client_burnout_level",
+        "resolve_after_cycles",
+        "reopen_within_days",
+    ]
+
+
+class TeamAggregateInline(admin.TabularInline):
+    model = TeamAggregate
+    extra = 0
+    can_delete = False
+    fields = ["team", "scope", "dimension", "published", "n", "index", "ci_low", "ci_high"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:  # noqa: ANN001
+        return False
+
+
+@admin.register(CycleResult)
+class CycleResultAdmin(_ReadOnlyAdmin):
+    list_display = ["organisation", "period_start", "closed_at", "k", "computed_at"]
+    list_filter = ["organisation"]
+    inlines = [TeamAggregateInline]
+
+
+@admin.register(TeamParticipation)
+class TeamParticipationAdmin(_ReadOnlyAdmin):
+    list_display = ["result", "team", "scope", "invited", "published", "responded", "rate"]
+    list_filter = ["result__organisation", "published"]
+
+
+class FlagEventInline(admin.TabularInline):
+    model = FlagEvent
+    extra = 0
+    can_delete = False
+    fields = ["at", "kind", "severity", "cycle_period", "actor", "note"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:  # noqa: ANN001
+        return False
+
+
+@admin.register(Flag)
+class FlagAdmin(_ReadOnlyAdmin):
+    """Acknowledge and dismiss through the dashboard/API so the permission rules apply."""
+
+    list_display = ["team", "kind", "severity", "state", "opened_at", "last_cycle_period"]
+    list_filter = ["organisation", "kind", "severity", "state"]
+    search_fields = ["team__name"]
+    inlines = [FlagEventInline]
