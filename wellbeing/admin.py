@@ -109,8 +109,16 @@ class TeamAggregateInline(admin.TabularInline):
     model = TeamAggregate
     extra = 0
     can_delete = False
-    fields = ["team", "scope", "dimension", "published", "n", "index", "ci_low", "ci_high"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "team",
+        "scope",
+        "dimension",
+        "published",
+        "n",
+        "index",
+        "ci_low",
+        "ci_high",
+    )
 
     def has_add_permission(self, request, obj=None) -> bool:  # noqa: ANN001
         return False
@@ -133,8 +141,7 @@ class FlagEventInline(admin.TabularInline):
     model = FlagEvent
     extra = 0
     can_delete = False
-    fields = ["at", "kind", "severity", "cycle_period", "actor", "note"]
-    readonly_fields = fields
+    fields = readonly_fields = ("at", "kind", "severity", "cycle_period", "actor", "note")
 
     def has_add_permission(self, request, obj=None) -> bool:  # noqa: ANN001
         return False
