@@ -376,7 +376,8 @@ def _team_dashboard_context(
         .select_related("flag", "actor")
         .order_by("-at", "-pk")[:LOG_PAGE_SIZE]
     )
-    children = Team.objects.filter(parent=team).order_by("name")
+    visible = policy.visible_team_ids(user)
+    children = Team.objects.filter(parent=team, pk__in=visible).order_by("name")
     return {
         "team": team,
         "cycles": cycles,
@@ -391,7 +392,7 @@ def _team_dashboard_context(
         ),
         "flag_cards": flag_cards,
         "history": history,
-        "children": [c for c in children if policy.can_view_team(user, c)] if children else [],
+        "children": list(children) if visible else [],
         "k": team.organisation.anonymity_threshold,
     }
 
