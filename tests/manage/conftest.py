@@ -33,8 +33,8 @@ class World:
 def world(db) -> World:
     organisation = OrganisationFactory(name="Acme", slug="acme")
     admin = UserFactory(organisation=organisation, is_org_admin=True, email="admin@acme.test")
-    cx = TeamFactory(organisation=organisation, name="Customer Experience")
-    support = TeamFactory(organisation=organisation, name="Support Tier 1", parent=cx)
+    cx = TeamFactory(organisation=organisation, name="Customer Care")
+    support = TeamFactory(organisation=organisation, name="Frontline Alpha", parent=cx)
     billing = TeamFactory(organisation=organisation, name="Billing")
     lead = TeamLeadFactory(team=support).user
     employee = MembershipFactory(team=support).user
