@@ -893,9 +893,14 @@ def checkin_submit(
                 cursor.execute("SELECT 1 FROM checkins_cycle WHERE id = %s FOR SHARE", [cycle.pk])
         if timezone.now() >= cycle.closes_at:
             raise ServiceError("expired", "This check-in has ended.", status=410)
-        claimed = Invitation.objects.filter(
-            pk=invitation.pk, answered=False, cycle__state=Cycle.State.OPEN
-        ).update(answered=True, question_ids=[], rotation_offset=None)
+        if Cycle.objects.filter(pk=cycle.pk, state=Cycle.State.OPEN).count() == 0:
+            raise ServiceError("closed", "This check-in has closed.", status=410)
+        # Single-table condition on purpose: a filter across the join makes Django emit
+        # ``WHERE id IN (subquery)``, and PostgreSQL's re-check after waiting for a concurrent
+        # update does not re-evaluate the subquery -- two submits could both win.
+        claimed = Invitation.objects.filter(pk=invitation.pk, answered=False).update(
+            answered=True, question_ids=[], rotation_offset=None
+        )
         if claimed == 0:
             raise ServiceError("already_received", "We already have your answers.", status=409)
         PendingAnswer.objects.create(

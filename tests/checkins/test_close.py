@@ -1,0 +1,147 @@
+"""Closing: release everything, hand per-team 0-100 indices to wellbeing, alert, summarise."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import time_machine
+
+from checkins import services
+from checkins.models import Cycle, Invitation, PendingAnswer, Question, Response
+from checkins.selectors import cycle_participation, invitation_questions
+from notifications.models import Message
+from tests.checkins.conftest import FIRST_OPEN
+from tests.factories import UserFactory
+from wellbeing import analytics
+from wellbeing.analytics import FlagChange
+
+DURING = FIRST_OPEN + timedelta(hours=2)
+
+
+def answer_all(cycle: Cycle, n: int, value_of=lambda q: q.scale_max) -> list[Invitation]:
+    invitations = list(Invitation.objects.filter(cycle=cycle).order_by("pk")[:n])
+    with time_machine.travel(DURING, tick=False):
+        for inv in invitations:
+            answers = {
+                q.pk: value_of(q) for q in invitation_questions(invitation=inv) if q.is_scale
+            }
+            services.checkin_submit(invitation=inv, answers=answers, comment=None)
+    return invitations
+
+
+@pytest.fixture
+def recorded(monkeypatch):
+    """Capture what close hands to wellbeing and return one flag change for the team."""
+    calls: list[dict] = []
+
+    def record(**kwargs):
+        calls.append(kwargs)
+        team = kwargs["teams"][0]
+        return [
+            FlagChange(
+                flag_id=7,
+                team_id=team.team_id,
+                kind="empathy_risk",
+                change="opened",
+                severity="warning",
+                recipient_ids=tuple(kwargs["recipients"]),
+                context={"team": "Support Tier 1"},
+                idempotency_key=f"flag:7:{kwargs['cycle_key']}",
+            )
+        ]
+
+    monkeypatch.setattr(
+        analytics, "cycle_results_record", lambda **kw: record(**kw, recipients=calls_recipients)
+    )
+    calls_recipients: list[int] = []
+    return calls, calls_recipients
+
+
+def test_close_releases_everything_and_passes_per_team_indices(cycle, recorded):
+    calls, recipients = recorded
+    lead = UserFactory(organisation=cycle.organisation)
+    recipients.append(lead.pk)
+    # Given five people answered the worst option everywhere (k = 5, six invited)
+    answer_all(cycle, 5)
+    # When the cycle closes
+    assert services.cycle_close(cycle=cycle, now=cycle.closes_at) is True
+    # Then nothing is pending, and every respondent scores 100 on every dimension they answered
+    assert PendingAnswer.objects.count() == 0 and Response.objects.count() == 5
+    (call,) = calls
+    (team_input,) = call["teams"]
+    assert (team_input.invited, team_input.responded) == (6, 5)
+    assert team_input.scores["stress"] == [100.0] * 5
+    # WHO-5 is scored so higher is worse: the best answers give 0
+    assert set(team_input.scores) >= {"stress", "wellbeing", "client_burnout", "burnout"}
+    assert all(len(v) == 5 for v in team_input.scores.values())
+    assert call["cycle_key"] == cycle.public_id and call["period_start"] == cycle.period_start
+    # and the flag change became an alert for its recipient
+    alert = Message.objects.get(kind="flag_alert")
+    assert alert.recipient_id == lead.pk and alert.context["flag_kind"] == "empathy_risk"
+    cycle.refresh_from_db()
+    assert cycle.state == "closed" and cycle.closed_at == cycle.closes_at
+
+
+def test_wellbeing_items_are_reversed_into_higher_is_worse(cycle):
+    answer_all(cycle, 5, value_of=lambda q: q.scale_max)
+    services.pending_release(cycle=cycle)
+    scores = services.cycle_scores(cycle=cycle)[cycle.team_ids[0]]
+    assert scores["wellbeing"] == [0.0] * 5  # WHO-5 "all of the time" is the best state
+    assert scores["stress"] == [100.0] * 5
+
+
+def test_close_is_idempotent(cycle, recorded):
+    calls, _ = recorded
+    answer_all(cycle, 5)
+    assert services.cycle_close(cycle=cycle, now=cycle.closes_at) is True
+    assert services.cycle_close(cycle=cycle, now=cycle.closes_at + timedelta(minutes=1)) is False
+    assert len(calls) == 1
+
+
+def test_close_before_the_window_ends_does_nothing(cycle):
+    assert services.cycle_close(cycle=cycle, now=cycle.closes_at - timedelta(seconds=1)) is False
+    cycle.refresh_from_db()
+    assert cycle.state == "open"
+
+
+def test_admin_summary_hides_participation_below_k(cycle):
+    admin = UserFactory(organisation=cycle.organisation, is_org_admin=True)
+    answer_all(cycle, 3)  # fewer than k = 5
+    services.cycle_close(cycle=cycle, now=cycle.closes_at)
+    summary = Message.objects.get(kind="cycle_summary", recipient=admin)
+    assert summary.context["invited"] == 6
+    assert summary.context["responded"] is None and summary.context["participation_rate"] is None
+
+
+def test_admin_summary_shows_participation_from_k(cycle):
+    admin = UserFactory(organisation=cycle.organisation, is_org_admin=True)
+    answer_all(cycle, 5)
+    services.cycle_close(cycle=cycle, now=cycle.closes_at)
+    summary = Message.objects.get(kind="cycle_summary", recipient=admin)
+    assert (summary.context["responded"], summary.context["participation_rate"]) == (5, 0.833)
+    assert cycle_participation(cycle=cycle)["responded"] == 5
+
+
+def test_close_wipes_rotations_and_cancels_unsent_reminders(cycle):
+    services.tick_run(now=FIRST_OPEN + timedelta(hours=25))
+    assert Message.objects.filter(kind="reminder", state="pending").count() == 6
+    services.cycle_close(cycle=cycle, now=cycle.closes_at)
+    assert not Invitation.objects.exclude(question_ids=[]).exists()
+    assert not Invitation.objects.filter(rotation_offset__isnull=False).exists()
+    assert Message.objects.filter(kind="reminder", state="pending").count() == 0
+    assert not Message.objects.filter(kind="reminder", sensitive_context__isnull=False).exists()
+
+
+def test_participation_is_withheld_below_k(cycle):
+    answer_all(cycle, 4)
+    assert cycle_participation(cycle=cycle) == {"invited": 6, "responded": None, "rate": None}
+
+
+def test_library_questions_score_within_zero_and_hundred(weekly_pulse):
+    from wellbeing.stats.scoring import item_to_index
+
+    for q in Question.objects.filter(kind="scale"):
+        scale = q.item_scale()
+        values = [item_to_index(v, scale) for v in (q.scale_min, q.scale_max)]
+        assert sorted(values) == [0.0, 100.0]
