@@ -1,0 +1,80 @@
+"""Recompute a closed cycle's stored aggregates from its released responses.  Idempotent.
+
+Rebuilds exactly what the close job hands to wellbeing (invited and responded per team, and the
+per-respondent indices from ``checkins.services.cycle_scores``) and stores it again under the same
+cycle key, replacing that cycle's rows in one transaction.  Flags are not re-run for a cycle they
+have already seen, so no alert is sent twice.  Prints counts only, never answers.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Count
+
+from checkins.models import Cycle, Invitation, Response
+from checkins.services import cycle_scores
+from wellbeing.analytics import TeamCycleInput, cycle_results_record
+
+
+def cycle_inputs(*, cycle: Cycle) -> list[TeamCycleInput]:
+    """The per-team hand-over for a closed cycle, as ``cycle_close`` builds it."""
+    invited = dict(
+        Invitation.objects.filter(cycle=cycle)
+        .values("team_id")
+        .annotate(n=Count("pk"))
+        .values_list("team_id", "n")
+    )
+    responded = dict(
+        Response.objects.filter(cycle=cycle)
+        .values("team_id")
+        .annotate(n=Count("pk"))
+        .values_list("team_id", "n")
+    )
+    scores = cycle_scores(cycle=cycle)
+    team_ids = sorted(set(cycle.team_ids) | set(invited))
+    return [
+        TeamCycleInput(
+            team_id=tid,
+            invited=invited.get(tid, 0),
+            responded=responded.get(tid, 0),
+            scores=scores.get(tid, {}),
+        )
+        for tid in team_ids
+    ]
+
+
+class Command(BaseCommand):
+    help = "Recompute the stored aggregates of a closed check-in cycle (idempotent)."
+
+    def add_arguments(self, parser) -> None:  # noqa: ANN001
+        parser.add_argument("--cycle-key", required=True, help="the cycle's public id (uuid)")
+
+    def handle(self, *args, **options) -> None:
+        started = time.monotonic()
+        try:
+            key = uuid.UUID(str(options["cycle_key"]))
+        except ValueError:
+            raise CommandError("--cycle-key must be a UUID")
+        cycle = Cycle.objects.select_related("organisation").filter(public_id=key).first()
+        if cycle is None:
+            raise CommandError("No cycle with that key.")
+        if cycle.state != Cycle.State.CLOSED or cycle.closed_at is None:
+            raise CommandError(f"The cycle is {cycle.state}; only closed cycles are recomputed.")
+        teams = cycle_inputs(cycle=cycle)
+        self.stdout.write(f"Recomputing cycle {key} ({len(teams)} teams)…")
+        changes = cycle_results_record(
+            organisation=cycle.organisation,
+            cycle_key=cycle.public_id,
+            period_start=cycle.period_start,
+            closed_at=cycle.closed_at,
+            teams=teams,
+        )
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Recomputed cycle={key} teams={len(teams)} "
+                f"flag_changes={len(changes)} in {time.monotonic() - started:.1f}s"
+            )
+        )
