@@ -36,3 +36,23 @@ def organisation(db):
     from tests.factories import OrganisationFactory
 
     return OrganisationFactory()
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="session")
+def chromium_browser():
+    """Debian's Chromium driven by Playwright's sync API; skips when it is not installed.
+
+    Tests that also touch the database from the test thread must set
+    ``DJANGO_ALLOW_ASYNC_UNSAFE=true`` (Playwright keeps an event loop in this thread)."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"needs Chromium at {CHROMIUM}: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
