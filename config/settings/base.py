@@ -247,6 +247,9 @@ LOGGING = {
     "loggers": {
         # Access-style request logs could carry a token in a query string: keep them quiet.
         "django.server": {"level": "WARNING"},
+        # At DEBUG it logs every failed variable lookup with the whole template context, which
+        # for an invitation holds the one-time link: never below INFO, whatever LOG_LEVEL says.
+        "django.template": {"level": "INFO"},
     },
 }
 
