@@ -12,7 +12,7 @@ import re
 from gunicorn.glogging import Logger as GunicornLogger
 
 TOKEN_PATH = re.compile(r"(/checkin/t/)[^/\s\"?]+")
-QUERY_TOKEN = re.compile(r"((?:token|t)=)[^&\s\"]+", re.IGNORECASE)
+QUERY_TOKEN = re.compile(r"(\b(?:token|t)=)[^&\s\"]+", re.IGNORECASE)
 
 
 def redact(text: str) -> str:
