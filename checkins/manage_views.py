@@ -90,6 +90,10 @@ def _question_initial(question: Question) -> dict[str, Any]:
     return initial
 
 
+def _question_label(question: Question) -> str:
+    return f"{question.text} ({question.dimension or question.kind}, v{question.version})"
+
+
 class SurveyForm(forms.Form):
     name = forms.CharField(label=gettext_lazy("Name"), max_length=200)
     description = forms.CharField(
@@ -112,7 +116,7 @@ class SurveyForm(forms.Form):
         field = self.fields["questions"]
         assert isinstance(field, forms.ModelMultipleChoiceField)
         field.queryset = selectors.questions_available(organisation=organisation)
-        field.label_from_instance = lambda q: f"{q.text} ({q.dimension or q.kind}, v{q.version})"
+        field.label_from_instance = _question_label  # type: ignore[method-assign,assignment]
 
 
 class ScheduleForm(forms.Form):

@@ -13,7 +13,9 @@ from .models import MINIMUM_ANONYMITY_THRESHOLD, FlagSettings, Organisation, Tea
 from .people_import import MAX_BYTES
 
 
-def service_errors_to_form(form: forms.Form, exc: ServiceError, *, aliases: dict | None = None):
+def service_errors_to_form(
+    form: forms.BaseForm, exc: ServiceError, *, aliases: dict[str, str] | None = None
+) -> None:
     """Put a ServiceError's field messages next to the form's fields (or on top)."""
     aliases = aliases or {}
     placed = False
@@ -27,27 +29,39 @@ def service_errors_to_form(form: forms.Form, exc: ServiceError, *, aliases: dict
 
 
 class TeamChoiceField(forms.ModelChoiceField):
+    """Teams labelled by their full path ("Customer Experience / Support"): names repeat."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(Team.objects.none(), *args, **kwargs)
+        self.paths: dict[int, str] = {}
+
+    def for_organisation(self, organisation: Organisation) -> None:
+        teams = {t.pk: t for t in Team.objects.filter(organisation=organisation)}
+        for pk, team in teams.items():
+            parts: list[str] = []
+            seen: set[int] = set()
+            node: Team | None = team
+            while node is not None and node.pk not in seen:
+                seen.add(node.pk)
+                parts.append(node.name)
+                node = teams.get(node.parent_id) if node.parent_id else None
+            self.paths[pk] = " / ".join(reversed(parts))
+        self.queryset = Team.objects.filter(organisation=organisation, is_active=True)
+
     def label_from_instance(self, obj: Any) -> str:
-        return str(obj.path_label) if hasattr(obj, "path_label") else str(obj)
-
-
-def _team_queryset(organisation: Organisation):
-    return Team.objects.filter(organisation=organisation, is_active=True).order_by("name")
+        return self.paths.get(obj.pk, str(obj))
 
 
 class TeamCreateForm(forms.Form):
     name = forms.CharField(label=_("Name"), max_length=200)
-    parent = forms.ModelChoiceField(
-        label=_("Inside team"),
-        queryset=Team.objects.none(),
-        required=False,
-        empty_label=_("— top level —"),
-    )
+    parent = TeamChoiceField(label=_("Inside team"), required=False, empty_label=_("— top level —"))
     customer_facing = forms.BooleanField(label=_("Serves customers directly"), required=False)
 
     def __init__(self, *args: Any, organisation: Organisation, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["parent"].queryset = _team_queryset(organisation)  # type: ignore[attr-defined]
+        parent = self.fields["parent"]
+        assert isinstance(parent, TeamChoiceField)
+        parent.for_organisation(organisation)
 
 
 class TeamEditForm(forms.Form):
@@ -56,16 +70,13 @@ class TeamEditForm(forms.Form):
 
 
 class TeamMoveForm(forms.Form):
-    parent = forms.ModelChoiceField(
-        label=_("Move inside"),
-        queryset=Team.objects.none(),
-        required=False,
-        empty_label=_("— top level —"),
-    )
+    parent = TeamChoiceField(label=_("Move inside"), required=False, empty_label=_("— top level —"))
 
     def __init__(self, *args: Any, organisation: Organisation, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["parent"].queryset = _team_queryset(organisation)  # type: ignore[attr-defined]
+        parent = self.fields["parent"]
+        assert isinstance(parent, TeamChoiceField)
+        parent.for_organisation(organisation)
 
 
 class LeadAddForm(forms.Form):
