@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
 from .models import (
+    AuditEntry,
     CycleResult,
     Flag,
     FlagEvent,
@@ -155,3 +156,24 @@ class FlagAdmin(_ReadOnlyAdmin):
     list_filter = ["organisation", "kind", "severity", "state"]
     search_fields = ["team__name"]
     inlines = [FlagEventInline]
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """The audit log is append-only, even for superusers."""
+
+    list_display = ["at", "organisation", "actor", "action", "target_type", "target_repr"]
+    list_filter = ["organisation", "action", "target_type"]
+    search_fields = ["action", "target_repr", "actor__email"]
+    date_hierarchy = "at"
+    list_select_related = ["organisation", "actor"]
+    readonly_fields = [f.name for f in AuditEntry._meta.fields]
+
+    def has_add_permission(self, request) -> bool:  # noqa: ANN001
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:  # noqa: ANN001
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:  # noqa: ANN001
+        return False
