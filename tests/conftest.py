@@ -46,13 +46,22 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 def chromium_browser():
     """Debian's Chromium driven by Playwright's sync API; skips when it is not installed.
 
-    Tests that also touch the database from the test thread must set
-    ``DJANGO_ALLOW_ASYNC_UNSAFE=true`` (Playwright keeps an event loop in this thread)."""
+    Playwright keeps an asyncio loop running in the main thread from now until the session
+    ends, so Django's async-safety guard would refuse every later ORM call in this thread:
+    ``DJANGO_ALLOW_ASYNC_UNSAFE`` is set while the browser lives (the test code stays sync)."""
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"needs Chromium at {CHROMIUM}: apt-get install -y chromium")
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
