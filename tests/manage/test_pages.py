@@ -508,3 +508,17 @@ def test_member_list_on_team_page_shows_only_that_team(admin_client, world):
     body = admin_client.get(reverse("manage:team", args=[world.support.public_id])).content.decode()
     members = body.split("<h2>Members</h2>", 1)[1]
     assert str(world.employee) in members and str(outsider) not in members
+
+
+def test_superuser_sees_the_audit_log_in_django_admin_but_cannot_change_it(client, world):
+    from wellbeing.audit import audit_record
+
+    entry = audit_record(
+        organisation=world.organisation, actor=world.admin, action="team.update", target="x"
+    )
+    superuser = UserFactory(organisation=None, is_staff=True, is_superuser=True)
+    client.force_login(superuser)
+    assert client.get("/django-admin/wellbeing/auditentry/").status_code == 200
+    assert client.get("/django-admin/wellbeing/auditentry/add/").status_code == 403
+    client.post(f"/django-admin/wellbeing/auditentry/{entry.pk}/delete/", {"post": "yes"})
+    assert AuditEntry.objects.filter(pk=entry.pk).exists()
