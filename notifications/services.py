@@ -26,6 +26,7 @@ Nothing here logs recipients' addresses, one-time links, webhook URLs or message
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import random
@@ -43,7 +44,7 @@ from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
@@ -572,6 +573,7 @@ def _deliver_claimed(*, token: uuid.UUID, ids: list[int]) -> DeliveryReport:
     transports = _Transports()
     refresh_every = conf.claim_timeout_seconds() / 4
     last_refresh = monotonic_time.monotonic()
+    relaxed = _relaxed_commits(True)
     try:
         for index, message in enumerate(messages):
             if monotonic_time.monotonic() - last_refresh > refresh_every:
@@ -590,6 +592,8 @@ def _deliver_claimed(*, token: uuid.UUID, ids: list[int]) -> DeliveryReport:
                 counts["lost"] += 1
     finally:
         transports.close()
+        if relaxed:
+            _relaxed_commits(False)
     return DeliveryReport(
         claimed=len(messages),
         sent=counts["sent"],
@@ -598,6 +602,21 @@ def _deliver_claimed(*, token: uuid.UUID, ids: list[int]) -> DeliveryReport:
         cancelled=counts["cancelled"],
         lost_claims=counts["lost"],
     )
+
+
+def _relaxed_commits(on: bool) -> bool:
+    """PostgreSQL only: while marking outcomes, do not wait for the WAL flush on each commit.
+
+    The claim itself was committed durably before any send.  An outcome lost to a *database*
+    crash (the last few hundred milliseconds of commits) leaves the row claimed; the sweeper
+    releases it and the message is sent again — the at-least-once choice already made for
+    the crash window, now also covering a PostgreSQL crash.  A worker crash loses nothing:
+    the server has the commit.  Saves one disk flush per message."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit TO " + ("OFF" if on else "DEFAULT"))
+    return True
 
 
 def _record(message: Message, token: uuid.UUID, result: _Result) -> bool:
@@ -836,8 +855,17 @@ def unsubscribe_token_for(user: User) -> str:
 def unsubscribe_url_for(user: User | None) -> str:
     if user is None:
         return ""
-    path = reverse("notifications:unsubscribe", kwargs={"token": unsubscribe_token_for(user)})
-    return f"{settings.SITE_URL}{path}"
+    prefix, suffix = _unsubscribe_path_parts()
+    return f"{settings.SITE_URL}{prefix}{unsubscribe_token_for(user)}{suffix}"
+
+
+@functools.cache
+def _unsubscribe_path_parts() -> tuple[str, str]:
+    # reverse() once: per message it cost milliseconds in the delivery loop (measured).
+    placeholder = "TOKEN"
+    path = reverse("notifications:unsubscribe", kwargs={"token": placeholder})
+    prefix, _, suffix = path.rpartition(placeholder)
+    return prefix, suffix
 
 
 def unsubscribe_user_from_token(token: str) -> User:
