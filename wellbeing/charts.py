@@ -11,6 +11,7 @@ pass only published figures: a ``None`` value is drawn as a gap and never as a n
 from __future__ import annotations
 
 import html
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -207,11 +208,12 @@ def trend_chart_svg(
             )
         parts.append(f'<g class="point"><title>{_e(label)}</title>{shape}</g>')
 
-    # X labels: at most ~10 so they stay legible.
-    every = max(1, -(-count // 10)) if count else 1
+    # X labels: as many as fit without overlapping (about 5.5 px per character at 10 px).
+    widest = max((len(p.label) for p in points), default=1) * 5.5 + 10
+    every = max(1, math.ceil(count * widest / plot_w)) if count else 1
     parts.append('<g class="x-labels" aria-hidden="true">')
     for i, point in enumerate(points):
-        if i % every and i != count - 1:
+        if (count - 1 - i) % every:  # anchored on the latest cycle, which is always labelled
             continue
         parts.append(
             f'<text x="{x_at(i):.1f}" y="{top + plot_h + 16}" text-anchor="middle" '

@@ -350,15 +350,15 @@ def _team_dashboard_context(
         evidence = []
         for dimension in FLAG_EVIDENCE_DIMENSIONS.get(flag.kind, ("stress",)):
             series = participation_points if dimension == "participation" else trends[dimension]
-            evidence.append(
-                _trend_chart(
-                    series,
-                    chart_id=f"flag-{flag.public_id}-{dimension}",
-                    title=_("Evidence: %(dimension)s") % {"dimension": dimension_label(dimension)},
-                    participation=dimension == "participation",
-                    highlight=period,
-                )
+            title = _("Evidence: %(dimension)s") % {"dimension": dimension_label(dimension)}
+            chart = _trend_chart(
+                series,
+                chart_id=f"flag-{flag.public_id}-{dimension}",
+                title=title,
+                participation=dimension == "participation",
+                highlight=period,
             )
+            evidence.append({"title": title, "chart": chart})
         form = (forms_by_flag or {}).get(flag.pk) or AcknowledgeForm(
             auto_id=f"id_{flag.public_id}_%s"
         )
@@ -421,7 +421,11 @@ def _evidence_facts(flag: Flag) -> list[tuple[str, str]]:
         add(prefix + _("baseline (own history)"), source.get("baseline_mean"))
         add(prefix + _("change per cycle (Theil–Sen slope)"), source.get("slope_per_cycle"), 2)
         add_interval(prefix + _("95% interval of the slope"), source.get("slope_ci"))
-        add(prefix + _("Mann–Kendall p-value"), source.get("mann_kendall_p"), 3)
+        p_value = source.get("mann_kendall_p")
+        if isinstance(p_value, int | float) and 0 <= p_value < 0.001:
+            facts.append((prefix + _("Mann–Kendall p-value"), "< " + _number(0.001, 3)))
+        else:
+            add(prefix + _("Mann–Kendall p-value"), p_value, 3)
         add(prefix + _("latest index"), source.get("latest"))
 
     main = dimension_label(str(evidence.get("dimension", "stress")))

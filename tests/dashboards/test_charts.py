@@ -105,3 +105,12 @@ def test_distribution_chart_labels_each_band_with_its_share():
     assert root.get("role") == "img"
     labels = [g.find(f"{SVG}title").text for g in root.iter(f"{SVG}g") if g.get("class") == "bar"]
     assert labels == ["0–20: 25%", "20–40: 75%"]
+
+
+def test_x_labels_of_a_long_history_do_not_overlap_and_include_the_latest_cycle():
+    points = [TrendChartPoint(label=f"{i:02d}/01/2026", value=50.0) for i in range(52)]
+    root = ET.fromstring(trend_chart_svg(points, chart_id="c", text=TEXT, width=640))
+    labels = [t for g in root.iter(f"{SVG}g") if g.get("class") == "x-labels" for t in g]
+    xs = [float(t.get("x")) for t in labels]
+    assert labels[-1].text == "51/01/2026"
+    assert all(b - a >= 10 * 5.5 for a, b in zip(xs, xs[1:], strict=False))

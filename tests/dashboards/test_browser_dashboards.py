@@ -1,0 +1,181 @@
+"""In a real browser: a lead sees the rising team's chart, acknowledges its empathy-risk flag with
+an action, and the action appears on the team's "you said, we did" page.  Accessibility: axe-core
+finds no serious or critical violation on the lead dashboard or the admin overview.
+
+Drives Debian's Chromium through Playwright against pytest-django's live server; skipped with a
+reason when Chromium or axe-core (``npm ci``) is missing.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from tests.dashboards.conftest import record_history
+from tests.factories import OrganisationFactory, TeamLeadFactory, UserFactory, team_with_members
+from wellbeing.models import AuditEntry, Flag
+
+# Playwright's sync API runs an event loop in this thread; the ORM calls in the test body are
+# still synchronous and safe.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+SCREENSHOTS = ROOT / "test-output" / "screenshots"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="needs Debian's Chromium at /usr/bin/chromium"
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def signed_in(browser, live_server, client):
+    """A function that opens a browser page signed in as ``user`` (session made by the test
+    client, so the login form and its lock-out rules stay out of the way)."""
+    contexts = []
+
+    def open_page(user):
+        client.force_login(user)
+        # bypass_csp only so axe-core can be injected; the pages themselves run no script.
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+        context.add_cookies(
+            [
+                {
+                    "name": "sessionid",
+                    "value": client.cookies["sessionid"].value,
+                    "url": live_server.url,
+                }
+            ]
+        )
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+def rising(team, i, dimension):
+    if team.name == "Support Tier 1" and dimension in ("stress", "client_burnout"):
+        return 30.0 + 3.0 * i
+    return 40.0
+
+
+@pytest.fixture
+def rising_team(transactional_db):
+    """A customer-facing team whose stress and client burnout rise for 12 cycles, next to a
+    stable team; the trends code opens an empathy-risk flag for it."""
+    org = OrganisationFactory(anonymity_threshold=5)
+    support = team_with_members(
+        organisation=org, size=8, name="Support Tier 1", customer_facing=True
+    )
+    stable = team_with_members(organisation=org, size=7, name="Billing")
+    record_history(organisation=org, teams=[support, stable], cycles=12, level=rising)
+    lead = TeamLeadFactory(team=support, user__full_name="Lea Lead").user
+    admin = UserFactory(organisation=org, is_org_admin=True, full_name="Ada Admin")
+    return org, support, lead, admin
+
+
+def shot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"dashboards-{name}.png"), full_page=True)
+
+
+def test_lead_acknowledges_the_empathy_risk_flag_and_the_team_sees_the_action(
+    signed_in, live_server, rising_team
+):
+    org, support, lead, admin = rising_team
+    flag = Flag.objects.get(team=support, kind=Flag.Kind.EMPATHY_RISK, state=Flag.State.OPEN)
+    page = signed_in(lead)
+
+    # the lead sees the rising team's stress chart and the flag with its evidence
+    page.goto(f"{live_server.url}/dashboards/teams/{support.public_id}/")
+    stress_chart = page.locator("svg#trend-stress")
+    assert stress_chart.is_visible()
+    assert stress_chart.get_attribute("role") == "img"
+    assert stress_chart.locator("g.point").count() == 12
+    card = page.locator(f"#flag-{flag.public_id}")
+    assert "Empathy risk" in card.locator("h3").inner_text()
+    assert card.locator("svg").count() == 2  # stress and client-related burnout evidence
+    shot(page, "lead-team")
+
+    # acknowledges it with the action taken and a follow-up date
+    follow_up = timezone.localdate() + timedelta(days=14)
+    card.get_by_label("What did you do, or what will you do?").fill(
+        "Two extra people on the phone queue; weekly huddle to share hard calls."
+    )
+    card.get_by_label("Follow up on").fill(follow_up.isoformat())
+    card.get_by_role("button", name="Record action and acknowledge").click()
+    page.wait_for_url(f"**/dashboards/teams/{support.public_id}/#flags")
+    assert "The action is recorded" in page.locator(".messages").inner_text()
+    assert "Acknowledged" in page.locator(f"#flag-{flag.public_id} h3").inner_text()
+    shot(page, "lead-team-acknowledged")
+
+    flag.refresh_from_db()
+    assert flag.state == Flag.State.ACKNOWLEDGED and flag.follow_up_on == follow_up
+    assert AuditEntry.objects.filter(action="flag.acknowledge", organisation=org).count() == 1
+
+    # a team member sees the action on "you said, we did", without numbers or names
+    member_page = signed_in(support.memberships.first().user)
+    member_page.goto(f"{live_server.url}/dashboards/teams/{support.public_id}/you-said-we-did/")
+    text = member_page.locator("main").inner_text()
+    assert "Two extra people on the phone queue" in text
+    assert "Lea Lead" not in text
+    shot(member_page, "you-said-we-did")
+
+    # and the admin overview logs it
+    admin_page = signed_in(admin)
+    admin_page.goto(f"{live_server.url}/dashboards/organisation/")
+    assert "Two extra people on the phone queue" in admin_page.locator("main").inner_text()
+    shot(admin_page, "organisation")
+
+
+def axe_violations(page) -> list[dict]:
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    return [
+        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:5]}
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+@pytest.mark.skipif(not AXE.exists(), reason="needs axe-core: run `npm ci` in the repository root")
+@pytest.mark.parametrize("which", ["lead-team", "organisation", "you-said-we-did", "landing"])
+def test_dashboards_have_no_serious_or_critical_accessibility_violations(
+    signed_in, live_server, rising_team, which
+):
+    org, support, lead, admin = rising_team
+    user, path = {
+        "lead-team": (lead, f"/dashboards/teams/{support.public_id}/"),
+        "organisation": (admin, "/dashboards/organisation/"),
+        "you-said-we-did": (lead, f"/dashboards/teams/{support.public_id}/you-said-we-did/"),
+        "landing": (lead, "/dashboards/"),
+    }[which]
+    page = signed_in(user)
+    page.goto(live_server.url + path)
+    # open the table alternatives so axe checks them too
+    for summary in page.locator("details > summary").all():
+        summary.click()
+    assert axe_violations(page) == []
