@@ -405,6 +405,7 @@ def privacy(request: HttpRequest) -> HttpResponse:
             "k": k,
             "comment_threshold": comment_threshold,
             "session_hours": int(SESSION_LIFETIME.total_seconds() // 3600),
+            "retention_days": getattr(settings, "PULSE_RESPONSE_RETENTION_DAYS", 730),
         },
         language=_language(user, organisation),
     )

@@ -364,6 +364,8 @@ def test_the_form_is_shown_in_the_persons_language(client, cycle):
     assert '<html lang="de">' in html
     question = next(q for q in invitation_questions(invitation=invitation) if q.is_scale)
     assert question.text_in("de") in html
+    assert "Keine Angabe" in html  # "Prefer not to say"
+    assert "Antworten senden" in html
 
 
 # --- comments ---------------------------------------------------------------------------------
@@ -484,3 +486,22 @@ def test_the_privacy_page_shows_the_organisations_threshold_when_signed_in(clien
     html = client.get("/checkin/privacy/").content.decode()
 
     assert "at least 7 people" in html and "at least 9 people" in html
+
+
+def test_a_broken_link_page_follows_the_browser_language(client, db):
+    response = client.get("/checkin/t/" + "x" * 43 + "/", HTTP_ACCEPT_LANGUAGE="de-DE,de;q=0.9")
+
+    assert response.status_code == 404
+    assert "Dieser Link funktioniert nicht" in response.content.decode()
+    assert response["Content-Language"] == "de"
+
+
+def test_the_privacy_page_is_translated_and_names_the_retention(client, db, settings):
+    settings.PULSE_RESPONSE_RETENTION_DAYS = 400
+    user = UserFactory(language="de")
+    client.force_login(user)
+
+    html = client.get("/checkin/privacy/").content.decode()
+
+    assert "Was wir über Sie speichern" in html
+    assert "400 Tage" in html
