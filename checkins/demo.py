@@ -1,0 +1,237 @@
+"""Months of weekly check-in history for the demo organisation (``wellbeing.demo`` makes it).
+
+Each past week goes through the real path with a bulk shortcut where the real path is per
+person: a ``Cycle`` row like the tick makes, invitations in bulk (rotation included, no links
+or messages — nobody is e-mailed about the past), answers into the pending store, the shuffled
+release, and ``cycle_close`` (aggregates, trend detection, flags).  About 70 % of people answer,
+with person-level and weekly noise.  "Support Tier 1" drifts: its stress and customer-related
+burnout climb over the last nine weeks, which the detector should flag as an empathy risk.
+
+Idempotent: weeks whose cycle is closed are skipped; an interrupted week is redone.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Callable
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from wellbeing.models import Organisation, Team
+from wellbeing.selectors import team_members_on, team_subtree_ids
+
+from . import rotation, scheduling
+from .library import library_install
+from .models import (
+    Cycle,
+    Invitation,
+    PendingAnswer,
+    Question,
+    Schedule,
+    Survey,
+    SurveyItem,
+)
+from .services import cycle_close, pending_release
+
+DEMO_SCHEDULE_NAME = "Weekly pulse"
+DRIFTING_TEAM = "Support Tier 1"
+DRIFT_WEEKS = 9
+PARTICIPATION = 0.70
+
+
+def _weekly_pulse() -> Survey:
+    library_install(version=1, question_model=Question, survey_model=Survey, item_model=SurveyItem)
+    return Survey.objects.get(organisation__isnull=True, key="weekly-pulse", is_current=True)
+
+
+def _value_for(question: Question, badness: float) -> int:
+    """The answer whose 0-100 index (100 = worst) is nearest ``badness`` * 100."""
+    assert question.scale_min is not None and question.scale_max is not None
+    b = min(max(badness, 0.0), 1.0)
+    # raw is the position on the printed scale (0 = first label); see wellbeing.stats.scoring
+    raw = b if question.reverse == (not question.higher_is_worse) else 1.0 - b
+    return question.scale_min + round(raw * (question.scale_max - question.scale_min))
+
+
+def history_seed(
+    *,
+    organisation: Organisation,
+    weeks: int = 26,
+    seed: int = 7,
+    progress: Callable[[str], None] | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    say = progress or (lambda message: None)
+    now = now or timezone.now()
+    rng = random.Random(seed)  # noqa: S311 - reproducible demo data, not security
+    survey = _weekly_pulse()
+    roots = list(Team.objects.filter(organisation=organisation, parent__isnull=True))
+    if not roots:
+        raise ValueError("seed the organisation (teams and people) first")
+
+    tz = organisation.tz
+    rule = scheduling.Rule(
+        cadence=Schedule.Cadence.WEEKLY,
+        weekday=0,
+        local_time=time(9, 0),
+        tz=tz,
+        open_hours=96,
+        start_date=(now - timedelta(weeks=weeks + 2)).astimezone(tz).date(),
+        end_date=None,
+    )
+    past = [
+        p
+        for p in scheduling.periods(
+            rule, opening_after=now - timedelta(weeks=weeks + 2), opening_until=now
+        )
+        if p.closes_at <= now
+    ][-weeks:]
+    if not past:
+        return {"cycles": 0, "skipped": 0, "invitations": 0, "responses": 0}
+
+    schedule = Schedule.objects.filter(organisation=organisation, name=DEMO_SCHEDULE_NAME).first()
+    if schedule is None:
+        schedule = Schedule.objects.create(
+            organisation=organisation,
+            name=DEMO_SCHEDULE_NAME,
+            survey=survey,
+            weekday=0,
+            local_time=time(9, 0),
+            open_hours=96,
+            reminder_offsets=[48],
+            start_date=past[0].period_start,
+        )
+        schedule.teams.set(roots)
+        # As if it had existed all along, so the tick does not look further back.
+        Schedule.objects.filter(pk=schedule.pk).update(
+            created_at=past[0].opens_at - timedelta(days=1)
+        )
+    team_ids = sorted(team_subtree_ids(organisation=organisation, roots=[t.pk for t in roots]))
+    teams = {t.pk: t for t in Team.objects.filter(pk__in=team_ids)}
+    drifting = {t.pk for t in teams.values() if t.name == DRIFTING_TEAM}
+
+    questions = {
+        item.question_id: item.question
+        for item in SurveyItem.objects.filter(survey=survey).select_related("question")
+    }
+    items_all: list[rotation.RotationItem] = []
+    items_cf: list[rotation.RotationItem] = []
+    for item in SurveyItem.objects.filter(survey=survey, question__kind="scale").order_by(
+        "position"
+    ):
+        q = questions[item.question_id]
+        r = rotation.RotationItem(question_id=q.pk, dimension=q.dimension)
+        items_cf.append(r)
+        if q.audience == Question.Audience.ALL:
+            items_all.append(r)
+    cap = survey.items_per_person
+    periods_of = {
+        False: rotation.rotation_period(items_all, cap),
+        True: rotation.rotation_period(items_cf, cap),
+    }
+
+    # Stable traits: each team's usual strain, each person's offset and willingness to answer.
+    team_base = {tid: rng.uniform(0.22, 0.42) for tid in team_ids}
+    person_trait: dict[int, tuple[float, float]] = {}
+
+    created = skipped = invitations_total = responses_total = 0
+    for number, period in enumerate(past):
+        existing = Cycle.objects.filter(schedule=schedule, period_start=period.period_start).first()
+        if existing is not None and existing.state in (Cycle.State.CLOSED, Cycle.State.MISSED):
+            skipped += 1
+            continue
+        weeks_left = len(past) - 1 - number  # 0 for the most recent week
+        with transaction.atomic():
+            if existing is not None:  # an interrupted earlier run: redo the week
+                existing.delete()
+            cycle = Cycle.objects.create(
+                organisation=organisation,
+                schedule=schedule,
+                survey=survey,
+                period_start=period.period_start,
+                index=period.index,
+                opens_at=period.opens_at,
+                closes_at=period.closes_at,
+                state=Cycle.State.OPEN,
+                team_ids=team_ids,
+                opened_fully=True,
+            )
+            members: dict[int, int] = {}
+            for user_id, team_id in (
+                team_members_on(team_ids=team_ids, day=period.period_start)
+                .filter(user__organisation=organisation)
+                .order_by("user_id", "-started_on", "team_id")
+                .values_list("user_id", "team_id")
+            ):
+                members.setdefault(user_id, team_id)
+            invitations: list[Invitation] = []
+            pending: list[PendingAnswer] = []
+            week_noise = {tid: rng.gauss(0, 0.03) for tid in team_ids}
+            for user_id, team_id in members.items():
+                cf = teams[team_id].customer_facing
+                shown = rotation.rotation_select(
+                    items_cf if cf else items_all,
+                    cap=cap,
+                    cycle_index=period.index,
+                    offset=rng.randrange(periods_of[cf]),
+                )
+                trait = person_trait.setdefault(
+                    user_id,
+                    (rng.gauss(0, 0.08), rng.uniform(PARTICIPATION - 0.25, PARTICIPATION + 0.25)),
+                )
+                answered = rng.random() < trait[1]  # mean 0.70
+                invitations.append(
+                    Invitation(
+                        cycle=cycle,
+                        user_id=user_id,
+                        team_id=team_id,
+                        answered=answered,
+                        question_ids=[] if answered else shown,
+                        rotation_offset=None,
+                    )
+                )
+                if not answered:
+                    continue
+                strain = team_base[team_id] + trait[0] + week_noise[team_id]
+                climb = 0.0
+                if team_id in drifting and weeks_left < DRIFT_WEEKS:
+                    climb = 0.055 * (DRIFT_WEEKS - weeks_left)
+                answers: dict[str, int] = {}
+                for qid in shown:
+                    q = questions[qid]
+                    badness = strain + rng.gauss(0, 0.12)
+                    if q.dimension in ("stress", "client_burnout"):
+                        badness += climb
+                    elif q.dimension in ("burnout", "wellbeing", "recovery"):
+                        badness += climb * 0.4
+                    answers[str(qid)] = _value_for(q, badness)
+                pending.append(
+                    PendingAnswer(id=uuid.uuid4(), cycle=cycle, team_id=team_id, answers=answers)
+                )
+            Invitation.objects.bulk_create(invitations, batch_size=1000)
+            PendingAnswer.objects.bulk_create(pending, batch_size=1000)
+            Cycle.objects.filter(pk=cycle.pk).update(invited_count=len(invitations))
+        pending_release(cycle=cycle, force=True)
+        cycle_close(cycle=cycle, now=period.closes_at + timedelta(minutes=1))
+        created += 1
+        invitations_total += len(invitations)
+        responses_total += len(pending)
+        say(
+            f"week {number + 1}/{len(past)} {period.period_start}: "
+            f"{len(pending)}/{len(invitations)} answered"
+        )
+    summary = {
+        "cycles": created,
+        "skipped": skipped,
+        "invitations": invitations_total,
+        "responses": responses_total,
+    }
+    say(
+        f"check-in history: {created} weeks added, {skipped} already there, "
+        f"{responses_total} responses from {invitations_total} invitations"
+    )
+    return summary

@@ -1,0 +1,53 @@
+"""Demo history: 26 closed weekly cycles through the real release/close path, idempotent."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from checkins.demo import history_seed
+from checkins.models import Cycle, Invitation, PendingAnswer, Response
+from checkins.services import cycle_scores
+from wellbeing.demo import organisation_seed
+from wellbeing.models import Flag, Team
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def demo_org(db):
+    organisation, _ = organisation_seed(today=date(2026, 11, 25))
+    return organisation
+
+
+def test_history_has_26_closed_weeks_70_percent_participation_and_a_drifting_team(demo_org):
+    summary = history_seed(organisation=demo_org, weeks=26, now=NOW)
+    assert summary["cycles"] == 26
+    cycles = Cycle.objects.filter(organisation=demo_org)
+    assert cycles.count() == 26 and set(cycles.values_list("state", flat=True)) == {"closed"}
+    assert PendingAnswer.objects.count() == 0
+    rate = Response.objects.count() / Invitation.objects.count()
+    assert 0.6 < rate < 0.8
+    assert not Invitation.objects.exclude(question_ids=[]).exists()
+    # and Support Tier 1's stress climbs in the last weeks until an empathy-risk flag opens
+    team = Team.objects.get(organisation=demo_org, name="Support Tier 1")
+    cycles = list(Cycle.objects.filter(organisation=demo_org).order_by("period_start"))
+
+    def mean(cycle, dimension):
+        values = cycle_scores(cycle=cycle).get(team.pk, {}).get(dimension, [])
+        return sum(values) / len(values)
+
+    early = [mean(c, "stress") for c in cycles[:10]]
+    late = [mean(c, "stress") for c in cycles[-3:]]
+    assert min(late) > max(early)
+    assert mean(cycles[-1], "client_burnout") > mean(cycles[5], "client_burnout") + 15
+    assert Flag.objects.filter(team=team, kind="empathy_risk", state="open").exists()
+
+
+def test_running_the_history_twice_adds_nothing(demo_org):
+    history_seed(organisation=demo_org, weeks=26, now=NOW)
+    counts = (Cycle.objects.count(), Invitation.objects.count(), Response.objects.count())
+    again = history_seed(organisation=demo_org, weeks=26, now=NOW)
+    assert again["cycles"] == 0 and again["skipped"] == 26
+    assert (Cycle.objects.count(), Invitation.objects.count(), Response.objects.count()) == counts
