@@ -8,7 +8,6 @@ reason when Chromium or axe-core (``npm ci``) is missing.
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,38 +18,17 @@ from tests.dashboards.conftest import record_history
 from tests.factories import OrganisationFactory, TeamLeadFactory, UserFactory, team_with_members
 from wellbeing.models import AuditEntry, Flag
 
-# Playwright's sync API runs an event loop in this thread; the ORM calls in the test body are
-# still synchronous and safe.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="needs Debian's Chromium at /usr/bin/chromium"
-    ),
-]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield chromium
-        chromium.close()
+# ``chromium_browser`` (tests/conftest.py) skips without Chromium and sets
+# DJANGO_ALLOW_ASYNC_UNSAFE while Playwright's event loop runs in this thread.
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def signed_in(browser, live_server, client):
+def signed_in(chromium_browser, live_server, client):
     """A function that opens a browser page signed in as ``user`` (session made by the test
     client, so the login form and its lock-out rules stay out of the way)."""
     contexts = []
@@ -58,7 +36,9 @@ def signed_in(browser, live_server, client):
     def open_page(user):
         client.force_login(user)
         # bypass_csp only so axe-core can be injected; the pages themselves run no script.
-        context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+        context = chromium_browser.new_context(
+            viewport={"width": 1280, "height": 900}, bypass_csp=True
+        )
         context.add_cookies(
             [
                 {
