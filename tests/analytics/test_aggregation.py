@@ -177,7 +177,7 @@ def test_corrupted_team_input_does_not_stop_the_other_teams(caplog):
     fine = TeamFactory(organisation=organisation)
     foreign = TeamFactory()  # another organisation's team
     bad = TeamCycleInput(
-        team_id=broken.pk, invited=10, responded=6, scores={"stress": [10, 20, 150, 40, 50, 60]}
+        team_id=broken.pk, invited=10, responded=6, scores={"stress": [10, 20, 150.5, 40, 50, 60]}
     )
     worse = TeamCycleInput(team_id=fine.pk + 10_000, invited=1, responded=1, scores={})
     # when stored
@@ -195,7 +195,7 @@ def test_corrupted_team_input_does_not_stop_the_other_teams(caplog):
     # rule broken but never a score
     assert _cell(fine).published and _cell(fine).index == pytest.approx(40)
     assert not TeamAggregate.objects.filter(team__in=[broken, foreign]).exists()
-    assert "rejected" in caplog.text and "150" not in caplog.text
+    assert "rejected" in caplog.text and "150.5" not in caplog.text
 
 
 def test_missing_and_nan_scores_are_dropped_not_fatal():

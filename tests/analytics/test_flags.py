@@ -9,7 +9,7 @@ import random
 import pytest
 from django.core.management import call_command
 
-from tests.analytics.helpers import fixed_input, record, run_history, team_input
+from tests.analytics.helpers import fixed_input, period, record, run_history, team_input
 from tests.factories import OrganisationFactory, TeamFactory, TeamLeadFactory, UserFactory
 from wellbeing.errors import ServiceError
 from wellbeing.flags import flag_acknowledge, flag_dismiss
@@ -255,7 +255,7 @@ def test_one_teams_failing_detection_does_not_stop_the_others(monkeypatch, caplo
     # then the other team still gets its flag, and the failure is logged without figures
     assert Flag.objects.filter(team=other, kind="high_stress").exists()
     assert not Flag.objects.filter(team=team, kind="high_stress").exists()
-    assert "RuntimeError" in caplog.text and "71" not in caplog.text
+    assert "RuntimeError" in caplog.text and "71.0" not in caplog.text
 
 
 def test_flag_evidence_and_alerts_contain_no_figure_from_fewer_than_k():
@@ -266,11 +266,44 @@ def test_flag_evidence_and_alerts_contain_no_figure_from_fewer_than_k():
     for i in range(20):
         stress = [97.0, 98.0, 99.0] if i % 4 == 3 else [40.0 + 2.5 * i + d for d in range(6)]
         changes += record(organisation, i, [fixed_input(team, stress=stress)])
-    # then no flag's evidence or alert mentions the small cycles' figures
+    # then no flag's evidence or alert mentions the small cycles' figures or quotes those cycles
     text = json.dumps(
         [list(Flag.objects.values("evidence", "explanation"))] + [c.context for c in changes],
         default=str,
     )
     assert Flag.objects.filter(team=team).exists()
-    for secret in ("97", "98", "99"):
+    for secret in ("97.0", "98.0", "99.0"):
         assert secret not in text
+    hidden_periods = {period(i).isoformat() for i in range(20) if i % 4 == 3}
+    for flag in Flag.objects.filter(team=team):
+        quoted = {c["period_start"] for c in flag.evidence.get("cycles", [])}
+        assert quoted and not (quoted & hidden_periods)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("high_stress_level", 101),
+        ("client_burnout_level", 150),
+        ("high_stress_consecutive", 0),
+        ("resolve_after_cycles", 0),
+    ],
+)
+def test_flag_settings_reject_levels_outside_0_100_and_counts_below_1(field, value):
+    from django.core.exceptions import ValidationError
+
+    settings = FlagSettings(organisation=OrganisationFactory(), **{field: value})
+    with pytest.raises(ValidationError) as error:
+        settings.full_clean()
+    assert field in error.value.message_dict
+
+
+def test_flag_settings_defaults_apply_without_a_saved_row():
+    from wellbeing.flags import settings_for
+
+    settings = settings_for(OrganisationFactory())
+    assert (
+        settings.high_stress_level,
+        settings.high_stress_consecutive,
+        settings.resolve_after_cycles,
+    ) == (60, 2, 3)
