@@ -431,9 +431,7 @@ class TeamAggregate(models.Model):
 class TeamParticipation(models.Model):
     """Invited and responded per group and cycle; responded/rate only when published."""
 
-    result = models.ForeignKey(
-        CycleResult, on_delete=models.CASCADE, related_name="participation"
-    )
+    result = models.ForeignKey(CycleResult, on_delete=models.CASCADE, related_name="participation")
     team = models.ForeignKey(
         Team, null=True, blank=True, on_delete=models.CASCADE, related_name="participation"
     )
