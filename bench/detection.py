@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from wellbeing.stats.detector import (  # noqa: E402
     DETECTOR_L,
+    MAX_BASELINE_CYCLES,
     CyclePoint,
     detect_deterioration,
     team_baseline_batch,
@@ -62,13 +63,14 @@ RESULTS = Path(__file__).resolve().parent / "results"
 class Teams:
     x: np.ndarray  # teams x cycles, team index (NaN when hidden)
     n: np.ndarray  # teams x cycles, respondents
+    s: np.ndarray  # teams x cycles, the respondents' sample sd (what the aggregates store)
     sd: np.ndarray  # per team: sd of its in-control cycle mean (the shift unit)
     mu: np.ndarray  # per team: long-run in-control mean (what an oracle baseline would know)
 
 
 def simulate(rng: np.random.Generator, teams: int, cycles: int, shift: float, start: int) -> Teams:
     """Teams x cycles of team indices; ``shift`` (sds of the team mean) from cycle ``start``."""
-    xs, ns, sds, mus = [], [], [], []
+    xs, ns, ss, sds, mus = [], [], [], [], []
     for lo in range(0, teams, 250):
         m = min(250, teams - lo)
         size = rng.integers(5, MAX_SIZE + 1, m)
@@ -85,27 +87,36 @@ def simulate(rng: np.random.Generator, teams: int, cycles: int, shift: float, st
         responds = (rng.random((m, cycles, MAX_SIZE)) < rate[:, None, None]) & member[:, None, :]
         n = responds.sum(axis=2).astype(float)
 
-        def team_means(lat: np.ndarray, responds=responds, n=n) -> np.ndarray:
+        def team_means(lat: np.ndarray, responds=responds, n=n) -> tuple[np.ndarray, np.ndarray]:
             step = 100.0 / 12.0
             idx = np.clip(np.round(lat / step) * step, 0.0, 100.0)
             with np.errstate(invalid="ignore", divide="ignore"):
                 mean = (idx * responds).sum(axis=2) / n
-            return np.where(n >= K, mean, np.nan)
+                var = (((idx - mean[:, :, None]) ** 2) * responds).sum(axis=2) / (n - 1)
+            shown = n >= K
+            return np.where(shown, mean, np.nan), np.where(shown, np.sqrt(var), np.nan)
 
-        calm = team_means(latent)
+        calm, calm_s = team_means(latent)
         with np.errstate(invalid="ignore", divide="ignore"):
             sd = np.nanstd(calm, axis=1, ddof=1)
         if shift:
             bump = np.where(np.arange(cycles)[None, :] >= start, shift * sd[:, None], 0.0)
-            x = team_means(latent + bump[:, :, None])
+            x, s = team_means(latent + bump[:, :, None])
         else:
-            x = calm
+            x, s = calm, calm_s
         xs.append(x)
+        ss.append(s)
         ns.append(np.where(n >= K, n, np.nan))
         sds.append(sd)
         with np.errstate(invalid="ignore"):
             mus.append(np.nanmean(calm, axis=1))
-    return Teams(x=np.vstack(xs), n=np.vstack(ns), sd=np.concatenate(sds), mu=np.concatenate(mus))
+    return Teams(
+        x=np.vstack(xs),
+        n=np.vstack(ns),
+        s=np.vstack(ss),
+        sd=np.concatenate(sds),
+        mu=np.concatenate(mus),
+    )
 
 
 def carry(values: np.ndarray, observed: np.ndarray) -> np.ndarray:
@@ -125,7 +136,7 @@ def monitored_mask(t: Teams) -> np.ndarray:
 
 
 def pulse_status(t: Teams, L: float) -> np.ndarray:
-    _, _, above = team_chart_batch(t.x, t.n, baseline_cycles=BASELINE_CYCLES, lam=LAM, L=L)
+    _, _, above = team_chart_batch(t.x, t.n, t.s, baseline_cycles=BASELINE_CYCLES, lam=LAM, L=L)
     return above
 
 
@@ -137,7 +148,7 @@ def oracle_status(t: Teams, L: float) -> np.ndarray:
 
 
 def shewhart_status(t: Teams, level: float) -> np.ndarray:
-    _, _, _, z = team_baseline_batch(t.x, t.n, baseline_cycles=BASELINE_CYCLES)
+    z = team_baseline_batch(t.x, t.n, t.s, baseline_cycles=BASELINE_CYCLES).z
     observed = np.isfinite(z)
     return carry(np.where(observed, z > level, False), observed)
 
@@ -201,8 +212,12 @@ def replay_check(t: Teams, status: np.ndarray, L: float, teams: int) -> int:
     monitored = monitored_mask(t)  # causal: depends only on cycles up to j
     for i in range(min(teams, t.x.shape[0])):
         history = [
-            CyclePoint(index=None if math.isnan(v) else float(v), n=0 if math.isnan(c) else int(c))
-            for v, c in zip(t.x[i], t.n[i], strict=True)
+            CyclePoint(
+                index=None if math.isnan(v) else float(v),
+                n=0 if math.isnan(c) else int(c),
+                sd=None if math.isnan(sd) else float(sd),
+            )
+            for v, c, sd in zip(t.x[i], t.n[i], t.s[i], strict=True)
         ]
         for j in range(len(history)):
             result = detect_deterioration(
@@ -217,7 +232,7 @@ def replay_check(t: Teams, status: np.ndarray, L: float, teams: int) -> int:
     return checked
 
 
-def run(quick: bool, L: float, seed: int) -> dict:
+def run(quick: bool, L: float, seed: int, shift_start: int = SHIFT_START) -> dict:
     rng = np.random.default_rng(seed)
     n_ic, cycles_ic = (400, 120) if quick else (8000, 220)
     n_shift = 300 if quick else 4000
@@ -247,7 +262,8 @@ def run(quick: bool, L: float, seed: int) -> dict:
             "in_control_teams": n_ic,
             "in_control_cycles": cycles_ic,
             "shift_teams": n_shift,
-            "shift_start_cycle": SHIFT_START,
+            "max_baseline_cycles": MAX_BASELINE_CYCLES,
+            "shift_start_cycle": shift_start,
             "naive_team_level_z": level_z,
             "naive_fixed_level_index": level_abs,
             "ceiling_known_baseline_L": oracle_L,
@@ -258,9 +274,9 @@ def run(quick: bool, L: float, seed: int) -> dict:
     checked = replay_check(calm, rules["pulse_ewma"](calm), L, 3 if quick else 12)
     for shift in SHIFTS:
         print(f"shift {shift} sd: {n_shift} teams ...", flush=True)
-        shifted = simulate(rng, n_shift, SHIFT_START + SHIFT_HORIZON, shift, SHIFT_START)
+        shifted = simulate(rng, n_shift, shift_start + SHIFT_HORIZON, shift, shift_start)
         report["shifts"][str(shift)] = {
-            name: delays(rule(shifted), shifted, SHIFT_START) for name, rule in rules.items()
+            name: delays(rule(shifted), shifted, shift_start) for name, rule in rules.items()
         }
         if shift == 1.0:
             checked += replay_check(shifted, rules["pulse_ewma"](shifted), L, 2 if quick else 8)
@@ -295,7 +311,8 @@ def markdown(report: dict) -> str:
         "# Detection benchmark",
         "",
         f"{'Quick' if c['quick'] else 'Full'} run, seed {c['seed']}: EWMA lambda {c['lam']}, "
-        f"L {c['L']}, baseline {c['baseline_cycles']} usable cycles, k {c['k']}; "
+        f"L {c['L']}, baseline the first {c['baseline_cycles']} growing to "
+        f"{c['max_baseline_cycles']} usable cycles (respondent sds pooled), k {c['k']}; "
         f"{c['in_control_teams']} in-control teams x {c['in_control_cycles']} cycles, "
         f"{c['shift_teams']} teams per shift (shift starts at cycle {c['shift_start_cycle']}).",
         f"Naive rules tuned to the same ARL0: team level z > {c['naive_team_level_z']:.3f}, "
@@ -333,14 +350,27 @@ def markdown(report: dict) -> str:
 
 
 def tune(seed: int) -> None:
+    """ARL0 over a grid of L, with the respondents' sds (DETECTOR_L) and without them."""
     rng = np.random.default_rng(seed)
     calm = simulate(rng, 8000, 220, 0.0, 0)
     monitored = monitored_mask(calm)
-    for L in np.arange(2.6, 3.61, 0.1):
-        fa = false_alarms(pulse_status(calm, float(L)), monitored)
-        print(
-            f"L={L:.2f} ARL0={fa['arl0_cycles']:.0f} flags/team-year={fa['flags_per_team_year']:.3f}"
-        )
+    no_sd = Teams(x=calm.x, n=calm.n, s=np.full_like(calm.s, np.nan), sd=calm.sd, mu=calm.mu)
+    for label, teams in (("with sd", calm), ("without sd", no_sd)):
+        for L in np.arange(2.3, 2.86, 0.05):
+            _, _, above = team_chart_batch(
+                teams.x,
+                teams.n,
+                teams.s,
+                baseline_cycles=BASELINE_CYCLES,
+                lam=LAM,
+                L=float(L),
+                L_without_sd=float(L),
+            )
+            fa = false_alarms(above, monitored)
+            print(
+                f"{label}: L={L:.2f} ARL0={fa['arl0_cycles']:.0f} "
+                f"flags/team-year={fa['flags_per_team_year']:.3f}"
+            )
 
 
 def main() -> None:
@@ -349,12 +379,15 @@ def main() -> None:
     parser.add_argument("--tune", action="store_true", help="print ARL0 over a grid of L")
     parser.add_argument("--L", type=float, default=DETECTOR_L)
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument(
+        "--shift-start", type=int, default=SHIFT_START, help="cycle the shift begins (sensitivity)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.tune:
         tune(args.seed)
         return
-    report = run(args.quick, args.L, args.seed)
+    report = run(args.quick, args.L, args.seed, args.shift_start)
     report["targets"] = targets(report)
     md = markdown(report)
     print(md)

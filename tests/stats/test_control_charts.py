@@ -86,6 +86,22 @@ def test_baseline_uncertainty_widens_the_limits():
     )
 
 
+def test_a_growing_baseline_widens_each_limit_by_its_own_baseline_size():
+    # given baselines of 12, 12, then 20 and 26 points behind the four observations
+    z = np.zeros((1, 4))
+    sizes = np.array([[12.0, 12.0, 20.0, 26.0]])
+
+    # when
+    _, limits = ewma_upper_batch(z, L=2.9, baseline_n=sizes)
+
+    # then each limit carries the uncertainty of the baseline that point was standardised with
+    t = np.arange(1, 5)
+    expected = 2.9 * np.sqrt(0.2 / 1.8 * (1 - 0.8 ** (2 * t)) + (1 - 0.8**t) ** 2 / sizes[0])
+    assert limits[0] == pytest.approx(expected, rel=1e-12)
+    _, constant = ewma_upper_batch(z, L=2.9, baseline_n=np.full((1, 4), 12.0))
+    assert constant[0] == pytest.approx(ewma_upper([0.0] * 4, baseline_n=12).limits, rel=1e-12)
+
+
 def test_empty_input_gives_an_empty_chart():
     assert ewma_upper([]).first_signal is None
 

@@ -123,6 +123,74 @@ def test_a_small_n_cycle_moves_the_team_chart_less_than_a_full_one():
     assert small.statistic < full.statistic
 
 
+def test_the_baseline_grows_to_twenty_six_cycles_and_is_then_frozen():
+    # given forty stable cycles
+    history = _stable(40)
+    values = [p.index for p in history]
+
+    # then the baseline is every earlier cycle while the team is new, then the first 26
+    assert detect_deterioration(history[:20]).baseline_mean == pytest.approx(sum(values[:19]) / 19)
+    assert detect_deterioration(history).baseline_mean == pytest.approx(sum(values[:26]) / 26)
+    assert detect_deterioration(history, max_baseline_cycles=12).baseline_mean == pytest.approx(
+        sum(values[:12]) / 12
+    )
+
+
+def test_a_rise_after_the_baseline_is_frozen_is_never_absorbed_into_it():
+    # given a frozen baseline and then a long spell six points higher
+    history = _stable(26) + _stable(30, level=56.0, seed=2)
+
+    # when
+    result = detect_deterioration(history)
+
+    # then the chart still compares with the old level and keeps signalling
+    assert result.baseline_mean == pytest.approx(sum(p.index for p in history[:26]) / 26)
+    assert result.status == "signal" and result.shifted_cycles >= 10
+
+
+def _with_spread(cycles: int, *, between: float, within: float, n: int, seed: int = 3):
+    rng = random.Random(seed)
+    return [CyclePoint(index=50 + rng.gauss(0, between), n=n, sd=within) for _ in range(cycles)]
+
+
+def test_the_respondents_spread_sets_the_sd_of_a_cycle_mean():
+    # given 16 respondents a cycle with sd 20 (sampling sd of the mean 5) and a steadier series
+    history = _with_spread(20, between=2.0, within=20.0, n=16)
+
+    # when
+    result = detect_deterioration(history)
+
+    # then the sd of a cycle mean is the sampling sd: the steadier spread is noise, not a signal
+    assert result.baseline_sd == pytest.approx(5.0)
+    without = detect_deterioration([CyclePoint(p.index, p.n) for p in history])
+    assert without.baseline_sd is not None and without.baseline_sd < 3.0
+
+
+def test_between_cycle_variation_beyond_sampling_noise_is_added():
+    # given cycle means far more variable than 16 respondents with sd 4 can explain
+    history = _with_spread(26, between=6.0, within=4.0, n=16)
+
+    # when
+    result = detect_deterioration(history)
+
+    # then the sd of a cycle mean follows the between-cycle spread, not the tiny sampling sd 1
+    assert result.baseline_sd is not None and 4.0 < result.baseline_sd < 8.0
+
+
+def test_a_baseline_missing_a_respondent_sd_uses_the_between_cycle_chart():
+    # given the same figures, once with every sd stored and once with one missing
+    full = _with_spread(20, between=2.0, within=20.0, n=16)
+    gap = list(full)
+    gap[3] = CyclePoint(gap[3].index, gap[3].n)
+
+    # then the gappy history falls back to the between-cycle sd and its own limit
+    plain = detect_deterioration([CyclePoint(p.index, p.n) for p in full])
+    fallback = detect_deterioration(gap)
+    assert fallback.baseline_sd == pytest.approx(plain.baseline_sd)
+    assert fallback.threshold == pytest.approx(plain.threshold)
+    assert fallback.threshold != pytest.approx(detect_deterioration(full).threshold)
+
+
 def test_flat_baseline_does_not_turn_a_wobble_into_an_alarm():
     history = [CyclePoint(index=50.0, n=10)] * 12 + [CyclePoint(index=50.5, n=10)] * 3
     assert detect_deterioration(history).status == "in_control"

@@ -6,10 +6,14 @@ cycle whose figure is hidden by the anonymity guard (fewer than k respondents) o
 
 Method (details and the simulation that tunes it: ``docs/statistics.md``, ``bench/detection.py``):
 
-1. Baseline.  The team's first ``baseline_cycles`` usable cycles give the baseline mean and the
-   standard deviation of a cycle mean (between-cycle spread, floored at ``MIN_SD``); each later
-   cycle's sd is scaled by sqrt(n_baseline / n_cycle), so a cycle with fewer respondents moves
-   the chart less (small-n points are shrunk toward the baseline).  With too little history the
+1. Baseline.  Monitoring starts after ``baseline_cycles`` (12) usable cycles; each monitored
+   cycle is compared with the team's first min(usable cycles before it, 26) usable cycles, so
+   the baseline grows while the team is new and is then frozen.  The variance of a cycle mean
+   with n respondents is ``b + w/n``: ``w`` the respondents' pooled within-cycle variance (from
+   the stored sds: hundreds of degrees of freedom), ``b`` the between-cycle variance beyond
+   sampling noise (floored at 0).  Without stored sds it is the between-cycle variance of the
+   baseline means scaled by n_h / n.  Either way a cycle with fewer respondents moves the chart
+   less (small-n points are shrunk toward the baseline).  With too little history the
    organisation's mean and sd of team-cycle indices stand in, and small-n cycles are shrunk
    toward the organisation mean (empirical Bayes) when its within/between sds are given.
 2. Later cycles are standardised and fed to a one-sided upper EWMA (``ewma.py``) whose limits
@@ -41,17 +45,24 @@ NOT_ENOUGH_DATA = "not_enough_data"
 MIN_SD = 1.0
 TREND_WINDOW = 12
 MIN_TREND_POINTS = 4
-# The EWMA limit of the production detector, tuned by ``bench/detection.py --tune`` so that the
-# in-control ARL with *estimated* 12-cycle baselines stays >= 500 cycles (docs/statistics.md).
-# It is lower than the known-parameter 2.9 because the limits already carry the baseline-mean
-# uncertainty term (``baseline_n``), which widens them by a factor of about 1.3.
-DETECTOR_L = 2.65
+# The baseline grows from ``baseline_cycles`` (12) usable cycles, when monitoring starts, to this
+# many and is then frozen: half a year of weekly cycles halves the error variance of the mean.
+MAX_BASELINE_CYCLES = 26
+# The EWMA limits of the production detector, tuned by ``bench/detection.py --tune`` so that the
+# in-control ARL with *estimated* baselines stays >= 500 cycles (docs/statistics.md).  They look
+# low next to the known-parameter 2.9 because the limits also carry the baseline-mean uncertainty
+# term (``baseline_n``), and because the respondents' pooled spread slightly overstates the
+# noise of a cycle mean (people's stable personal levels).  ``DETECTOR_L`` applies when the
+# stored cycles carry the respondents' sd (production), ``DETECTOR_L_WITHOUT_SD`` otherwise.
+DETECTOR_L = 2.45
+DETECTOR_L_WITHOUT_SD = 2.75
 
 
 @dataclass(frozen=True)
 class CyclePoint:
     index: float | None  # the team's 0-100 index for the cycle; None = below k / missing
     n: int  # respondents behind the index
+    sd: float | None = None  # the respondents' sample sd of the index (None = not stored)
 
 
 @dataclass(frozen=True)
@@ -87,65 +98,142 @@ def _not_enough(explanation: str, source: str = "") -> Detection:
     )
 
 
-def _as_arrays(history: Sequence[CyclePoint]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def _as_arrays(
+    history: Sequence[CyclePoint],
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     x = np.array(
         [float(p.index) if is_number(p.index) and p.n > 0 else np.nan for p in history],
         dtype=np.float64,
     )
     n = np.array([float(p.n) if p.n > 0 else np.nan for p in history], dtype=np.float64)
-    return x, n
+    s = np.array(
+        [float(p.sd) if is_number(p.sd) and p.sd >= 0 else np.nan for p in history],
+        dtype=np.float64,
+    )
+    return x, n, s
+
+
+@dataclass(frozen=True)
+class TeamBaseline:
+    """Per team x cycle: the prospective baseline each monitored cycle is compared with.
+
+    ``mean``/``sd``/``size`` are NaN where the cycle is not monitored; ``sd`` is the sd of a cycle
+    mean at the baseline's harmonic-mean n (what ``Detection.baseline_sd`` reports), ``size`` the
+    number of usable cycles in the baseline, ``within`` whether the respondents' own spread was
+    used (else the between-cycle spread), ``z`` the standardised monitored cycles.
+    """
+
+    mean: NDArray[np.float64]
+    sd: NDArray[np.float64]
+    size: NDArray[np.float64]
+    within: NDArray[np.bool_]
+    z: NDArray[np.float64]
 
 
 def team_baseline_batch(
-    x: NDArray[np.float64], n: NDArray[np.float64], *, baseline_cycles: int
-) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-    """Per row (team): baseline mean, sd of a cycle mean, harmonic-mean n, and the z matrix.
+    x: NDArray[np.float64],
+    n: NDArray[np.float64],
+    s: NDArray[np.float64] | None = None,
+    *,
+    baseline_cycles: int = 12,
+    max_baseline_cycles: int = MAX_BASELINE_CYCLES,
+) -> TeamBaseline:
+    """Vectorised prospective baselines over teams x cycles (NaN = no usable figure).
 
-    ``x``/``n`` are teams x cycles with NaN for a missing cycle.  The baseline is each row's first
-    ``baseline_cycles`` usable cycles; z is NaN on those and wherever the row has no full baseline.
+    A usable cycle is monitored once the team has ``baseline_cycles`` usable cycles before it; its
+    baseline is the team's first min(usable cycles before it, ``max_baseline_cycles``) usable
+    cycles, so the baseline grows while the team is new and is then frozen (a later rise is never
+    absorbed into it).  Variance of a cycle mean with n respondents: ``b + w / n`` where ``w`` is
+    the pooled within-cycle variance of the respondents (from ``s``, the cycles' respondent sds)
+    and ``b >= 0`` the between-cycle variance beyond sampling noise (method of moments, floored at
+    0).  Without respondent sds for every baseline cycle it is the between-cycle variance of the
+    baseline means scaled by n_h / n (n_h the harmonic-mean baseline n).  Floored at ``MIN_SD``.
     """
-    x = np.atleast_2d(x)
-    n = np.atleast_2d(n)
+    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    n = np.atleast_2d(np.asarray(n, dtype=np.float64))
+    s = np.full_like(x, np.nan) if s is None else np.atleast_2d(np.asarray(s, dtype=np.float64))
+    cap = max(baseline_cycles, max_baseline_cycles)
     usable = np.isfinite(x) & np.isfinite(n) & (n > 0)
     count = np.cumsum(usable, axis=1)
-    in_base = usable & (count <= baseline_cycles)
-    complete = count[:, -1] >= baseline_cycles if x.shape[1] else np.zeros(x.shape[0], bool)
-    xb = np.where(in_base, x, 0.0)
-    mean = xb.sum(axis=1) / baseline_cycles
-    dev = np.where(in_base, x - mean[:, None], 0.0)
-    sd = np.sqrt((dev**2).sum(axis=1) / (baseline_cycles - 1))
-    sd = np.maximum(sd, MIN_SD)
-    inv_n = np.where(in_base, 1.0 / np.where(usable, n, 1.0), 0.0).sum(axis=1)
-    n_h = baseline_cycles / np.where(inv_n > 0, inv_n, np.nan)
-    monitored = usable & (count > baseline_cycles) & complete[:, None]
+    in_base = usable & (count <= cap)
+    rows = x.shape[0]
+
+    def before(values: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Sum over the baseline cycles strictly before each cycle."""
+        total = np.cumsum(np.where(in_base, values, 0.0), axis=1)
+        return np.concatenate([np.zeros((rows, 1)), total[:, :-1]], axis=1)
+
+    xv = np.where(usable, x, 0.0)
+    nv = np.where(usable, n, 1.0)
+    has_sd = usable & np.isfinite(s) & (n >= 2)
+    sv = np.where(has_sd, s, 0.0)
+    size = before(np.ones_like(x))
+    monitored = usable & (size >= baseline_cycles)
     with np.errstate(invalid="ignore", divide="ignore"):
-        scale = sd[:, None] * np.sqrt(n_h[:, None] / n)
-        z = np.where(monitored, (x - mean[:, None]) / scale, np.nan)
-    mean = np.where(complete, mean, np.nan)
-    sd = np.where(complete, sd, np.nan)
-    return mean, sd, n_h, z
+        sum_x = before(xv)
+        mean = sum_x / size
+        var_means = (before(xv**2) - size * mean**2) / (size - 1)
+        var_means = np.maximum(var_means, 0.0)
+        inv_n = before(1.0 / nv)
+        n_h = size / inv_n
+        within = (before(has_sd.astype(float)) == size) & (before(nv - 1.0) > 0)
+        w = before((nv - 1.0) * sv**2) / before(np.where(has_sd, nv - 1.0, 0.0))
+        b = np.maximum(var_means - w * inv_n / size, 0.0)
+        var_at_n = np.where(within, b + w / nv, var_means * n_h / nv)
+        var_at_nh = np.where(within, b + w / n_h, var_means)
+        var_at_n = np.maximum(var_at_n, MIN_SD**2)
+        sd = np.sqrt(np.maximum(var_at_nh, MIN_SD**2))
+        z = np.where(monitored, (x - mean) / np.sqrt(var_at_n), np.nan)
+    nan = np.nan
+    return TeamBaseline(
+        mean=np.where(monitored, mean, nan),
+        sd=np.where(monitored, sd, nan),
+        size=np.where(monitored, size, nan),
+        within=monitored & within,
+        z=z,
+    )
 
 
 def team_chart_batch(
     x: NDArray[np.float64],
     n: NDArray[np.float64],
+    s: NDArray[np.float64] | None = None,
     *,
     baseline_cycles: int = 12,
+    max_baseline_cycles: int = MAX_BASELINE_CYCLES,
     lam: float = 0.2,
     L: float = DETECTOR_L,
+    L_without_sd: float = DETECTOR_L_WITHOUT_SD,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
     """Vectorised team-baseline chart: (statistics, limits, above) over teams x cycles.
 
     ``above[i, t]`` is True when the chart is above its limit at cycle t (carrying over cycles
     with no usable figure) -- i.e. ``detect_deterioration(history[: t + 1]).status == "signal"``
     for a team with no organisation fallback.  The benchmark uses this; production calls it
-    with one row, so both run the same code.
+    with one row, so both run the same code.  Teams whose baseline lacks respondent sds use
+    ``L_without_sd`` (the between-cycle sd is estimated from far fewer degrees of freedom).
     """
-    _, _, _, z = team_baseline_batch(x, n, baseline_cycles=baseline_cycles)
-    stats, limits = ewma_upper_batch(z, lam=lam, L=L, baseline_n=baseline_cycles)
+    base = team_baseline_batch(
+        x, n, s, baseline_cycles=baseline_cycles, max_baseline_cycles=max_baseline_cycles
+    )
+    stats, limits = ewma_upper_batch(base.z, lam=lam, L=1.0, baseline_n=base.size)
+    # the limit is L x (the standardised limit); L depends on how the team's sd was estimated,
+    # decided per cycle from its baseline (carried over unobserved cycles like the limit)
+    observed = np.isfinite(base.z)
+    within = _carry(base.within, observed)
+    limits = limits * np.where(within, L, L_without_sd)
     with np.errstate(invalid="ignore"):
         above = np.isfinite(limits) & (stats > limits)
     return stats, limits, above
+
+
+def _carry(values: NDArray[np.bool_], observed: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    out = np.zeros(values.shape, dtype=bool)
+    current = np.zeros(values.shape[0], dtype=bool)
+    for j in range(values.shape[1]):
+        current = np.where(observed[:, j], values[:, j], current)
+        out[:, j] = current
+    return out
 
 
 def _trend(x: NDArray[np.float64]) -> tuple[float | None, float | None, float | None, float | None]:
@@ -192,6 +280,8 @@ def detect_deterioration(
     org_within_sd: float | None = None,
     org_between_sd: float | None = None,
     label: str = "The index",
+    max_baseline_cycles: int = MAX_BASELINE_CYCLES,
+    L_without_sd: float = DETECTOR_L_WITHOUT_SD,
 ) -> Detection:
     """Run the deterioration chart on one team's history (oldest first).
 
@@ -199,12 +289,15 @@ def detect_deterioration(
     dimension, used until the team has more than ``baseline_cycles`` usable cycles.
     ``org_within_sd``/``org_between_sd`` (optional): respondent-level sd and between-team sd,
     enabling shrinkage of small-n cycles toward ``org_mean`` in that fallback.
+    The team baseline grows from ``baseline_cycles`` to ``max_baseline_cycles`` usable cycles
+    (``team_baseline_batch``); ``L`` is the limit when every baseline cycle carries the
+    respondents' ``sd``, ``L_without_sd`` when not.
     """
     if baseline_cycles < 2:
         raise ValueError("baseline_cycles must be at least 2")
     if min_history < 1:
         raise ValueError("min_history must be at least 1")
-    x, n = _as_arrays(history)
+    x, n, s = _as_arrays(history)
     usable = int(np.isfinite(x).sum())
     if usable == 0:
         return _not_enough("There are no cycles with enough responses yet.")
@@ -212,9 +305,14 @@ def detect_deterioration(
     slope, slope_low, slope_high, mk_p = _trend(x)
     if usable > baseline_cycles:
         source = "team"
-        mean_arr, sd_arr, _, _ = team_baseline_batch(x, n, baseline_cycles=baseline_cycles)
-        stats_m, limits_m, _ = team_chart_batch(x, n, baseline_cycles=baseline_cycles, lam=lam, L=L)
-        base_mean, base_sd = float(mean_arr[0]), float(sd_arr[0])
+        kwargs = {"baseline_cycles": baseline_cycles, "max_baseline_cycles": max_baseline_cycles}
+        base = team_baseline_batch(x, n, s, **kwargs)
+        stats_m, limits_m, _ = team_chart_batch(
+            x, n, s, **kwargs, lam=lam, L=L, L_without_sd=L_without_sd
+        )
+        last_usable = np.flatnonzero(np.isfinite(base.mean[0]))[-1]
+        base_mean = float(base.mean[0, last_usable])
+        base_sd = float(base.sd[0, last_usable])
         stats, limits = stats_m[0], limits_m[0]
         # limits are NaN on the baseline cycles: only later cycles are monitored
         monitored = np.isfinite(x) & np.isfinite(limits)

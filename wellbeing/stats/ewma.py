@@ -8,6 +8,8 @@ Limits are time-varying: at the t-th observation the variance of the unreflected
 ``lam/(2-lam) * (1 - (1-lam)**(2t))`` (Lucas & Saccucci 1990).  When the values were standardised
 with a mean estimated from ``baseline_n`` points, the estimation error of that mean is carried by
 every later point, so ``(1-(1-lam)**t)**2 / baseline_n`` is added (it does not average away).
+``baseline_n`` may also be an array shaped like ``z`` (a baseline that grew while monitoring):
+each observation's limit then uses the size of the baseline that point was standardised with.
 Missing values (None/NaN) are skipped explicitly: the statistic and its limit carry over.
 """
 
@@ -32,11 +34,14 @@ class EwmaResult:
 
 
 def _limit_variance(
-    t: NDArray[np.float64], lam: float, baseline_n: int | None, asymptotic: bool
+    t: NDArray[np.float64],
+    lam: float,
+    baseline_n: float | NDArray[np.float64] | None,
+    asymptotic: bool,
 ) -> NDArray[np.float64]:
     decay = (1.0 - lam) ** t
     var = lam / (2.0 - lam) * (np.ones_like(t) if asymptotic else 1.0 - decay**2)
-    if baseline_n:
+    if baseline_n is not None:
         var = var + (1.0 - decay) ** 2 / baseline_n
     return var
 
@@ -47,7 +52,7 @@ def ewma_upper_batch(
     lam: float = 0.2,
     L: float = DEFAULT_L,
     start: float = 0.0,
-    baseline_n: int | None = None,
+    baseline_n: int | NDArray[np.float64] | None = None,
     asymptotic: bool = False,
     reflect: bool = True,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -62,6 +67,9 @@ def ewma_upper_batch(
         raise ValueError("L must be positive")
     z = np.atleast_2d(np.asarray(z, dtype=float))
     rows, cols = z.shape
+    per_point = baseline_n is not None and np.ndim(baseline_n) > 0
+    if per_point:
+        m = np.broadcast_to(np.atleast_2d(np.asarray(baseline_n, dtype=float)), z.shape)
     stats = np.empty_like(z)
     limits = np.full_like(z, np.nan)
     current = np.full(rows, float(start))
@@ -76,7 +84,12 @@ def ewma_upper_batch(
                 updated = np.maximum(start, updated)
             current = np.where(observed, updated, current)
             seen = seen + observed
-            var = _limit_variance(np.maximum(seen, 1.0), lam, baseline_n, asymptotic)
+            if per_point:
+                m_j = np.where(observed & np.isfinite(m[:, j]) & (m[:, j] > 0), m[:, j], np.inf)
+                var = _limit_variance(np.maximum(seen, 1.0), lam, m_j, asymptotic)
+            else:
+                scalar = float(baseline_n) if baseline_n else None  # type: ignore[arg-type]
+                var = _limit_variance(np.maximum(seen, 1.0), lam, scalar, asymptotic)
             current_limit = np.where(observed, start + L * np.sqrt(var), current_limit)
         stats[:, j] = current
         limits[:, j] = current_limit
