@@ -423,7 +423,13 @@ def flags_update(*, result: CycleResult, tree: TeamTree | None = None) -> list[F
                 if row is None:
                     continue
                 periods.append(r.period_start)
-                points.append(CyclePoint(index=row.index if row.published else None, n=row.n or 0))
+                points.append(
+                    CyclePoint(
+                        index=row.index if row.published else None,
+                        n=row.n or 0,
+                        sd=row.sd if row.published else None,
+                    )
+                )
             return _Series(periods, points)
 
         try:
