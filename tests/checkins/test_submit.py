@@ -253,3 +253,10 @@ def test_fifty_concurrent_submits_with_one_link_store_one_response(postgres):
     assert sorted(set(outcomes)) == ["already_received", "stored"], outcomes
     assert outcomes.count("stored") == 1
     assert PendingAnswer.objects.count() + Response.objects.count() == 1
+
+
+def test_submit_runs_a_bounded_number_of_queries(cycle, django_assert_max_num_queries):
+    invitation = first_invitation(cycle)
+    answers = valid_answers(invitation)
+    with django_assert_max_num_queries(12):
+        services.checkin_submit(invitation=invitation, answers=answers, comment=None)

@@ -7,6 +7,7 @@ import threading
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+import time_machine
 from django.db import connection
 
 from checkins import services
@@ -189,3 +190,27 @@ def test_eight_concurrent_ticks_open_exactly_one_cycle(postgres):
     assert errors == []
     assert len(opened) == 1
     assert Cycle.objects.count() == 1
+
+
+def test_the_beat_task_catches_up_after_three_hours_without_ticks(schedule):
+    from checkins.tasks import tick
+
+    # Given beat was down from before the opening until three hours after it
+    with time_machine.travel(FIRST_OPEN + timedelta(hours=3), tick=False):
+        first = tick()
+        second = tick()
+    # Then the task opened the period once
+    assert tick.name == "checkins.tasks.tick"
+    assert (first["opened"], second["opened"]) == (1, 0)
+    assert Cycle.objects.get().state == "open"
+
+
+def test_opening_a_chunk_costs_the_same_queries_for_many_members(
+    org, weekly_pulse, django_assert_max_num_queries
+):
+    team = team_with_members(organisation=org, size=40)
+    make_schedule(organisation=org, teams=[team], survey=weekly_pulse)
+    cycle = Cycle.objects.get(pk=services.tick_run(now=FIRST_OPEN).opened[0])
+    with django_assert_max_num_queries(25):
+        services.cycle_open_chunk(cycle=cycle)
+    assert Invitation.objects.count() == 40
