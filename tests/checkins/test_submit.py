@@ -258,5 +258,5 @@ def test_fifty_concurrent_submits_with_one_link_store_one_response(postgres):
 def test_submit_runs_a_bounded_number_of_queries(cycle, django_assert_max_num_queries):
     invitation = first_invitation(cycle)
     answers = valid_answers(invitation)
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(10):
         services.checkin_submit(invitation=invitation, answers=answers, comment=None)

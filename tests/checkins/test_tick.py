@@ -211,6 +211,6 @@ def test_opening_a_chunk_costs_the_same_queries_for_many_members(
     team = team_with_members(organisation=org, size=40)
     make_schedule(organisation=org, teams=[team], survey=weekly_pulse)
     cycle = Cycle.objects.get(pk=services.tick_run(now=FIRST_OPEN).opened[0])
-    with django_assert_max_num_queries(25):
+    with django_assert_max_num_queries(20):
         services.cycle_open_chunk(cycle=cycle)
     assert Invitation.objects.count() == 40
