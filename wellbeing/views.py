@@ -7,12 +7,11 @@ import logging
 from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from . import policy
-from .models import Team
 
 logger = logging.getLogger("pulse.health")
 
@@ -65,20 +64,13 @@ def readyz(request: HttpRequest) -> JsonResponse:
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
+    """Send each person to the page they come for: admins to the organisation overview, leads to
+    their dashboards, everyone else to their own check-ins."""
     user = request.user
-    organisation = getattr(user, "organisation", None)
-    visible = policy.visible_team_ids(user)
-    teams = (
-        Team.objects.filter(pk__in=visible).select_related("parent").order_by("name")
-        if visible
-        else Team.objects.none()
-    )
-    return render(
-        request,
-        "wellbeing/home.html",
-        {
-            "organisation": organisation,
-            "teams": teams,
-            "is_admin": policy.is_org_admin(user),
-        },
-    )
+    if policy.is_org_admin(user):
+        return redirect("dashboards:organisation")
+    if policy.is_team_lead(user):
+        return redirect("dashboards:landing")
+    if getattr(user, "organisation_id", None):
+        return redirect("checkins:mine")
+    return render(request, "wellbeing/home.html", {})

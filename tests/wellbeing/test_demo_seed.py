@@ -49,5 +49,7 @@ def test_demo_admin_sees_the_organisation_after_login(client):
         "/accounts/login/", {"username": logins.admin, "password": logins.password}, follow=True
     )
     assert response.status_code == 200
+    assert response.redirect_chain[-1][0] == "/dashboards/organisation/"
     assert b"Northwind Services" in response.content
-    assert b"Support Tier 1" in response.content
+    teams_page = client.get("/manage/teams/")
+    assert b"Support Tier 1" in teams_page.content
