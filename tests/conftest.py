@@ -42,13 +42,15 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium_browser():
     """Debian's Chromium driven by Playwright's sync API; skips when it is not installed.
 
-    Playwright keeps an asyncio loop running in the main thread from now until the session
-    ends, so Django's async-safety guard would refuse every later ORM call in this thread:
-    ``DJANGO_ALLOW_ASYNC_UNSAFE`` is set while the browser lives (the test code stays sync)."""
+    Playwright keeps an asyncio loop running in the main thread while it lives, so Django's
+    async-safety guard would refuse every ORM call in this thread: ``DJANGO_ALLOW_ASYNC_UNSAFE``
+    is set for exactly that time.  Module scope (not session) so that the loop and the flag end
+    with the browser tests: a flag left set leaks into subprocesses (``check --deploy`` fails
+    on it) and a loop left running breaks every later database test."""
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"needs Chromium at {CHROMIUM}: apt-get install -y chromium")
     from playwright.sync_api import sync_playwright
