@@ -21,9 +21,8 @@ PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture(autouse=True)
-def _during_the_window(monkeypatch):
-    # Playwright's sync API keeps an event loop in this thread; the ORM calls here are sync.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+def _during_the_window():
+    # chromium_browser sets DJANGO_ALLOW_ASYNC_UNSAFE while Playwright's loop runs here.
     with time_machine.travel(FIRST_OPEN + timedelta(hours=2), tick=True):
         yield
 
