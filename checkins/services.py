@@ -666,6 +666,8 @@ def _message_context(cycle: Cycle) -> dict[str, Any]:
         "survey": cycle.survey.name,
         "organisation": cycle.organisation.name,
         "closes_at": cycle.closes_at.isoformat(),
+        # The templates say "open until <date>" in the organisation's own calendar.
+        "closes_on": cycle.closes_at.astimezone(cycle.organisation.tz).date().isoformat(),
     }
 
 
