@@ -564,3 +564,70 @@ class FlagEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} of flag {self.flag_id}"
+
+
+# --- Customer-service signals per team and week (see wellbeing/customer_metrics.py) ----------
+# Team-level numbers from the helpdesk (CSAT, QA/empathy scores, complaint rate, first-contact
+# resolution), never about a person: no agent, customer or ticket is stored.
+
+
+class CustomerMetric(models.Model):
+    """A customer-service measure an organisation tracks per team and week."""
+
+    class Direction(models.TextChoices):
+        HIGHER_IS_BETTER = "higher_is_better", _("Higher is better")
+        HIGHER_IS_WORSE = "higher_is_worse", _("Higher is worse")
+
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="customer_metrics"
+    )
+    key = models.SlugField(max_length=40, help_text=_("Short code used in files, e.g. csat."))
+    name = models.CharField(max_length=100)
+    unit = models.CharField(max_length=20, blank=True, help_text=_("e.g. %, points, per 100"))
+    direction = models.CharField(
+        max_length=16, choices=Direction.choices, default=Direction.HIGHER_IS_BETTER
+    )
+    min_value = models.FloatField(default=0.0)
+    max_value = models.FloatField(default=100.0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "key"], name="customermetric_unique_key"
+            ),
+            models.CheckConstraint(
+                condition=Q(max_value__gt=models.F("min_value")),
+                name="customermetric_range_not_empty",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.direction == self.Direction.HIGHER_IS_BETTER
+
+
+class CustomerMetricValue(models.Model):
+    """One team's value of one metric in the week starting ``week_start`` (a Monday)."""
+
+    metric = models.ForeignKey(CustomerMetric, on_delete=models.CASCADE, related_name="values")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="customer_metric_values")
+    week_start = models.DateField()
+    value = models.FloatField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["week_start"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["metric", "team", "week_start"], name="customermetricvalue_one_per_week"
+            ),
+        ]
+        indexes = [models.Index(fields=["team", "metric", "week_start"])]
+
+    def __str__(self) -> str:
+        return f"{self.metric_id} {self.team_id} {self.week_start}: {self.value}"
