@@ -4,7 +4,7 @@ Only *failed* lookups (unknown tokens) count: a whole office behind one address 
 real links on Monday morning is never slowed down, while someone trying tokens is stopped after
 ``PULSE_TOKEN_GUESS_RATE`` misses.  Links carry 256 random bits, so the limit protects the
 database from load rather than the tokens from being found.  Behind a proxy, set
-``RATELIMIT_IP_META_KEY`` so the real client address is used.
+``PULSE_TRUSTED_PROXY_COUNT`` so the real client address is used (``config.security.client_ip``).
 """
 
 from __future__ import annotations

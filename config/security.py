@@ -112,3 +112,23 @@ class RequestOptionalAxesBackend(AxesStandaloneBackend):
         if request is None:
             return None
         return super().authenticate(request, username=username, password=password, **kwargs)
+
+
+def client_ip(request) -> str | None:  # noqa: ANN001 - an HttpRequest or axes' request stand-in
+    """The client's address for rate limits and lockouts.
+
+    Behind N trusted reverse proxies (``PULSE_TRUSTED_PROXY_COUNT``) the client is the address
+    the outermost trusted proxy appended to X-Forwarded-For, i.e. the N-th entry from the right;
+    anything further left was written by the client and cannot be trusted.  Without proxies the
+    socket address is used and the header is ignored, so it cannot be spoofed.
+    """
+    from django.conf import settings
+
+    meta = getattr(request, "META", {}) or {}
+    proxies = getattr(settings, "PULSE_TRUSTED_PROXY_COUNT", 0)
+    if proxies > 0:
+        forwarded = [part.strip() for part in meta.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        forwarded = [part for part in forwarded if part]
+        if len(forwarded) >= proxies:
+            return forwarded[-proxies]
+    return meta.get("REMOTE_ADDR")

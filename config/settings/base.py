@@ -183,6 +183,7 @@ else:
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "pulse"}
     }
 RATELIMIT_USE_CACHE = "default"
+RATELIMIT_IP_META_KEY = "config.security.client_ip"  # honours PULSE_TRUSTED_PROXY_COUNT
 # Failed check-in link guesses per client address (django-ratelimit rate syntax).
 PULSE_TOKEN_GUESS_RATE = config_env.read("PULSE_TOKEN_GUESS_RATE", "20/m") or "20/m"
 # Largest check-in submission accepted (bytes); bigger bodies get a 413.
@@ -288,3 +289,7 @@ AXES_HTTP_RESPONSE_CODE = 429
 AXES_DISABLE_ACCESS_LOG = True
 # Log lines name an account by a keyed hash, never by its e-mail address.
 AXES_CLIENT_STR_CALLABLE = "config.security.axes_client_str"
+# Behind a TLS-terminating proxy every request comes from the proxy; count the trusted proxies
+# so lockouts and rate limits see the real client address.
+PULSE_TRUSTED_PROXY_COUNT = config_env.integer("PULSE_TRUSTED_PROXY_COUNT", 0, minimum=0)
+AXES_CLIENT_IP_CALLABLE = "config.security.client_ip"
