@@ -429,6 +429,7 @@ class TickReport:
     missed: list[int] = field(default_factory=list)
     closing: list[int] = field(default_factory=list)
     reminders: int = 0
+    releasing: int = 0
 
 
 def tick_run(*, now: datetime | None = None) -> TickReport:
@@ -452,10 +453,20 @@ def tick_run(*, now: datetime | None = None) -> TickReport:
         "pk", flat=True
     ):
         if cycle_id not in report.opened:
-            transaction.on_commit(partial(tasks.cycle_open_chunk_task.delay, cycle_id))
+            transaction.on_commit(partial(tasks.enqueue, tasks.cycle_open_chunk_task, cycle_id))
+    # Batches of k or more whose release task was lost (broker down at submit) go out now.
+    for cycle_id, team_id in (
+        PendingAnswer.objects.filter(cycle__state=Cycle.State.OPEN, cycle__closes_at__gt=now)
+        .values("cycle_id", "team_id")
+        .annotate(waiting=Count("pk"))
+        .filter(waiting__gte=F("cycle__organisation__anonymity_threshold"))
+        .values_list("cycle_id", "team_id")
+    ):
+        report.releasing += 1
+        transaction.on_commit(partial(tasks.enqueue, tasks.pending_release_task, cycle_id, team_id))
     for cycle_id in open_cycles.filter(closes_at__lte=now).values_list("pk", flat=True):
         report.closing.append(cycle_id)
-        transaction.on_commit(partial(tasks.cycle_close_task.delay, cycle_id))
+        transaction.on_commit(partial(tasks.enqueue, tasks.cycle_close_task, cycle_id))
     logger.info(
         "event=tick opened=%d missed=%d closing=%d reminders=%d",
         len(report.opened),
@@ -523,7 +534,7 @@ def _schedule_catch_up(*, schedule_id: int, now: datetime, report: TickReport) -
                     period.period_start,
                     cycle.public_id,
                 )
-                transaction.on_commit(partial(tasks.cycle_open_chunk_task.delay, cycle.pk))
+                transaction.on_commit(partial(tasks.enqueue, tasks.cycle_open_chunk_task, cycle.pk))
 
 
 def _schedule_team_ids(schedule: Schedule) -> set[int]:
@@ -915,7 +926,7 @@ def checkin_submit(
             from . import tasks
 
             transaction.on_commit(
-                partial(tasks.pending_release_task.delay, cycle.pk, invitation.team_id)
+                partial(tasks.enqueue, tasks.pending_release_task, cycle.pk, invitation.team_id)
             )
     invitation.answered = True
     invitation.question_ids = []

@@ -2,10 +2,37 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+import logging
+from typing import Any
+
+from celery import Task, shared_task
 
 from . import services
 from .models import Cycle
+
+logger = logging.getLogger("pulse.checkins")
+
+
+def enqueue(task: Task, *args: Any) -> bool:
+    """Queue ``task`` without letting a broker outage reach the caller.
+
+    Called from ``on_commit`` hooks, so the work is already committed: a failure is logged
+    (one quick retry, no long hang in a request) and left to the tick, which re-queues
+    unfinished openings, due releases and ended cycles every minute."""
+    try:
+        with task.app.connection_for_write() as connection:
+            connection.ensure_connection(
+                max_retries=1, interval_start=0, interval_step=0.2, timeout=3
+            )
+            task.apply_async(args=args, connection=connection, retry=False)
+    except Exception as exc:  # kombu raises several types when the broker is unreachable
+        logger.warning(
+            "event=task_publish_failed task=%s error=%s detail=tick_will_retry",
+            task.name,
+            type(exc).__name__,
+        )
+        return False
+    return True
 
 
 @shared_task(name="checkins.tasks.tick", ignore_result=True)
@@ -26,7 +53,7 @@ def cycle_open_chunk_task(cycle_id: int) -> None:
     if cycle is None:
         return
     if services.cycle_open_chunk(cycle=cycle):
-        cycle_open_chunk_task.delay(cycle_id)
+        enqueue(cycle_open_chunk_task, cycle_id)
 
 
 @shared_task(name="checkins.tasks.cycle_close_task", ignore_result=True)
