@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -90,7 +91,7 @@ class ImpactSummary:
 
 
 def lagged_pairs(
-    index: Mapping[Hashable, WeekSeries], metric: Mapping[Hashable, WeekSeries], lag: int
+    index: Mapping[Any, WeekSeries], metric: Mapping[Any, WeekSeries], lag: int
 ) -> dict[Hashable, tuple[list[float], list[float]]]:
     """team -> (index at week t - lag, metric at week t) for every week where both exist."""
     if lag < 0:
@@ -123,7 +124,7 @@ def _inverse_sqrt_psd(matrix: NDArray[np.float64]) -> NDArray[np.float64]:
 
 
 def fixed_effects_slope(
-    pairs: Mapping[Hashable, tuple[Sequence[float], Sequence[float]]],
+    pairs: Mapping[Any, tuple[Sequence[float], Sequence[float]]],
     *,
     lag: int = 0,
     confidence: float = CONFIDENCE,
@@ -182,8 +183,8 @@ def fixed_effects_slope(
 
 
 def lagged_association(
-    index: Mapping[Hashable, WeekSeries],
-    metric: Mapping[Hashable, WeekSeries],
+    index: Mapping[Any, WeekSeries],
+    metric: Mapping[Any, WeekSeries],
     *,
     lag: int,
     confidence: float = CONFIDENCE,
@@ -201,8 +202,8 @@ def lagged_association(
 
 
 def impact_summary(
-    index: Mapping[Hashable, WeekSeries],
-    metric: Mapping[Hashable, WeekSeries],
+    index: Mapping[Any, WeekSeries],
+    metric: Mapping[Any, WeekSeries],
     *,
     lags: Sequence[int] = DEFAULT_LAGS,
     confidence: float = CONFIDENCE,

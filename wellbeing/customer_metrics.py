@@ -1,0 +1,944 @@
+"""Customer-service signals per team and week, and their lagged association with team stress.
+
+Writes: ``customer_metric_values_import`` (CSV/XLSX upload after a preview, or the helpdesk API)
+plans every row against the organisation, refuses the whole batch when any row is wrong, and
+otherwise writes it in one transaction, audited; posting the same rows twice changes nothing.
+Reads: ``team_metric_series`` (a team's weekly values), ``organisation_impact`` (the
+within-team lagged association, ``wellbeing.stats.impact``) and ``customer_evidence`` (a
+worsening metric cited by the empathy-risk flag).
+
+Team-level numbers only: a column or field that looks like personal data (e-mail, name, agent,
+customer, phone, ticket or person ids) is refused with a clear error, and nothing about a person
+is stored.  The analysis reads published (>= k) stored aggregates only, never responses, so it
+can never carry a figure from fewer than k people.  Never logs values or file contents.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import json
+import logging
+import math
+import re
+import uuid
+import zlib
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from .analytics_selectors import primary_rows
+from .audit import audit_record
+from .errors import ServiceError
+from .models import (
+    CustomerMetric,
+    CustomerMetricValue,
+    CycleResult,
+    Flag,
+    Organisation,
+    Scope,
+    Team,
+    TeamAggregate,
+    User,
+)
+from .people_import import (
+    MAX_BYTES,
+    MAX_CELL_CHARS,
+    ImportFileError,
+    ImportIssue,
+    _cell_text,
+    _csv_records,
+    _header_key,
+    _parse_date,
+    _TeamIndex,
+    _xlsx_records,
+)
+from .stats.impact import ImpactSummary, MetricTrend, impact_summary, metric_trend
+
+logger = logging.getLogger("pulse.customer_metrics")
+
+MAX_ROWS = 20_000
+MAX_API_ITEMS = 5_000
+IMPACT_DIMENSIONS = ("stress", "client_burnout")
+EVIDENCE_WEEKS = 8
+
+
+# --- Metric definitions -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StandardMetric:
+    key: str
+    name: str
+    unit: str
+    direction: str
+    min_value: float
+    max_value: float
+
+
+HIGHER_BETTER = CustomerMetric.Direction.HIGHER_IS_BETTER.value
+HIGHER_WORSE = CustomerMetric.Direction.HIGHER_IS_WORSE.value
+
+# Known by key: a file or API call may use these before an admin defines them.
+STANDARD_METRICS: dict[str, StandardMetric] = {
+    m.key: m
+    for m in (
+        StandardMetric("csat", "CSAT (% satisfied)", "%", HIGHER_BETTER, 0.0, 100.0),
+        StandardMetric("csat_mean", "CSAT (mean rating 1-5)", "", HIGHER_BETTER, 1.0, 5.0),
+        StandardMetric("qa_empathy", "QA empathy score", "points", HIGHER_BETTER, 0.0, 100.0),
+        StandardMetric("complaint_rate", "Complaint rate", "%", HIGHER_WORSE, 0.0, 100.0),
+        StandardMetric("escalation_rate", "Escalation rate", "%", HIGHER_WORSE, 0.0, 100.0),
+        StandardMetric("fcr", "First-contact resolution", "%", HIGHER_BETTER, 0.0, 100.0),
+    )
+}
+
+
+def customer_metric_create(
+    *,
+    organisation: Organisation,
+    key: str,
+    name: str,
+    unit: str = "",
+    direction: str = HIGHER_BETTER,
+    min_value: float = 0.0,
+    max_value: float = 100.0,
+    actor: User | None = None,
+) -> CustomerMetric:
+    """Define a metric (audited).  ``ServiceError`` when the key exists or the range is empty."""
+    key = key.strip().lower()
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", key):
+        raise ServiceError(
+            "invalid",
+            _("Use 1-40 lower-case letters, digits, - or _ for the key."),
+            fields={"key": [_("Invalid key.")]},
+        )
+    if direction not in CustomerMetric.Direction.values:
+        raise ServiceError("invalid", _("Unknown direction."), fields={"direction": ["?"]})
+    if not (math.isfinite(min_value) and math.isfinite(max_value)) or max_value <= min_value:
+        raise ServiceError(
+            "invalid",
+            _("The highest valid value must be above the lowest."),
+            fields={"max_value": [_("Must be above the lowest valid value.")]},
+        )
+    with transaction.atomic():
+        if CustomerMetric.objects.filter(organisation=organisation, key=key).exists():
+            raise ServiceError(
+                "duplicate",
+                _("A metric with this key exists."),
+                fields={"key": [_("Already used.")]},
+            )
+        metric = CustomerMetric.objects.create(
+            organisation=organisation,
+            key=key,
+            name=name.strip() or key,
+            unit=unit.strip(),
+            direction=direction,
+            min_value=min_value,
+            max_value=max_value,
+        )
+        audit_record(
+            organisation=organisation,
+            actor=actor,
+            action="customer_metric.create",
+            target=metric,
+            after={"key": key, "direction": direction, "range": [min_value, max_value]},
+        )
+    return metric
+
+
+def customer_metrics_of(*, organisation: Organisation) -> list[CustomerMetric]:
+    return list(CustomerMetric.objects.filter(organisation=organisation).order_by("name"))
+
+
+# --- Reading uploads and API items (no database) ------------------------------------------------
+
+COLUMN_ALIASES = {
+    "metric": "metric",
+    "metric_key": "metric",
+    "measure": "metric",
+    "team": "team",
+    "team_path": "team",
+    "team_id": "team",
+    "team_name": "team",
+    "week": "week_start",
+    "week_start": "week_start",
+    "week_starting": "week_start",
+    "week_of": "week_start",
+    "value": "value",
+}
+REQUIRED_COLUMNS = ("metric", "team", "week_start", "value")
+
+# Names that suggest a column about a person rather than a team.  Checked after the aliases, so
+# "team_id" and "team_name" stay allowed.
+PERSONAL_PATTERNS = re.compile(
+    r"(^|_)(e_?mail|mail|name|first_?name|last_?name|surname|agent|customer|client|caller|"
+    r"phone|mobile|tel|user|username|employee|person|staff|rep|contact|ticket|case|"
+    r"account|ip|address|dob|birth)(_|$)|(^|_)(id|uuid)$"
+)
+
+
+def looks_personal(column_key: str) -> bool:
+    return column_key not in COLUMN_ALIASES and bool(PERSONAL_PATTERNS.search(column_key))
+
+
+def _personal_issue(row: int | None, column: str) -> ImportIssue:
+    return ImportIssue(
+        row,
+        column,
+        _(
+            "“%(name)s” looks like personal data (a person, customer or ticket). Pulse takes "
+            "team-level numbers only: remove this column and send one value per team and week."
+        )
+        % {"name": column},
+    )
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    row: int
+    metric: str  # key, lower-case
+    team: str  # public id or path as given
+    week_start: date  # the Monday of the week
+    value: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "row": self.row,
+            "metric": self.metric,
+            "team": self.team,
+            "week_start": self.week_start.isoformat(),
+            "value": self.value,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> MetricRow:
+        return cls(
+            row=int(data["row"]),
+            metric=str(data["metric"]),
+            team=str(data["team"]),
+            week_start=date.fromisoformat(data["week_start"]),
+            value=float(data["value"]),
+        )
+
+
+@dataclass
+class MetricFile:
+    sha256: str
+    file_format: str
+    encoding: str
+    rows: list[MetricRow] = field(default_factory=list)
+    issues: list[ImportIssue] = field(default_factory=list)
+    row_count: int = 0
+
+
+def week_monday(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def week_number(day: date) -> int:
+    """Consecutive integers for consecutive weeks (Monday-based)."""
+    return (week_monday(day).toordinal() - 1) // 7
+
+
+def _parse_value(raw: Any) -> float:
+    if isinstance(raw, bool):
+        raise ValueError("bool")
+    if isinstance(raw, int | float):
+        value = float(raw)
+    else:
+        text = _cell_text(raw).replace("\u00a0", "").replace(" ", "").rstrip("%")
+        if re.fullmatch(r"-?\d+,\d+", text):  # a decimal comma (German/French exports)
+            text = text.replace(",", ".")
+        value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("not finite")
+    return value
+
+
+def _row_validate(
+    index: int, cells: Mapping[str, Any], first_row_of: dict[tuple[str, str, date], int]
+) -> tuple[MetricRow | None, list[ImportIssue]]:
+    issues: list[ImportIssue] = []
+    for column, cell in cells.items():
+        if len(_cell_text(cell)) > MAX_CELL_CHARS:
+            issues.append(ImportIssue(index, column, _("The value is too long.")))
+    metric = _cell_text(cells.get("metric", "")).lower()
+    team = _cell_text(cells.get("team", ""))
+    if not metric:
+        issues.append(ImportIssue(index, "metric", _("The metric is empty.")))
+    if not team:
+        issues.append(ImportIssue(index, "team", _("The team is empty.")))
+    elif "@" in team:
+        issues.append(_personal_issue(index, "team"))
+    week: date | None = None
+    raw_week = cells.get("week_start", "")
+    if _cell_text(raw_week) == "":
+        issues.append(ImportIssue(index, "week_start", _("The week is empty.")))
+    else:
+        try:
+            week = week_monday(_parse_date(raw_week))
+        except ValueError:
+            issues.append(
+                ImportIssue(index, "week_start", _("Not a date; write it as YYYY-MM-DD."))
+            )
+    value: float | None = None
+    try:
+        value = _parse_value(cells.get("value", ""))
+    except (TypeError, ValueError):
+        issues.append(ImportIssue(index, "value", _("Not a number.")))
+    if not issues and week is not None:
+        key = (metric, team.casefold(), week)
+        if key in first_row_of:
+            issues.append(
+                ImportIssue(
+                    index,
+                    "week_start",
+                    _("Duplicate: the same metric, team and week is already on row %(row)d.")
+                    % {"row": first_row_of[key]},
+                )
+            )
+        else:
+            first_row_of[key] = index
+    if issues or week is None or value is None:
+        return None, issues
+    return MetricRow(row=index, metric=metric, team=team, week_start=week, value=value), []
+
+
+def metric_file_read(*, data: bytes, filename: str = "") -> MetricFile:
+    """Parse and validate an upload (CSV or XLSX, long format: metric, team, week_start, value).
+    Raises ``ImportFileError`` when the file as a whole is unusable."""
+    if len(data) > MAX_BYTES:
+        raise ImportFileError(
+            _("The file is larger than %(mb)d MB; split it.") % {"mb": MAX_BYTES // (1024 * 1024)}
+        )
+    if not data.strip():
+        raise ImportFileError(_("The file is empty."))
+    is_xlsx = data[:4] == b"PK\x03\x04" or filename.lower().endswith((".xlsx", ".xlsm"))
+    records: Iterable[list[Any]]
+    if is_xlsx:
+        records, file_format, encoding = _xlsx_records(data), "xlsx", ""
+    else:
+        records, encoding = _csv_records(data)
+        file_format = "csv"
+    result = MetricFile(
+        sha256=hashlib.sha256(data).hexdigest(), file_format=file_format, encoding=encoding
+    )
+    try:
+        _read_records(iter(records), result)
+    except csv.Error as exc:
+        raise ImportFileError(_("The CSV file is malformed: %(error)s") % {"error": str(exc)})
+    return result
+
+
+def _read_records(records: Iterator[list[Any]], result: MetricFile) -> None:
+    header = next(records, None)
+    if header is None:
+        raise ImportFileError(_("The file is empty."))
+    columns: list[str | None] = []
+    for raw in header:
+        key = _header_key(raw)
+        if not key:
+            columns.append(None)
+            continue
+        canonical = COLUMN_ALIASES.get(key)
+        if canonical is None:
+            if looks_personal(key):
+                result.issues.append(_personal_issue(1, _cell_text(raw)))
+            else:
+                result.issues.append(
+                    ImportIssue(
+                        1,
+                        _cell_text(raw),
+                        _("Unknown column “%(name)s”; expected metric, team, week_start, value.")
+                        % {"name": _cell_text(raw)},
+                    )
+                )
+        elif canonical in columns:
+            result.issues.append(ImportIssue(1, canonical, _("The column appears twice.")))
+            canonical = None
+        columns.append(canonical)
+    for required in REQUIRED_COLUMNS:
+        if required not in columns:
+            result.issues.append(
+                ImportIssue(
+                    1, required, _("The column “%(name)s” is missing.") % {"name": required}
+                )
+            )
+    if result.issues:
+        return  # row errors would be noise when the columns are wrong
+    first_row_of: dict[tuple[str, str, date], int] = {}
+    for index, values in enumerate(records, start=2):
+        if all(_cell_text(v) == "" for v in values):
+            continue
+        result.row_count += 1
+        if result.row_count > MAX_ROWS:
+            raise ImportFileError(
+                _("The file has more than %(rows)d rows; split it.") % {"rows": MAX_ROWS}
+            )
+        cells = {
+            name: values[i] if i < len(values) else ""
+            for i, name in enumerate(columns)
+            if name is not None
+        }
+        row, issues = _row_validate(index, cells, first_row_of)
+        result.issues.extend(issues)
+        if row is not None:
+            result.rows.append(row)
+
+
+def metric_items_read(items: Any) -> tuple[list[MetricRow], list[ImportIssue]]:
+    """The API's list of ``{metric, team, week_start, value}`` objects; ``row`` is the item's
+    position counted from 1.  Any other field is refused (personal-looking ones by name)."""
+    if not isinstance(items, list):
+        return [], [ImportIssue(None, "values", _("Send a list of objects."))]
+    if len(items) > MAX_API_ITEMS:
+        return [], [
+            ImportIssue(
+                None, "values", _("At most %(n)d values per request.") % {"n": MAX_API_ITEMS}
+            )
+        ]
+    rows: list[MetricRow] = []
+    issues: list[ImportIssue] = []
+    first_row_of: dict[tuple[str, str, date], int] = {}
+    for position, item in enumerate(items, start=1):
+        if not isinstance(item, dict):
+            issues.append(ImportIssue(position, "item", _("Not an object.")))
+            continue
+        cells: dict[str, Any] = {}
+        extra = False
+        for raw_key, value in item.items():
+            key = _header_key(raw_key)
+            canonical = COLUMN_ALIASES.get(key)
+            if canonical is None or canonical in cells:
+                extra = True
+                if looks_personal(key):
+                    issues.append(_personal_issue(position, str(raw_key)[:60]))
+                else:
+                    issues.append(
+                        ImportIssue(
+                            position,
+                            str(raw_key)[:60],
+                            _("Unknown field; send metric, team, week_start and value only."),
+                        )
+                    )
+                continue
+            cells[canonical] = "" if value is None else value
+        if extra:
+            continue
+        row, row_issues = _row_validate(position, cells, first_row_of)
+        issues.extend(row_issues)
+        if row is not None:
+            rows.append(row)
+    return rows, issues
+
+
+# --- Planning (reads the database) --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlannedValue:
+    kind: str  # "metric_create" | "value_create" | "value_update"
+    row: int | None
+    metric: str
+    team: str  # the team's full path, for the preview
+    week_start: date | None
+    before: float | None
+    after: float | None
+    team_id: int | None = None
+
+
+@dataclass
+class MetricPlan:
+    changes: list[PlannedValue] = field(default_factory=list)
+    issues: list[ImportIssue] = field(default_factory=list)
+    unchanged: int = 0
+
+    def counts(self) -> dict[str, int]:
+        counts = {"metric_create": 0, "value_create": 0, "value_update": 0}
+        for change in self.changes:
+            counts[change.kind] += 1
+        counts["unchanged"] = self.unchanged
+        return counts
+
+    @property
+    def digest(self) -> str:
+        body = json.dumps([asdict(c) for c in self.changes], sort_keys=True, default=str)
+        return hashlib.sha256(body.encode()).hexdigest()
+
+    @property
+    def is_noop(self) -> bool:
+        return not self.changes
+
+    def summary(self) -> str:
+        c = self.counts()
+        return _(
+            "%(create)d new values, %(update)d changed, %(same)d unchanged, "
+            "%(metrics)d metrics defined"
+        ) % {
+            "create": c["value_create"],
+            "update": c["value_update"],
+            "same": c["unchanged"],
+            "metrics": c["metric_create"],
+        }
+
+
+@dataclass(frozen=True)
+class HistoryWindow:
+    first_week: date
+    last_week: date
+
+
+def history_window(*, organisation: Organisation, today: date) -> HistoryWindow:
+    """Weeks a value may be given for: from the organisation's first check-in cycle (or its
+    creation, if earlier) to the current week.  Older or future weeks are refused."""
+    first_cycle = (
+        CycleResult.objects.filter(organisation=organisation)
+        .order_by("period_start")
+        .values_list("period_start", flat=True)
+        .first()
+    )
+    created = organisation.created_at.astimezone(organisation.tz).date()
+    first = min(first_cycle, created) if first_cycle else created
+    return HistoryWindow(first_week=week_monday(first), last_week=week_monday(today))
+
+
+class _TeamLookup:
+    def __init__(self, organisation: Organisation) -> None:
+        self.index = _TeamIndex(organisation)
+        self.by_public_id = {
+            str(public_id): pk
+            for pk, public_id in Team.objects.filter(organisation=organisation).values_list(
+                "id", "public_id"
+            )
+        }
+        names: dict[str, list[int]] = defaultdict(list)
+        for pk, path in self.index.path_of.items():
+            if path:
+                names[path[-1].casefold()].append(pk)
+        self.unique_names = {name: ids[0] for name, ids in names.items() if len(ids) == 1}
+
+    def find(self, text: str) -> int | None:
+        try:
+            return self.by_public_id.get(str(uuid.UUID(text.strip())))
+        except ValueError:
+            pass
+        parts = tuple(p.strip().casefold() for p in text.split("/"))
+        found = self.index.id_of.get(parts)
+        if found is None and len(parts) == 1:
+            found = self.unique_names.get(parts[0])
+        return found
+
+    def path(self, team_id: int) -> str:
+        return " / ".join(self.index.path_of.get(team_id, ()))
+
+
+def metric_values_plan(
+    *, organisation: Organisation, rows: Sequence[MetricRow], today: date
+) -> MetricPlan:
+    """The changes ``rows`` imply, and the row issues only the database reveals: unknown
+    metrics and teams, weeks outside the organisation's history, values out of range."""
+    plan = MetricPlan()
+    metrics = {m.key: m for m in CustomerMetric.objects.filter(organisation=organisation)}
+    teams = _TeamLookup(organisation)
+    window = history_window(organisation=organisation, today=today)
+    defined_here: set[str] = set()
+    resolved: list[tuple[MetricRow, str, int]] = []
+    for r in rows:
+        row_ok = True
+        definition: CustomerMetric | StandardMetric | None = metrics.get(r.metric)
+        if definition is None:
+            definition = STANDARD_METRICS.get(r.metric)
+            if definition is None:
+                plan.issues.append(
+                    ImportIssue(
+                        r.row,
+                        "metric",
+                        _(
+                            "Unknown metric “%(key)s”. Define it under Customer metrics first, "
+                            "or use one of: %(known)s."
+                        )
+                        % {"key": r.metric, "known": ", ".join(sorted(STANDARD_METRICS))},
+                    )
+                )
+                row_ok = False
+            elif r.metric not in defined_here:
+                defined_here.add(r.metric)
+                plan.changes.append(
+                    PlannedValue("metric_create", r.row, r.metric, "", None, None, None)
+                )
+        team_id = teams.find(r.team)
+        if team_id is None:
+            plan.issues.append(
+                ImportIssue(
+                    r.row,
+                    "team",
+                    _(
+                        "Unknown team “%(team)s”: give its id or its path from the top, "
+                        "e.g. Customer Experience / Support Tier 1."
+                    )
+                    % {"team": r.team[:200]},
+                )
+            )
+            row_ok = False
+        if not (window.first_week <= r.week_start <= window.last_week):
+            plan.issues.append(
+                ImportIssue(
+                    r.row,
+                    "week_start",
+                    _("The week %(week)s is outside the organisation's history (%(a)s to %(b)s).")
+                    % {
+                        "week": r.week_start.isoformat(),
+                        "a": window.first_week.isoformat(),
+                        "b": window.last_week.isoformat(),
+                    },
+                )
+            )
+            row_ok = False
+        if definition is not None and not (definition.min_value <= r.value <= definition.max_value):
+            plan.issues.append(
+                ImportIssue(
+                    r.row,
+                    "value",
+                    _("%(value)s is outside the valid range %(low)s to %(high)s for %(name)s.")
+                    % {
+                        "value": f"{r.value:g}",
+                        "low": f"{definition.min_value:g}",
+                        "high": f"{definition.max_value:g}",
+                        "name": definition.name,
+                    },
+                )
+            )
+            row_ok = False
+        if row_ok and team_id is not None:
+            resolved.append((r, r.metric, team_id))
+    # Two spellings of one team (its id and its path) on two rows are still one duplicate.
+    seen: dict[tuple[str, int, date], int] = {}
+    for r, key, team_id in resolved:
+        first = seen.setdefault((key, team_id, r.week_start), r.row)
+        if first != r.row:
+            plan.issues.append(
+                ImportIssue(
+                    r.row,
+                    "team",
+                    _("Duplicate: the same metric, team and week is already on row %(row)d.")
+                    % {"row": first},
+                )
+            )
+    existing: dict[tuple[str, int, date], float] = {}
+    if resolved:
+        weeks = [r.week_start for r, _k, _t in resolved]
+        for key, team_id, week, value in CustomerMetricValue.objects.filter(
+            metric__organisation=organisation,
+            team_id__in={t for _r, _k, t in resolved},
+            week_start__gte=min(weeks),
+            week_start__lte=max(weeks),
+        ).values_list("metric__key", "team_id", "week_start", "value"):
+            existing[(key, team_id, week)] = value
+    for r, key, team_id in resolved:
+        before = existing.get((key, team_id, r.week_start))
+        if before is None:
+            kind = "value_create"
+        elif before == r.value:
+            plan.unchanged += 1
+            continue
+        else:
+            kind = "value_update"
+        plan.changes.append(
+            PlannedValue(
+                kind, r.row, key, teams.path(team_id), r.week_start, before, r.value, team_id
+            )
+        )
+    plan.issues.sort(key=lambda i: (i.row or 0, i.column))
+    return plan
+
+
+# --- Applying -------------------------------------------------------------------------------
+
+
+@dataclass
+class MetricImportResult:
+    plan: MetricPlan
+    counts: dict[str, int]
+
+
+def _issues_error(issues: Sequence[ImportIssue]) -> ServiceError:
+    fields: dict[str, list[str]] = defaultdict(list)
+    for issue in issues:
+        fields[f"row {issue.row}" if issue.row else "file"].append(
+            f"{issue.column}: {issue.message}"
+        )
+    return ServiceError(
+        "invalid", _("Some values have errors; nothing was imported."), fields=dict(fields)
+    )
+
+
+def customer_metric_values_import(
+    *,
+    organisation: Organisation,
+    rows: Sequence[MetricRow],
+    actor: User | None,
+    today: date,
+    expected_digest: str | None = None,
+    source: str = "",
+) -> MetricImportResult:
+    """Plan ``rows`` again under the organisation's lock and write them all or nothing.
+
+    ``ServiceError`` "invalid" (400) when any row has an issue, "stale" (409) when the values
+    changed since the preview with ``expected_digest``.  Idempotent: the same rows again are
+    all "unchanged".  Active empathy-risk flags of the teams touched get their customer
+    evidence refreshed in the same transaction."""
+    with transaction.atomic():
+        Organisation.objects.select_for_update().filter(pk=organisation.pk).first()
+        plan = metric_values_plan(organisation=organisation, rows=rows, today=today)
+        if plan.issues:
+            raise _issues_error(plan.issues)
+        if expected_digest is not None and plan.digest != expected_digest:
+            raise ServiceError(
+                "stale",
+                _("Customer metrics changed since the preview; review the new preview."),
+                status=409,
+            )
+        metrics = {m.key: m for m in CustomerMetric.objects.filter(organisation=organisation)}
+        for change in plan.changes:
+            if change.kind == "metric_create" and change.metric not in metrics:
+                standard = STANDARD_METRICS[change.metric]
+                metrics[change.metric] = CustomerMetric.objects.create(
+                    organisation=organisation, **asdict(standard)
+                )
+        creates = [
+            CustomerMetricValue(
+                metric=metrics[c.metric],
+                team_id=c.team_id,
+                week_start=c.week_start,
+                value=c.after,
+            )
+            for c in plan.changes
+            if c.kind == "value_create"
+        ]
+        CustomerMetricValue.objects.bulk_create(creates, batch_size=1000)
+        now = timezone.now()
+        for c in plan.changes:
+            if c.kind == "value_update":
+                CustomerMetricValue.objects.filter(
+                    metric=metrics[c.metric], team_id=c.team_id, week_start=c.week_start
+                ).update(value=c.after, updated_at=now)
+        counts = plan.counts()
+        if plan.changes:
+            audit_record(
+                organisation=organisation,
+                actor=actor,
+                action="customer_metrics.import",
+                target=source or "customer metrics import",
+                after={k: v for k, v in counts.items() if v},
+            )
+            touched = {c.team_id for c in plan.changes if c.team_id is not None}
+            empathy_flags_customer_evidence_refresh(
+                organisation=organisation, team_ids=touched, until=today
+            )
+    logger.info(
+        "event=customer_metrics_import organisation=%s created=%d updated=%d unchanged=%d",
+        organisation.pk,
+        counts["value_create"],
+        counts["value_update"],
+        counts["unchanged"],
+    )
+    return MetricImportResult(plan=plan, counts=counts)
+
+
+def rows_dump(rows: Sequence[MetricRow]) -> str:
+    body = json.dumps([r.to_json() for r in rows], separators=(",", ":")).encode()
+    return base64.b64encode(zlib.compress(body, 6)).decode("ascii")
+
+
+def rows_load(text: str) -> list[MetricRow]:
+    body = zlib.decompress(base64.b64decode(text.encode("ascii")), bufsize=MAX_BYTES)
+    return [MetricRow.from_json(d) for d in json.loads(body)]
+
+
+# --- Reads ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetricWeek:
+    week_start: date
+    value: float
+
+
+def team_metric_series(
+    *, team: Team, metric: CustomerMetric, since: date | None = None
+) -> list[MetricWeek]:
+    rows = CustomerMetricValue.objects.filter(team=team, metric=metric)
+    if since is not None:
+        rows = rows.filter(week_start__gte=week_monday(since))
+    return [
+        MetricWeek(w, v) for w, v in rows.order_by("week_start").values_list("week_start", "value")
+    ]
+
+
+def team_metrics(*, team: Team) -> list[CustomerMetric]:
+    """Metrics that have at least one value for ``team``."""
+    return list(CustomerMetric.objects.filter(values__team=team).distinct().order_by("name"))
+
+
+def published_index_by_week(
+    *, organisation: Organisation, team_ids: Iterable[int], dimension: str
+) -> dict[int, dict[int, float]]:
+    """team id -> week number -> the team's published headline index (subtree for a parent,
+    its own members for a leaf); suppressed cycles are simply absent."""
+    rows = TeamAggregate.objects.filter(
+        result__organisation=organisation,
+        team_id__in=list(team_ids),
+        dimension=dimension,
+        scope__in=[Scope.TEAM, Scope.SUBTREE],
+    ).select_related("result")
+    out: dict[int, dict[int, float]] = defaultdict(dict)
+    ordered = sorted(
+        primary_rows(rows).values(), key=lambda r: (r.result.period_start, r.result.closed_at)
+    )
+    for row in ordered:  # a later cycle in the same week wins
+        if row.published and row.index is not None and row.team_id is not None:
+            out[row.team_id][week_number(row.result.period_start)] = float(row.index)
+    return dict(out)
+
+
+@dataclass(frozen=True)
+class MetricImpact:
+    metric: CustomerMetric
+    dimension: str
+    summary: ImpactSummary
+
+
+def organisation_impact(
+    *, organisation: Organisation, dimensions: Sequence[str] = IMPACT_DIMENSIONS
+) -> list[MetricImpact]:
+    """For every metric with values and each dimension: the lagged within-team association
+    (``wellbeing.stats.impact``), from published stored aggregates only."""
+    # metric id -> team id -> week number -> value
+    values: dict[int, dict[int, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
+    for metric_id, team_id, week, value in CustomerMetricValue.objects.filter(
+        metric__organisation=organisation
+    ).values_list("metric_id", "team_id", "week_start", "value"):
+        values[metric_id][team_id][week_number(week)] = value
+    if not values:
+        return []
+    team_ids = {t for by_team in values.values() for t in by_team}
+    out = []
+    metrics = CustomerMetric.objects.filter(pk__in=list(values)).order_by("name")
+    for dimension in dimensions:
+        index = published_index_by_week(
+            organisation=organisation, team_ids=team_ids, dimension=dimension
+        )
+        for metric in metrics:
+            summary = impact_summary(index, values[metric.pk])
+            out.append(MetricImpact(metric=metric, dimension=dimension, summary=summary))
+    return out
+
+
+# --- Supporting evidence for the empathy-risk flag ----------------------------------------------
+
+EVIDENCE_MARKER = "Supporting evidence from customer service:"
+
+
+def customer_evidence(
+    *, team_ids: Iterable[int], until: date, weeks: int = EVIDENCE_WEEKS
+) -> dict[int, dict[str, Any]]:
+    """team id -> evidence of a customer metric getting worse over the last ``weeks`` weeks up
+    to ``until``'s week (Theil-Sen slope, Mann-Kendall p).  Teams without one are absent."""
+    last = week_monday(until)
+    first = last - timedelta(weeks=weeks - 1)
+    series: dict[tuple[int, int], list[tuple[date, float]]] = defaultdict(list)
+    metrics: dict[int, CustomerMetric] = {}
+    for row in (
+        CustomerMetricValue.objects.filter(
+            team_id__in=list(team_ids), week_start__gte=first, week_start__lte=last
+        )
+        .select_related("metric")
+        .order_by("week_start")
+    ):
+        series[(row.team_id, row.metric_id)].append((row.week_start, row.value))
+        metrics[row.metric_id] = row.metric
+    out: dict[int, dict[str, Any]] = {}
+    for (team_id, metric_id), points in sorted(series.items()):
+        if team_id in out:
+            continue
+        metric = metrics[metric_id]
+        by_week = dict(points)
+        ordered = [by_week.get(first + timedelta(weeks=i)) for i in range(weeks)]
+        trend: MetricTrend = metric_trend(ordered, higher_is_better=metric.higher_is_better)
+        if not trend.worsening:
+            continue
+        out[team_id] = {
+            "key": metric.key,
+            "name": metric.name,
+            "unit": metric.unit,
+            "direction": metric.direction,
+            "first": round(trend.first or 0.0, 2),
+            "latest": round(trend.latest or 0.0, 2),
+            "slope_per_week": round(trend.slope_per_week or 0.0, 3),
+            "slope_ci": [round(trend.slope_low or 0.0, 3), round(trend.slope_high or 0.0, 3)],
+            "p_worsening": round(trend.p_worsening or 0.0, 4),
+            "weeks": [{"week_start": w.isoformat(), "value": round(v, 2)} for w, v in points],
+        }
+    return out
+
+
+def customer_evidence_sentence(evidence: Mapping[str, Any]) -> str:
+    unit = evidence.get("unit") or ""
+    verb = "fallen" if evidence.get("direction") == HIGHER_BETTER else "risen"
+    return (
+        f"{EVIDENCE_MARKER} {evidence['name']} has {verb} from {evidence['first']:g}{unit} to "
+        f"{evidence['latest']:g}{unit} over the last {len(evidence['weeks'])} weeks "
+        f"({evidence['slope_per_week']:+.2f}{unit} a week). This supports, but does not prove, "
+        "that the strain is reaching customers."
+    )
+
+
+def with_customer_evidence(explanation: str, evidence: Mapping[str, Any] | None) -> str:
+    base = explanation.split(EVIDENCE_MARKER, 1)[0].rstrip()
+    if not evidence:
+        return base
+    return f"{base} {customer_evidence_sentence(evidence)}"
+
+
+def empathy_flags_customer_evidence_refresh(
+    *, organisation: Organisation, team_ids: Iterable[int], until: date
+) -> int:
+    """Re-cite customer evidence on the active empathy-risk flags of ``team_ids`` (after new
+    values arrive between cycles).  Returns how many flags changed."""
+    flags = list(
+        Flag.objects.filter(
+            organisation=organisation,
+            team_id__in=list(team_ids),
+            kind=Flag.Kind.EMPATHY_RISK,
+            state__in=list(Flag.ACTIVE_STATES),
+        )
+    )
+    if not flags:
+        return 0
+    evidence = customer_evidence(team_ids=[f.team_id for f in flags], until=until)
+    changed = 0
+    for flag in flags:
+        found = evidence.get(flag.team_id)
+        new_evidence = dict(flag.evidence or {})
+        if found is None:
+            new_evidence.pop("customer", None)
+        else:
+            new_evidence["customer"] = found
+        explanation = with_customer_evidence(flag.explanation, found)
+        if new_evidence != flag.evidence or explanation != flag.explanation:
+            flag.evidence = new_evidence
+            flag.explanation = explanation
+            flag.save(update_fields=["evidence", "explanation"])
+            changed += 1
+    return changed
+
+
+def today_for(organisation: Organisation) -> date:
+    return datetime.now(organisation.tz).date()
