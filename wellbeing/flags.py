@@ -28,6 +28,7 @@ from django.utils import timezone
 from . import policy
 from .analytics import FlagChange
 from .analytics_selectors import TeamTree, primary_participation, primary_rows, team_tree
+from .customer_metrics import customer_evidence, with_customer_evidence
 from .errors import ServiceError
 from .models import (
     CycleResult,
@@ -254,6 +255,7 @@ def _evaluate_empathy_risk(
     burnout: _Series,
     org: OrgBaseline,
     settings: FlagSettings,
+    customer: dict[str, Any] | None = None,
 ) -> Evaluation:
     if stress.latest is None or stress_det.status == NOT_ENOUGH_DATA:
         return Evaluation(NO_DATA)
@@ -282,6 +284,8 @@ def _evaluate_empathy_risk(
         "have less empathy to give, so the quality of customer contacts may suffer. "
         + stress_det.explanation
     )
+    # A worsening customer metric is cited as supporting evidence; it never fires the flag.
+    explanation = with_customer_evidence(explanation, customer)
     return Evaluation(
         FIRING,
         severity=severity,
@@ -303,6 +307,7 @@ def _evaluate_empathy_risk(
                 "high_level": settings.client_burnout_level,
                 "cycles": burnout.published(),
             },
+            **({"customer": customer} if customer else {}),
         },
     )
 
@@ -371,6 +376,10 @@ def flags_update(*, result: CycleResult, tree: TeamTree | None = None) -> list[F
         ).only("result_id", "team_id", "scope", "published", "rate")
     )
     current_teams = sorted({team for (rid, team, _) in aggregates if rid == result.pk})
+    customer = customer_evidence(
+        team_ids=[t for t in current_teams if t in tree.teams and tree.teams[t].customer_facing],
+        until=result.period_start,
+    )
     # Figures stored later than this cycle (a past cycle recomputed or closed late): the flags
     # already moved on for those teams.
     newer = set(
@@ -447,6 +456,7 @@ def flags_update(*, result: CycleResult, tree: TeamTree | None = None) -> list[F
                         series("client_burnout"),
                         baselines["client_burnout"],
                         settings,
+                        customer=customer.get(team_id),
                     )
                 periods = [r.period_start for r in results if (r.pk, team_id) in participation]
                 rates = [
