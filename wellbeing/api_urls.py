@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from . import analytics_api, api
+from . import analytics_api, api, impact_api
 
 router = DefaultRouter()
 router.register("organisations", api.OrganisationViewSet, basename="organisation")
@@ -15,5 +15,15 @@ urlpatterns = [
         name="team-trend",
     ),
     path("heatmap/", analytics_api.HeatmapView.as_view(), name="heatmap"),
+    path(
+        "customer-metrics/",
+        impact_api.CustomerMetricValuesView.as_view(),
+        name="customer-metric-values",
+    ),
+    path(
+        "customer-metrics/impact/",
+        impact_api.CustomerImpactView.as_view(),
+        name="customer-impact",
+    ),
     *router.urls,
 ]

@@ -40,6 +40,8 @@ EXPECTED: dict[str, tuple[str, object]] = {
     "api-root": ("get", SIGNED_IN),
     "team-trend": ("get", TEAM_A_READERS),
     "heatmap": ("get", SIGNED_IN),
+    "customer-metric-values": ("post", ADMINS),
+    "customer-impact": ("get", ADMINS),
     "organisation-list": ("get", SIGNED_IN),
     "organisation-detail": ("get", ORG_1_PEOPLE),
     "team-list": ("get", SIGNED_IN),
@@ -95,6 +97,8 @@ EXPECTED: dict[str, tuple[str, object]] = {
     "manage:thresholds": ("get", ADMINS),
     "manage:flag_settings": ("get", ADMINS),
     "manage:audit": ("get", ADMINS),
+    "manage:metrics": ("get", ADMINS),
+    "manage:metrics_confirm": ("post", NOT_ANONYMOUS_ONLY),
     "home": ("get", SIGNED_IN),
 }
 

@@ -1,0 +1,124 @@
+"""API for customer-service signals: a helpdesk export posts weekly team values, admins read the
+organisation-level lagged association.  Organisation admins only (session or DRF token of an
+admin).  Thin: parse, call ``wellbeing.customer_metrics``, render.
+
+``POST /api/customer-metrics/`` takes a list of ``{metric, team, week_start, value}`` (or
+``{"values": [...], "dry_run": true}``); any bad item refuses the whole batch with a 400 listing
+every item's problems (``fields`` keyed "row N", N counted from 1) and nothing is written.
+Posting the same values again changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .api import IsOrganisationAdmin
+from .customer_metrics import (
+    customer_metric_values_import,
+    metric_issues_error,
+    metric_items_read,
+    metric_values_plan,
+    organisation_impact,
+    today_for,
+)
+from .errors import ServiceError
+from .models import Organisation, User
+from .stats.impact import LagEstimate
+
+
+def _admin_organisation(request: Request) -> tuple[User, Organisation]:
+    user = request.user
+    assert isinstance(user, User) and user.organisation is not None  # IsOrganisationAdmin
+    return user, user.organisation
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or str(value).lower() in {"1", "true", "yes"}
+
+
+class CustomerMetricValuesView(APIView):
+    permission_classes = [IsOrganisationAdmin]
+
+    @extend_schema(
+        request={"application/json": {"type": "array", "items": {"type": "object"}}},
+        responses={200: dict},
+    )
+    def post(self, request: Request) -> Response:
+        user, organisation = _admin_organisation(request)
+        body = request.data
+        dry_run = _truthy(request.query_params.get("dry_run", ""))
+        if isinstance(body, dict) and "values" in body:
+            dry_run = dry_run or _truthy(body.get("dry_run", False))
+            unknown = sorted(set(body) - {"values", "dry_run"})
+            if unknown:
+                raise ServiceError(
+                    "invalid",
+                    "Unknown top-level fields.",
+                    fields={"file": [f"{name}: unknown field" for name in unknown]},
+                )
+            body = body["values"]
+        rows, issues = metric_items_read(body)
+        if issues:
+            raise metric_issues_error(issues)
+        today = today_for(organisation)
+        if dry_run:
+            plan = metric_values_plan(organisation=organisation, rows=rows, today=today)
+            if plan.issues:
+                raise metric_issues_error(plan.issues)
+            return Response({"applied": False, "counts": plan.counts(), "digest": plan.digest})
+        result = customer_metric_values_import(
+            organisation=organisation, rows=rows, actor=user, today=today, source="API"
+        )
+        return Response({"applied": True, "counts": result.counts})
+
+
+def _estimate(e: LagEstimate | None) -> dict[str, Any] | None:
+    if e is None:
+        return None
+
+    def r(value: float | None, digits: int = 4) -> float | None:
+        return None if value is None else round(value, digits)
+
+    return {
+        "lag_weeks": e.lag,
+        "enough_data": e.enough,
+        "teams": e.n_teams,
+        "team_weeks": e.n_team_weeks,
+        "slope_per_index_point": r(e.slope),
+        "ci_low": r(e.ci_low),
+        "ci_high": r(e.ci_high),
+        "confidence": round(e.confidence, 4),
+        "p_value": r(e.p_value),
+    }
+
+
+class CustomerImpactView(APIView):
+    """The within-team lagged association per metric and dimension (published figures only)."""
+
+    permission_classes = [IsOrganisationAdmin]
+
+    @extend_schema(responses={200: dict})
+    def get(self, request: Request) -> Response:
+        _user, organisation = _admin_organisation(request)
+        out = []
+        for item in organisation_impact(organisation=organisation):
+            summary = item.summary
+            out.append(
+                {
+                    "metric": item.metric.key,
+                    "metric_name": item.metric.name,
+                    "dimension": item.dimension,
+                    "enough_data": summary.enough,
+                    "association": summary.association,
+                    "headline": _estimate(summary.headline),
+                    "lags": [_estimate(e) for e in summary.lags],
+                    "minimum": {"teams": summary.min_teams, "team_weeks": summary.min_team_weeks},
+                    "note": "An association within teams over time, not proof of cause.",
+                }
+            )
+        return Response({"results": out})
