@@ -668,7 +668,7 @@ class MetricImportResult:
     counts: dict[str, int]
 
 
-def _issues_error(issues: Sequence[ImportIssue]) -> ServiceError:
+def metric_issues_error(issues: Sequence[ImportIssue]) -> ServiceError:
     fields: dict[str, list[str]] = defaultdict(list)
     for issue in issues:
         fields[f"row {issue.row}" if issue.row else "file"].append(
@@ -698,7 +698,7 @@ def customer_metric_values_import(
         Organisation.objects.select_for_update().filter(pk=organisation.pk).first()
         plan = metric_values_plan(organisation=organisation, rows=rows, today=today)
         if plan.issues:
-            raise _issues_error(plan.issues)
+            raise metric_issues_error(plan.issues)
         if expected_digest is not None and plan.digest != expected_digest:
             raise ServiceError(
                 "stale",
@@ -942,3 +942,236 @@ def empathy_flags_customer_evidence_refresh(
 
 def today_for(organisation: Organisation) -> date:
     return datetime.now(organisation.tz).date()
+
+
+# --- Presentation: wording and the overlay chart (the caller renders; no numbers below k) -------
+
+LAG_WORDS = {
+    0: "in the same week",
+    1: "one week later",
+    2: "two weeks later",
+    3: "three weeks later",
+    4: "four weeks later",
+}
+DIMENSION_WORDS = {"stress": "team stress", "client_burnout": "client-related burnout"}
+CAUTION = (
+    "This is an association within teams over time, not proof that one causes the other: "
+    "a busy season, for example, can raise stress and lower customer scores at once."
+)
+
+
+def _unit_words(metric: CustomerMetric) -> str:
+    if metric.unit == "%":
+        return " percentage points"
+    return f" {metric.unit}" if metric.unit else ""
+
+
+def _per_ten(value: float | None) -> str:
+    return "" if value is None else f"{10 * value:+.1f}".replace("-", "\u2212")
+
+
+def impact_card(item: MetricImpact) -> dict[str, Any]:
+    """Headline sentence and per-lag rows for one metric and dimension."""
+    summary, metric = item.summary, item.metric
+    subject = DIMENSION_WORDS.get(item.dimension, item.dimension)
+    units = _unit_words(metric)
+    rows = [
+        {
+            "lag": e.lag,
+            "enough": e.enough,
+            "change": _per_ten(e.slope),
+            "low": _per_ten(e.ci_low),
+            "high": _per_ten(e.ci_high),
+            "teams": e.n_teams,
+            "team_weeks": e.n_team_weeks,
+            "excludes_zero": e.excludes_zero,
+        }
+        for e in summary.lags
+    ]
+    head = summary.headline
+    if head is None:
+        most = max(summary.lags, key=lambda e: (e.n_teams, e.n_team_weeks))
+        sentence = (
+            f"Not enough data yet to relate {subject} to {metric.name}: this needs at least "
+            f"{summary.min_teams} teams and {summary.min_team_weeks} team-weeks with both a "
+            f"published {subject} figure and a {metric.name} value (now {most.n_teams} teams, "
+            f"{most.n_team_weeks} team-weeks)."
+        )
+        status = "not_enough"
+    elif summary.association:
+        sentence = (
+            f"A 10-point rise in {subject} is followed {LAG_WORDS.get(head.lag, '')} by a "
+            f"{metric.name} change of {_per_ten(head.slope)}{units} (95 % interval "
+            f"{_per_ten(head.ci_low)} to {_per_ten(head.ci_high)}, allowing for the "
+            f"{len(summary.lags)} lags looked at) across {head.n_teams} teams and "
+            f"{head.n_team_weeks} team-weeks."
+        )
+        if head.lag == 0:
+            sentence = sentence.replace("is followed in the same week by", "goes with")
+        status = "association"
+    else:
+        sentence = (
+            f"No clear association between {subject} and {metric.name} at lags of 0 to "
+            f"{max(e.lag for e in summary.lags)} weeks: at the strongest lag "
+            f"({LAG_WORDS.get(head.lag, '')}) the 95 % interval for a 10-point rise runs from "
+            f"{_per_ten(head.ci_low)} to {_per_ten(head.ci_high)}{units}, which includes no "
+            f"change ({head.n_teams} teams, {head.n_team_weeks} team-weeks)."
+        )
+        status = "none"
+    return {
+        "metric": metric,
+        "dimension": item.dimension,
+        "subject": subject,
+        "status": status,
+        "sentence": sentence,
+        "caution": CAUTION,
+        "rows": rows,
+        "units": units.strip(),
+    }
+
+
+def organisation_impact_cards(*, organisation: Organisation) -> list[dict[str, Any]]:
+    return [impact_card(item) for item in organisation_impact(organisation=organisation)]
+
+
+@dataclass(frozen=True)
+class OverlayPoint:
+    label: str  # the week, already formatted
+    index: float | None  # published stress index, None when suppressed or missing
+    metric: float | None
+
+
+def overlay_chart_svg(
+    points: Sequence[OverlayPoint],
+    *,
+    chart_id: str,
+    title: str,
+    description: str,
+    index_label: str,
+    metric_label: str,
+    metric_range: tuple[float, float],
+    width: int = 640,
+    height: int = 250,
+) -> str:
+    """Stress (left axis, 0-100, solid line, circles) and a customer metric (right axis, its own
+    scale, dashed line, squares) on the same weeks.  Every string is escaped here."""
+    from .charts import _e, _safe_id
+
+    cid = _safe_id(chart_id)
+    left, right, top, bottom = 44, 52, 12, 58
+    plot_w = max(1, width - left - right)
+    plot_h = max(1, height - top - bottom)
+    count = len(points)
+    step = plot_w / count if count else plot_w
+    values = [p.metric for p in points if p.metric is not None]
+    low, high = metric_range
+    if values:
+        pad = max(1.0, (max(values) - min(values)) * 0.15)
+        low = max(low, math.floor(min(values) - pad))
+        high = min(high, math.ceil(max(values) + pad))
+        if high <= low:
+            low, high = metric_range
+
+    def x_at(i: int) -> float:
+        return left + step * (i + 0.5)
+
+    def y_index(v: float) -> float:
+        return top + plot_h * (1 - min(100.0, max(0.0, v)) / 100.0)
+
+    def y_metric(v: float) -> float:
+        share = (min(high, max(low, v)) - low) / (high - low)
+        return top + plot_h * (1 - share)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart overlay-chart" id="{cid}" '
+        f'viewBox="0 0 {width} {height}" width="100%" preserveAspectRatio="xMidYMid meet" '
+        f'role="img" aria-labelledby="{cid}-title {cid}-desc">',
+        f'<title id="{cid}-title">{_e(title)}</title>',
+        f'<desc id="{cid}-desc">{_e(description)}</desc>',
+        '<g class="axis" aria-hidden="true">',
+    ]
+    for tick in range(5):
+        share = tick / 4
+        y = top + plot_h * (1 - share)
+        metric_tick = low + share * (high - low)
+        parts.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" '
+            'stroke="#d5dae0" stroke-width="1"/>'
+            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" '
+            f'fill="#4a5560">{round(share * 100)}</text>'
+            f'<text class="metric-tick" x="{left + plot_w + 6}" y="{y + 4:.1f}" font-size="11" '
+            f'fill="#8a3b00">{_e(f"{metric_tick:.3g}")}</text>'
+        )
+    mid = top + plot_h / 2
+    parts.append(
+        f'<text x="12" y="{mid:.1f}" font-size="11" fill="#4a5560" text-anchor="middle" '
+        f'transform="rotate(-90 12 {mid:.1f})">{_e(index_label)}</text>'
+        f'<text x="{width - 8}" y="{mid:.1f}" font-size="11" fill="#8a3b00" '
+        f'text-anchor="middle" transform="rotate(90 {width - 8} {mid:.1f})">'
+        f"{_e(metric_label)}</text></g>"
+    )
+
+    def runs(attr: str) -> list[list[int]]:
+        out: list[list[int]] = []
+        current: list[int] = []
+        for i, p in enumerate(points):
+            if getattr(p, attr) is None:
+                if current:
+                    out.append(current)
+                current = []
+            else:
+                current.append(i)
+        if current:
+            out.append(current)
+        return out
+
+    for run in runs("index"):
+        if len(run) > 1:
+            line = " ".join(f"{x_at(i):.1f},{y_index(points[i].index or 0):.1f}" for i in run)
+            parts.append(
+                f'<polyline class="series series-index" points="{line}" fill="none" '
+                'stroke="#0b5cad" stroke-width="2.5"/>'
+            )
+    for run in runs("metric"):
+        if len(run) > 1:
+            line = " ".join(f"{x_at(i):.1f},{y_metric(points[i].metric or 0):.1f}" for i in run)
+            parts.append(
+                f'<polyline class="series series-metric" points="{line}" fill="none" '
+                'stroke="#b35900" stroke-width="2.5" stroke-dasharray="6 4"/>'
+            )
+    for i, p in enumerate(points):
+        x = x_at(i)
+        if p.index is not None:
+            parts.append(
+                f'<g class="point point-index"><title>{_e(p.label)}: {_e(index_label)} '
+                f"{p.index:.1f}</title>"
+                f'<circle cx="{x:.1f}" cy="{y_index(p.index):.1f}" r="4" fill="#0b5cad" '
+                'stroke="#fff" stroke-width="1.5"/></g>'
+            )
+        if p.metric is not None:
+            y = y_metric(p.metric)
+            parts.append(
+                f'<g class="point point-metric"><title>{_e(p.label)}: {_e(metric_label)} '
+                f"{p.metric:g}</title>"
+                f'<rect x="{x - 4:.1f}" y="{y - 4:.1f}" width="8" height="8" fill="#b35900" '
+                'stroke="#fff" stroke-width="1.5"/></g>'
+            )
+    widest = max((len(p.label) for p in points), default=1) * 5.5 + 10
+    every = max(1, math.ceil(count * widest / plot_w)) if count else 1
+    parts.append('<g class="x-labels" aria-hidden="true">')
+    for i, p in enumerate(points):
+        if (count - 1 - i) % every:
+            continue
+        parts.append(
+            f'<text x="{x_at(i):.1f}" y="{top + plot_h + 16}" text-anchor="middle" '
+            f'font-size="10" fill="#4a5560">{_e(p.label)}</text>'
+        )
+    ly = height - 14
+    parts.append(
+        '</g><g class="legend" aria-hidden="true" font-size="11" fill="#1b1f24">'
+        f'<circle cx="{left + 6}" cy="{ly - 4}" r="4" fill="#0b5cad"/>'
+        f'<text x="{left + 14}" y="{ly}">{_e(index_label)} (left axis)</text>'
+        f'<rect x="{left + 260}" y="{ly - 8}" width="8" height="8" fill="#b35900"/>'
+        f'<text x="{left + 274}" y="{ly}">{_e(metric_label)} (right axis)</text></g></svg>'
+    )
+    return "".join(parts)

@@ -43,6 +43,14 @@ from .analytics_selectors import (
     team_latest_distribution,
     team_trend,
 )
+from .customer_metrics import (
+    OverlayPoint,
+    organisation_impact_cards,
+    overlay_chart_svg,
+    team_metric_series,
+    team_metrics,
+    week_monday,
+)
 from .errors import ServiceError
 from .exports import csv_text
 from .models import (
@@ -394,7 +402,59 @@ def _team_dashboard_context(
         "history": history,
         "children": list(children) if visible else [],
         "k": team.organisation.anonymity_threshold,
+        "impact_panels": _impact_panels(team, trends["stress"]),
     }
+
+
+def _impact_panels(team: Team, stress: Sequence[TrendPoint]) -> list[dict]:
+    """The team's customer metrics next to its published stress, week by week (customer
+    metrics are team-level helpdesk numbers; the stress side is published figures only)."""
+    if not stress:
+        return []
+    panels = []
+    for metric in team_metrics(team=team):
+        by_week = {
+            w.week_start: w.value
+            for w in team_metric_series(team=team, metric=metric, since=stress[0].period_start)
+        }
+        points = [
+            OverlayPoint(
+                label=_short_date(p.period_start),
+                index=p.index if p.published else None,
+                metric=by_week.get(week_monday(p.period_start)),
+            )
+            for p in stress
+        ]
+        if not any(p.metric is not None for p in points):
+            continue
+        metric_label = f"{metric.name}" + (f", {metric.unit}" if metric.unit else "")
+        title = _("Stress and %(metric)s by week") % {"metric": metric.name}
+        chart = overlay_chart_svg(
+            points,
+            chart_id=f"impact-{metric.key}",
+            title=title,
+            description=_(
+                "Stress index (0–100, higher is worse) on the left axis and %(metric)s on the "
+                "right axis for the same weeks; the table below gives every value."
+            )
+            % {"metric": metric.name},
+            index_label=_("Stress index"),
+            metric_label=metric_label,
+            metric_range=(metric.min_value, metric.max_value),
+        )
+        panels.append(
+            {
+                "metric": metric,
+                "title": title,
+                "metric_label": metric_label,
+                "chart": mark_safe(chart),  # noqa: S308 -- escaped by overlay_chart_svg
+                "rows": [
+                    {"week": p.period_start, "index": point.index, "metric": point.metric}
+                    for p, point in zip(reversed(stress), reversed(points), strict=True)
+                ],
+            }
+        )
+    return panels
 
 
 def _evidence_facts(flag: Flag) -> list[tuple[str, str]]:
@@ -433,6 +493,14 @@ def _evidence_facts(flag: Flag) -> list[tuple[str, str]]:
     burnout = evidence.get("client_burnout")
     if isinstance(burnout, dict):
         add_all(burnout, f"{dimension_label('client_burnout')}: ")
+    customer = evidence.get("customer")
+    if isinstance(customer, dict):
+        name = str(customer.get("name", ""))
+        add(f"{name}: " + _("first of the recent weeks"), customer.get("first"))
+        add(f"{name}: " + _("latest week"), customer.get("latest"))
+        add(f"{name}: " + _("change per week (Theil–Sen slope)"), customer.get("slope_per_week"), 2)
+        add_interval(f"{name}: " + _("95% interval of the slope"), customer.get("slope_ci"))
+        add(f"{name}: " + _("Mann–Kendall p-value (worsening)"), customer.get("p_worsening"), 3)
     return facts
 
 
@@ -638,6 +706,7 @@ def _overview_context(request: HttpRequest, organisation: Organisation) -> dict:
         "open_flags": open_flags,
         "log_page": page,
         "k": organisation.anonymity_threshold,
+        "impact_cards": organisation_impact_cards(organisation=organisation),
     }
 
 
