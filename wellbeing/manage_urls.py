@@ -21,4 +21,6 @@ urlpatterns = [
     path("privacy/", views.thresholds, name="thresholds"),
     path("flags/", views.flag_settings, name="flag_settings"),
     path("audit/", views.audit, name="audit"),
+    path("metrics/", views.metrics, name="metrics"),
+    path("metrics/confirm/", views.metrics_confirm, name="metrics_confirm"),
 ]

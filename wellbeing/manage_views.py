@@ -15,6 +15,7 @@ from datetime import datetime
 from functools import wraps
 from typing import Any
 
+from django import forms as django_forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -28,6 +29,17 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from . import policy, services
 from .audit import audit_actions, audit_entries, audit_record
+from .customer_metrics import (
+    STANDARD_METRICS,
+    customer_metric_create,
+    customer_metric_values_import,
+    customer_metrics_of,
+    metric_file_read,
+    metric_values_plan,
+    organisation_impact_cards,
+)
+from .customer_metrics import rows_dump as metric_rows_dump
+from .customer_metrics import rows_load as metric_rows_load
 from .errors import ServiceError
 from .forms import (
     AuditFilterForm,
@@ -41,7 +53,16 @@ from .forms import (
     ThresholdsForm,
     service_errors_to_form,
 )
-from .models import FlagSettings, Membership, Organisation, Team, TeamLead, User
+from .models import (
+    CustomerMetric,
+    CustomerMetricValue,
+    FlagSettings,
+    Membership,
+    Organisation,
+    Team,
+    TeamLead,
+    User,
+)
 from .people_import import (
     ImportFileError,
     import_file_read,
@@ -511,3 +532,159 @@ def audit(request: HttpRequest, organisation: Organisation) -> HttpResponse:
             "querystring": _querystring(request),
         },
     )
+
+
+# --- Customer metrics (team-level helpdesk figures; see wellbeing.customer_metrics) -----------
+
+METRICS_SESSION_KEY = "customer_metrics_import"
+
+
+class MetricUploadForm(PeopleImportForm):
+    """The people import's file field and size check, with the metric file's columns."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["file"].help_text = _(
+            "Columns: metric (e.g. csat), team (path like “Customer Experience / Support Tier "
+            "1” or the team's id), week_start (YYYY-MM-DD, any day of the week), value. One row "
+            "per team and week; no names, e-mails, agents, customers or tickets."
+        )
+
+
+class MetricDefineForm(django_forms.Form):
+    key = django_forms.SlugField(label=_("Key"), max_length=40, help_text=_("e.g. nps_support"))
+    name = django_forms.CharField(label=_("Name"), max_length=100)
+    unit = django_forms.CharField(label=_("Unit"), max_length=20, required=False)
+    direction = django_forms.ChoiceField(
+        label=_("Direction"), choices=CustomerMetric.Direction.choices
+    )
+    min_value = django_forms.FloatField(label=_("Lowest valid value"), initial=0)
+    max_value = django_forms.FloatField(label=_("Highest valid value"), initial=100)
+
+
+def _metrics_page(
+    request: HttpRequest,
+    organisation: Organisation,
+    *,
+    upload_form: Any = None,
+    define_form: Any = None,
+    status: int = 200,
+) -> HttpResponse:
+    counts = dict(
+        CustomerMetricValue.objects.filter(metric__organisation=organisation)
+        .values_list("metric_id")
+        .annotate(n=Count("id"))
+        .values_list("metric_id", "n")
+    )
+    metrics = [
+        {"metric": m, "values": counts.get(m.pk, 0)}
+        for m in customer_metrics_of(organisation=organisation)
+    ]
+    return render(
+        request,
+        "manage/metrics.html",
+        {
+            "organisation": organisation,
+            "metrics": metrics,
+            "standard_metrics": STANDARD_METRICS.values(),
+            "upload_form": upload_form or MetricUploadForm(),
+            "define_form": define_form or MetricDefineForm(),
+            "impact_cards": organisation_impact_cards(organisation=organisation),
+        },
+        status=status,
+    )
+
+
+def _metrics_preview(
+    request: HttpRequest, organisation: Organisation, parsed: Any, plan: Any, status: int = 200
+) -> HttpResponse:
+    issues = sorted(parsed.issues + plan.issues, key=lambda i: (i.row or 0, i.column))
+    return render(
+        request,
+        "manage/metrics_preview.html",
+        {
+            "organisation": organisation,
+            "parsed": parsed,
+            "plan": plan,
+            "issues": issues,
+            "changes": plan.changes[:PREVIEW_LIMIT],
+            "more_changes": max(len(plan.changes) - PREVIEW_LIMIT, 0),
+            "counts": plan.counts(),
+        },
+        status=status,
+    )
+
+
+@org_admin_required
+@require_http_methods(["GET", "POST"])
+def metrics(request: HttpRequest, organisation: Organisation) -> HttpResponse:
+    """Metric definitions, the upload (→ preview, nothing written) and the lagged association."""
+    which = request.POST.get("form") if request.method == "POST" else None
+    if which == "define":
+        define_form = MetricDefineForm(request.POST)
+        if define_form.is_valid():
+            try:
+                customer_metric_create(
+                    organisation=organisation, actor=_actor(request), **define_form.cleaned_data
+                )
+            except ServiceError as exc:
+                service_errors_to_form(define_form, exc)
+            else:
+                messages.success(request, _("Metric defined."))
+                return redirect("manage:metrics")
+        return _metrics_page(request, organisation, define_form=define_form, status=400)
+    if which == "upload":
+        upload_form = MetricUploadForm(request.POST, request.FILES)
+        if upload_form.is_valid():
+            upload = upload_form.cleaned_data["file"]
+            try:
+                parsed = metric_file_read(data=upload.read(), filename=upload.name or "")
+            except ImportFileError as exc:
+                upload_form.add_error("file", str(exc))
+            else:
+                plan = metric_values_plan(
+                    organisation=organisation,
+                    rows=parsed.rows,
+                    today=datetime.now(organisation.tz).date(),
+                )
+                if not parsed.issues and not plan.issues and not plan.is_noop:
+                    request.session[METRICS_SESSION_KEY] = {
+                        "sha256": parsed.sha256,
+                        "name": (upload.name or "")[:200],
+                        "rows": metric_rows_dump(parsed.rows),
+                    }
+                else:
+                    request.session.pop(METRICS_SESSION_KEY, None)
+                return _metrics_preview(request, organisation, parsed, plan)
+        return _metrics_page(request, organisation, upload_form=upload_form, status=400)
+    return _metrics_page(request, organisation)
+
+
+@org_admin_required
+@require_POST
+def metrics_confirm(request: HttpRequest, organisation: Organisation) -> HttpResponse:
+    stored = request.session.get(METRICS_SESSION_KEY)
+    if not stored or stored.get("sha256") != request.POST.get("sha256"):
+        messages.error(request, _("That preview has expired; upload the file again."))
+        return redirect("manage:metrics")
+    rows = metric_rows_load(stored["rows"])
+    today = datetime.now(organisation.tz).date()
+    try:
+        result = customer_metric_values_import(
+            organisation=organisation,
+            rows=rows,
+            actor=_actor(request),
+            today=today,
+            expected_digest=request.POST.get("digest", ""),
+            source=stored.get("name", ""),
+        )
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+        plan = metric_values_plan(organisation=organisation, rows=rows, today=today)
+        parsed = _StoredUpload(sha256=stored["sha256"], rows=rows)
+        return _metrics_preview(request, organisation, parsed, plan, status=409)
+    request.session.pop(METRICS_SESSION_KEY, None)
+    messages.success(
+        request, _("Customer metrics imported: %(summary)s.") % {"summary": result.plan.summary()}
+    )
+    return redirect("manage:metrics")
