@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.template import TemplateDoesNotExist, TemplateSyntaxError
-from django.template.loader import render_to_string
+from django.template.loader import get_template
 from django.utils import translation
 from django.utils.translation import gettext
 
@@ -118,7 +118,47 @@ def message_language(message: Message) -> str:
     return message.organisation.locale or settings.LANGUAGE_CODE
 
 
-def render_message(message: Message, *, unsubscribe_url: str = "") -> RenderedMessage:
+class TemplateSet:
+    """Compiled templates looked up once and reused, e.g. for one delivery batch.
+
+    ``get_template`` walks the loaders (and, with the cached loader, a cache keyed by name) on
+    every call; a batch of a few hundred messages uses four or five templates, so keeping the
+    compiled ``Template`` objects here saves that per message.  A lookup that failed is
+    remembered too (every message of the batch naming that template fails the same way).
+    """
+
+    def __init__(self) -> None:
+        self._templates: dict[str, object] = {}
+        self._errors: dict[str, str] = {}
+
+    def get(self, name: str):
+        found = self._templates.get(name)
+        if found is not None:
+            return found
+        if name not in self._errors:
+            try:
+                found = self._templates[name] = get_template(name)
+                return found
+            except TemplateDoesNotExist as exc:
+                self._errors[name] = f"template {exc} does not exist"
+            except TemplateSyntaxError as exc:
+                self._errors[name] = f"syntax error: {str(exc)[:200]}"
+        raise TemplateRenderError(self._errors[name])
+
+    def render(self, name: str, context: dict) -> str:
+        return self.get(name).render(context)  # type: ignore[attr-defined]
+
+
+def render_message(
+    message: Message,
+    *,
+    unsubscribe_url: str = "",
+    templates: TemplateSet | None = None,
+    chat: bool = True,
+) -> RenderedMessage:
+    """Render ``message`` in its recipient's language.  ``templates`` shares compiled templates
+    across the messages of a batch; ``chat=False`` skips the Slack/Teams text (e-mail)."""
+    templates = templates or TemplateSet()
     sensitive = message.sensitive_context or {}
     context = dict(message.context or {})
     button_url = str(sensitive.get("url") or context.get("url") or "")
@@ -136,10 +176,14 @@ def render_message(message: Message, *, unsubscribe_url: str = "") -> RenderedMe
             "site_url": settings.SITE_URL,
         }
         try:
-            subject = " ".join(render_to_string(base + "subject.txt", template_context).split())
-            text = render_to_string(base + "body.txt", template_context).strip()
-            body_html = render_to_string(base + "body.html", template_context)
-            chat = render_to_string(base + "chat.txt", template_context).strip()
+            subject = " ".join(templates.render(base + "subject.txt", template_context).split())
+            text = templates.render(base + "body.txt", template_context).strip()
+            body_html = templates.render(base + "body.html", template_context)
+            chat_text = (
+                templates.render(base + "chat.txt", template_context).strip() if chat else ""
+            )
+        except TemplateRenderError:
+            raise
         except TemplateDoesNotExist as exc:
             raise TemplateRenderError(f"template {exc} does not exist")
         except TemplateSyntaxError as exc:
@@ -154,7 +198,7 @@ def render_message(message: Message, *, unsubscribe_url: str = "") -> RenderedMe
         subject=subject,
         text=text,
         html=body_html,
-        chat_text=chat,
+        chat_text=chat_text,
         button_label=label,
         button_url=button_url,
         unsubscribe_url=unsubscribe_url,

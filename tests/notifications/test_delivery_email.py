@@ -209,3 +209,33 @@ def test_a_run_that_lost_its_claim_cannot_overwrite_the_new_owner(organisation, 
     # the stale token matches no row
     assert not Message.objects.filter(claim_token=old_token).exists()
     assert Message.objects.filter(claim_token=new_token, state="claimed").count() == 1
+
+
+def test_marking_sent_needs_the_current_claim_and_erases_the_secret(organisation):
+    from notifications.services import (
+        _Outcome,
+        _record,
+        _Result,
+        outbox_claim_due,
+        outbox_release_stuck,
+    )
+
+    # given a message whose first claim was released (its run looked dead) and claimed again
+    person = UserFactory(organisation=organisation)
+    message_enqueue(invitation(organisation, person, "inv-1"))
+    old_token, _ = outbox_claim_due(limit=10)
+    outbox_release_stuck(claim_timeout_seconds=0)
+    new_token, _ = outbox_claim_due(limit=10)
+    message = Message.objects.get()
+    # when the run holding the stale claim reports "sent", nothing changes
+    assert _record(message, old_token, _Result(_Outcome.SENT)) is False
+    message.refresh_from_db()
+    assert (message.state, message.sent_at) == ("claimed", None)
+    assert message.sensitive_context
+    # then the current owner's report marks it sent and erases the one-time link
+    assert _record(message, new_token, _Result(_Outcome.SENT)) is True
+    message.refresh_from_db()
+    assert message.state == "sent"
+    assert message.sent_at is not None
+    assert message.sensitive_context is None
+    assert message.claim_token is None
