@@ -6,8 +6,15 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 
 import httpx
+
+
+def no_cookie_jar() -> CookieJar:
+    """Many simulated browsers share one client: each request carries its own Cookie header,
+    so the client must not keep (and mix in) cookies from responses."""
+    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
 
 
 @dataclass
@@ -51,7 +58,9 @@ async def _run(
     good = 0
     deadline = time.perf_counter() + time_limit
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as client:
+    async with httpx.AsyncClient(
+        base_url=base_url, limits=limits, timeout=60, cookies=no_cookie_jar()
+    ) as client:
 
         async def one(request: Request) -> None:
             nonlocal good

@@ -1,0 +1,112 @@
+"""The benchmark suite runs end to end at the "ci" size and produces every figure.
+
+Speed is not asserted here (benchmarks report ratios, never pass/fail timings); the test checks
+that the generator, the real gunicorn and Celery worker, and every benchmark ran and reported.
+Needs PostgreSQL (DATABASE_URL) and Redis (REDIS_URL); it uses its own database ``bench_ci_test``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def bench_env(tmp_path):
+    url = os.environ.get("DATABASE_URL", "")
+    redis_url = os.environ.get("REDIS_URL", "")
+    if not url.startswith("postgres"):
+        pytest.skip("the benchmark needs PostgreSQL: set DATABASE_URL")
+    if not redis_url:
+        pytest.skip("the benchmark needs Redis: set REDIS_URL")
+    import psycopg
+
+    admin = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute('DROP DATABASE IF EXISTS "bench_ci_test" WITH (FORCE)')
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env["REDIS_URL"] = redis_url
+    return env, tmp_path
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.slow
+@pytest.mark.timeout(280)
+def test_ci_size_benchmark_runs_end_to_end_and_reports_every_figure(bench_env):
+    # given an empty database and free ports
+    env, results = bench_env
+    # when the whole suite runs at the ci size
+    completed = subprocess.run(
+        [sys.executable, "bench/run.py", "--size", "ci", "--database", "bench_ci_test",
+         "--port", "18050", "--results", str(results)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=270,
+    )  # fmt: skip
+    # then it succeeded and wrote JSON and Markdown with a value for every benchmark
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    report = json.loads((results / "pulse_ci.json").read_text())
+    assert (results / "pulse_ci.md").read_text().count("| ") > 10
+    labels = [row["benchmark"] for row in report["table"]]
+    assert len(labels) == 12
+    for row in report["table"]:
+        assert isinstance(row["value"], int | float), row
+    figures = report["figures"]
+    # every submit went through the real form and was accepted (302 to the thanks page)
+    assert figures["submit"]["statuses"]["form"] == {"302": 60}
+    assert figures["submit"]["statuses"]["loaded"] == {"302": 60}
+    assert figures["fanout"]["main"]["invitations"] == 400
+    assert figures["fanout"]["main"]["messages"] == 400
+    assert set(figures["close"]) == {"q", "h", "main"}
+    assert figures["dashboards"]["statuses"]["heatmap"] == {"200": 10}
+
+
+@pytest.mark.django_db
+def test_generated_history_aggregates_match_the_products_summary():
+    """The vectorised history aggregates equal ``summarise`` over the same per-person indices."""
+    import numpy as np
+
+    from bench.generate import Aggregator, AnswerModel, Org, library_survey
+    from wellbeing.models import Organisation, Team
+    from wellbeing.stats.summary import summarise
+
+    # given a tiny organisation: two leaf teams under one parent
+    organisation = Organisation.objects.create(name="Agg", slug="agg", anonymity_threshold=5)
+    parent = Team.objects.create(organisation=organisation, name="Parent")
+    a = Team.objects.create(organisation=organisation, name="A", parent=parent)
+    b = Team.objects.create(
+        organisation=organisation, name="B", parent=parent, customer_facing=True
+    )
+    org = Org(
+        organisation_id=organisation.pk, slug="agg", team_ids=[parent.pk, a.pk, b.pk],
+        leaf_ids=np.array([a.pk, b.pk]), leaf_cf=np.array([False, True]),
+        user_ids=np.arange(1, 41), user_leaf=np.array([0] * 22 + [1] * 18), admin_id=99,
+    )  # fmt: skip
+    survey = library_survey()
+    answers = AnswerModel(org, survey, participation=0.65, weeks=4, seed=3).cycle(
+        number=0, cycle_index=0, json_needed=True
+    )
+    # when the aggregator computes the rows
+    rows, _ = Aggregator(org, 5).rows(1, answers)
+    # then each published stress row equals summarise() of the same indices
+    stress = answers.index["stress"]
+    for team_index, team in enumerate([a, b]):
+        values = stress[(org.user_leaf == team_index) & ~np.isnan(stress)].tolist()
+        expected = summarise(values)
+        line = next(
+            r for r in rows if r.startswith("team\tstress\t") and r.endswith(f"\t{team.pk}")
+        )
+        fields = line.split("\t")
+        assert fields[2] == "t"
+        assert int(fields[4]) == expected.n
+        assert float(fields[5]) == pytest.approx(expected.mean)
+        assert float(fields[6]) == pytest.approx(expected.sd)
+        assert float(fields[7]) == pytest.approx(expected.ci_low)
+        assert float(fields[8]) == pytest.approx(expected.ci_high)
+        assert json.loads(fields[9]) == list(expected.distribution)
