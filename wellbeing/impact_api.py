@@ -63,13 +63,14 @@ class CustomerMetricValuesView(APIView):
                 )
             body = body["values"]
         rows, issues = metric_items_read(body)
-        if issues:
-            raise metric_issues_error(issues)
         today = today_for(organisation)
-        if dry_run:
+        if issues or dry_run:
+            # Report every item's problems at once: the read's and the database's.
             plan = metric_values_plan(organisation=organisation, rows=rows, today=today)
-            if plan.issues:
-                raise metric_issues_error(plan.issues)
+            if issues or plan.issues:
+                raise metric_issues_error(
+                    sorted(issues + plan.issues, key=lambda i: (i.row or 0, i.column))
+                )
             return Response({"applied": False, "counts": plan.counts(), "digest": plan.digest})
         result = customer_metric_values_import(
             organisation=organisation, rows=rows, actor=user, today=today, source="API"
