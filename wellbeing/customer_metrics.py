@@ -922,10 +922,12 @@ def empathy_flags_customer_evidence_refresh(
     )
     if not flags:
         return 0
-    evidence = customer_evidence(team_ids=[f.team_id for f in flags], until=until)
     changed = 0
     for flag in flags:
-        found = evidence.get(flag.team_id)
+        # The same window as at cycle close: the weeks up to the latest cycle the flag saw.
+        found = customer_evidence(
+            team_ids=[flag.team_id], until=min(until, flag.last_evaluated_period)
+        ).get(flag.team_id)
         new_evidence = dict(flag.evidence or {})
         if found is None:
             new_evidence.pop("customer", None)
