@@ -1,0 +1,79 @@
+"""In a real browser: the lead sees the team's CSAT overlaid on its stress trend (and its table),
+the admin sees the organisation-level lagged association.  Skipped without Chromium."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.impact.conftest import build_world
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def signed_in(chromium_browser, live_server, client):
+    contexts = []
+
+    def open_page(user):
+        client.force_login(user)
+        context = chromium_browser.new_context(viewport={"width": 1280, "height": 900})
+        context.add_cookies(
+            [
+                {
+                    "name": "sessionid",
+                    "value": client.cookies["sessionid"].value,
+                    "url": live_server.url,
+                }
+            ]
+        )
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def impact_world(transactional_db):
+    return build_world()
+
+
+def shot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"impact-{name}.png"), full_page=True)
+
+
+def test_the_lead_sees_csat_overlaid_on_the_team_stress_trend(signed_in, live_server, impact_world):
+    _org, teams, lead, _admin = impact_world
+    page = signed_in(lead)
+    page.goto(f"{live_server.url}/dashboards/teams/{teams[0].public_id}/")
+    chart = page.locator("svg#impact-csat")
+    chart.scroll_into_view_if_needed()
+    assert chart.is_visible()
+    assert chart.get_attribute("role") == "img"
+    assert chart.locator("g.point-index").count() == 12
+    assert chart.locator("g.point-metric").count() == 12
+    assert chart.locator("polyline.series-metric").is_visible()
+    assert "right axis" in (chart.locator("g.legend").text_content() or "")
+    section = page.locator("#customer-impact")
+    section.get_by_text("as a table").click()
+    assert section.locator("table.impact-table tbody tr").count() == 12
+    shot(page, "lead-overlay")
+
+
+def test_the_admin_sees_the_organisation_level_association(signed_in, live_server, impact_world):
+    _org, _teams, _lead, admin = impact_world
+    page = signed_in(admin)
+    page.goto(f"{live_server.url}/dashboards/organisation/")
+    headline = page.locator("#impact-csat-stress .impact-headline")
+    assert headline.is_visible()
+    text = headline.inner_text()
+    assert "A 10-point rise in team stress is followed two weeks later by a CSAT" in text
+    assert "95 % interval" in text and "across 5 teams" in text
+    assert "not proof" in page.locator("#impact-csat-stress").inner_text()
+    shot(page, "admin-association")
