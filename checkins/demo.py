@@ -229,9 +229,78 @@ def history_seed(
         "skipped": skipped,
         "invitations": invitations_total,
         "responses": responses_total,
+        "csat_values": customer_metrics_seed(organisation=organisation, seed=seed, now=now),
     }
     say(
         f"check-in history: {created} weeks added, {skipped} already there, "
         f"{responses_total} responses from {invitations_total} invitations"
     )
     return summary
+
+
+CSAT_LAG_WEEKS = 2
+CSAT_PER_STRESS_POINT = -0.3
+
+
+def customer_metrics_seed(*, organisation: Organisation, seed: int = 7, now: datetime) -> int:
+    """Weekly CSAT (% satisfied) for the customer-facing teams without sub-teams, computed from
+    each team's *published* stress two weeks earlier, so Support Tier 1's CSAT dips a couple of
+    weeks after its stress climbs.  Goes through the real import (validated, idempotent).
+    Returns the number of new or changed values."""
+    from wellbeing.customer_metrics import (
+        MetricRow,
+        customer_metric_values_import,
+        published_index_by_week,
+        week_monday,
+        week_number,
+    )
+    from wellbeing.models import CycleResult
+
+    rng = random.Random(seed + 1)  # noqa: S311 - reproducible demo data, not security
+    teams = list(
+        Team.objects.filter(organisation=organisation, customer_facing=True, children__isnull=True)
+        .distinct()
+        .order_by("name")
+    )
+    if not teams:
+        return 0
+    stress = published_index_by_week(
+        organisation=organisation, team_ids=[t.pk for t in teams], dimension="stress"
+    )
+    weeks = sorted(
+        {
+            week_monday(day)
+            for day in CycleResult.objects.filter(organisation=organisation).values_list(
+                "period_start", flat=True
+            )
+        }
+    )
+    rows: list[MetricRow] = []
+    for team in teams:
+        series = stress.get(team.pk, {})
+        if not series:
+            continue
+        usual = sum(series.values()) / len(series)
+        level = rng.uniform(84.0, 91.0)
+        for monday in weeks:
+            earlier = series.get(week_number(monday) - CSAT_LAG_WEEKS, usual)
+            value = level + CSAT_PER_STRESS_POINT * (earlier - usual) + rng.gauss(0, 0.8)
+            rows.append(
+                MetricRow(
+                    row=len(rows) + 1,
+                    metric="csat",
+                    team=str(team.public_id),
+                    week_start=monday,
+                    value=round(min(100.0, max(0.0, value)), 1),
+                )
+            )
+    if not rows:
+        return 0
+    result = customer_metric_values_import(
+        organisation=organisation,
+        rows=rows,
+        actor=None,
+        today=now.astimezone(organisation.tz).date(),
+        source="demo",
+    )
+    return result.counts["value_create"] + result.counts["value_update"]
