@@ -45,7 +45,7 @@ class OrganisationViewSet(viewsets.ReadOnlyModelViewSet):
     lookup_field = "public_id"
 
     def get_queryset(self):
-        return Organisation.objects.filter(pk=self.request.user.organisation_id)
+        return Organisation.objects.filter(pk=self.request.user.organisation_id).order_by("pk")
 
 
 class TeamViewSet(viewsets.ReadOnlyModelViewSet):

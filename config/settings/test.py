@@ -20,6 +20,9 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# WhiteNoise warns when the collected-static folder is missing; tests serve from the finders.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
 TEST_REDIS_URL = config_env.read("REDIS_URL", "") or ""
 
 # --- Notifications: local webhook stand-ins; real SMTP/broker for worker subprocess tests -----
