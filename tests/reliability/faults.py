@@ -11,6 +11,7 @@ polling the real server, with a bound; nothing sleeps for time to pass.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -189,10 +190,8 @@ def throwaway_postgres():
         yield cluster
     finally:
         if cluster.running():
-            try:
+            with contextlib.suppress(subprocess.CalledProcessError):
                 cluster.stop()
-            except subprocess.CalledProcessError:
-                pass
         shutil.rmtree(parent, ignore_errors=True)
 
 
