@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.dashboards.test_browser_dashboards import AXE, axe_violations
 from tests.impact.conftest import build_world
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
@@ -20,7 +21,10 @@ def signed_in(chromium_browser, live_server, client):
 
     def open_page(user):
         client.force_login(user)
-        context = chromium_browser.new_context(viewport={"width": 1280, "height": 900})
+        # bypass_csp only so axe-core can be injected; the pages themselves run no script.
+        context = chromium_browser.new_context(
+            viewport={"width": 1280, "height": 900}, bypass_csp=True
+        )
         context.add_cookies(
             [
                 {
@@ -77,3 +81,21 @@ def test_the_admin_sees_the_organisation_level_association(signed_in, live_serve
     assert "95 % interval" in text and "across 5 teams" in text
     assert "not proof" in page.locator("#impact-csat-stress").inner_text()
     shot(page, "admin-association")
+
+
+@pytest.mark.skipif(not AXE.exists(), reason="needs axe-core: run `npm ci` in the repository root")
+@pytest.mark.parametrize("which", ["lead-team", "organisation", "manage-metrics"])
+def test_impact_pages_have_no_serious_or_critical_accessibility_violations(
+    signed_in, live_server, impact_world, which
+):
+    _org, teams, lead, admin = impact_world
+    user, path = {
+        "lead-team": (lead, f"/dashboards/teams/{teams[0].public_id}/"),
+        "organisation": (admin, "/dashboards/organisation/"),
+        "manage-metrics": (admin, "/manage/metrics/"),
+    }[which]
+    page = signed_in(user)
+    page.goto(live_server.url + path)
+    for summary in page.locator("details > summary").all():
+        summary.click()
+    assert axe_violations(page) == []
