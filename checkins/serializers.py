@@ -12,12 +12,28 @@ from datetime import datetime, time
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from wellbeing.api_errors import ErrorBodySerializer, ErrorSerializer  # noqa: F401  (re-exported)
+
 from .models import COMMENT_MAX_LENGTH, DIMENSION_CHOICES, Cycle, Question, Schedule, Survey
 from .models import SupportResource as SupportResourceModel
 from .scheduling import schedule_next_open_times
 from .selectors import cycle_participation
 
 NEXT_OPEN_TIMES_PREVIEW = 5
+# The largest id a BigAutoField holds: a bigger one in a lookup is a database error, not a 400.
+MAX_ID = 2**63 - 1
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?$",
+        "example": "09:00",
+    }
+)
+class LocalTimeField(serializers.TimeField):
+    """A wall-clock time in the schedule's timezone, "09:00" or "09:00:00".  It has no UTC offset,
+    so it is not an RFC 3339 ``time`` (the format drf-spectacular would document)."""
 
 
 # --- questions --------------------------------------------------------------------------------
@@ -25,8 +41,11 @@ NEXT_OPEN_TIMES_PREVIEW = 5
 
 class QuestionSerializer(serializers.ModelSerializer):
     replaces: serializers.PrimaryKeyRelatedField = serializers.PrimaryKeyRelatedField(
-        read_only=True
+        read_only=True, allow_null=True, help_text="The question this version replaces, if any."
     )
+    # Blank for questions without a dimension (free text); ModelSerializer drops allow_blank
+    # from read-only fields, which would leave "" out of the documented choices.
+    dimension = serializers.ChoiceField(choices=DIMENSION_CHOICES, allow_blank=True, read_only=True)
     is_library = serializers.SerializerMethodField()
 
     class Meta:
@@ -127,7 +146,9 @@ class SurveyWriteSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, default="")
     question_ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), max_length=200, allow_empty=False
+        child=serializers.IntegerField(min_value=1, max_value=MAX_ID),
+        max_length=200,
+        allow_empty=False,
     )
     items_per_person = serializers.IntegerField(min_value=1, max_value=50, default=8)
 
@@ -142,6 +163,7 @@ class ScheduleSerializer(serializers.ModelSerializer):
     survey_version = serializers.IntegerField(source="survey.version", read_only=True)
     team_ids = serializers.SerializerMethodField()
     next_open_times = serializers.SerializerMethodField()
+    local_time = LocalTimeField(read_only=True)
 
     class Meta:
         model = Schedule
@@ -184,7 +206,7 @@ class ScheduleWriteSerializer(serializers.Serializer):
         choices=Schedule.Cadence.choices, default=Schedule.Cadence.WEEKLY
     )
     weekday = serializers.IntegerField(min_value=0, max_value=6, default=0)
-    local_time = serializers.TimeField(default=time(9, 0))
+    local_time = LocalTimeField(default=time(9, 0))
     timezone = serializers.CharField(required=False, allow_blank=True, default="", max_length=64)
     open_hours = serializers.IntegerField(min_value=1, max_value=24 * 27, default=96)
     reminder_offsets = serializers.ListField(
@@ -265,15 +287,3 @@ class CheckinSubmitSerializer(serializers.Serializer):
 
 class CheckinReceivedSerializer(serializers.Serializer):
     status = serializers.CharField()
-
-
-class ErrorBodySerializer(serializers.Serializer):
-    code = serializers.CharField()
-    message = serializers.CharField()
-    fields = serializers.DictField(  # type: ignore[assignment]
-        child=serializers.ListField(child=serializers.CharField())
-    )
-
-
-class ErrorSerializer(serializers.Serializer):
-    error = ErrorBodySerializer()
