@@ -21,3 +21,7 @@ urlpatterns = [
     path("manage/", include("wellbeing.manage_urls")),
     path("", include("wellbeing.urls")),
 ]
+
+# Under /api/ these answer in the API's JSON error shape; elsewhere with the HTML pages.
+handler404 = "wellbeing.api_errors.page_not_found"
+handler500 = "wellbeing.api_errors.server_error"
