@@ -9,7 +9,7 @@ from dataclasses import asdict
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 from . import analytics_selectors, policy
 from .analytics import DIMENSIONS
 from .api import IsOrganisationMember
+from .api_errors import ErrorSerializer
 from .errors import ServiceError
 from .flags import flag_acknowledge, flag_dismiss
 from .models import Flag, Team, User
@@ -180,6 +181,11 @@ class DismissSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=2000)
 
 
+FLAG_NOT_ACTIONABLE = OpenApiResponse(
+    ErrorSerializer, description="The flag is no longer open (already acknowledged or closed)."
+)
+
+
 class FlagViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Flags on teams the caller may see.  ``?state=open,acknowledged`` (default) or ``all``."""
 
@@ -207,7 +213,9 @@ class FlagViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     def list(self, request: Request, *args, **kwargs) -> Response:
         return super().list(request, *args, **kwargs)
 
-    @extend_schema(request=AcknowledgeSerializer, responses=FlagSerializer)
+    @extend_schema(
+        request=AcknowledgeSerializer, responses={200: FlagSerializer, 409: FLAG_NOT_ACTIONABLE}
+    )
     @action(detail=True, methods=["post"])
     def acknowledge(self, request: Request, public_id: str | None = None) -> Response:
         flag = self.get_object()
@@ -221,7 +229,9 @@ class FlagViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         )
         return Response(FlagSerializer(flag).data, status=status.HTTP_200_OK)
 
-    @extend_schema(request=DismissSerializer, responses=FlagSerializer)
+    @extend_schema(
+        request=DismissSerializer, responses={200: FlagSerializer, 409: FLAG_NOT_ACTIONABLE}
+    )
     @action(detail=True, methods=["post"])
     def dismiss(self, request: Request, public_id: str | None = None) -> Response:
         flag = self.get_object()
