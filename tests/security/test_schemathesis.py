@@ -20,6 +20,7 @@ from django.core import signals
 from django.core.management import call_command
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
+from django.utils import timezone
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from rest_framework.authtoken.models import Token
@@ -70,7 +71,30 @@ def demo(db) -> Organisation:
     """The demo organisation with four weeks of history: teams, people, leads, a published
     survey, a schedule, closed cycles with stored aggregates."""
     call_command("seed_demo", "--weeks", "4", stdout=io.StringIO())
-    return Organisation.objects.get(slug="northwind")
+    organisation = Organisation.objects.get(slug="northwind")
+    # Four calm weeks open no flag; give the lead's teams and one other team open ones, so
+    # acknowledging and dismissing (and doing it twice) are exercised too.
+    lead_teams = list(Team.objects.filter(leads__user__email=DEMO_LEAD_EMAIL))
+    other = (
+        Team.objects.filter(organisation=organisation)
+        .exclude(leads__user__email=DEMO_LEAD_EMAIL)
+        .first()
+    )
+    period = timezone.localdate() - timedelta(days=7)
+    for team in [*lead_teams, other]:
+        for kind in (Flag.Kind.HIGH_STRESS, Flag.Kind.PARTICIPATION_DROP):
+            Flag.objects.create(
+                organisation=organisation,
+                team=team,
+                kind=kind,
+                severity=Flag.Severity.WARNING,
+                opened_at=timezone.now(),
+                first_cycle_period=period,
+                last_cycle_period=period,
+                last_evaluated_period=period,
+                explanation="Stress above the level set for three cycles in a row.",
+            )
+    return organisation
 
 
 def real_path_parameters(organisation: Organisation) -> dict[str, list[str]]:
@@ -80,7 +104,7 @@ def real_path_parameters(organisation: Organisation) -> dict[str, list[str]]:
             *(str(t.public_id) for t in Team.objects.filter(organisation=organisation)[:4]),
             *(str(c.public_id) for c in Cycle.objects.filter(organisation=organisation)[:3]),
             *(str(s.public_id) for s in Schedule.objects.filter(organisation=organisation)[:2]),
-            *(str(f.public_id) for f in Flag.objects.filter(organisation=organisation)[:3]),
+            *(str(f.public_id) for f in Flag.objects.filter(organisation=organisation)),
             str(organisation.public_id),
         ],
         "id": [
