@@ -59,7 +59,7 @@ async def _run(
     deadline = time.perf_counter() + time_limit
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(
-        base_url=base_url, limits=limits, timeout=60, cookies=no_cookie_jar()
+        base_url=base_url, limits=limits, timeout=120, cookies=no_cookie_jar()
     ) as client:
 
         async def one(request: Request) -> None:
@@ -68,9 +68,16 @@ async def _run(
                 if time.perf_counter() > deadline:
                     return
                 started = time.perf_counter()
-                response = await client.request(
-                    request.method, request.path, data=request.data, headers=request.headers
-                )
+                try:
+                    response = await client.request(
+                        request.method, request.path, data=request.data, headers=request.headers
+                    )
+                except httpx.HTTPError:
+                    # A timeout or a dropped connection is a failed request (status 0), not a
+                    # crash of the whole run.
+                    latencies.append(time.perf_counter() - started)
+                    statuses[0] = statuses.get(0, 0) + 1
+                    return
                 latencies.append(time.perf_counter() - started)
                 statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
                 if ok(response):
