@@ -54,6 +54,8 @@ def test_concurrent_ticks_after_three_hours_without_beat_open_once_and_record_th
         for name in ("a", "b")
     ]
 
+    wait_until(lambda: all(" ready." in w.log() for w in workers), timeout=60, what="both workers")
+
     # when beat comes back twice over: ten tick tasks at once
     for _ in range(TICKS):
         assert tasks.enqueue(tasks.tick)
