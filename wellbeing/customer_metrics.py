@@ -15,18 +15,13 @@ can never carry a figure from fewer than k people.  Never logs values or file co
 
 from __future__ import annotations
 
-import base64
-import csv
-import hashlib
-import json
 import logging
 import math
 import re
 import uuid
-import zlib
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -48,19 +43,21 @@ from .models import (
     TeamAggregate,
     User,
 )
-from .people_import import (
-    MAX_BYTES,
-    MAX_CELL_CHARS,
-    ImportFileError,
-    ImportIssue,
-    _cell_text,
-    _csv_records,
-    _header_key,
-    _parse_date,
-    _TeamIndex,
-    _xlsx_records,
-)
+from .people_import import _TeamIndex
 from .stats.impact import ImpactSummary, MetricTrend, impact_summary, metric_trend
+from .tabular_import import (
+    MAX_CELL_CHARS,
+    ImportIssue,
+    TabularFile,
+    TabularPlan,
+    cell_text,
+    header_key,
+    issues_error,
+    parse_date,
+    tabular_file_read,
+)
+from .tabular_import import rows_dump as rows_dump
+from .tabular_import import rows_load as tabular_rows_load
 
 logger = logging.getLogger("pulse.customer_metrics")
 
@@ -229,13 +226,8 @@ class MetricRow:
 
 
 @dataclass
-class MetricFile:
-    sha256: str
-    file_format: str
-    encoding: str
-    rows: list[MetricRow] = field(default_factory=list)
-    issues: list[ImportIssue] = field(default_factory=list)
-    row_count: int = 0
+class MetricFile(TabularFile[MetricRow]):
+    """A customer-metric upload read and validated (see ``metric_file_read``)."""
 
 
 def week_monday(day: date) -> date:
@@ -253,7 +245,7 @@ def _parse_value(raw: Any) -> float:
     if isinstance(raw, int | float):
         value = float(raw)
     else:
-        text = _cell_text(raw).replace("\u00a0", "").replace(" ", "").rstrip("%")
+        text = cell_text(raw).replace("\u00a0", "").replace(" ", "").rstrip("%")
         if re.fullmatch(r"-?\d+,\d+", text):  # a decimal comma (German/French exports)
             text = text.replace(",", ".")
         value = float(text)
@@ -267,10 +259,10 @@ def _row_validate(
 ) -> tuple[MetricRow | None, list[ImportIssue]]:
     issues: list[ImportIssue] = []
     for column, cell in cells.items():
-        if len(_cell_text(cell)) > MAX_CELL_CHARS:
+        if len(cell_text(cell)) > MAX_CELL_CHARS:
             issues.append(ImportIssue(index, column, _("The value is too long.")))
-    metric = _cell_text(cells.get("metric", "")).lower()
-    team = _cell_text(cells.get("team", ""))
+    metric = cell_text(cells.get("metric", "")).lower()
+    team = cell_text(cells.get("team", ""))
     if not metric:
         issues.append(ImportIssue(index, "metric", _("The metric is empty.")))
     if not team:
@@ -279,11 +271,11 @@ def _row_validate(
         issues.append(_personal_issue(index, "team"))
     week: date | None = None
     raw_week = cells.get("week_start", "")
-    if _cell_text(raw_week) == "":
+    if cell_text(raw_week) == "":
         issues.append(ImportIssue(index, "week_start", _("The week is empty.")))
     else:
         try:
-            week = week_monday(_parse_date(raw_week))
+            week = week_monday(parse_date(raw_week))
         except ValueError:
             issues.append(
                 ImportIssue(index, "week_start", _("Not a date; write it as YYYY-MM-DD."))
@@ -311,86 +303,32 @@ def _row_validate(
     return MetricRow(row=index, metric=metric, team=team, week_start=week, value=value), []
 
 
+def _unknown_column(key: str, raw: Any) -> ImportIssue:
+    if looks_personal(key):
+        return _personal_issue(1, cell_text(raw))
+    return ImportIssue(
+        1,
+        cell_text(raw),
+        _("Unknown column “%(name)s”; expected metric, team, week_start, value.")
+        % {"name": cell_text(raw)},
+    )
+
+
 def metric_file_read(*, data: bytes, filename: str = "") -> MetricFile:
     """Parse and validate an upload (CSV or XLSX, long format: metric, team, week_start, value).
     Raises ``ImportFileError`` when the file as a whole is unusable."""
-    if len(data) > MAX_BYTES:
-        raise ImportFileError(
-            _("The file is larger than %(mb)d MB; split it.") % {"mb": MAX_BYTES // (1024 * 1024)}
-        )
-    if not data.strip():
-        raise ImportFileError(_("The file is empty."))
-    is_xlsx = data[:4] == b"PK\x03\x04" or filename.lower().endswith((".xlsx", ".xlsm"))
-    records: Iterable[list[Any]]
-    if is_xlsx:
-        records, file_format, encoding = _xlsx_records(data), "xlsx", ""
-    else:
-        records, encoding = _csv_records(data)
-        file_format = "csv"
-    result = MetricFile(
-        sha256=hashlib.sha256(data).hexdigest(), file_format=file_format, encoding=encoding
-    )
-    try:
-        _read_records(iter(records), result)
-    except csv.Error as exc:
-        raise ImportFileError(_("The CSV file is malformed: %(error)s") % {"error": str(exc)})
-    return result
-
-
-def _read_records(records: Iterator[list[Any]], result: MetricFile) -> None:
-    header = next(records, None)
-    if header is None:
-        raise ImportFileError(_("The file is empty."))
-    columns: list[str | None] = []
-    for raw in header:
-        key = _header_key(raw)
-        if not key:
-            columns.append(None)
-            continue
-        canonical = COLUMN_ALIASES.get(key)
-        if canonical is None:
-            if looks_personal(key):
-                result.issues.append(_personal_issue(1, _cell_text(raw)))
-            else:
-                result.issues.append(
-                    ImportIssue(
-                        1,
-                        _cell_text(raw),
-                        _("Unknown column “%(name)s”; expected metric, team, week_start, value.")
-                        % {"name": _cell_text(raw)},
-                    )
-                )
-        elif canonical in columns:
-            result.issues.append(ImportIssue(1, canonical, _("The column appears twice.")))
-            canonical = None
-        columns.append(canonical)
-    for required in REQUIRED_COLUMNS:
-        if required not in columns:
-            result.issues.append(
-                ImportIssue(
-                    1, required, _("The column “%(name)s” is missing.") % {"name": required}
-                )
-            )
-    if result.issues:
-        return  # row errors would be noise when the columns are wrong
     first_row_of: dict[tuple[str, str, date], int] = {}
-    for index, values in enumerate(records, start=2):
-        if all(_cell_text(v) == "" for v in values):
-            continue
-        result.row_count += 1
-        if result.row_count > MAX_ROWS:
-            raise ImportFileError(
-                _("The file has more than %(rows)d rows; split it.") % {"rows": MAX_ROWS}
-            )
-        cells = {
-            name: values[i] if i < len(values) else ""
-            for i, name in enumerate(columns)
-            if name is not None
-        }
-        row, issues = _row_validate(index, cells, first_row_of)
-        result.issues.extend(issues)
-        if row is not None:
-            result.rows.append(row)
+    return tabular_file_read(
+        data=data,
+        filename=filename,
+        file_type=MetricFile,
+        too_large=_("The file is larger than %(mb)d MB; split it."),
+        aliases=COLUMN_ALIASES,
+        required=REQUIRED_COLUMNS,
+        unknown_column=_unknown_column,
+        max_rows=MAX_ROWS,
+        row_validate=lambda index, cells: _row_validate(index, cells, first_row_of),
+    )
 
 
 def metric_items_read(items: Any) -> tuple[list[MetricRow], list[ImportIssue]]:
@@ -414,7 +352,7 @@ def metric_items_read(items: Any) -> tuple[list[MetricRow], list[ImportIssue]]:
         cells: dict[str, Any] = {}
         extra = False
         for raw_key, value in item.items():
-            key = _header_key(raw_key)
+            key = header_key(raw_key)
             canonical = COLUMN_ALIASES.get(key)
             if canonical is None or canonical in cells:
                 extra = True
@@ -455,9 +393,7 @@ class PlannedValue:
 
 
 @dataclass
-class MetricPlan:
-    changes: list[PlannedValue] = field(default_factory=list)
-    issues: list[ImportIssue] = field(default_factory=list)
+class MetricPlan(TabularPlan[PlannedValue]):
     unchanged: int = 0
 
     def counts(self) -> dict[str, int]:
@@ -466,15 +402,6 @@ class MetricPlan:
             counts[change.kind] += 1
         counts["unchanged"] = self.unchanged
         return counts
-
-    @property
-    def digest(self) -> str:
-        body = json.dumps([asdict(c) for c in self.changes], sort_keys=True, default=str)
-        return hashlib.sha256(body.encode()).hexdigest()
-
-    @property
-    def is_noop(self) -> bool:
-        return not self.changes
 
     def summary(self) -> str:
         c = self.counts()
@@ -669,14 +596,7 @@ class MetricImportResult:
 
 
 def metric_issues_error(issues: Sequence[ImportIssue]) -> ServiceError:
-    fields: dict[str, list[str]] = defaultdict(list)
-    for issue in issues:
-        fields[f"row {issue.row}" if issue.row else "file"].append(
-            f"{issue.column}: {issue.message}"
-        )
-    return ServiceError(
-        "invalid", _("Some values have errors; nothing was imported."), fields=dict(fields)
-    )
+    return issues_error(issues, _("Some values have errors; nothing was imported."))
 
 
 def customer_metric_values_import(
@@ -752,14 +672,8 @@ def customer_metric_values_import(
     return MetricImportResult(plan=plan, counts=counts)
 
 
-def rows_dump(rows: Sequence[MetricRow]) -> str:
-    body = json.dumps([r.to_json() for r in rows], separators=(",", ":")).encode()
-    return base64.b64encode(zlib.compress(body, 6)).decode("ascii")
-
-
 def rows_load(text: str) -> list[MetricRow]:
-    body = zlib.decompress(base64.b64decode(text.encode("ascii")), bufsize=MAX_BYTES)
-    return [MetricRow.from_json(d) for d in json.loads(body)]
+    return tabular_rows_load(text, row_type=MetricRow)
 
 
 # --- Reads ----------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ Three steps, each usable alone (the upload page and ``manage.py import_people`` 
 
 1. ``import_file_read(data=..., filename=...) -> ImportFile`` — pure: size and row limits,
    encoding (UTF-8 with or without BOM, then Windows-1252, and it says which), columns, and
-   row-by-row validation into ``ImportRow``s and ``ImportIssue``s.  No database.
+   row-by-row validation into ``ImportRow``s and ``ImportIssue``s.  No database.  The file
+   handling shared with the customer-metric import is in ``wellbeing.tabular_import``.
 2. ``import_plan(*, organisation, rows, today) -> ImportPlan`` — reads the organisation and
    lists the changes the file implies: teams to create from paths, people to create or update,
    moves between teams, leads, and leavers to deactivate; plus the issues only the database can
@@ -26,17 +27,12 @@ Never logs e-mail addresses.
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
 import json
-import re
 import secrets
-import zipfile
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any
 
 from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
@@ -48,11 +44,22 @@ from django.utils.translation import gettext as _
 from .audit import audit_record
 from .errors import ServiceError
 from .models import AuditEntry, Membership, Organisation, Team, TeamLead, User
+from .tabular_import import MAX_BYTES as MAX_BYTES
+from .tabular_import import (
+    MAX_CELL_CHARS,
+    ImportIssue,
+    TabularFile,
+    TabularPlan,
+    cell_text,
+    issues_error,
+    parse_date,
+    tabular_file_read,
+)
+from .tabular_import import ImportFileError as ImportFileError
+from .tabular_import import rows_dump as rows_dump
+from .tabular_import import rows_load as tabular_rows_load
 
-MAX_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 50_000
-MAX_XLSX_UNCOMPRESSED = 100 * 1024 * 1024  # a zip bomb stops here, before openpyxl opens it
-MAX_CELL_CHARS = 1000
 MAX_PATH_DEPTH = 20
 TEAM_NAME_MAX = 200
 NAME_MAX = 200
@@ -79,17 +86,6 @@ COLUMN_ALIASES = {
 REQUIRED_COLUMNS = ("email", "team_path")
 YES = {"yes", "y", "true", "1", "x", "ja", "j"}
 NO = {"no", "n", "false", "0", "", "nein"}
-
-
-class ImportFileError(Exception):
-    """The file as a whole cannot be read (too big, not a CSV/XLSX, undecodable)."""
-
-
-@dataclass(frozen=True)
-class ImportIssue:
-    row: int | None  # spreadsheet row number (the header is row 1); None for the whole file
-    column: str
-    message: str
 
 
 @dataclass(frozen=True)
@@ -127,13 +123,7 @@ class ImportRow:
 
 
 @dataclass
-class ImportFile:
-    sha256: str
-    file_format: str  # "csv" or "xlsx"
-    encoding: str  # how a CSV was decoded; "" for XLSX
-    rows: list[ImportRow] = field(default_factory=list)
-    issues: list[ImportIssue] = field(default_factory=list)
-    row_count: int = 0
+class ImportFile(TabularFile[ImportRow]):
     # Every e-mail seen, valid row or not: someone on a row with a typo is not a leaver.
     seen_emails: set[str] = field(default_factory=set)
 
@@ -141,163 +131,45 @@ class ImportFile:
 # --- 1. Reading (pure) ------------------------------------------------------------------------
 
 
-def _decode(data: bytes) -> tuple[str, str]:
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8"), "UTF-8 (with BOM)"
-    try:
-        return data.decode("utf-8"), "UTF-8"
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("cp1252"), "Windows-1252"
-    except UnicodeDecodeError:
-        raise ImportFileError(
-            _("The file is neither UTF-8 nor Windows-1252 text. Save it as CSV UTF-8 and retry.")
-        )
-
-
-def _csv_records(data: bytes) -> tuple[Iterator[list[str]], str]:
-    text, encoding = _decode(data)
-    if "\x00" in text:
-        raise ImportFileError(_("The file contains binary data; upload a CSV or XLSX file."))
-    first_line = text.split("\n", 1)[0]
-    delimiter = max(",;\t", key=first_line.count)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    return reader, encoding
-
-
-def _xlsx_records(data: bytes) -> Iterator[list[Any]]:
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        unpacked = sum(info.file_size for info in archive.infolist())
-    except zipfile.BadZipFile:
-        raise ImportFileError(_("The file is not a valid XLSX workbook."))
-    if unpacked > MAX_XLSX_UNCOMPRESSED:
-        raise ImportFileError(_("The workbook unpacks to more than 100 MB; it is refused."))
-    from openpyxl import load_workbook
-
-    try:
-        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises a zoo of types for broken workbooks
-        raise ImportFileError(
-            _("The workbook cannot be read: %(error)s") % {"error": type(exc).__name__}
-        )
-    sheet = workbook.worksheets[0]
-    for values in sheet.iter_rows(values_only=True):
-        yield ["" if v is None else v for v in values]
-
-
-def _cell_text(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.date().isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
-
-
-def _parse_date(value: Any) -> date:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    text = _cell_text(value)
-    for pattern in ("%Y-%m-%d", "%d.%m.%Y"):
-        try:
-            return datetime.strptime(text, pattern).date()  # noqa: DTZ007 - a calendar date
-        except ValueError:
-            continue
-    raise ValueError(text)
-
-
-def _header_key(name: Any) -> str:
-    return re.sub(r"[\s\-_]+", "_", _cell_text(name).lower()).strip("_")
+def _unknown_column(key: str, raw: Any) -> ImportIssue:
+    return ImportIssue(1, cell_text(raw), _("Unknown column “%(name)s”.") % {"name": raw})
 
 
 def import_file_read(*, data: bytes, filename: str = "") -> ImportFile:
     """Parse and validate an upload.  Raises ``ImportFileError`` when the file as a whole is
     unusable; row problems are collected in ``.issues`` with their row numbers."""
-    if len(data) > MAX_BYTES:
-        raise ImportFileError(
-            _("The file is larger than %(mb)d MB; split it or remove unused columns.")
-            % {"mb": MAX_BYTES // (1024 * 1024)}
-        )
-    if not data.strip():
-        raise ImportFileError(_("The file is empty."))
-    digest = hashlib.sha256(data).hexdigest()
-    is_xlsx = data[:4] == b"PK\x03\x04" or filename.lower().endswith((".xlsx", ".xlsm"))
-    records: Iterable[list[Any]]
-    if is_xlsx:
-        records, file_format, encoding = _xlsx_records(data), "xlsx", ""
-    else:
-        records, encoding = _csv_records(data)
-        file_format = "csv"
-    result = ImportFile(sha256=digest, file_format=file_format, encoding=encoding)
-    try:
-        _read_records(iter(records), result)
-    except csv.Error as exc:
-        raise ImportFileError(_("The CSV file is malformed: %(error)s") % {"error": str(exc)})
-    return result
-
-
-def _read_records(records: Iterator[list[Any]], result: ImportFile) -> None:
-    header = next(records, None)
-    if header is None:
-        raise ImportFileError(_("The file is empty."))
-    columns: list[str | None] = []
-    for raw in header:
-        key = _header_key(raw)
-        if not key:
-            columns.append(None)
-            continue
-        canonical = COLUMN_ALIASES.get(key)
-        if canonical is None:
-            result.issues.append(
-                ImportIssue(1, _cell_text(raw), _("Unknown column “%(name)s”.") % {"name": raw})
-            )
-        elif canonical in columns:
-            result.issues.append(ImportIssue(1, canonical, _("The column appears twice.")))
-            canonical = None
-        columns.append(canonical)
-    for required in REQUIRED_COLUMNS:
-        if required not in columns:
-            result.issues.append(
-                ImportIssue(
-                    1, required, _("The column “%(name)s” is missing.") % {"name": required}
-                )
-            )
-    if any(issue.row == 1 for issue in result.issues):
-        return  # row errors would be noise when the columns are wrong
+    seen_emails: set[str] = set()
     first_row_of: dict[str, int] = {}
-    for index, values in enumerate(records, start=2):
-        if all(_cell_text(v) == "" for v in values):
-            continue
-        result.row_count += 1
-        if result.row_count > MAX_ROWS:
-            raise ImportFileError(
-                _("The file has more than %(rows)d rows; split it.") % {"rows": MAX_ROWS}
-            )
-        cells = {
-            name: values[i] if i < len(values) else ""
-            for i, name in enumerate(columns)
-            if name is not None
-        }
-        result.seen_emails.add(_cell_text(cells.get("email", "")).lower())
-        row, issues = _row_validate(index, cells, first_row_of)
-        result.issues.extend(issues)
-        if row is not None:
-            result.rows.append(row)
+
+    def row_validate(
+        index: int, cells: dict[str, Any]
+    ) -> tuple[ImportRow | None, list[ImportIssue]]:
+        seen_emails.add(cell_text(cells.get("email", "")).lower())
+        return _row_validate(index, cells, first_row_of)
+
+    result = tabular_file_read(
+        data=data,
+        filename=filename,
+        file_type=ImportFile,
+        too_large=_("The file is larger than %(mb)d MB; split it or remove unused columns."),
+        aliases=COLUMN_ALIASES,
+        required=REQUIRED_COLUMNS,
+        unknown_column=_unknown_column,
+        max_rows=MAX_ROWS,
+        row_validate=row_validate,
+    )
+    result.seen_emails = seen_emails
+    return result
 
 
 def _row_validate(
     index: int, cells: dict[str, Any], first_row_of: dict[str, int]
 ) -> tuple[ImportRow | None, list[ImportIssue]]:
     issues: list[ImportIssue] = []
-    too_long = [k for k, v in cells.items() if len(_cell_text(v)) > MAX_CELL_CHARS]
+    too_long = [k for k, v in cells.items() if len(cell_text(v)) > MAX_CELL_CHARS]
     for column in too_long:
         issues.append(ImportIssue(index, column, _("The value is too long.")))
-    email = _cell_text(cells.get("email", "")).lower()
+    email = cell_text(cells.get("email", "")).lower()
     try:
         validate_email(email)
     except ValidationError:
@@ -313,10 +185,10 @@ def _row_validate(
             )
         else:
             first_row_of[email] = index
-    name = _cell_text(cells.get("name", ""))
+    name = cell_text(cells.get("name", ""))
     if len(name) > NAME_MAX:
         issues.append(ImportIssue(index, "name", _("The name is too long.")))
-    raw_path = _cell_text(cells.get("team_path", ""))
+    raw_path = cell_text(cells.get("team_path", ""))
     parts = tuple(part.strip() for part in raw_path.split("/"))
     if not raw_path:
         issues.append(ImportIssue(index, "team_path", _("The team path is empty.")))
@@ -336,16 +208,16 @@ def _row_validate(
                     % {"team": repeated},
                 )
             )
-    lead_text = _cell_text(cells.get("lead", "")).lower()
+    lead_text = cell_text(cells.get("lead", "")).lower()
     if lead_text not in YES and lead_text not in NO:
         issues.append(ImportIssue(index, "lead", _("Write yes or no.")))
     dates: dict[str, date | None] = {"start": None, "end": None}
     for column in ("start", "end"):
         value = cells.get(column, "")
-        if _cell_text(value) == "":
+        if cell_text(value) == "":
             continue
         try:
-            dates[column] = _parse_date(value)
+            dates[column] = parse_date(value)
         except ValueError:
             issues.append(ImportIssue(index, column, _("Not a date; write it as YYYY-MM-DD.")))
     start, end = dates["start"], dates["end"]
@@ -395,10 +267,7 @@ CHANGE_KINDS = (
 
 
 @dataclass
-class ImportPlan:
-    changes: list[PlannedChange] = field(default_factory=list)
-    issues: list[ImportIssue] = field(default_factory=list)
-
+class ImportPlan(TabularPlan[PlannedChange]):
     @property
     def creates(self) -> list[PlannedChange]:
         return [c for c in self.changes if c.kind in CREATES]
@@ -416,15 +285,6 @@ class ImportPlan:
         for change in self.changes:
             counts[change.kind] += 1
         return counts
-
-    @property
-    def digest(self) -> str:
-        body = json.dumps([asdict(c) for c in self.changes], sort_keys=True, default=str)
-        return hashlib.sha256(body.encode()).hexdigest()
-
-    @property
-    def is_noop(self) -> bool:
-        return not self.changes
 
     def summary(self) -> str:
         c = self.counts()
@@ -730,17 +590,6 @@ class ImportResult:
     counts: dict[str, int]
 
 
-def _plan_issue_error(issues: list[ImportIssue]) -> ServiceError:
-    fields: dict[str, list[str]] = defaultdict(list)
-    for issue in issues:
-        fields[f"row {issue.row}" if issue.row else "file"].append(
-            f"{issue.column}: {issue.message}"
-        )
-    return ServiceError(
-        "invalid", _("The file has errors; nothing was imported."), fields=dict(fields)
-    )
-
-
 def people_import_apply(
     *,
     organisation: Organisation,
@@ -758,7 +607,7 @@ def people_import_apply(
         Organisation.objects.select_for_update().filter(pk=organisation.pk).first()
         plan = import_plan(organisation=organisation, rows=rows, today=today)
         if plan.issues:
-            raise _plan_issue_error(plan.issues)
+            raise issues_error(plan.issues, _("The file has errors; nothing was imported."))
         if expected_digest is not None and plan.digest != expected_digest:
             raise ServiceError(
                 "stale",
@@ -928,18 +777,5 @@ def _apply(*, organisation: Organisation, plan: ImportPlan, actor: User | None) 
 # --- Carrying rows between the preview and the confirm step ----------------------------------
 
 
-def rows_dump(rows: Sequence[ImportRow]) -> str:
-    """Compact text for the session: zlib-compressed JSON in base64."""
-    import base64
-    import zlib
-
-    body = json.dumps([r.to_json() for r in rows], separators=(",", ":")).encode()
-    return base64.b64encode(zlib.compress(body, 6)).decode("ascii")
-
-
 def rows_load(text: str) -> list[ImportRow]:
-    import base64
-    import zlib
-
-    body = zlib.decompress(base64.b64decode(text.encode("ascii")), bufsize=MAX_BYTES)
-    return [ImportRow.from_json(d) for d in json.loads(body)]
+    return tabular_rows_load(text, row_type=ImportRow)
