@@ -9,9 +9,11 @@ queryset is scoped to the caller's organisation; participation numbers come from
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import django_filters
+from django import forms
 from django.conf import settings
 from django.db.models import Q, QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
@@ -316,10 +318,28 @@ class SupportResourceViewSet(
 # --- cycles -----------------------------------------------------------------------------------
 
 
+class UtcIsoDateTimeField(django_filters.fields.IsoDateTimeField):
+    """ISO 8601 allows UTC offsets up to 24 hours, PostgreSQL only up to 15:59 (a bigger one is
+    a database error): compare in UTC, and refuse an instant outside the calendar with a 400."""
+
+    def clean(self, value: Any) -> datetime | None:
+        cleaned = super().clean(value)
+        if cleaned is None:
+            return None
+        try:
+            return cleaned.astimezone(UTC)
+        except OverflowError:
+            raise forms.ValidationError("Enter a date and time within years 1 to 9999.")
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
+
+
 class CycleFilter(django_filters.FilterSet):
     schedule = django_filters.UUIDFilter(field_name="schedule__public_id")
-    opens_after = django_filters.IsoDateTimeFilter(field_name="opens_at", lookup_expr="gte")
-    opens_before = django_filters.IsoDateTimeFilter(field_name="opens_at", lookup_expr="lt")
+    opens_after = UtcIsoDateTimeFilter(field_name="opens_at", lookup_expr="gte")
+    opens_before = UtcIsoDateTimeFilter(field_name="opens_at", lookup_expr="lt")
 
     class Meta:
         model = Cycle

@@ -363,6 +363,18 @@ def test_cycles_can_be_filtered_by_state(admin_client, cycle):
     assert admin_client.get("/api/cycles/", {"state": "closed"}).json()["results"] == []
 
 
+def test_cycle_time_filters_take_any_iso_offset_and_refuse_instants_outside_the_calendar(
+    admin_client, cycle
+):
+    # an offset PostgreSQL cannot store (above 15:59) is compared in UTC
+    wide = admin_client.get("/api/cycles/", {"opens_after": "2000-01-01T00:00:00+23:30"})
+    assert wide.status_code == 200 and len(wide.json()["results"]) == 1
+    # and an instant before year 1 in UTC is a 400 in the API's error shape
+    early = admin_client.get("/api/cycles/", {"opens_before": "0001-01-01T00:00:00+05:00"})
+    assert early.status_code == 400
+    assert "opens_before" in early.json()["error"]["fields"]
+
+
 # --- anonymous submit -------------------------------------------------------------------------
 
 
