@@ -51,3 +51,9 @@ def max_parallel_tasks() -> int:
 
 def webhook_timeout_seconds() -> float:
     return float(_get("PULSE_WEBHOOK_TIMEOUT_SECONDS", 5))
+
+
+def overlap_sent_marks() -> bool:
+    """PostgreSQL: send each "sent" mark without waiting for its reply (one in flight, its reply
+    collected during the next message; see ``notifications.marks``).  Off: wait each time."""
+    return bool(_get("PULSE_OUTBOX_OVERLAP_SENT_MARKS", True))

@@ -53,6 +53,8 @@ from wellbeing.errors import ServiceError
 from wellbeing.models import Organisation, User
 
 from . import conf
+from .marks import MarkFailed, SentMarks
+from .marks import available as marks_available
 from .models import (
     MUTABLE_KINDS,
     Channel,
@@ -502,18 +504,25 @@ def outbox_deliver_due(
     started = monotonic_time.monotonic()
     report = DeliveryReport()
     batches = 0
-    while True:
-        token, ids = outbox_claim_due(limit=size, message_ids=message_ids)
-        if not ids:
-            break
-        report = report + _deliver_claimed(token=token, ids=ids)
-        batches += 1
-        if message_ids is not None and len(ids) < size:
-            break
-        if max_batches is not None and batches >= max_batches:
-            break
-        if monotonic_time.monotonic() - started > budget:
-            break
+    # PostgreSQL: "sent" marks overlap the next message's work (see ``marks``); SQLite, or a
+    # caller's open transaction: each mark waits for its reply.
+    sent_marks = SentMarks() if conf.overlap_sent_marks() and marks_available() else None
+    try:
+        while True:
+            token, ids = outbox_claim_due(limit=size, message_ids=message_ids)
+            if not ids:
+                break
+            report = report + _deliver_claimed(token=token, ids=ids, sent_marks=sent_marks)
+            batches += 1
+            if message_ids is not None and len(ids) < size:
+                break
+            if max_batches is not None and batches >= max_batches:
+                break
+            if monotonic_time.monotonic() - started > budget:
+                break
+    finally:
+        if sent_marks is not None:
+            sent_marks.close()
     if report.claimed:
         logger.info(
             "event=outbox_delivered claimed=%d sent=%d retried=%d failed=%d cancelled=%d "
@@ -559,7 +568,9 @@ class _Transports:
             self._http = None
 
 
-def _deliver_claimed(*, token: uuid.UUID, ids: list[int]) -> DeliveryReport:
+def _deliver_claimed(
+    *, token: uuid.UUID, ids: list[int], sent_marks: SentMarks | None = None
+) -> DeliveryReport:
     messages = list(
         Message.objects.filter(pk__in=ids, claim_token=token, state=State.CLAIMED)
         .select_related("organisation", "recipient", "recipient__notification_preference")
@@ -575,6 +586,29 @@ def _deliver_claimed(*, token: uuid.UUID, ids: list[int]) -> DeliveryReport:
     refresh_every = conf.claim_timeout_seconds() / 4
     last_refresh = monotonic_time.monotonic()
     relaxed = _relaxed_commits(True)
+    by_id = {m.pk: m for m in messages}
+
+    def settle(done: tuple[int, bool] | None) -> None:
+        if done is None:
+            return
+        message_id, updated = done
+        if updated:
+            counts["sent"] += 1
+        else:
+            counts["lost"] += 1
+            logger.error(
+                "event=outbox_claim_lost message=%s outcome=sent", by_id[message_id].public_id
+            )
+
+    def marks_failed(exc: MarkFailed, *message_ids: int | None) -> None:
+        # The marker session broke: every mark it may not have committed is written again
+        # here, and the rest of the run marks through Django's connection.
+        nonlocal sent_marks
+        sent_marks = None
+        logger.warning("event=outbox_marks_fallback reason=%s", exc)
+        for message_id in dict.fromkeys(i for i in message_ids if i is not None):
+            settle((message_id, _mark_sent_again(by_id[message_id], token)))
+
     try:
         for index, message in enumerate(messages):
             if monotonic_time.monotonic() - last_refresh > refresh_every:
@@ -587,10 +621,23 @@ def _deliver_claimed(*, token: uuid.UUID, ids: list[int]) -> DeliveryReport:
             result = _deliver_one(
                 message, channel_settings.get(message.organisation_id), transports, templates
             )
+            if result.outcome == _Outcome.SENT and sent_marks is not None:
+                # On its way to PostgreSQL before the next message's exchange begins; its
+                # reply is collected while that message is being sent.
+                try:
+                    settle(sent_marks.mark(message.pk, token, timezone.now()))
+                except MarkFailed as exc:
+                    marks_failed(exc, exc.in_flight, message.pk)
+                continue
             if _record(message, token, result):
                 counts[result.outcome] += 1
             else:
                 counts["lost"] += 1
+        if sent_marks is not None:
+            try:
+                settle(sent_marks.drain())  # the batch is done only when its marks are
+            except MarkFailed as exc:
+                marks_failed(exc, exc.in_flight)
     finally:
         transports.close()
         if relaxed:
@@ -655,6 +702,14 @@ def _mark_sent(message: Message, token: uuid.UUID, now: datetime) -> bool:
     with connection.cursor() as cursor:
         cursor.execute(_mark_sent_sql(connection.vendor), params)
         return cursor.rowcount == 1
+
+
+def _mark_sent_again(message: Message, token: uuid.UUID) -> bool:
+    """A mark the marker session may or may not have committed, written through Django's
+    connection.  No row updated: either that mark did commit, or the claim was lost."""
+    if _mark_sent(message, token, timezone.now()):
+        return True
+    return Message.objects.filter(pk=message.pk, state=State.SENT, claim_token=None).exists()
 
 
 def _record(message: Message, token: uuid.UUID, result: _Result) -> bool:

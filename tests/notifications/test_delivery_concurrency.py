@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import pytest
 from django.db import connection, connections, transaction
 
-from notifications import tasks
+from notifications import marks, services, tasks
 from notifications.models import Message
 from notifications.services import messages_enqueue_bulk, outbox_sweep
 from tests.factories import OrganisationFactory
@@ -52,6 +52,16 @@ def database_url() -> str:
     host = settings.get("HOST") or "127.0.0.1"
     port = settings.get("PORT") or 5432
     return f"postgres://{user}@{host}:{port}/{settings['NAME']}"
+
+
+def dead_worker_sessions_ended() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE application_name = %s AND datname = current_database()",
+            [marks.APPLICATION_NAME],
+        )
+        return cursor.fetchone()[0] == 0
 
 
 def assert_exactly_once(smtp, users) -> None:
@@ -118,6 +128,10 @@ def test_killed_worker_loses_and_duplicates_nothing_after_restart_and_sweep(
     worker.kill()
     smtp_server.release.set()
     assert smtp_server.count() == 300
+    # (the dead worker's last "sent" mark was on its way, not necessarily committed yet: the
+    # sweeper below stands in for ten minutes of claim timeout, so first let PostgreSQL finish
+    # what the dead worker sent — its sessions end once it has read and run all of it)
+    wait_until(dead_worker_sessions_ended, timeout=30, what="the dead worker's sessions to end")
     stuck = Message.objects.filter(state="claimed").count()
     assert stuck > 0
     # and a new worker starts, and the sweeper runs once the dead claims have timed out
@@ -134,6 +148,49 @@ def test_killed_worker_loses_and_duplicates_nothing_after_restart_and_sweep(
     )
     # then each invitation reached the SMTP server exactly once
     assert_exactly_once(smtp_server, users)
+
+
+def test_marks_fall_back_to_django_when_the_mark_session_dies_mid_batch_and_none_is_lost(
+    postgres, smtp_settings, settings, caplog
+):
+    # given 60 committed invitations, delivered with overlapped "sent" marks on a session of
+    # their own, and an SMTP server that holds the 20th recipient while we kill that session
+    settings.PULSE_OUTBOX_BATCH_SIZE = 100
+    organisation, users = people(60)
+    assert enqueue_invitations(organisation, users) == 60
+    smtp_settings.hold_rcpt_number = 20
+    terminated: list[int] = []
+
+    def kill_mark_session() -> None:
+        try:
+            if smtp_settings.holding.wait(timeout=30):
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE application_name = %s AND datname = current_database()",
+                        [marks.APPLICATION_NAME],
+                    )
+                    terminated.extend(row[0] for row in cursor.fetchall())
+        finally:
+            smtp_settings.release.set()  # the held recipient gets a 451: retried later
+            connections.close_all()
+
+    killer = threading.Thread(target=kill_mark_session)
+    killer.start()
+    # when delivery runs through the batch
+    with caplog.at_level("WARNING", logger="pulse.notifications"):
+        report = services.outbox_deliver_due()
+    killer.join(timeout=30)
+    # then the session was really killed, the rest of the batch was marked through Django's
+    # connection, and every accepted message is marked sent exactly once
+    assert terminated == [True]
+    assert "event=outbox_marks_fallback" in caplog.text
+    assert (report.sent, report.retried, report.lost_claims) == (59, 1, 0)
+    received = smtp_settings.recipients()
+    assert len(received) == len(set(received)) == 59
+    sent = set(Message.objects.filter(state="sent").values_list("recipient__email", flat=True))
+    assert sent == set(received)
+    assert Message.objects.filter(state="pending").count() == 1
 
 
 def test_broker_down_at_enqueue_loses_nothing_and_the_sweeper_delivers_later(
