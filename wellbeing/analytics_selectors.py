@@ -184,60 +184,109 @@ class Heatmap:
 # How many recent cycle results the heatmap looks through to find each team's latest two.
 HEATMAP_RESULTS = 12
 
+_HEATMAP_FIELDS = (
+    "result_id",
+    "team_id",
+    "scope",
+    "dimension",
+    "published",
+    "delta_published",
+    "index",
+    "n",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Cell:
+    """One stored aggregate as the heatmap needs it (a ``.values_list`` row)."""
+
+    result_id: int
+    team_id: int | None
+    scope: str
+    dimension: str
+    published: bool
+    delta_published: bool
+    index: float | None
+    n: int | None
+
 
 def organisation_heatmap(*, organisation: Organisation, user: AnyUser) -> Heatmap:
     """Teams x dimensions at each team's latest cycle, with the change since its previous one.
 
-    Leads see their subtrees; admins also get the organisation row.  Constant query count."""
+    Leads see their subtrees; admins also get the organisation row.  Only the rows the page
+    shows are fetched, as plain tuples: the aggregates of the organisation's latest two results,
+    and older ones (of the last ``HEATMAP_RESULTS``) only for the teams that have a gap there.
+    At most six queries, whatever the number of teams or cycles."""
     visible = policy.visible_team_ids(user)
     if user.is_authenticated and getattr(user, "organisation_id", None) != organisation.pk:
         visible = set()
     is_admin = policy.is_org_admin(user, organisation)
     if not visible and not is_admin:
         return Heatmap(dimensions=DIMENSIONS, rows=())
-    result_ids = list(
+    results = list(
         CycleResult.objects.filter(organisation=organisation)
         .order_by("-period_start", "-closed_at")
-        .values_list("pk", flat=True)[:HEATMAP_RESULTS]
+        .values_list("pk", "period_start")[:HEATMAP_RESULTS]
     )
-    rows = TeamAggregate.objects.filter(result_id__in=result_ids).select_related("result")
+    # Newest first; a lower rank is a later result (the order the old code sorted by).
+    rank = {pk: i for i, (pk, _) in enumerate(results)}
+    period = dict(results)
     teams = {
-        t.pk: t
-        for t in Team.objects.filter(pk__in=visible).select_related("parent").order_by("name")
+        pk: (name, public_id, parent_public_id, customer_facing)
+        for pk, name, public_id, parent_public_id, customer_facing in Team.objects.filter(
+            pk__in=visible
+        )
+        .order_by("name")
+        .values_list("pk", "name", "public_id", "parent__public_id", "customer_facing")
     }
-    by_team: dict[int | None, dict[str, list[TeamAggregate]]] = defaultdict(
-        lambda: defaultdict(list)
-    )
-    team_rows: list[TeamAggregate] = []
-    for row in rows:
-        if row.team_id is None:
-            if is_admin:
-                by_team[None][row.dimension].append(row)
-        elif row.team_id in teams and row.scope != Scope.ORGANISATION:
-            team_rows.append(row)
-    for (_, team_id, dimension), row in primary_rows(team_rows).items():
-        by_team[team_id][dimension].append(row)
+    # (team or None, dimension) -> {result rank: the primary cell of that result}
+    series: dict[tuple[int | None, str], dict[int, _Cell]] = defaultdict(dict)
+
+    def take(rows: Iterable[tuple]) -> None:
+        for values in rows:
+            cell = _Cell(*values)
+            if cell.team_id is None:
+                if not is_admin:
+                    continue
+            elif cell.team_id not in teams or cell.scope == Scope.ORGANISATION:
+                continue
+            by_rank = series[(cell.team_id, cell.dimension)]
+            result_rank = rank[cell.result_id]
+            current = by_rank.get(result_rank)
+            # A parent team's headline is its subtree, a leaf team's its own (primary_rows).
+            if current is None or (cell.scope == Scope.SUBTREE and current.scope != Scope.SUBTREE):
+                by_rank[result_rank] = cell
+
+    latest_ids = [pk for pk, _ in results[:2]]
+    take(TeamAggregate.objects.filter(result_id__in=latest_ids).values_list(*_HEATMAP_FIELDS))
+    # A team missing from one of the latest two results: its latest two are further back.
+    older_ids = [pk for pk, _ in results[2:]]
+    if older_ids:
+        gaps = {team_id for (team_id, _), by_rank in series.items() if len(by_rank) < 2}
+        gaps.update(teams.keys() - {team_id for team_id, _ in series})
+        gaps.discard(None)  # the organisation row is in every result
+        if gaps:
+            take(
+                TeamAggregate.objects.filter(
+                    result_id__in=older_ids, team_id__in=sorted(gaps)
+                ).values_list(*_HEATMAP_FIELDS)
+            )
 
     def build(team_id: int | None) -> HeatmapRow:
         cells = []
         latest_period: date | None = None
-        per_dim = by_team.get(team_id, {})
         for dimension in DIMENSIONS:
-            series = sorted(
-                per_dim.get(dimension, []),
-                key=lambda r: (r.result.period_start, r.result.closed_at),
-                reverse=True,
-            )
-            if not series:
+            by_rank = series.get((team_id, dimension))
+            if not by_rank:
                 cells.append(HeatmapCell(dimension, False, None, None, None))
                 continue
-            latest = series[0]
-            latest_period = max(
-                latest_period or latest.result.period_start, latest.result.period_start
-            )
+            ranks = sorted(by_rank)
+            latest = by_rank[ranks[0]]
+            latest_start = period[latest.result_id]
+            latest_period = max(latest_period or latest_start, latest_start)
             change = None
-            if latest.published and latest.delta_published and len(series) > 1:
-                previous = series[1]
+            if latest.published and latest.delta_published and len(ranks) > 1:
+                previous = by_rank[ranks[1]]
                 if previous.published and previous.index is not None and latest.index is not None:
                     change = round(latest.index - previous.index, 1)
             cells.append(
@@ -252,18 +301,19 @@ def organisation_heatmap(*, organisation: Organisation, user: AnyUser) -> Heatma
         team = teams.get(team_id) if team_id is not None else None
         return HeatmapRow(
             team_id=team_id,
-            team_public_id=str(team.public_id) if team else None,
-            name=team.name if team else organisation.name,
-            parent_public_id=str(team.parent.public_id) if team and team.parent else None,
-            customer_facing=bool(team and team.customer_facing),
+            team_public_id=str(team[1]) if team else None,
+            name=team[0] if team else organisation.name,
+            parent_public_id=str(team[2]) if team and team[2] is not None else None,
+            customer_facing=bool(team and team[3]),
             period_start=latest_period,
             cells=tuple(cells),
         )
 
+    present = {team_id for team_id, _ in series}
     out = []
-    if is_admin and None in by_team:
+    if is_admin and None in present:
         out.append(build(None))
-    out.extend(build(team_id) for team_id in teams if team_id in by_team)
+    out.extend(build(team_id) for team_id in teams if team_id in present)
     return Heatmap(dimensions=DIMENSIONS, rows=tuple(out))
 
 

@@ -101,6 +101,31 @@ def test_heatmap_shows_latest_cycle_and_change_for_visible_teams_only():
     assert [row.name for row in lead_view.rows] == ["Team 0"]
 
 
+def test_heatmap_shows_a_team_missing_from_the_latest_cycles_at_its_own_latest_two():
+    # given a team that had answers in cycles 0 and 1 but none in the two latest cycles
+    organisation, department, members, admin = _org_with_history(teams=2, cycles=0, members_each=12)
+    active, paused = members
+    rng = random.Random(5)
+    for i in range(4):
+        record(
+            organisation,
+            i,
+            [team_input(active, rng=rng)] + ([team_input(paused, rng=rng)] if i < 2 else []),
+        )
+    # when the admin reads the heatmap
+    with CaptureQueriesContext(connection) as ctx:
+        heatmap = organisation_heatmap(organisation=organisation, user=admin)
+    rows = {row.name: row for row in heatmap.rows}
+    # then the paused team shows cycle 1 with the change since cycle 0, the active one cycle 3
+    assert rows["Team 1"].period_start == period(1)
+    assert rows["Team 0"].period_start == period(3)
+    paused_stress, active_stress = rows["Team 1"].cells[0], rows["Team 0"].cells[0]
+    assert paused_stress.published and paused_stress.change is not None
+    assert active_stress.published and active_stress.change is not None
+    # and the older cycles were read in at most one more query
+    assert len(ctx.captured_queries) <= 6
+
+
 @pytest.mark.parametrize("reader", ["heatmap", "trend", "flags"])
 def test_selector_query_counts_do_not_grow_with_teams_and_cycles(reader):
     def count(teams: int, cycles: int) -> int:
