@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from functools import wraps
 from typing import Any
 
@@ -24,6 +25,7 @@ from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -38,7 +40,6 @@ from .customer_metrics import (
     metric_values_plan,
     organisation_impact_cards,
 )
-from .customer_metrics import rows_dump as metric_rows_dump
 from .customer_metrics import rows_load as metric_rows_load
 from .errors import ServiceError
 from .forms import (
@@ -68,10 +69,10 @@ from .people_import import (
     import_file_read,
     import_plan,
     people_import_apply,
-    rows_dump,
     rows_load,
 )
 from .selectors import team_children_map, team_path
+from .tabular_import import rows_dump
 
 logger = logging.getLogger("pulse.manage")
 
@@ -361,6 +362,100 @@ def person_deactivate(
     return redirect("manage:people")
 
 
+# --- Imports: upload → preview (nothing written) → confirm (one transaction) -----------------
+
+
+@dataclass(frozen=True)
+class _ImportFlow:
+    """One spreadsheet import as the pages drive it.  The rows read at upload wait in the
+    session until the admin confirms; the confirm step applies them only if the plan is still
+    the one previewed (``expected_digest``), else it shows the fresh preview with status 409."""
+
+    session_key: str
+    read: Callable[..., Any]  # (*, data, filename) -> parsed file; raises ImportFileError
+    plan: Callable[[Organisation, Any, date], Any]  # (organisation, parsed, today) -> plan
+    apply: Callable[..., Any]  # (*, organisation, rows, actor, today, expected_digest, source)
+    rows_load: Callable[[str], list[Any]]
+    preview: Callable[..., HttpResponse]  # (request, organisation, parsed, plan, *, form, status)
+    upload_url: str
+    done_url: str
+    done_message: Any  # lazily translated, with %(summary)s
+    log_event: str = ""  # logged on success, when the service does not log it itself
+
+
+def _import_upload(
+    request: HttpRequest, organisation: Organisation, form: Any, *, flow: _ImportFlow
+) -> HttpResponse | None:
+    """Read the valid ``form``'s file and render its preview; ``None`` after adding the
+    file-level error to the form."""
+    upload = form.cleaned_data["file"]
+    try:
+        parsed = flow.read(data=upload.read(), filename=upload.name or "")
+    except ImportFileError as exc:
+        form.add_error("file", str(exc))
+        return None
+    plan = flow.plan(organisation, parsed, datetime.now(organisation.tz).date())
+    if not parsed.issues and not plan.issues and not plan.is_noop:
+        request.session[flow.session_key] = {
+            "sha256": parsed.sha256,
+            "name": (upload.name or "")[:200],
+            "rows": rows_dump(parsed.rows),
+        }
+    else:
+        request.session.pop(flow.session_key, None)
+    return flow.preview(request, organisation, parsed, plan, form=form)
+
+
+def _import_confirm(
+    request: HttpRequest, organisation: Organisation, *, flow: _ImportFlow
+) -> HttpResponse:
+    stored = request.session.get(flow.session_key)
+    if not stored or stored.get("sha256") != request.POST.get("sha256"):
+        messages.error(request, _("That preview has expired; upload the file again."))
+        return redirect(flow.upload_url)
+    rows = flow.rows_load(stored["rows"])
+    today = datetime.now(organisation.tz).date()
+    try:
+        result = flow.apply(
+            organisation=organisation,
+            rows=rows,
+            actor=_actor(request),
+            today=today,
+            expected_digest=request.POST.get("digest", ""),
+            source=stored.get("name", ""),
+        )
+    except ServiceError as exc:
+        # The organisation changed since the preview (or the rows no longer validate): show
+        # the fresh preview instead of applying anything.
+        messages.error(request, exc.message)
+        parsed = _StoredUpload(sha256=stored["sha256"], rows=rows)
+        plan = flow.plan(organisation, parsed, today)
+        return flow.preview(request, organisation, parsed, plan, status=409)
+    request.session.pop(flow.session_key, None)
+    if flow.log_event:
+        logger.info(
+            "event=%s organisation=%s changes=%d",
+            flow.log_event,
+            organisation.pk,
+            len(result.plan.changes),
+        )
+    messages.success(request, flow.done_message % {"summary": result.plan.summary()})
+    return redirect(flow.done_url)
+
+
+class _StoredUpload:
+    """Enough of an uploaded file to re-render a preview from rows kept in the session."""
+
+    def __init__(self, *, sha256: str, rows: list[Any]) -> None:
+        self.sha256 = sha256
+        self.rows = rows
+        self.issues: list[Any] = []
+        self.row_count = len(rows)
+        self.file_format = ""
+        self.encoding = ""
+        self.seen_emails: set[str] = set()  # every row is valid, so none is absent
+
+
 # --- People import ------------------------------------------------------------------------
 
 
@@ -381,87 +476,58 @@ def _import_context(organisation: Organisation, parsed: Any, plan: Any) -> dict[
     }
 
 
+def _people_preview(
+    request: HttpRequest,
+    organisation: Organisation,
+    parsed: Any,
+    plan: Any,
+    *,
+    form: Any = None,
+    status: int = 200,
+) -> HttpResponse:
+    context = _import_context(organisation, parsed, plan)
+    context["form"] = form or PeopleImportForm()
+    return render(request, "manage/people_import_preview.html", context, status=status)
+
+
+PEOPLE_IMPORT = _ImportFlow(
+    session_key=IMPORT_SESSION_KEY,
+    read=import_file_read,
+    plan=lambda organisation, parsed, today: import_plan(
+        organisation=organisation,
+        rows=parsed.rows,
+        today=today,
+        present_emails=parsed.seen_emails,
+    ),
+    apply=people_import_apply,
+    rows_load=rows_load,
+    preview=_people_preview,
+    upload_url="manage:people_import",
+    done_url="manage:people",
+    done_message=gettext_lazy("Import applied: %(summary)s."),
+    log_event="people_import",
+)
+
+
 @org_admin_required
 @require_http_methods(["GET", "POST"])
 def people_import(request: HttpRequest, organisation: Organisation) -> HttpResponse:
     """Upload → preview (nothing written).  The preview's confirm button posts to
     ``people_import_confirm`` with the upload's hash and the plan's digest."""
     form = PeopleImportForm(request.POST or None, request.FILES or None)
-    context: dict[str, Any] = {"organisation": organisation, "form": form}
     if request.method == "POST" and form.is_valid():
-        upload = form.cleaned_data["file"]
-        try:
-            parsed = import_file_read(data=upload.read(), filename=upload.name or "")
-        except ImportFileError as exc:
-            form.add_error("file", str(exc))
-        else:
-            today = datetime.now(organisation.tz).date()
-            plan = import_plan(
-                organisation=organisation,
-                rows=parsed.rows,
-                today=today,
-                present_emails=parsed.seen_emails,
-            )
-            context.update(_import_context(organisation, parsed, plan))
-            if not context["issues"] and not plan.is_noop:
-                request.session[IMPORT_SESSION_KEY] = {
-                    "sha256": parsed.sha256,
-                    "name": (upload.name or "")[:200],
-                    "rows": rows_dump(parsed.rows),
-                }
-            else:
-                request.session.pop(IMPORT_SESSION_KEY, None)
-            return render(request, "manage/people_import_preview.html", context)
-    return render(request, "manage/people_import.html", context)
+        preview = _import_upload(request, organisation, form, flow=PEOPLE_IMPORT)
+        if preview is not None:
+            return preview
+    return render(
+        request, "manage/people_import.html", {"organisation": organisation, "form": form}
+    )
 
 
 @org_admin_required
 @require_POST
 def people_import_confirm(request: HttpRequest, organisation: Organisation) -> HttpResponse:
-    stored = request.session.get(IMPORT_SESSION_KEY)
-    if not stored or stored.get("sha256") != request.POST.get("sha256"):
-        messages.error(request, _("That preview has expired; upload the file again."))
-        return redirect("manage:people_import")
-    rows = rows_load(stored["rows"])
-    today = datetime.now(organisation.tz).date()
-    try:
-        result = people_import_apply(
-            organisation=organisation,
-            rows=rows,
-            actor=_actor(request),
-            today=today,
-            expected_digest=request.POST.get("digest", ""),
-            source=stored.get("name", ""),
-        )
-    except ServiceError as exc:
-        # The organisation changed since the preview (or the rows no longer validate): show
-        # the fresh preview instead of applying anything.
-        messages.error(request, exc.message)
-        plan = import_plan(organisation=organisation, rows=rows, today=today)
-        parsed = _StoredUpload(sha256=stored["sha256"], rows=rows)
-        context = _import_context(organisation, parsed, plan)
-        context["form"] = PeopleImportForm()
-        return render(request, "manage/people_import_preview.html", context, status=409)
-    request.session.pop(IMPORT_SESSION_KEY, None)
-    logger.info(
-        "event=people_import organisation=%s changes=%d", organisation.pk, len(result.plan.changes)
-    )
-    messages.success(
-        request, _("Import applied: %(summary)s.") % {"summary": result.plan.summary()}
-    )
-    return redirect("manage:people")
-
-
-class _StoredUpload:
-    """Enough of an ``ImportFile`` to re-render a preview from rows kept in the session."""
-
-    def __init__(self, *, sha256: str, rows: list[Any]) -> None:
-        self.sha256 = sha256
-        self.rows = rows
-        self.issues: list[Any] = []
-        self.row_count = len(rows)
-        self.file_format = ""
-        self.encoding = ""
+    return _import_confirm(request, organisation, flow=PEOPLE_IMPORT)
 
 
 # --- Thresholds ---------------------------------------------------------------------------
@@ -596,7 +662,13 @@ def _metrics_page(
 
 
 def _metrics_preview(
-    request: HttpRequest, organisation: Organisation, parsed: Any, plan: Any, status: int = 200
+    request: HttpRequest,
+    organisation: Organisation,
+    parsed: Any,
+    plan: Any,
+    *,
+    form: Any = None,
+    status: int = 200,
 ) -> HttpResponse:
     issues = sorted(parsed.issues + plan.issues, key=lambda i: (i.row or 0, i.column))
     return render(
@@ -613,6 +685,21 @@ def _metrics_preview(
         },
         status=status,
     )
+
+
+METRICS_IMPORT = _ImportFlow(
+    session_key=METRICS_SESSION_KEY,
+    read=metric_file_read,
+    plan=lambda organisation, parsed, today: metric_values_plan(
+        organisation=organisation, rows=parsed.rows, today=today
+    ),
+    apply=customer_metric_values_import,
+    rows_load=metric_rows_load,
+    preview=_metrics_preview,
+    upload_url="manage:metrics",
+    done_url="manage:metrics",
+    done_message=gettext_lazy("Customer metrics imported: %(summary)s."),
+)
 
 
 @org_admin_required
@@ -636,26 +723,9 @@ def metrics(request: HttpRequest, organisation: Organisation) -> HttpResponse:
     if which == "upload":
         upload_form = MetricUploadForm(request.POST, request.FILES)
         if upload_form.is_valid():
-            upload = upload_form.cleaned_data["file"]
-            try:
-                parsed = metric_file_read(data=upload.read(), filename=upload.name or "")
-            except ImportFileError as exc:
-                upload_form.add_error("file", str(exc))
-            else:
-                plan = metric_values_plan(
-                    organisation=organisation,
-                    rows=parsed.rows,
-                    today=datetime.now(organisation.tz).date(),
-                )
-                if not parsed.issues and not plan.issues and not plan.is_noop:
-                    request.session[METRICS_SESSION_KEY] = {
-                        "sha256": parsed.sha256,
-                        "name": (upload.name or "")[:200],
-                        "rows": metric_rows_dump(parsed.rows),
-                    }
-                else:
-                    request.session.pop(METRICS_SESSION_KEY, None)
-                return _metrics_preview(request, organisation, parsed, plan)
+            preview = _import_upload(request, organisation, upload_form, flow=METRICS_IMPORT)
+            if preview is not None:
+                return preview
         return _metrics_page(request, organisation, upload_form=upload_form, status=400)
     return _metrics_page(request, organisation)
 
@@ -663,28 +733,4 @@ def metrics(request: HttpRequest, organisation: Organisation) -> HttpResponse:
 @org_admin_required
 @require_POST
 def metrics_confirm(request: HttpRequest, organisation: Organisation) -> HttpResponse:
-    stored = request.session.get(METRICS_SESSION_KEY)
-    if not stored or stored.get("sha256") != request.POST.get("sha256"):
-        messages.error(request, _("That preview has expired; upload the file again."))
-        return redirect("manage:metrics")
-    rows = metric_rows_load(stored["rows"])
-    today = datetime.now(organisation.tz).date()
-    try:
-        result = customer_metric_values_import(
-            organisation=organisation,
-            rows=rows,
-            actor=_actor(request),
-            today=today,
-            expected_digest=request.POST.get("digest", ""),
-            source=stored.get("name", ""),
-        )
-    except ServiceError as exc:
-        messages.error(request, exc.message)
-        plan = metric_values_plan(organisation=organisation, rows=rows, today=today)
-        parsed = _StoredUpload(sha256=stored["sha256"], rows=rows)
-        return _metrics_preview(request, organisation, parsed, plan, status=409)
-    request.session.pop(METRICS_SESSION_KEY, None)
-    messages.success(
-        request, _("Customer metrics imported: %(summary)s.") % {"summary": result.plan.summary()}
-    )
-    return redirect("manage:metrics")
+    return _import_confirm(request, organisation, flow=METRICS_IMPORT)
