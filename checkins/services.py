@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F
@@ -42,6 +42,9 @@ from .models import (
     SurveyItem,
 )
 from .tokens import checkin_link, token_hash, token_new
+
+if TYPE_CHECKING:
+    from wellbeing.analytics import TeamCycleInput
 
 logger = logging.getLogger("pulse.checkins")
 
@@ -1039,6 +1042,37 @@ def cycle_scores(*, cycle: Cycle) -> dict[int, dict[str, list[float]]]:
     return {tid: dict(d) for tid, d in scores.items()}
 
 
+def cycle_results_inputs(*, cycle: Cycle) -> list[TeamCycleInput]:
+    """What the close hands to wellbeing per team: invited and responded counts and the
+    per-respondent indices, for every team the cycle was scheduled for or invited people in.
+    Reads released responses only; ``recompute_aggregates`` rebuilds a closed cycle with it."""
+    from wellbeing.analytics import TeamCycleInput
+
+    invited = dict(
+        Invitation.objects.filter(cycle=cycle)
+        .values("team_id")
+        .annotate(n=Count("pk"))
+        .values_list("team_id", "n")
+    )
+    responded = dict(
+        Response.objects.filter(cycle=cycle)
+        .values("team_id")
+        .annotate(n=Count("pk"))
+        .values_list("team_id", "n")
+    )
+    scores = cycle_scores(cycle=cycle)
+    team_ids = sorted(set(cycle.team_ids) | set(invited))
+    return [
+        TeamCycleInput(
+            team_id=tid,
+            invited=invited.get(tid, 0),
+            responded=responded.get(tid, 0),
+            scores=scores.get(tid, {}),
+        )
+        for tid in team_ids
+    ]
+
+
 def cycle_close(*, cycle: Cycle, now: datetime | None = None) -> bool:
     """Release what is pending, hand the per-team indices to wellbeing, send flag alerts and the
     admins' summary, mark closed.  Idempotent: False when the cycle was not open to close."""
@@ -1047,7 +1081,7 @@ def cycle_close(*, cycle: Cycle, now: datetime | None = None) -> bool:
         message_cancel_pending,
         messages_enqueue_bulk,
     )
-    from wellbeing.analytics import TeamCycleInput, cycle_results_record
+    from wellbeing.analytics import cycle_results_record
 
     now = now or timezone.now()
     # Barrier: wait for in-flight submissions (they hold a share lock on the cycle row).
@@ -1069,29 +1103,7 @@ def cycle_close(*, cycle: Cycle, now: datetime | None = None) -> bool:
         k = organisation.anonymity_threshold
         for tid in set(PendingAnswer.objects.filter(cycle=cycle).values_list("team_id", flat=True)):
             _release_team(cycle_id=cycle.pk, team_id=tid, k=k, force=True)
-        invited = dict(
-            Invitation.objects.filter(cycle=cycle)
-            .values("team_id")
-            .annotate(n=Count("pk"))
-            .values_list("team_id", "n")
-        )
-        responded = dict(
-            Response.objects.filter(cycle=cycle)
-            .values("team_id")
-            .annotate(n=Count("pk"))
-            .values_list("team_id", "n")
-        )
-        scores = cycle_scores(cycle=cycle)
-        team_ids = sorted(set(cycle.team_ids) | set(invited))
-        teams = [
-            TeamCycleInput(
-                team_id=tid,
-                invited=invited.get(tid, 0),
-                responded=responded.get(tid, 0),
-                scores=scores.get(tid, {}),
-            )
-            for tid in team_ids
-        ]
+        teams = cycle_results_inputs(cycle=cycle)
         changes = cycle_results_record(
             organisation=organisation,
             cycle_key=cycle.public_id,
@@ -1123,8 +1135,9 @@ def cycle_close(*, cycle: Cycle, now: datetime | None = None) -> bool:
                         jitter_seconds=0,
                     )
                 )
-        total_invited = sum(invited.values())
-        total_responded = sum(responded.values())
+        # Every response comes from an invitation, so every responding team is in ``teams``.
+        total_invited = sum(t.invited for t in teams)
+        total_responded = sum(t.responded for t in teams)
         summary: dict[str, Any] = {
             **_message_context(cycle),
             "period_start": cycle.period_start.isoformat(),

@@ -1,9 +1,10 @@
 """Recompute a closed cycle's stored aggregates from its released responses.  Idempotent.
 
-Rebuilds exactly what the close job hands to wellbeing (invited and responded per team, and the
-per-respondent indices from ``checkins.services.cycle_scores``) and stores it again under the same
-cycle key, replacing that cycle's rows in one transaction.  Flags are not re-run for a cycle they
-have already seen, so no alert is sent twice.  Prints counts only, never answers.
+Rebuilds exactly what the close job hands to wellbeing
+(``checkins.services.cycle_results_inputs``: invited and responded per team, and the
+per-respondent indices) and stores it again under the same cycle key, replacing that cycle's rows
+in one transaction.  Flags are not re-run for a cycle they have already seen, so no alert is sent
+twice.  Prints counts only, never answers.
 """
 
 from __future__ import annotations
@@ -12,38 +13,10 @@ import time
 import uuid
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db.models import Count
 
-from checkins.models import Cycle, Invitation, Response
-from checkins.services import cycle_scores
-from wellbeing.analytics import TeamCycleInput, cycle_results_record
-
-
-def cycle_inputs(*, cycle: Cycle) -> list[TeamCycleInput]:
-    """The per-team hand-over for a closed cycle, as ``cycle_close`` builds it."""
-    invited = dict(
-        Invitation.objects.filter(cycle=cycle)
-        .values("team_id")
-        .annotate(n=Count("pk"))
-        .values_list("team_id", "n")
-    )
-    responded = dict(
-        Response.objects.filter(cycle=cycle)
-        .values("team_id")
-        .annotate(n=Count("pk"))
-        .values_list("team_id", "n")
-    )
-    scores = cycle_scores(cycle=cycle)
-    team_ids = sorted(set(cycle.team_ids) | set(invited))
-    return [
-        TeamCycleInput(
-            team_id=tid,
-            invited=invited.get(tid, 0),
-            responded=responded.get(tid, 0),
-            scores=scores.get(tid, {}),
-        )
-        for tid in team_ids
-    ]
+from checkins.models import Cycle
+from checkins.services import cycle_results_inputs
+from wellbeing.analytics import cycle_results_record
 
 
 class Command(BaseCommand):
@@ -63,7 +36,7 @@ class Command(BaseCommand):
             raise CommandError("No cycle with that key.")
         if cycle.state != Cycle.State.CLOSED or cycle.closed_at is None:
             raise CommandError(f"The cycle is {cycle.state}; only closed cycles are recomputed.")
-        teams = cycle_inputs(cycle=cycle)
+        teams = cycle_results_inputs(cycle=cycle)
         self.stdout.write(f"Recomputing cycle {key} ({len(teams)} teams)…")
         changes = cycle_results_record(
             organisation=cycle.organisation,
