@@ -16,7 +16,10 @@ Delivery guarantees (read this before changing ``outbox_deliver_due``):
   (SIGKILL, power loss) between the SMTP server's "250 OK" / the webhook's 2xx and that UPDATE:
   the claim then times out, the sweeper releases it and the message is sent again.  We choose
   **at-least-once inside that window** (an invitation delivered twice is a nuisance; one never
-  delivered is a silent hole in participation); the window is one round trip to PostgreSQL.
+  delivered is a silent hole in participation); the window ends when the mark is written to
+  PostgreSQL's socket.  On PostgreSQL the mark's reply is not awaited before the next message
+  (``marks.SentMarks``: one mark in flight, which PostgreSQL commits even if we die — see
+  there); elsewhere each mark waits for its reply.
 - A live run refreshes its claims long before ``PULSE_OUTBOX_CLAIM_TIMEOUT_SECONDS``, so the
   sweeper only ever releases claims of dead runs.
 
