@@ -26,7 +26,7 @@ from notifications.admin import ChannelSettingsForm
 from notifications.models import ChannelSettings
 from wellbeing.audit import audit_changes, audit_record
 from wellbeing.errors import ServiceError
-from wellbeing.forms import service_errors_to_form
+from wellbeing.forms import WEEKDAY_CHOICES, service_errors_to_form
 from wellbeing.manage_views import org_admin_required
 from wellbeing.models import Organisation, Team, User, validate_timezone
 
@@ -35,15 +35,6 @@ from .models import DIMENSION_CHOICES, Question, Schedule, Survey
 from .scheduling import schedule_next_open_times
 
 PREVIEW_COUNT = 6
-WEEKDAYS = [
-    (0, gettext_lazy("Monday")),
-    (1, gettext_lazy("Tuesday")),
-    (2, gettext_lazy("Wednesday")),
-    (3, gettext_lazy("Thursday")),
-    (4, gettext_lazy("Friday")),
-    (5, gettext_lazy("Saturday")),
-    (6, gettext_lazy("Sunday")),
-]
 
 
 def _actor(request: HttpRequest) -> User:
@@ -128,7 +119,7 @@ class ScheduleForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
     )
     cadence = forms.ChoiceField(label=gettext_lazy("Cadence"), choices=Schedule.Cadence.choices)
-    weekday = forms.TypedChoiceField(label=gettext_lazy("Day"), choices=WEEKDAYS, coerce=int)
+    weekday = forms.TypedChoiceField(label=gettext_lazy("Day"), choices=WEEKDAY_CHOICES, coerce=int)
     local_time = forms.TimeField(
         label=gettext_lazy("Local time"), widget=forms.TimeInput(attrs={"type": "time"})
     )

@@ -12,6 +12,17 @@ from .errors import ServiceError
 from .models import MINIMUM_ANONYMITY_THRESHOLD, FlagSettings, Organisation, Team, User
 from .people_import import MAX_BYTES
 
+# Python's numbering (Monday is 0), as ``date.weekday()`` and the schedules store it.
+WEEKDAY_CHOICES = [
+    (0, _("Monday")),
+    (1, _("Tuesday")),
+    (2, _("Wednesday")),
+    (3, _("Thursday")),
+    (4, _("Friday")),
+    (5, _("Saturday")),
+    (6, _("Sunday")),
+]
+
 
 def service_errors_to_form(
     form: forms.BaseForm, exc: ServiceError, *, aliases: dict[str, str] | None = None
