@@ -118,38 +118,50 @@ class TrendPoint:
 
 
 def team_trend(*, team: Team, dimension: str, cycles: int = 26) -> list[TrendPoint]:
-    """The team's last ``cycles`` cycles for one dimension, oldest first (two queries).
-
-    The caller checks ``policy.can_view_team`` first."""
+    """The team's last ``cycles`` cycles for one dimension, oldest first (two queries, rows as
+    tuples).  The caller checks ``policy.can_view_team`` first."""
     if dimension not in DIMENSIONS:
         raise ValueError(f"unknown dimension {dimension!r}")
-    rows = list(
-        TeamAggregate.objects.filter(
-            team=team, dimension=dimension, scope__in=[Scope.TEAM, Scope.SUBTREE]
-        )
-        .select_related("result")
-        .order_by("-result__period_start", "-result__closed_at")[: cycles * 2]
-    )
-    chosen = primary_rows(rows)
-    results = sorted(
-        {row.result for row in chosen.values()}, key=lambda r: (r.period_start, r.closed_at)
-    )[-cycles:]
-    participation = primary_participation(
-        TeamParticipation.objects.filter(team=team, result__in=[r.pk for r in results])
-    )
+    rows = TeamAggregate.objects.filter(
+        team=team, dimension=dimension, scope__in=[Scope.TEAM, Scope.SUBTREE]
+    ).order_by("-result__period_start", "-result__closed_at")[: cycles * 2]
+    # result id -> (scope, published, n, index, ci_low, ci_high, period_start, closed_at) of the
+    # team's headline row: a parent team's subtree before its direct members (``primary_rows``).
+    chosen: dict[int, tuple] = {}
+    for result_id, *values in rows.values_list(
+        "result_id",
+        "scope",
+        "published",
+        "n",
+        "index",
+        "ci_low",
+        "ci_high",
+        "result__period_start",
+        "result__closed_at",
+    ):
+        current = chosen.get(result_id)
+        if current is None or (values[0] == Scope.SUBTREE and current[0] != Scope.SUBTREE):
+            chosen[result_id] = tuple(values)
+    results = sorted(chosen, key=lambda pk: (chosen[pk][6], chosen[pk][7]))[-cycles:]
+    rates: dict[int, tuple[str, float | None]] = {}
+    for result_id, scope, published, rate in TeamParticipation.objects.filter(
+        team=team, result__in=results
+    ).values_list("result_id", "scope", "published", "rate"):
+        current = rates.get(result_id)
+        if current is None or (scope == Scope.SUBTREE and current[0] != Scope.SUBTREE):
+            rates[result_id] = (scope, rate if published else None)
     points = []
-    for result in results:
-        row = chosen[(result.pk, team.pk, dimension)]
-        part = participation.get((result.pk, team.pk))
+    for result_id in results:
+        _, published, n, index, ci_low, ci_high, period_start, _ = chosen[result_id]
         points.append(
             TrendPoint(
-                period_start=result.period_start,
-                published=row.published,
-                n=row.n if row.published else None,
-                index=row.index if row.published else None,
-                ci_low=row.ci_low if row.published else None,
-                ci_high=row.ci_high if row.published else None,
-                participation_rate=part.rate if part is not None and part.published else None,
+                period_start=period_start,
+                published=published,
+                n=n if published else None,
+                index=index if published else None,
+                ci_low=ci_low if published else None,
+                ci_high=ci_high if published else None,
+                participation_rate=rates[result_id][1] if result_id in rates else None,
             )
         )
     return points

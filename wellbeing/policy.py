@@ -8,6 +8,7 @@ and those teams' subtrees; an employee sees only their own check-ins.
 from __future__ import annotations
 
 from django.contrib.auth.models import AnonymousUser
+from django.db import connection
 
 from .models import Organisation, Team, TeamLead, User
 from .selectors import team_subtree_ids
@@ -51,9 +52,39 @@ def visible_team_ids(user: AnyUser) -> set[int]:
 
 
 def can_view_team(user: AnyUser, team: Team) -> bool:
-    if is_org_admin(user, team.organisation):
+    """Admins of the team's organisation; leads of the team or one of its ancestors.
+
+    Same answer as ``team.pk in visible_team_ids(user)``, in one query: the team's chain of
+    ancestors (within its organisation) against the user's led teams, instead of loading the
+    whole team tree."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    assert isinstance(user, User)
+    if user.organisation_id is None or user.organisation_id != team.organisation_id:
+        return False
+    if user.is_org_admin:
         return True
-    return team.pk in visible_team_ids(user)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _LEADS_TEAM_OR_ANCESTOR,
+            [team.pk, team.organisation_id, team.organisation_id, user.pk],
+        )
+        return cursor.fetchone() is not None
+
+
+_LEADS_TEAM_OR_ANCESTOR = f"""
+    WITH RECURSIVE chain(id, parent_id) AS (
+        SELECT id, parent_id FROM {Team._meta.db_table} WHERE id = %s AND organisation_id = %s
+        UNION
+        SELECT t.id, t.parent_id FROM {Team._meta.db_table} t
+        JOIN chain c ON t.id = c.parent_id
+        WHERE t.organisation_id = %s
+    )
+    SELECT 1 FROM {TeamLead._meta.db_table} l
+    JOIN chain c ON l.team_id = c.id
+    WHERE l.user_id = %s
+    LIMIT 1
+"""  # noqa: S608 - table names from the models, values as parameters
 
 
 def can_configure_organisation(user: AnyUser, organisation: Organisation) -> bool:

@@ -82,3 +82,31 @@ def test_team_api_requires_authentication(client):
     response = client.get("/api/teams/")
     assert response.status_code in (401, 403)
     assert "error" in response.json()
+
+
+def test_can_view_team_agrees_with_visible_team_ids_for_every_user_and_team(two_orgs):
+    # given a deeper tree and leads at several levels, an admin, an employee and a stray lead
+    # record that points into another organisation
+    org1 = two_orgs["org1"]
+    level3 = TeamFactory(organisation=org1, parent=two_orgs["tier1"], name="Level 3")
+    level4 = TeamFactory(organisation=org1, parent=level3, name="Level 4")
+    teams = [*(two_orgs[k] for k in ("cx", "tier1", "eng", "other")), level3, level4]
+    users = [
+        TeamLeadFactory(team=two_orgs["cx"]).user,
+        TeamLeadFactory(team=level3).user,
+        TeamLeadFactory(team=level4).user,
+        UserFactory(organisation=org1, is_org_admin=True),
+        UserFactory(organisation=two_orgs["org2"], is_org_admin=True),
+        MembershipFactory(team=level4).user,
+        AnonymousUser(),
+    ]
+    two_teams = TeamLeadFactory(team=two_orgs["eng"]).user
+    TeamLeadFactory(team=level4, user=two_teams)
+    stray = UserFactory(organisation=two_orgs["org2"])
+    TeamLeadFactory(team=two_orgs["cx"], user=stray)
+    users += [two_teams, stray]
+    # then the one-query check gives the same answer as membership in the visible set
+    for user in users:
+        visible = policy.visible_team_ids(user)
+        for team in teams:
+            assert policy.can_view_team(user, team) == (team.pk in visible), (user, team.name)
