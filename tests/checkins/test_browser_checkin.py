@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
+from functools import partial
 
 import pytest
 import time_machine
@@ -12,11 +12,11 @@ from checkins.models import Invitation, PendingAnswer
 from checkins.selectors import invitation_questions
 from checkins.services import support_resource_create
 from notifications.models import Message
+from tests.browser_helpers import screenshot
 from tests.checkins.conftest import FIRST_OPEN
 
 pytestmark = pytest.mark.browser
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 PHONE = {"width": 390, "height": 844}
 
 
@@ -43,9 +43,7 @@ def link_token(invitation: Invitation) -> str:
     return url.rstrip("/").rsplit("/", 1)[-1]
 
 
-def shot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"checkin-{name}.png"), full_page=True)
+shot = partial(screenshot, area="checkin")
 
 
 def test_employee_answers_on_a_phone_and_the_link_then_reports_used(

@@ -9,18 +9,15 @@ reason when Chromium or axe-core (``npm ci``) is missing.
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
+from functools import partial
 
 import pytest
 from django.utils import timezone
 
+from tests.browser_helpers import SignedInPages, axe_violations, needs_axe, screenshot
 from tests.dashboards.conftest import record_history
 from tests.factories import OrganisationFactory, TeamLeadFactory, UserFactory, team_with_members
 from wellbeing.models import AuditEntry, Flag
-
-ROOT = Path(__file__).resolve().parents[2]
-AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
-SCREENSHOTS = ROOT / "test-output" / "screenshots"
 
 # ``chromium_browser`` (tests/conftest.py) skips without Chromium and sets
 # DJANGO_ALLOW_ASYNC_UNSAFE while Playwright's event loop runs in this thread.
@@ -29,31 +26,10 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 def signed_in(chromium_browser, live_server, client):
-    """A function that opens a browser page signed in as ``user`` (session made by the test
-    client, so the login form and its lock-out rules stay out of the way)."""
-    contexts = []
-
-    def open_page(user):
-        client.force_login(user)
-        # bypass_csp only so axe-core can be injected; the pages themselves run no script.
-        context = chromium_browser.new_context(
-            viewport={"width": 1280, "height": 900}, bypass_csp=True
-        )
-        context.add_cookies(
-            [
-                {
-                    "name": "sessionid",
-                    "value": client.cookies["sessionid"].value,
-                    "url": live_server.url,
-                }
-            ]
-        )
-        contexts.append(context)
-        return context.new_page()
-
-    yield open_page
-    for context in contexts:
-        context.close()
+    """A function that opens a browser page signed in as ``user``."""
+    pages = SignedInPages(chromium_browser, live_server, client)
+    yield pages.open
+    pages.close()
 
 
 def rising(team, i, dimension):
@@ -77,9 +53,7 @@ def rising_team(transactional_db):
     return org, support, lead, admin
 
 
-def shot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"dashboards-{name}.png"), full_page=True)
+shot = partial(screenshot, area="dashboards")
 
 
 def test_lead_acknowledges_the_empathy_risk_flag_and_the_team_sees_the_action(
@@ -131,17 +105,7 @@ def test_lead_acknowledges_the_empathy_risk_flag_and_the_team_sees_the_action(
     shot(admin_page, "organisation")
 
 
-def axe_violations(page) -> list[dict]:
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
-    return [
-        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:5]}
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-
-
-@pytest.mark.skipif(not AXE.exists(), reason="needs axe-core: run `npm ci` in the repository root")
+@needs_axe
 @pytest.mark.parametrize("which", ["lead-team", "organisation", "you-said-we-did", "landing"])
 def test_dashboards_have_no_serious_or_critical_accessibility_violations(
     signed_in, live_server, rising_team, which

@@ -10,6 +10,7 @@ import time_machine
 
 from checkins.models import Invitation
 from notifications.models import Message
+from tests.browser_helpers import axe_violations, needs_axe, screenshot
 from tests.checkins.conftest import (  # noqa: F401  (fixtures)
     FIRST_OPEN,
     cycle,
@@ -18,12 +19,8 @@ from tests.checkins.conftest import (  # noqa: F401  (fixtures)
     team,
     weekly_pulse,
 )
-from tests.dashboards.test_browser_dashboards import AXE, axe_violations, shot
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not AXE.exists(), reason="needs axe-core: run `npm ci` in the repo root"),
-]
+pytestmark = [pytest.mark.browser, needs_axe]
 
 
 def test_employee_form_has_no_serious_or_critical_accessibility_violations(
@@ -48,7 +45,7 @@ def test_employee_form_has_no_serious_or_critical_accessibility_violations(
             page.goto(f"{live_server.url}/checkin/t/{token}/")
             page.get_by_role("button", name="Start check-in").click()
             page.wait_for_url(f"{live_server.url}/checkin/answer/")
-            shot(page, "employee-form")
+            screenshot(page, "employee-form", area="dashboards")
             # then
             assert axe_violations(page) == []
         finally:

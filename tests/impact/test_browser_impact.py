@@ -3,43 +3,21 @@ the admin sees the organisation-level lagged association.  Skipped without Chrom
 
 from __future__ import annotations
 
-from pathlib import Path
+from functools import partial
 
 import pytest
 
-from tests.dashboards.test_browser_dashboards import AXE, axe_violations
+from tests.browser_helpers import SignedInPages, axe_violations, needs_axe, screenshot
 from tests.impact.conftest import build_world
-
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
 def signed_in(chromium_browser, live_server, client):
-    contexts = []
-
-    def open_page(user):
-        client.force_login(user)
-        # bypass_csp only so axe-core can be injected; the pages themselves run no script.
-        context = chromium_browser.new_context(
-            viewport={"width": 1280, "height": 900}, bypass_csp=True
-        )
-        context.add_cookies(
-            [
-                {
-                    "name": "sessionid",
-                    "value": client.cookies["sessionid"].value,
-                    "url": live_server.url,
-                }
-            ]
-        )
-        contexts.append(context)
-        return context.new_page()
-
-    yield open_page
-    for context in contexts:
-        context.close()
+    pages = SignedInPages(chromium_browser, live_server, client)
+    yield pages.open
+    pages.close()
 
 
 @pytest.fixture
@@ -47,9 +25,7 @@ def impact_world(transactional_db):
     return build_world()
 
 
-def shot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"impact-{name}.png"), full_page=True)
+shot = partial(screenshot, area="impact")
 
 
 def test_the_lead_sees_csat_overlaid_on_the_team_stress_trend(signed_in, live_server, impact_world):
@@ -83,7 +59,7 @@ def test_the_admin_sees_the_organisation_level_association(signed_in, live_serve
     shot(page, "admin-association")
 
 
-@pytest.mark.skipif(not AXE.exists(), reason="needs axe-core: run `npm ci` in the repository root")
+@needs_axe
 @pytest.mark.parametrize("which", ["lead-team", "organisation", "manage-metrics"])
 def test_impact_pages_have_no_serious_or_critical_accessibility_violations(
     signed_in, live_server, impact_world, which

@@ -9,7 +9,7 @@ reason when Chromium (``chromium_browser``) or axe-core (``npm ci``) is missing.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from functools import partial
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -18,8 +18,8 @@ from django.utils import timezone
 
 from checkins.models import Schedule, Survey
 from checkins.scheduling import schedule_next_open_times
+from tests.browser_helpers import axe_violations, needs_axe, screenshot, signed_in_context
 from tests.checkins.conftest import ensure_library
-from tests.dashboards.test_browser_dashboards import AXE, axe_violations
 from tests.factories import (
     MembershipFactory,
     OrganisationFactory,
@@ -30,7 +30,6 @@ from wellbeing.models import Membership, User
 
 pytestmark = pytest.mark.browser
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 BERLIN = "Europe/Berlin"
 HEADER = "email,name,team path,lead,start,end\n"
 BROKEN = (
@@ -54,9 +53,7 @@ BEFORE_DST = datetime(2026, 3, 17, 9, 0, tzinfo=UTC)
 NEW_EMAILS = {"ana@acme.test", "bo@acme.test", "cleo@acme.test", "dan@acme.test", "eve@acme.test"}
 
 
-def shot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"manage-{name}.png"), full_page=True)
+shot = partial(screenshot, area="manage")
 
 
 @pytest.fixture
@@ -79,12 +76,7 @@ def admin_page(chromium_browser, live_server, client, acme):
     """A page signed in as the admin (session made by the test client, so the login form and
     its lock-out rules stay out of the way)."""
     _, admin = acme
-    client.force_login(admin)
-    # bypass_csp only so axe-core can be injected; the pages themselves run no script.
-    context = chromium_browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
-    context.add_cookies(
-        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}]
-    )
+    context = signed_in_context(chromium_browser, live_server, client, admin)
     page = context.new_page()
     page.set_default_timeout(15_000)
     yield page
@@ -196,7 +188,7 @@ def test_admin_fixes_a_people_file_imports_it_and_schedules_a_check_in(
     shot(page, "6-schedule-next-openings")
 
 
-@pytest.mark.skipif(not AXE.exists(), reason="needs axe-core: run `npm ci` in the repository root")
+@needs_axe
 def test_import_preview_has_no_serious_or_critical_accessibility_violations(
     admin_page, live_server
 ):
