@@ -41,7 +41,7 @@ from .models import (
     Survey,
     SurveyItem,
 )
-from .tokens import checkin_link, token_hash, token_new
+from .tokens import checkin_link, token_hash, token_minter
 
 if TYPE_CHECKING:
     from wellbeing.analytics import TeamCycleInput
@@ -587,9 +587,15 @@ def cycle_open_chunk(*, cycle: Cycle, chunk_size: int = OPEN_CHUNK_SIZE) -> bool
         members = team_members_on(team_ids=cycle.team_ids, day=cycle.period_start).filter(
             user__organisation_id=cycle.organisation_id, user_id__gt=cycle.open_cursor
         )
+        # One more than a chunk: whether members remain is known now, so the last chunk marks
+        # the cycle fully opened itself (no trailing empty task queued behind the deliveries).
         user_ids = list(
-            members.order_by("user_id").values_list("user_id", flat=True).distinct()[:chunk_size]
+            members.order_by("user_id")
+            .values_list("user_id", flat=True)
+            .distinct()[: chunk_size + 1]
         )
+        more = len(user_ids) > chunk_size
+        del user_ids[chunk_size:]
         if not user_ids:
             Cycle.objects.filter(pk=cycle.pk).update(opened_fully=True)
             logger.info(
@@ -615,6 +621,11 @@ def cycle_open_chunk(*, cycle: Cycle, chunk_size: int = OPEN_CHUNK_SIZE) -> bool
             False: rotation.rotation_period(items_all, cap),
             True: rotation.rotation_period(items_cf, cap),
         }
+        # Per chunk, not per person: the question set of each (audience, offset), the keyed
+        # token hasher and the message context.
+        selections: dict[tuple[bool, int], list[int]] = {}
+        mint = token_minter()
+        context = _message_context(cycle)
         invitations: list[Invitation] = []
         tokens: list[InvitationToken] = []
         messages = []
@@ -622,16 +633,19 @@ def cycle_open_chunk(*, cycle: Cycle, chunk_size: int = OPEN_CHUNK_SIZE) -> bool
             team_id = team_of[user_id]
             cf = team_id in customer_facing
             offset = secrets.randbelow(periods[cf])
+            question_ids = selections.get((cf, offset))
+            if question_ids is None:
+                question_ids = selections[(cf, offset)] = rotation.rotation_select(
+                    items_cf if cf else items_all, cap=cap, cycle_index=cycle.index, offset=offset
+                )
             invitation = Invitation(
                 cycle=cycle,
                 user_id=user_id,
                 team_id=team_id,
                 rotation_offset=offset,
-                question_ids=rotation.rotation_select(
-                    items_cf if cf else items_all, cap=cap, cycle_index=cycle.index, offset=offset
-                ),
+                question_ids=list(question_ids),
             )
-            token, hashed = token_new()
+            token, hashed = mint()
             invitations.append(invitation)
             tokens.append(InvitationToken(invitation=invitation, token_hash=hashed))
             messages.append(
@@ -640,7 +654,7 @@ def cycle_open_chunk(*, cycle: Cycle, chunk_size: int = OPEN_CHUNK_SIZE) -> bool
                     kind="invitation",
                     recipient_id=user_id,
                     template="invitation",
-                    context=_message_context(cycle),
+                    context=context,
                     idempotency_key=f"inv:{invitation.public_id}",
                     sensitive_context={"url": checkin_link(token)},
                     channel=None,
@@ -651,7 +665,6 @@ def cycle_open_chunk(*, cycle: Cycle, chunk_size: int = OPEN_CHUNK_SIZE) -> bool
         Invitation.objects.bulk_create(invitations, batch_size=MESSAGE_BATCH_SIZE)
         InvitationToken.objects.bulk_create(tokens, batch_size=MESSAGE_BATCH_SIZE)
         messages_enqueue_bulk(messages)
-        more = len(user_ids) == chunk_size
         Cycle.objects.filter(pk=cycle.pk).update(
             open_cursor=user_ids[-1],
             invited_count=F("invited_count") + len(invitations),
@@ -663,6 +676,12 @@ def cycle_open_chunk(*, cycle: Cycle, chunk_size: int = OPEN_CHUNK_SIZE) -> bool
             len(invitations),
             more,
         )
+        if not more:
+            logger.info(
+                "event=cycle_open_done cycle=%s invited=%d",
+                cycle.public_id,
+                cycle.invited_count + len(invitations),
+            )
         return more
 
 
@@ -670,7 +689,8 @@ def cycle_open_all(*, cycle: Cycle, chunk_size: int = OPEN_CHUNK_SIZE) -> None:
     """Open a cycle completely in this process (management commands, demo, tests)."""
     while cycle_open_chunk(cycle=cycle, chunk_size=chunk_size):
         pass
-    # A final call marks the cycle fully opened when the last chunk was exactly full.
+    # A no-op now that a chunk knows whether members remain; kept for cycles opened part-way
+    # by an older worker, whose last full chunk left ``opened_fully`` unset.
     cycle_open_chunk(cycle=cycle, chunk_size=chunk_size)
 
 
@@ -721,8 +741,9 @@ def reminders_enqueue_due(*, cycle: Cycle, now: datetime) -> int:
         def flush() -> None:
             tokens: list[InvitationToken] = []
             messages = []
+            mint = token_minter()
             for invitation_id, public_id, user_id in batch:
-                token, hashed = token_new()
+                token, hashed = mint()
                 tokens.append(InvitationToken(invitation_id=invitation_id, token_hash=hashed))
                 messages.append(
                     OutgoingMessage(

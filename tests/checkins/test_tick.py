@@ -102,6 +102,18 @@ def test_subteams_are_included_and_each_invitation_records_its_team(org, weekly_
     assert sorted(cycle.team_ids) == sorted([parent.pk, child.pk])
 
 
+def test_a_last_chunk_that_is_exactly_full_marks_the_cycle_opened(org, weekly_pulse):
+    # given six members and chunks of three
+    team = team_with_members(organisation=org, size=6)
+    make_schedule(organisation=org, teams=[team], survey=weekly_pulse)
+    cycle = Cycle.objects.get(pk=services.tick_run(now=FIRST_OPEN).opened[0])
+    # when opened chunk by chunk, then the second (full) chunk already reports no more
+    assert services.cycle_open_chunk(cycle=cycle, chunk_size=3)
+    assert not services.cycle_open_chunk(cycle=cycle, chunk_size=3)
+    cycle.refresh_from_db()
+    assert cycle.opened_fully and cycle.invited_count == 6
+
+
 def test_opening_is_chunked_and_writes_one_message_per_invitation(org, weekly_pulse):
     team = team_with_members(organisation=org, size=7)
     make_schedule(organisation=org, teams=[team], survey=weekly_pulse)

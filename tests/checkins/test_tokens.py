@@ -10,7 +10,7 @@ from django.test import override_settings
 
 from checkins import services
 from checkins.models import Invitation, InvitationToken
-from checkins.tokens import checkin_link, token_hash, token_new
+from checkins.tokens import checkin_link, token_hash, token_minter, token_new
 from notifications.models import Message
 from tests.checkins.conftest import FIRST_OPEN
 from wellbeing.errors import ServiceError
@@ -29,6 +29,16 @@ def test_tokens_have_at_least_128_bits_and_are_stored_only_as_hmac():
     assert hashed == token_hash(token) and len(hashed) == 64 and token not in hashed
     with override_settings(PULSE_TOKEN_HMAC_KEY="another-key"):
         assert token_hash(token) != hashed  # keyed: a DB copy alone cannot test guesses
+
+
+def test_bulk_minted_tokens_hash_exactly_like_single_ones_and_are_distinct():
+    mint = token_minter()
+    pairs = [mint() for _ in range(50)]
+    assert all(hashed == token_hash(token) for token, hashed in pairs)
+    assert len({token for token, _ in pairs}) == 50
+    with override_settings(PULSE_TOKEN_HMAC_KEY="another-key"):
+        token, hashed = token_minter()()
+        assert hashed == token_hash(token)
 
 
 def test_the_link_is_built_on_site_url():
