@@ -7,8 +7,8 @@ with ``zoneinfo`` and compared in UTC, so daylight-saving changes move them corr
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import UTC, datetime, time, timedelta
+from collections.abc import Callable, Iterable
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 
@@ -31,21 +31,51 @@ def next_allowed_time(
 
     With no working day configured the message is not held back.
     """
+    return allowed_time_finder(
+        tz=tz, work_start=work_start, work_end=work_end, work_days=work_days
+    )(moment)
+
+
+def allowed_time_finder(
+    *,
+    tz: ZoneInfo,
+    work_start: time = time(8, 0),
+    work_end: time = time(18, 0),
+    work_days: Iterable[int] = (0, 1, 2, 3, 4),
+) -> Callable[[datetime], datetime]:
+    """``next_allowed_time`` with these rules, for many moments: each local day's window is
+    converted to UTC once and reused (bulk enqueue groups messages by timezone and rules)."""
+    days = frozenset(work_days)
+    if not days or work_end <= work_start:
+        return _not_held_back
+    windows: dict[date, tuple[datetime, datetime]] = {}
+
+    def find(moment: datetime) -> datetime:
+        if moment.tzinfo is None:
+            raise ValueError("moment must be timezone-aware")
+        moment_utc = moment.astimezone(UTC)
+        local_day = moment_utc.astimezone(tz).date()
+        for offset in range(0, 8):
+            day = local_day + timedelta(days=offset)
+            if day.weekday() not in days:
+                continue
+            window = windows.get(day)
+            if window is None:
+                window = windows[day] = (
+                    _local_instant(day, work_start, tz),
+                    _local_instant(day, work_end, tz),
+                )
+            opens, closes = window
+            if moment_utc < opens:
+                return opens
+            if moment_utc < closes:
+                return moment_utc
+        return moment_utc  # unreachable with at least one working day
+
+    return find
+
+
+def _not_held_back(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         raise ValueError("moment must be timezone-aware")
-    days = set(work_days)
-    moment_utc = moment.astimezone(UTC)
-    if not days or work_end <= work_start:
-        return moment_utc
-    local_day = moment_utc.astimezone(tz).date()
-    for offset in range(0, 8):
-        day = local_day + timedelta(days=offset)
-        if day.weekday() not in days:
-            continue
-        opens = _local_instant(day, work_start, tz)
-        closes = _local_instant(day, work_end, tz)
-        if moment_utc < opens:
-            return opens
-        if moment_utc < closes:
-            return moment_utc
-    return moment_utc  # unreachable with at least one working day
+    return moment.astimezone(UTC)

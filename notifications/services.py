@@ -37,7 +37,7 @@ import re
 import smtplib
 import time as monotonic_time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -67,7 +67,7 @@ from .models import (
     NotificationPreference,
     State,
 )
-from .quiet_hours import next_allowed_time
+from .quiet_hours import allowed_time_finder, next_allowed_time
 from .rendering import RenderedMessage, TemplateRenderError, TemplateSet, render_message
 
 logger = logging.getLogger("pulse.notifications")
@@ -101,6 +101,27 @@ class _Lookups:
     preferences: dict[int, NotificationPreference] = field(default_factory=dict)
     channel_settings: dict[int, ChannelSettings] = field(default_factory=dict)
     organisations: dict[int, Organisation] = field(default_factory=dict)
+    # Quiet hours per (timezone, working hours): each local day's window is computed once per
+    # batch, not once per message.
+    finders: dict[tuple, Callable[[datetime], datetime]] = field(default_factory=dict)
+
+    def allowed_time(
+        self, tz: ZoneInfo, preference: NotificationPreference | None
+    ) -> Callable[[datetime], datetime]:
+        if preference is None:
+            key: tuple = (tz,)
+        else:
+            key = (tz, preference.work_start, preference.work_end, tuple(preference.work_days))
+        finder = self.finders.get(key)
+        if finder is None:
+            finder = self.finders[key] = (
+                allowed_time_finder(tz=tz)
+                if preference is None
+                else allowed_time_finder(
+                    tz=tz, work_start=key[1], work_end=key[2], work_days=key[3]
+                )
+            )
+        return finder
 
     @classmethod
     def load(cls, messages: Sequence[OutgoingMessage]) -> _Lookups:
@@ -129,11 +150,15 @@ class _Lookups:
         return lookups
 
 
+_KINDS = frozenset(Kind.values)
+_CHANNELS = frozenset(Channel.values)
+
+
 def _validate(message: OutgoingMessage) -> None:
     problems: dict[str, list[str]] = {}
-    if message.kind not in Kind.values:
+    if message.kind not in _KINDS:
         problems["kind"] = [f"must be one of {', '.join(Kind.values)}"]
-    if message.channel is not None and message.channel not in Channel.values:
+    if message.channel is not None and message.channel not in _CHANNELS:
         problems["channel"] = [f"must be one of {', '.join(Channel.values)}"]
     if not _TEMPLATE_NAME.match(message.template or ""):
         problems["template"] = ["must be a short name of lowercase letters, digits and _"]
@@ -187,11 +212,17 @@ def deliver_at_compute(
     tz: ZoneInfo,
     preference: NotificationPreference | None,
     now: datetime | None = None,
+    finder: Callable[[datetime], datetime] | None = None,
 ) -> datetime:
-    """``not_before`` (or now) plus a random jitter, moved into the recipient's working hours."""
+    """``not_before`` (or now) plus a random jitter, moved into the recipient's working hours.
+
+    ``finder``: the ``allowed_time_finder`` for this ``tz`` and ``preference`` when the caller
+    has one (bulk enqueue shares one per group)."""
     start = not_before or now or timezone.now()
     if jitter_seconds:
         start = start + timedelta(seconds=random.uniform(0, jitter_seconds))
+    if finder is not None:
+        return finder(start)
     if preference is None:
         return next_allowed_time(start, tz=tz)
     return next_allowed_time(
@@ -248,6 +279,7 @@ def _build_row(message: OutgoingMessage, lookups: _Lookups, now: datetime) -> Me
             tz=tz,
             preference=preference,
             now=now,
+            finder=lookups.allowed_time(tz, preference),
         ),
         created_at=now,
     )

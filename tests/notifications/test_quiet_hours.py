@@ -125,3 +125,21 @@ def test_jitter_spreads_messages_inside_the_window(organisation):
     due = [m.next_attempt_at for m in messages if m is not None]
     assert all(start <= d <= start.replace(minute=30) for d in due)
     assert len(set(due)) > 10
+
+
+def test_a_reused_finder_gives_the_same_instants_as_a_fresh_computation_across_dst():
+    # given moments every 37 minutes over five weeks spanning the spring DST switch, in zones
+    # with and without DST and with custom working hours
+    from datetime import timedelta
+
+    from notifications.quiet_hours import allowed_time_finder
+
+    moments = [
+        utc(2025, 3, 10) + timedelta(minutes=37 * i) for i in range(0, 5 * 7 * 24 * 60 // 37)
+    ]
+    for tz in (BERLIN, NEW_YORK, ZoneInfo("Asia/Kolkata"), ZoneInfo("Australia/Lord_Howe")):
+        for rules in ({}, {"work_start": time(6, 30), "work_end": time(9, 0), "work_days": (5, 6)}):
+            finder = allowed_time_finder(tz=tz, **rules)
+            # then the finder (windows cached per local day) matches a fresh one per moment
+            for moment in moments:
+                assert finder(moment) == allowed_time_finder(tz=tz, **rules)(moment)
