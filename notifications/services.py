@@ -47,6 +47,7 @@ from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail.backends.smtp import EmailBackend as SMTPEmailBackend
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.urls import reverse
@@ -58,6 +59,7 @@ from wellbeing.models import Organisation, User
 from . import conf
 from .marks import MarkFailed, SentMarks
 from .marks import available as marks_available
+from .mime import EmailWriter
 from .models import (
     MUTABLE_KINDS,
     Channel,
@@ -574,6 +576,13 @@ class _Transports:
         self._email = None
         self.email_broken: str = ""
         self._http: httpx.Client | None = None
+        self._writer: EmailWriter | None = None
+
+    @property
+    def writer(self) -> EmailWriter:
+        if self._writer is None:
+            self._writer = EmailWriter()
+        return self._writer
 
     @property
     def email(self):
@@ -907,9 +916,21 @@ def _send_email(message: Message, rendered: RenderedMessage, transports: _Transp
     assert recipient is not None
     if transports.email_broken:
         return _Result(_Outcome.RETRY, transports.email_broken)
-    email = email_build(to=recipient.email, rendered=rendered)
     try:
-        sent = transports.email.send_messages([email])
+        backend = transports.email
+        built = (
+            transports.writer.message(to=recipient.email, rendered=rendered)
+            if isinstance(backend, SMTPEmailBackend) and backend.connection is not None
+            else None
+        )
+        if built is not None:
+            # The bytes Django's SMTP backend would send, written directly (``mime``), on the
+            # backend's own smtplib connection.
+            envelope_from, to, data = built
+            backend.connection.sendmail(envelope_from, [to], data)
+            sent = 1
+        else:
+            sent = backend.send_messages([email_build(to=recipient.email, rendered=rendered)])
     except smtplib.SMTPServerDisconnected as exc:
         transports.reset_email()
         return _Result(_Outcome.RETRY, _smtp_error_text(exc, recipient.email))
