@@ -36,6 +36,7 @@ _SIMPLE_ADDRESS = re.compile(
     r"@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*"
 )
 _NEWLINES = re.compile(r"\r\n|\r|\n")
+_SPLIT_CHARS = re.compile(r"[\s;,]")  # where email.header.Header may fold a line
 _FOLD = compat32.clone(linesep="\r\n")
 # email.generator's boundary: 15 "=", the random number zero-padded to the width of
 # sys.maxsize, "==".
@@ -54,6 +55,9 @@ def _header(name: str, value: str, cache: dict[tuple[str, str], str] | None = No
     line = f"{name}: {value}"
     if len(line) <= _MAX_LINE and value.isascii() and "\n" not in value and "\r" not in value:
         return line + "\r\n"
+    if value.isascii() and not _SPLIT_CHARS.search(value) and len(value) + 1 <= 998:
+        # One long word (a URL): compat32 moves it whole to a continuation line.
+        return f"{name}: \r\n {value}\r\n"
     key = (name, value)
     if cache is not None and key in cache:
         return cache[key]
@@ -136,7 +140,7 @@ class EmailWriter:
             boundary = _boundary()
             marker = "--" + boundary
         parts = [
-            _header("Content-Type", f'multipart/alternative; boundary="{boundary}"', self._cache),
+            f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n',
             "MIME-Version: 1.0\r\n",
             subject_line,
             self._from_line,

@@ -18,7 +18,12 @@ UNSUBSCRIBE = (
 )
 
 
-def rendered(subject="Your check-in is open", text="Hello\n\nAnswer by Friday.", html=None):
+def rendered(
+    subject="Your check-in is open",
+    text="Hello\n\nAnswer by Friday.",
+    html=None,
+    unsubscribe_url=UNSUBSCRIBE,
+):
     return RenderedMessage(
         subject=subject,
         text=text,
@@ -26,7 +31,7 @@ def rendered(subject="Your check-in is open", text="Hello\n\nAnswer by Friday.",
         chat_text="",
         button_label="Start",
         button_url="https://pulse.example/t/1",
-        unsubscribe_url=UNSUBSCRIBE,
+        unsubscribe_url=unsubscribe_url,
     )
 
 
@@ -53,6 +58,9 @@ def direct_bytes_like(django: bytes, to: str, message: RenderedMessage) -> bytes
         rendered(subject="word " * 30),
         rendered(text="Grüße\r\nzeile zwei\rdrei\n", html="<p>é</p>"),
         rendered(text="ends with newlines\n\n", html=""),
+        *(rendered(unsubscribe_url="https://x.test/" + "u" * n) for n in (20, 45, 60, 61, 62, 200)),
+        rendered(unsubscribe_url="https://x.test/a,b;c?" + "u" * 90),
+        rendered(unsubscribe_url=""),
     ],
 )
 def test_direct_email_bytes_equal_djangos(message):
