@@ -845,13 +845,20 @@ def _as_int(value: object) -> int | None:
 
 
 def _answers_validate(
-    *, invitation: Invitation, answers: object, comment: str | None
+    *,
+    invitation: Invitation,
+    answers: object,
+    comment: str | None,
+    loaded: Sequence[Question] | None = None,
 ) -> tuple[dict[str, int], str]:
     from .selectors import invitation_comment_question
 
     errors: dict[str, list[str]] = defaultdict(list)
     shown = [int(q) for q in invitation.question_ids]
-    questions = {q.pk: q for q in Question.objects.filter(pk__in=shown)}
+    # The caller's questions (the form's) when they cover every shown id; else read them.
+    questions = {q.pk: q for q in loaded or () if q.pk in set(shown)}
+    if loaded is None or len(questions) != len(set(shown)):
+        questions = {q.pk: q for q in Question.objects.filter(pk__in=shown)}
     clean: dict[str, int] = {}
     seen: set[int] = set()
     if not isinstance(answers, dict):
@@ -905,33 +912,55 @@ def _answers_validate(
     return clean, text
 
 
+def _cycle_window_for_submit(
+    cycle_id: int,
+) -> tuple[str, datetime, datetime, int, bool] | None:
+    """The cycle's state and window and its organisation's k and comment switch, read fresh in
+    one query.  On PostgreSQL with a share lock on the cycle: closing takes it exclusively
+    first, so no answer can land in the pending store after the close has released it."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT c.state, c.opens_at, c.closes_at, o.anonymity_threshold,"
+                " o.comments_enabled FROM checkins_cycle c"
+                " JOIN wellbeing_organisation o ON o.id = c.organisation_id"
+                " WHERE c.id = %s FOR SHARE OF c",
+                [cycle_id],
+            )
+            row = cursor.fetchone()
+        return (row[0], row[1], row[2], row[3], row[4]) if row else None
+    return (
+        Cycle.objects.filter(pk=cycle_id)
+        .values_list(
+            "state",
+            "opens_at",
+            "closes_at",
+            "organisation__anonymity_threshold",
+            "organisation__comments_enabled",
+        )
+        .first()
+    )
+
+
 def checkin_submit(
-    *, invitation: Invitation, answers: dict[int, int | None], comment: str | None
+    *,
+    invitation: Invitation,
+    answers: dict[int, int | None],
+    comment: str | None,
+    questions: Sequence[Question] | None = None,
 ) -> None:
     """Record that the person answered and park the answers, unlinked, in the pending store.
 
     Exactly once: the invitation is claimed with a conditional UPDATE; a second submit (in
-    sequence or concurrently) stores nothing and gets ``already_received``."""
+    sequence or concurrently) stores nothing and gets ``already_received``.  Everything is
+    checked inside one transaction against fresh rows, in this order: already answered, the
+    cycle accepting answers, the answers themselves; any refusal rolls the claim back.  The
+    caller's invitation (with its cycle) is used as loaded -- no second read of it; so are
+    ``questions`` (e.g. the form's, from ``invitation_questions``) if they cover it."""
     now = timezone.now()
-    invitation = Invitation.objects.select_related("cycle", "cycle__organisation").get(
-        pk=invitation.pk
-    )
     cycle = invitation.cycle
-    if invitation.answered:
-        raise ServiceError("already_received", "We already have your answers.", status=409)
-    _check_cycle_accepting(cycle, now)
-    clean, text = _answers_validate(invitation=invitation, answers=answers, comment=comment)
-    k = cycle.organisation.anonymity_threshold
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            # Share lock on the cycle: closing takes it exclusively first, so no answer can
-            # land in the pending store after the close has released it.
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT 1 FROM checkins_cycle WHERE id = %s FOR SHARE", [cycle.pk])
-        if timezone.now() >= cycle.closes_at:
-            raise ServiceError("expired", "This check-in has ended.", status=410)
-        if Cycle.objects.filter(pk=cycle.pk, state=Cycle.State.OPEN).count() == 0:
-            raise ServiceError("closed", "This check-in has closed.", status=410)
+        fresh = _cycle_window_for_submit(cycle.pk)
         # Single-table condition on purpose: a filter across the join makes Django emit
         # ``WHERE id IN (subquery)``, and PostgreSQL's re-check after waiting for a concurrent
         # update does not re-evaluate the subquery -- two submits could both win.
@@ -940,13 +969,29 @@ def checkin_submit(
         )
         if claimed == 0:
             raise ServiceError("already_received", "We already have your answers.", status=409)
+        if fresh is None:
+            raise ServiceError("unknown", "This check-in is not open.", status=404)
+        organisation = cycle.organisation
+        (
+            cycle.state,
+            cycle.opens_at,
+            cycle.closes_at,
+            organisation.anonymity_threshold,
+            organisation.comments_enabled,
+        ) = fresh
+        _check_cycle_accepting(cycle, now)
+        clean, text = _answers_validate(
+            invitation=invitation, answers=answers, comment=comment, loaded=questions
+        )
+        if timezone.now() >= cycle.closes_at:
+            raise ServiceError("expired", "This check-in has ended.", status=410)
         PendingAnswer.objects.create(
             cycle_id=cycle.pk, team_id=invitation.team_id, answers=clean, comment=text
         )
         waiting = PendingAnswer.objects.filter(
             cycle_id=cycle.pk, team_id=invitation.team_id
         ).count()
-        if waiting >= k:
+        if waiting >= organisation.anonymity_threshold:
             from . import tasks
 
             transaction.on_commit(

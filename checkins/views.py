@@ -306,7 +306,10 @@ def _checkin_form(request: HttpRequest, invitation: Invitation, *, action: str) 
             if form.is_valid():
                 try:
                     checkin_submit(
-                        invitation=invitation, answers=form.answers(), comment=form.comment()
+                        invitation=invitation,
+                        answers=form.answers(),
+                        comment=form.comment(),
+                        questions=questions,
                     )
                 except ServiceError as exc:
                     if exc.code != "invalid":

@@ -260,3 +260,41 @@ def test_submit_runs_a_bounded_number_of_queries(cycle, django_assert_max_num_qu
     answers = valid_answers(invitation)
     with django_assert_max_num_queries(10):
         services.checkin_submit(invitation=invitation, answers=answers, comment=None)
+
+
+def test_submit_with_the_forms_invitation_and_questions_reads_nothing_twice(
+    cycle, django_assert_max_num_queries
+):
+    # given the invitation and its questions as the answer form loads them
+    invitation = (
+        Invitation.objects.select_related("cycle", "cycle__organisation", "user")
+        .filter(cycle=cycle)
+        .order_by("pk")
+        .first()
+    )
+    questions = invitation_questions(invitation=invitation)
+    answers = valid_answers(invitation)
+    # when submitted: savepoint, cycle read (locked), claim, insert, count, release
+    with django_assert_max_num_queries(6):
+        services.checkin_submit(
+            invitation=invitation, answers=answers, comment=None, questions=questions
+        )
+    # then the answers are pending and the invitation is used up
+    assert PendingAnswer.objects.get().answers == {str(q): v for q, v in answers.items()}
+    assert Invitation.objects.get(pk=invitation.pk).answered
+
+
+def test_a_refused_submit_leaves_the_invitation_unanswered(cycle):
+    # given an invitation and answers missing a required item
+    invitation = first_invitation(cycle)
+    answers = valid_answers(invitation)
+    answers.pop(next(iter(answers)))
+    # when submitted, the answers are refused and the claim is rolled back
+    with pytest.raises(ServiceError) as err:
+        services.checkin_submit(invitation=invitation, answers=answers, comment=None)
+    assert err.value.code == "invalid"
+    assert not Invitation.objects.get(pk=invitation.pk).answered
+    assert PendingAnswer.objects.count() == 0
+    # and a corrected submit goes through
+    services.checkin_submit(invitation=invitation, answers=valid_answers(invitation), comment=None)
+    assert Invitation.objects.get(pk=invitation.pk).answered
