@@ -196,6 +196,8 @@ class Heatmap:
 # How many recent cycle results the heatmap looks through to find each team's latest two.
 HEATMAP_RESULTS = 12
 
+# One stored aggregate as the heatmap needs it: a ``.values_list`` row of these fields, used as
+# a plain tuple (thousands of them per request at 8,000 teams).
 _HEATMAP_FIELDS = (
     "result_id",
     "team_id",
@@ -206,20 +208,7 @@ _HEATMAP_FIELDS = (
     "index",
     "n",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class _Cell:
-    """One stored aggregate as the heatmap needs it (a ``.values_list`` row)."""
-
-    result_id: int
-    team_id: int | None
-    scope: str
-    dimension: str
-    published: bool
-    delta_published: bool
-    index: float | None
-    n: int | None
+_RESULT, _TEAM, _SCOPE, _DIMENSION, _PUBLISHED, _DELTA_PUBLISHED, _INDEX, _N = range(8)
 
 
 def organisation_heatmap(*, organisation: Organisation, user: AnyUser) -> Heatmap:
@@ -228,13 +217,18 @@ def organisation_heatmap(*, organisation: Organisation, user: AnyUser) -> Heatma
     Leads see their subtrees; admins also get the organisation row.  Only the rows the page
     shows are fetched, as plain tuples: the aggregates of the organisation's latest two results,
     and older ones (of the last ``HEATMAP_RESULTS``) only for the teams that have a gap there.
-    At most six queries, whatever the number of teams or cycles."""
-    visible = policy.visible_team_ids(user)
-    if user.is_authenticated and getattr(user, "organisation_id", None) != organisation.pk:
-        visible = set()
+    At most four queries after the visibility check, whatever the number of teams or cycles."""
     is_admin = policy.is_org_admin(user, organisation)
-    if not visible and not is_admin:
-        return Heatmap(dimensions=DIMENSIONS, rows=())
+    if is_admin:
+        # An admin sees every team of the organisation (``visible_team_ids``) -- no id list.
+        team_rows = Team.objects.filter(organisation=organisation)
+    else:
+        visible = policy.visible_team_ids(user)
+        if user.is_authenticated and getattr(user, "organisation_id", None) != organisation.pk:
+            visible = set()
+        if not visible:
+            return Heatmap(dimensions=DIMENSIONS, rows=())
+        team_rows = Team.objects.filter(pk__in=visible)
     results = list(
         CycleResult.objects.filter(organisation=organisation)
         .order_by("-period_start", "-closed_at")
@@ -245,28 +239,27 @@ def organisation_heatmap(*, organisation: Organisation, user: AnyUser) -> Heatma
     period = dict(results)
     teams = {
         pk: (name, public_id, parent_public_id, customer_facing)
-        for pk, name, public_id, parent_public_id, customer_facing in Team.objects.filter(
-            pk__in=visible
-        )
-        .order_by("name")
-        .values_list("pk", "name", "public_id", "parent__public_id", "customer_facing")
+        for pk, name, public_id, parent_public_id, customer_facing in team_rows.order_by(
+            "name"
+        ).values_list("pk", "name", "public_id", "parent__public_id", "customer_facing")
     }
     # (team or None, dimension) -> {result rank: the primary cell of that result}
-    series: dict[tuple[int | None, str], dict[int, _Cell]] = defaultdict(dict)
+    series: dict[tuple[int | None, str], dict[int, tuple]] = defaultdict(dict)
+    subtree, organisation_scope = str(Scope.SUBTREE), str(Scope.ORGANISATION)
 
     def take(rows: Iterable[tuple]) -> None:
-        for values in rows:
-            cell = _Cell(*values)
-            if cell.team_id is None:
+        for cell in rows:
+            team_id = cell[_TEAM]
+            if team_id is None:
                 if not is_admin:
                     continue
-            elif cell.team_id not in teams or cell.scope == Scope.ORGANISATION:
+            elif team_id not in teams or cell[_SCOPE] == organisation_scope:
                 continue
-            by_rank = series[(cell.team_id, cell.dimension)]
-            result_rank = rank[cell.result_id]
+            by_rank = series[(team_id, cell[_DIMENSION])]
+            result_rank = rank[cell[_RESULT]]
             current = by_rank.get(result_rank)
             # A parent team's headline is its subtree, a leaf team's its own (primary_rows).
-            if current is None or (cell.scope == Scope.SUBTREE and current.scope != Scope.SUBTREE):
+            if current is None or (cell[_SCOPE] == subtree and current[_SCOPE] != subtree):
                 by_rank[result_rank] = cell
 
     latest_ids = [pk for pk, _ in results[:2]]
@@ -294,19 +287,20 @@ def organisation_heatmap(*, organisation: Organisation, user: AnyUser) -> Heatma
                 continue
             ranks = sorted(by_rank)
             latest = by_rank[ranks[0]]
-            latest_start = period[latest.result_id]
+            latest_start = period[latest[_RESULT]]
             latest_period = max(latest_period or latest_start, latest_start)
+            published, index = latest[_PUBLISHED], latest[_INDEX]
             change = None
-            if latest.published and latest.delta_published and len(ranks) > 1:
+            if published and latest[_DELTA_PUBLISHED] and len(ranks) > 1:
                 previous = by_rank[ranks[1]]
-                if previous.published and previous.index is not None and latest.index is not None:
-                    change = round(latest.index - previous.index, 1)
+                if previous[_PUBLISHED] and previous[_INDEX] is not None and index is not None:
+                    change = round(index - previous[_INDEX], 1)
             cells.append(
                 HeatmapCell(
                     dimension=dimension,
-                    published=latest.published,
-                    index=latest.index if latest.published else None,
-                    n=latest.n if latest.published else None,
+                    published=published,
+                    index=index if published else None,
+                    n=latest[_N] if published else None,
                     change=change,
                 )
             )
