@@ -244,22 +244,25 @@ def organisation_heatmap(*, organisation: Organisation, user: AnyUser) -> Heatma
         ).values_list("pk", "name", "public_id", "parent__public_id", "customer_facing")
     }
     # (team or None, dimension) -> {result rank: the primary cell of that result}
-    series: dict[tuple[int | None, str], dict[int, tuple]] = defaultdict(dict)
-    subtree, organisation_scope = str(Scope.SUBTREE), str(Scope.ORGANISATION)
+    series: dict[tuple[int | None, str], dict[int, tuple]] = {}
+    subtree = str(Scope.SUBTREE)
 
     def take(rows: Iterable[tuple]) -> None:
+        # Team rows are TEAM or SUBTREE (a database constraint); the organisation row has no
+        # team.  A parent team's headline is its subtree, a leaf team's its own (primary_rows).
         for cell in rows:
             team_id = cell[_TEAM]
             if team_id is None:
                 if not is_admin:
                     continue
-            elif team_id not in teams or cell[_SCOPE] == organisation_scope:
+            elif team_id not in teams:
                 continue
-            by_rank = series[(team_id, cell[_DIMENSION])]
+            key = (team_id, cell[_DIMENSION])
+            by_rank = series.get(key)
+            if by_rank is None:
+                by_rank = series[key] = {}
             result_rank = rank[cell[_RESULT]]
-            current = by_rank.get(result_rank)
-            # A parent team's headline is its subtree, a leaf team's its own (primary_rows).
-            if current is None or (cell[_SCOPE] == subtree and current[_SCOPE] != subtree):
+            if cell[_SCOPE] == subtree or result_rank not in by_rank:
                 by_rank[result_rank] = cell
 
     latest_ids = [pk for pk, _ in results[:2]]
