@@ -13,23 +13,25 @@ the cycle's rows in one transaction (and does not re-run flags for that cycle).
 
 from __future__ import annotations
 
+import io
+import json
 import logging
-import math
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
+import numpy as np
+from django.db import connection, transaction
 from django.db.models import Max, Q
+from numpy.typing import NDArray
 
 from .analytics_selectors import TeamTree, team_tree
 from .errors import ServiceError
 from .guard import Node, delta_publishable, publishable_nodes
 from .models import CycleResult, Membership, Organisation, Scope, TeamAggregate, TeamParticipation
-from .stats.summary import summarise
 
 if TYPE_CHECKING:
     from .analytics import FlagChange, TeamCycleInput
@@ -43,11 +45,35 @@ ORGANISATION_NODE = 0  # team ids are positive; a parent's direct group is -team
 class _CleanInput:
     invited: int
     responded: int
-    scores: dict[str, list[float]]
+    scores: dict[str, NDArray[np.float64]]
 
 
 class CorruptInput(ValueError):
     """A team's hand-over cannot be trusted; the team is left out of this cycle's figures."""
+
+
+def _clean_scores(values: object, responded: int) -> NDArray[np.float64]:
+    """One dimension's indices as a float array without the missing ones; CorruptInput when a
+    value is not a number, outside 0-100, or there are more scores than respondents."""
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind not in "fiu" or values.ndim != 1:
+            raise CorruptInput("a score is not a number")
+        arr = values.astype(np.float64, copy=False)
+    else:
+        kept: list[float] = []
+        for value in values:  # type: ignore[attr-defined]
+            if value is None:
+                continue  # a skipped dimension: missing, not an error
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise CorruptInput("a score is not a number")
+            kept.append(float(value))
+        arr = np.array(kept, dtype=np.float64)
+    arr = arr[~np.isnan(arr)]
+    if arr.size and not bool(((arr >= 0.0) & (arr <= 100.0)).all()):
+        raise CorruptInput("a score is outside 0-100")
+    if arr.size > responded:
+        raise CorruptInput("more scores than respondents")
+    return arr
 
 
 def _clean(team_input: TeamCycleInput) -> _CleanInput:
@@ -60,24 +86,11 @@ def _clean(team_input: TeamCycleInput) -> _CleanInput:
         raise CorruptInput("counts must be non-negative integers")
     if responded > invited:
         raise CorruptInput("more respondents than invitees")
-    scores: dict[str, list[float]] = {}
+    scores: dict[str, NDArray[np.float64]] = {}
     for dimension, values in (team_input.scores or {}).items():
         if dimension not in DIMENSIONS:
             raise CorruptInput("unknown dimension")
-        kept: list[float] = []
-        for value in values:
-            if value is None:
-                continue  # a skipped dimension: missing, not an error
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise CorruptInput("a score is not a number")
-            if math.isnan(value):
-                continue
-            if not 0.0 <= value <= 100.0:
-                raise CorruptInput("a score is outside 0-100")
-            kept.append(float(value))
-        if len(kept) > responded:
-            raise CorruptInput("more scores than respondents")
-        scores[dimension] = kept
+        scores[dimension] = _clean_scores(values, responded)
     return _CleanInput(invited=invited, responded=responded, scores=scores)
 
 
@@ -214,6 +227,153 @@ def cycle_results_store(
         return flags_update(result=result, tree=tree)
 
 
+class _Rollup:
+    """The layout as arrays: every node's subtree as (node, direct node) pairs, so any additive
+    figure of the direct nodes rolls up to every node with one ``bincount``."""
+
+    def __init__(self, layout: _Layout, subtrees: dict[int, list[int]]) -> None:
+        self.nodes = list(layout.parent)
+        self.position = {node: i for i, node in enumerate(self.nodes)}
+        self.direct = list(layout.direct)
+        direct_position = {node: i for i, node in enumerate(self.direct)}
+        pairs = sorted(
+            (direct_position[m], self.position[node])
+            for node, members in subtrees.items()
+            for m in members
+            if m in direct_position
+        )
+        self.pair_direct = np.array([d for d, _ in pairs], dtype=np.int64)
+        self.pair_node = np.array([a for _, a in pairs], dtype=np.int64)
+        # per direct node, its slice of the (sorted) pairs: the nodes whose subtree holds it
+        self.count = np.bincount(self.pair_direct, minlength=len(self.direct))
+        self.offset = np.concatenate([[0], np.cumsum(self.count)[:-1]]).astype(np.int64)
+
+    def totals(self, per_direct: NDArray[np.float64]) -> NDArray[np.float64]:
+        """node -> sum over its subtree's direct nodes (node order of ``self.nodes``)."""
+        totals = np.bincount(
+            self.pair_node, weights=per_direct[self.pair_direct], minlength=len(self.nodes)
+        )
+        return totals.astype(np.float64, copy=False)
+
+    def expand(self, owner: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """For values owned by direct nodes: (value position, node) for every node whose
+        subtree covers the value."""
+        repeats = self.count[owner]
+        element = np.repeat(np.arange(owner.size, dtype=np.int64), repeats)
+        starts = np.repeat(self.offset[owner], repeats)
+        run_start = np.repeat(np.cumsum(repeats) - repeats, repeats)
+        within = np.arange(element.size, dtype=np.int64) - run_start
+        return element, self.pair_node[starts + within]
+
+
+@dataclass
+class _Summaries:
+    """Per node (``_Rollup.nodes`` order) what ``summarise`` gives for its subtree's scores."""
+
+    n: NDArray[np.int64]
+    mean: NDArray[np.float64]
+    sd: NDArray[np.float64]
+    ci_low: NDArray[np.float64]
+    ci_high: NDArray[np.float64]
+    distribution: NDArray[np.int64]  # nodes x BUCKETS
+
+
+BUCKETS = 5
+
+
+def summarise_rollup(
+    rollup: _Rollup, scores: Sequence[NDArray[np.float64]], *, confidence: float = 0.95
+) -> _Summaries:
+    """``summarise`` of every node's subtree scores at once (scores per direct node, in
+    ``rollup.direct`` order; already clean: finite and within 0-100).  Two-pass spread about each
+    node's own mean; t quantiles once per distinct n."""
+    from scipy import stats as scipy_stats
+
+    nodes = len(rollup.nodes)
+    sizes = np.array([a.size for a in scores], dtype=np.int64)
+    values = np.concatenate(scores) if scores else np.zeros(0)
+    owner = np.repeat(np.arange(len(scores), dtype=np.int64), sizes)
+    element, node = rollup.expand(owner)
+    x = values[element]
+    n = np.bincount(node, minlength=nodes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.bincount(node, weights=x, minlength=nodes) / n
+        deviation = x - mean[node]
+        m2 = np.bincount(node, weights=deviation * deviation, minlength=nodes)
+        sd = np.where(n >= 2, np.sqrt(m2 / (n - 1)), 0.0)
+    # all scores equal: no spread, exactly (as the exact variance gives)
+    low = np.full(nodes, np.inf)
+    high = np.full(nodes, -np.inf)
+    np.minimum.at(low, node, x)
+    np.maximum.at(high, node, x)
+    sd = np.where(low == high, 0.0, sd)
+    t = np.zeros(nodes)
+    several = n >= 2
+    if several.any():
+        distinct, inverse = np.unique(n[several], return_inverse=True)
+        quantiles = scipy_stats.t.ppf(0.5 + confidence / 2.0, distinct - 1)
+        t[several] = np.asarray(quantiles, dtype=np.float64)[inverse]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        half = t * sd / np.sqrt(n)
+        ci_low = np.where(several, np.maximum(0.0, mean - half), 0.0)
+        ci_high = np.where(several, np.minimum(100.0, mean + half), 100.0)
+    width = 100.0 / BUCKETS
+    bucket = np.minimum((x // width).astype(np.int64), BUCKETS - 1)
+    distribution = np.bincount(node * BUCKETS + bucket, minlength=nodes * BUCKETS).reshape(
+        nodes, BUCKETS
+    )
+    return _Summaries(
+        n=n, mean=mean, sd=sd, ci_low=ci_low, ci_high=ci_high, distribution=distribution
+    )
+
+
+_PARTICIPATION_COLUMNS = (
+    "result_id",
+    "team_id",
+    "scope",
+    "invited",
+    "published",
+    "responded",
+    "rate",
+)
+_AGGREGATE_COLUMNS = (
+    "result_id", "team_id", "scope", "dimension", "published", "delta_published",
+    "n", "index", "sd", "ci_low", "ci_high", "distribution",
+)  # fmt: skip
+
+
+def _copy_value(value: object) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, list):
+        return json.dumps(value)
+    return str(value)
+
+
+def _rows_write(model: type[Any], columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+    """Insert plain rows: PostgreSQL COPY when available, else ``bulk_create``."""
+    if not rows:
+        return
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(model._meta.db_table)
+        names = ", ".join(connection.ops.quote_name(c) for c in columns)
+        buffer = io.StringIO()
+        for row in rows:
+            buffer.write("\t".join(_copy_value(v) for v in row))
+            buffer.write("\n")
+        with (
+            connection.cursor() as cursor,
+            cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy,
+        ):
+            copy.write(buffer.getvalue())
+        return
+    model.objects.bulk_create(model(**dict(zip(columns, row, strict=True))) for row in rows)
+
+
 def _aggregates_store(
     *,
     result: CycleResult,
@@ -228,103 +388,97 @@ def _aggregates_store(
         return
     layout = _layout(tree, inputs)
     subtrees = layout.subtree_nodes()
+    rollup = _Rollup(layout, subtrees)
+    guarded: dict[tuple[int, ...], set[int]] = {}
 
-    def guard(counts: dict[int, int]) -> set[int]:
-        nodes = [
-            Node(id=node, parent_id=parent, n=counts.get(node, 0))
-            for node, parent in layout.parent.items()
-        ]
-        return publishable_nodes(nodes, k=k)
+    def guard(counts: Sequence[int]) -> set[int]:
+        """Publishable nodes for direct-node counts (``rollup.direct`` order), once per
+        distinct set of counts (dimensions answered by the same people share it)."""
+        key = tuple(int(c) for c in counts)
+        if key not in guarded:
+            by_node = dict(zip(rollup.direct, key, strict=True))
+            nodes = [
+                Node(id=node, parent_id=parent, n=by_node.get(node, 0))
+                for node, parent in layout.parent.items()
+            ]
+            guarded[key] = publishable_nodes(nodes, k=k)
+        return guarded[key]
 
     # Participation: the respondent count is itself a figure about fewer-than-k people.
-    responded = {node: inputs[team].responded for node, team in layout.direct.items()}
-    invited = {node: inputs[team].invited for node, team in layout.direct.items()}
-    shown = guard(responded)
+    direct_teams = [layout.direct[node] for node in rollup.direct]
+    responded = np.array([inputs[t].responded for t in direct_teams], dtype=np.float64)
+    invited = np.array([inputs[t].invited for t in direct_teams], dtype=np.float64)
+    shown = guard(responded.astype(np.int64).tolist())
+    total_invited = rollup.totals(invited)
+    total_responded = rollup.totals(responded)
     participation = []
     for node, team_id, scope in layout.rows:
-        total_invited = sum(invited.get(m, 0) for m in subtrees[node])
-        total_responded = sum(responded.get(m, 0) for m in subtrees[node])
+        i = rollup.position[node]
         published = node in shown
-        participation.append(
-            TeamParticipation(
-                result=result,
-                team_id=team_id,
-                scope=scope,
-                invited=total_invited,
-                published=published,
-                responded=total_responded if published else None,
-                rate=(min(1.0, total_responded / total_invited) if total_invited else 1.0)
-                if published
-                else None,
-            )
+        node_invited, node_responded = int(total_invited[i]), int(total_responded[i])
+        rate = (
+            (min(1.0, node_responded / node_invited) if node_invited else 1.0)
+            if published
+            else None
         )
-    TeamParticipation.objects.bulk_create(participation)
+        participation.append(
+            (result.pk, team_id, scope, node_invited, published,
+             node_responded if published else None, rate)
+        )  # fmt: skip
+    _rows_write(TeamParticipation, _PARTICIPATION_COLUMNS, participation)
 
     previous = _previous_published(result=result, layout=layout, dimensions=DIMENSIONS)
     rosters_now: dict[int, frozenset[int]] | None = None
     rosters_then: dict[date, dict[int, frozenset[int]]] = {}
+    deltas: dict[tuple[int, date], bool] = {}
 
-    aggregates = []
+    def delta_ok(node: int, previous_period: date) -> bool:
+        nonlocal rosters_now
+        key = (node, previous_period)
+        if key not in deltas:
+            if rosters_now is None:
+                rosters_now = _rosters(
+                    organisation=organisation, day=result.period_start, layout=layout,
+                    subtrees=subtrees,
+                )  # fmt: skip
+            if previous_period not in rosters_then:
+                rosters_then[previous_period] = _rosters(
+                    organisation=organisation, day=previous_period, layout=layout,
+                    subtrees=subtrees,
+                )  # fmt: skip
+            deltas[key] = delta_publishable(
+                set(rosters_then[previous_period][node]), set(rosters_now[node]), k=k
+            )
+        return deltas[key]
+
+    aggregates: list[tuple[Any, ...]] = []
+    empty = np.zeros(0)
     for dimension in DIMENSIONS:
-        counts = {
-            node: len(inputs[team].scores.get(dimension, []))
-            for node, team in layout.direct.items()
-        }
-        if not any(counts.values()):
+        scores = [inputs[t].scores.get(dimension, empty) for t in direct_teams]
+        counts = [a.size for a in scores]
+        if not any(counts):
             continue  # the survey did not ask this dimension
         allowed = guard(counts)
+        summaries = summarise_rollup(rollup, scores)
         for node, team_id, scope in layout.rows:
-            summary = None
-            if node in allowed:
-                scores = [
-                    s
-                    for m in subtrees[node]
-                    if m in layout.direct
-                    for s in inputs[layout.direct[m]].scores.get(dimension, [])
-                ]
-                summary = summarise(scores)
-            if summary is None:
+            i = rollup.position[node]
+            if node not in allowed or summaries.n[i] == 0:
                 aggregates.append(
-                    TeamAggregate(result=result, team_id=team_id, scope=scope, dimension=dimension)
-                )
+                    (result.pk, team_id, scope, dimension, False, False,
+                     None, None, None, None, None, None)
+                )  # fmt: skip
                 continue
-            delta_ok = False
             previous_period = previous.get((team_id, scope, dimension))
-            if previous_period is not None:
-                if rosters_now is None:
-                    rosters_now = _rosters(
-                        organisation=organisation,
-                        day=result.period_start,
-                        layout=layout,
-                        subtrees=subtrees,
-                    )
-                if previous_period not in rosters_then:
-                    rosters_then[previous_period] = _rosters(
-                        organisation=organisation,
-                        day=previous_period,
-                        layout=layout,
-                        subtrees=subtrees,
-                    )
-                delta_ok = delta_publishable(
-                    set(rosters_then[previous_period][node]), set(rosters_now[node]), k=k
-                )
             aggregates.append(
-                TeamAggregate(
-                    result=result,
-                    team_id=team_id,
-                    scope=scope,
-                    dimension=dimension,
-                    published=True,
-                    delta_published=delta_ok,
-                    n=summary.n,
-                    index=summary.mean,
-                    sd=summary.sd,
-                    ci_low=summary.ci_low,
-                    ci_high=summary.ci_high,
-                    distribution=list(summary.distribution),
+                (
+                    result.pk, team_id, scope, dimension, True,
+                    previous_period is not None and delta_ok(node, previous_period),
+                    int(summaries.n[i]), float(summaries.mean[i]), float(summaries.sd[i]),
+                    float(summaries.ci_low[i]), float(summaries.ci_high[i]),
+                    [int(c) for c in summaries.distribution[i]],
                 )
-            )
-    TeamAggregate.objects.bulk_create(aggregates)
+            )  # fmt: skip
+    _rows_write(TeamAggregate, _AGGREGATE_COLUMNS, aggregates)
 
 
 def _previous_published(

@@ -22,12 +22,14 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+import numpy as np
 from django.db import transaction
 from django.utils import timezone
+from numpy.typing import NDArray
 
 from . import policy
 from .analytics import FlagChange
-from .analytics_selectors import TeamTree, primary_participation, primary_rows, team_tree
+from .analytics_selectors import TeamTree, team_tree
 from .customer_metrics import customer_evidence, with_customer_evidence
 from .errors import ServiceError
 from .models import (
@@ -51,6 +53,12 @@ from .stats.detector import (
     detect_deterioration,
     high_level,
     participation_drop,
+)
+from .stats.screening import (
+    deterioration_may_signal,
+    high_level_may_fire,
+    participation_may_drop,
+    trend_may_rise,
 )
 from .stats.shrinkage import between_team_variance
 
@@ -348,11 +356,216 @@ class _Context:
     now: Any
 
 
+class _History:
+    """Per dimension, teams x cycles matrices of the primary (subtree before team) rows of the
+    window; a team's series is its row with the absent cycles left out."""
+
+    def __init__(self, results: Sequence[CycleResult]) -> None:
+        self.results = list(results)
+        self.periods = [r.period_start for r in self.results]
+        self.column = {r.pk: j for j, r in enumerate(self.results)}
+        self.team_ids: NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        self.row: dict[int, int] = {}
+        self.dims: dict[str, dict[str, NDArray[Any]]] = {}
+        self.rates: dict[str, NDArray[Any]] = {}
+
+    def _rows(self, team_ids: Sequence[int]) -> NDArray[np.int64]:
+        return np.searchsorted(self.team_ids, np.asarray(team_ids, dtype=np.int64))
+
+    @classmethod
+    def load(cls, results: Sequence[CycleResult], dimensions: Sequence[str]) -> _History:
+        history = cls(results)
+        result_ids = list(history.column)
+        aggregate_rows = list(
+            TeamAggregate.objects.filter(
+                result_id__in=result_ids,
+                dimension__in=list(dimensions),
+                scope__in=[Scope.TEAM, Scope.SUBTREE],
+            ).values_list(
+                "result_id", "team_id", "scope", "dimension", "published", "n", "index", "sd"
+            )
+        )
+        participation_rows = list(
+            TeamParticipation.objects.filter(
+                result_id__in=result_ids, scope__in=[Scope.TEAM, Scope.SUBTREE]
+            ).values_list("result_id", "team_id", "scope", "published", "rate")
+        )
+        teams = {row[1] for row in aggregate_rows} | {row[1] for row in participation_rows}
+        history.team_ids = np.array(sorted(teams), dtype=np.int64)
+        history.row = {int(t): i for i, t in enumerate(history.team_ids)}
+        shape = (len(history.team_ids), len(history.results))
+        for dimension in dimensions:
+            history.dims[dimension] = {
+                "present": np.zeros(shape, dtype=bool),
+                "published": np.zeros(shape, dtype=bool),
+                "index": np.full(shape, np.nan),
+                "n": np.zeros(shape),
+                "sd": np.full(shape, np.nan),
+                "subtree": np.zeros(shape, dtype=bool),
+            }
+        nan = math.nan
+        for result_id, team_id, scope, dimension, published, n, index, sd in aggregate_rows:
+            if team_id is None:
+                continue
+            m = history.dims[dimension]
+            i, j = history.row[team_id], history.column[result_id]
+            is_subtree = scope == Scope.SUBTREE
+            if m["present"][i, j] and not is_subtree:
+                continue  # the subtree row is the team's headline row
+            m["present"][i, j] = True
+            m["subtree"][i, j] = is_subtree
+            m["published"][i, j] = bool(published)
+            m["n"][i, j] = n or 0
+            m["index"][i, j] = index if published and index is not None else nan
+            m["sd"][i, j] = sd if published and sd is not None else nan
+        history.rates = {
+            "present": np.zeros(shape, dtype=bool),
+            "rate": np.full(shape, np.nan),
+            "subtree": np.zeros(shape, dtype=bool),
+        }
+        r = history.rates
+        for result_id, team_id, scope, published, rate in participation_rows:
+            if team_id is None:
+                continue
+            i, j = history.row[team_id], history.column[result_id]
+            is_subtree = scope == Scope.SUBTREE
+            if r["present"][i, j] and not is_subtree:
+                continue
+            r["present"][i, j] = True
+            r["subtree"][i, j] = is_subtree
+            r["rate"][i, j] = rate if published and rate is not None else nan
+        return history
+
+    def detector_arrays(
+        self, dimension: str
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+        """x, n, s as ``detect_deterioration`` reads a team's points (NaN = not usable)."""
+        m = self.dims[dimension]
+        n = np.where(m["present"] & (m["n"] > 0), m["n"], np.nan)
+        x = np.where(np.isfinite(n), m["index"], np.nan)
+        s = np.where(m["sd"] >= 0, m["sd"], np.nan)
+        return x, n, s
+
+    def series(self, team_id: int, dimension: str) -> _Series:
+        m = self.dims[dimension]
+        i = self.row.get(team_id)
+        periods: list[date] = []
+        points: list[CyclePoint] = []
+        if i is None:
+            return _Series(periods, points)
+        for j in np.flatnonzero(m["present"][i]):
+            published = bool(m["published"][i, j])
+            index, sd = float(m["index"][i, j]), float(m["sd"][i, j])
+            periods.append(self.periods[j])
+            points.append(
+                CyclePoint(
+                    index=index if published and not math.isnan(index) else None,
+                    n=int(m["n"][i, j]),
+                    sd=sd if published and not math.isnan(sd) else None,
+                )
+            )
+        return _Series(periods, points)
+
+    def participation(self, team_id: int) -> tuple[list[date], list[float | None]]:
+        i = self.row.get(team_id)
+        if i is None:
+            return [], []
+        columns = np.flatnonzero(self.rates["present"][i])
+        rates = [float(v) for v in self.rates["rate"][i, columns]]
+        return (
+            [self.periods[j] for j in columns],
+            [None if math.isnan(v) else v for v in rates],
+        )
+
+    def org_baseline(self, dimension: str, latest_result_id: int) -> OrgBaseline:
+        """``_org_baseline`` over the window's primary rows of every team."""
+        m = self.dims[dimension]
+        published = m["present"] & m["published"] & np.isfinite(m["index"])
+        if int(published.sum()) < 2:
+            return OrgBaseline()
+        indices = m["index"][published].tolist()
+        mean = sum(indices) / len(indices)
+        sd = math.sqrt(sum((x - mean) ** 2 for x in indices) / (len(indices) - 1))
+        sds = m["sd"][published & np.isfinite(m["sd"])].tolist()
+        within = math.sqrt(sum(v * v for v in sds) / len(sds)) if sds else None
+        between = None
+        j = self.column.get(latest_result_id)
+        last = published[:, j] if j is not None else np.zeros(len(self.team_ids), dtype=bool)
+        if within is not None and j is not None and int(last.sum()) >= 2:
+            between = math.sqrt(
+                between_team_variance(
+                    m["index"][last, j].tolist(),
+                    [int(v) for v in m["n"][last, j]],
+                    within,
+                )
+            )
+        return OrgBaseline(mean=mean, sd=sd, within_sd=within, between_sd=between)
+
+
+def _screen(
+    history: _History,
+    team_ids: Sequence[int],
+    *,
+    tree: TeamTree,
+    settings: FlagSettings,
+    baselines: dict[str, OrgBaseline],
+) -> set[int]:
+    """Teams among ``team_ids`` for which some rule may fire (all of them vectorised)."""
+    if not team_ids:
+        return set()
+    rows = history._rows(team_ids)
+    ids = np.asarray(team_ids, dtype=np.int64)
+
+    def may_signal(dimension: str) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+        x, n, s = history.detector_arrays(dimension)
+        org = baselines[dimension]
+        return deterioration_may_signal(
+            x[rows],
+            n[rows],
+            s[rows],
+            org_mean=org.mean,
+            org_sd=org.sd,
+            org_within_sd=org.within_sd,
+            org_between_sd=org.between_sd,
+        )
+
+    stress = history.dims["stress"]
+    stress_signal, stress_enough = may_signal("stress")
+    high = high_level_may_fire(
+        stress["index"][rows],
+        threshold=settings.high_stress_level,
+        consecutive=settings.high_stress_consecutive,
+    )
+    drop = participation_may_drop(history.rates["rate"][rows])
+    fire = stress_signal | high | drop
+    customer = np.array([tree.teams[int(t)].customer_facing for t in ids], dtype=bool)
+    if customer.any():
+        x_stress = history.detector_arrays("stress")[0][rows]
+        stress_rising = stress_signal | trend_may_rise(x_stress)
+        burnout = history.dims["client_burnout"]
+        burnout_signal, _ = may_signal("client_burnout")
+        x_burnout = history.detector_arrays("client_burnout")[0][rows]
+        burnout_rising = burnout_signal | trend_may_rise(x_burnout)
+        # the latest burnout figure is the last present row's (None when not published)
+        present = burnout["present"][rows]
+        has = present.any(axis=1)
+        last = present.shape[1] - 1 - np.argmax(present[:, ::-1], axis=1)
+        latest = np.where(has, burnout["index"][rows, last], np.nan)
+        level = float(settings.client_burnout_level)
+        with np.errstate(invalid="ignore"):
+            burnout_high = np.isfinite(latest) & (latest >= level - 1e-7 * (1.0 + abs(level)))
+        fire |= customer & stress_enough & stress_rising & (burnout_rising | burnout_high)
+    return {int(t) for t in ids[fire]}
+
+
 def flags_update(*, result: CycleResult, tree: TeamTree | None = None) -> list[FlagChange]:
     """Run detection for every team in ``result`` and move flags through their life cycle.
 
-    Each team runs in its own savepoint: a failure is logged (team id and error type only) and the
-    other teams carry on."""
+    The rules are first screened for every team at once (numpy over teams x cycles); a team is
+    evaluated one by one (with its evidence) only when a rule may fire for it or it already has
+    a flag the cycle may move -- every other team's evaluation could not change anything.  Each
+    evaluated team runs in its own savepoint: a failure is logged (team id and error type only)
+    and the other teams carry on; a failure of the screening sends every team down that path."""
     organisation = result.organisation
     tree = tree or team_tree(organisation=organisation)
     settings = settings_for(organisation)
@@ -362,41 +575,58 @@ def flags_update(*, result: CycleResult, tree: TeamTree | None = None) -> list[F
         ).order_by("-period_start", "-closed_at")[:HISTORY_CYCLES]
     )
     results.reverse()
-    result_ids = [r.pk for r in results]
-    aggregates = primary_rows(
-        TeamAggregate.objects.filter(
-            result_id__in=result_ids,
-            dimension__in=["stress", "client_burnout"],
-            scope__in=[Scope.TEAM, Scope.SUBTREE],
-        ).only("result_id", "team_id", "scope", "dimension", "published", "n", "index", "sd")
-    )
-    participation = primary_participation(
-        TeamParticipation.objects.filter(
-            result_id__in=result_ids, scope__in=[Scope.TEAM, Scope.SUBTREE]
-        ).only("result_id", "team_id", "scope", "published", "rate")
-    )
-    current_teams = sorted({team for (rid, team, _) in aggregates if rid == result.pk})
-    customer = customer_evidence(
-        team_ids=[t for t in current_teams if t in tree.teams and tree.teams[t].customer_facing],
-        until=result.period_start,
-    )
+    history = _History.load(results, ("stress", "client_burnout"))
+    column = history.column.get(result.pk)
+    current_teams: list[int] = []
+    if column is not None and len(history.team_ids):
+        present_now = np.zeros(len(history.team_ids), dtype=bool)
+        for m in history.dims.values():
+            present_now |= m["present"][:, column]
+        current_teams = [int(t) for t in history.team_ids[present_now]]
     # Figures stored later than this cycle (a past cycle recomputed or closed late): the flags
     # already moved on for those teams.
     newer = set(
         TeamAggregate.objects.filter(
-            result__organisation=organisation,
-            result__period_start__gt=result.period_start,
-            team_id__in=current_teams,
+            result__organisation=organisation, result__period_start__gt=result.period_start
         )
         .values_list("team_id", flat=True)
         .distinct()
     )
     baselines = {
-        dimension: _org_baseline(
-            [row for (_, _, dim), row in aggregates.items() if dim == dimension], result.pk
-        )
+        dimension: history.org_baseline(dimension, result.pk)
         for dimension in ("stress", "client_burnout")
     }
+    flags: dict[tuple[int, str], Flag] = {}
+    reopen_after = result.closed_at - timedelta(days=settings.reopen_within_days)
+    for flag in Flag.objects.filter(organisation=organisation, team_id__in=current_teams).order_by(
+        "opened_at", "pk"
+    ):
+        live = flag.state in Flag.ACTIVE_STATES
+        recent = flag.state == Flag.State.RESOLVED and (
+            flag.resolved_at is not None and flag.resolved_at >= reopen_after
+        )
+        # A dismissed flag mutes its rule until the team has been back in control once.
+        muted = flag.state == Flag.State.DISMISSED and flag.in_control_streak == 0
+        if live or recent or muted:
+            flags[(flag.team_id, flag.kind)] = flag  # ascending: the newest wins
+    candidates = [t for t in current_teams if t not in newer and t in tree.teams]
+    try:
+        firing = _screen(history, candidates, tree=tree, settings=settings, baselines=baselines)
+    except Exception as exc:
+        logger.error(
+            "event=flag_screening status=failed result_id=%s error=%s",
+            result.pk,
+            type(exc).__name__,
+        )
+        firing = set(candidates)
+    with_flags = {team for team, _ in flags}
+    evaluate = [t for t in candidates if t in firing or t in with_flags]
+    if not evaluate:
+        return []
+    customer = customer_evidence(
+        team_ids=[t for t in evaluate if tree.teams[t].customer_facing],
+        until=result.period_start,
+    )
     leads: dict[int, set[int]] = defaultdict(set)
     for team_id, user_id in TeamLead.objects.filter(
         team__organisation=organisation, user__is_active=True
@@ -407,43 +637,13 @@ def flags_update(*, result: CycleResult, tree: TeamTree | None = None) -> list[F
         .order_by("pk")
         .values_list("pk", flat=True)
     )
-    flags: dict[tuple[int, str], Flag] = {}
-    reopen_after = result.closed_at - timedelta(days=settings.reopen_within_days)
-    for flag in Flag.objects.filter(team_id__in=current_teams).order_by("opened_at", "pk"):
-        live = flag.state in Flag.ACTIVE_STATES
-        recent = flag.state == Flag.State.RESOLVED and (
-            flag.resolved_at is not None and flag.resolved_at >= reopen_after
-        )
-        # A dismissed flag mutes its rule until the team has been back in control once.
-        muted = flag.state == Flag.State.DISMISSED and flag.in_control_streak == 0
-        if live or recent or muted:
-            flags[(flag.team_id, flag.kind)] = flag  # ascending: the newest wins
     ctx = _Context(result, tree, settings, leads, admins, timezone.now())
 
     changes: list[FlagChange] = []
-    for team_id in current_teams:
-        if team_id in newer or team_id not in tree.teams:
-            continue
-
-        def series(dimension: str, team_id: int = team_id) -> _Series:
-            periods, points = [], []
-            for r in results:
-                row = aggregates.get((r.pk, team_id, dimension))
-                if row is None:
-                    continue
-                periods.append(r.period_start)
-                points.append(
-                    CyclePoint(
-                        index=row.index if row.published else None,
-                        n=row.n or 0,
-                        sd=row.sd if row.published else None,
-                    )
-                )
-            return _Series(periods, points)
-
+    for team_id in evaluate:
         try:
             with transaction.atomic():
-                stress = series("stress")
+                stress = history.series(team_id, "stress")
                 rising, stress_det = _evaluate_rising_stress(stress, baselines["stress"])
                 evaluations = {
                     Flag.Kind.HIGH_STRESS: _evaluate_high_stress(stress, settings),
@@ -453,17 +653,12 @@ def flags_update(*, result: CycleResult, tree: TeamTree | None = None) -> list[F
                     evaluations[Flag.Kind.EMPATHY_RISK] = _evaluate_empathy_risk(
                         stress,
                         stress_det,
-                        series("client_burnout"),
+                        history.series(team_id, "client_burnout"),
                         baselines["client_burnout"],
                         settings,
                         customer=customer.get(team_id),
                     )
-                periods = [r.period_start for r in results if (r.pk, team_id) in participation]
-                rates = [
-                    p.rate if p.published else None
-                    for r in results
-                    if (p := participation.get((r.pk, team_id))) is not None
-                ]
+                periods, rates = history.participation(team_id)
                 evaluations[Flag.Kind.PARTICIPATION_DROP] = _evaluate_participation(periods, rates)
                 for kind, evaluation in evaluations.items():
                     change = _flag_apply(

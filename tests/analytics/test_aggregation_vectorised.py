@@ -1,0 +1,107 @@
+"""The close's vectorised summaries (one pass over every node and dimension) store exactly what
+``summarise`` gives for each published group's scores; arrays are accepted as hand-over."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from tests.analytics.helpers import record
+from tests.factories import OrganisationFactory, TeamFactory
+from wellbeing.aggregation import CorruptInput, _clean_scores
+from wellbeing.analytics import TeamCycleInput
+from wellbeing.models import TeamAggregate, TeamParticipation
+from wellbeing.stats.summary import summarise
+
+pytestmark = pytest.mark.django_db
+
+
+def _tree(organisation, rng):
+    """A random three-level tree; some parents have members of their own."""
+    teams = []
+    for d in range(3):
+        division = TeamFactory(organisation=organisation, name=f"D{d}")
+        teams.append(division)
+        for e in range(rng.randint(1, 3)):
+            department = TeamFactory(organisation=organisation, parent=division, name=f"D{d}E{e}")
+            teams.append(department)
+            for t in range(rng.randint(0, 3)):
+                teams.append(
+                    TeamFactory(organisation=organisation, parent=department, name=f"D{d}E{e}T{t}")
+                )
+    return teams
+
+
+def _descendants(team, teams):
+    out = [team]
+    for other in teams:
+        if other.parent_id == team.pk:
+            out += _descendants(other, teams)
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_stored_figures_equal_summarise_of_each_groups_scores(seed):
+    rng = random.Random(seed)
+    organisation = OrganisationFactory(anonymity_threshold=3)
+    teams = _tree(organisation, rng)
+    inputs = []
+    for team in teams:
+        if rng.random() < 0.3:
+            continue  # no members of its own this cycle
+        responded = rng.randint(0, 9)
+        scores = {
+            "stress": [round(rng.uniform(0, 100), rng.choice([0, 1, 6])) for _ in range(responded)],
+            "workload": [rng.choice([0.0, 20.0, 40.0, 100.0]) for _ in range(responded)],
+            # some skipped the dimension (None) and one group answered it all alike
+            "support": [None if rng.random() < 0.3 else 55.5 for _ in range(responded)],
+        }
+        inputs.append(TeamCycleInput(team.pk, responded + rng.randint(0, 3), responded, scores))
+    as_arrays = [
+        TeamCycleInput(
+            t.team_id,
+            t.invited,
+            t.responded,
+            {d: np.array([np.nan if v is None else v for v in vs]) for d, vs in t.scores.items()},
+        )
+        for t in inputs
+    ]
+    record(organisation, 0, inputs if seed % 2 else as_arrays)
+
+    by_team = {t.team_id: t for t in inputs}
+    checked = 0
+    for row in TeamAggregate.objects.filter(result__organisation=organisation):
+        if row.team_id is None:
+            members = [t.pk for t in teams]
+        elif row.scope == "subtree":
+            members = [t.pk for t in _descendants(row.team, teams)]
+        else:
+            members = [row.team_id]
+        scores = [v for m in members if m in by_team for v in by_team[m].scores[row.dimension]]
+        expected = summarise(scores)
+        if not row.published:
+            assert row.n is None and row.index is None and row.distribution is None
+            continue
+        assert expected is not None
+        assert row.n == expected.n
+        assert row.distribution == list(expected.distribution)
+        for field in ("mean", "sd", "ci_low", "ci_high"):
+            stored = getattr(row, "index" if field == "mean" else field)
+            assert stored == pytest.approx(getattr(expected, field), rel=1e-12, abs=1e-12)
+        if len({v for v in scores if v is not None}) == 1:
+            assert row.sd == 0.0
+        checked += 1
+    assert checked > 10
+    assert TeamParticipation.objects.filter(result__organisation=organisation).exists()
+
+
+def test_clean_scores_accepts_arrays_and_refuses_bad_values():
+    assert _clean_scores(np.array([1.0, np.nan, 100.0]), 3).tolist() == [1.0, 100.0]
+    assert _clean_scores([1, None, 2.5], 3).tolist() == [1.0, 2.5]
+    for bad in (np.array([101.0]), np.array(["a"]), [True], ["x"], [-1.0]):
+        with pytest.raises(CorruptInput):
+            _clean_scores(bad, 5)
+    with pytest.raises(CorruptInput):
+        _clean_scores(np.array([1.0, 2.0]), 1)

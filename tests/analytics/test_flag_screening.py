@@ -1,0 +1,126 @@
+"""The close screens every team's history at once and evaluates only teams a rule may fire for
+(or with a flag): the flags, events and alerts are the same as evaluating every team."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from tests.analytics.helpers import record
+from tests.factories import OrganisationFactory, TeamFactory
+from wellbeing import flags as flags_module
+from wellbeing.analytics import TeamCycleInput
+from wellbeing.models import Flag, FlagEvent, Team
+
+pytestmark = pytest.mark.django_db
+
+TEAMS = 14
+CYCLES = 34
+
+
+def _org(label: str):
+    organisation = OrganisationFactory(anonymity_threshold=3, slug=f"screen-{label}")
+    parent = TeamFactory(organisation=organisation, name="Parent")
+    teams = [
+        TeamFactory(
+            organisation=organisation,
+            name=f"T{i}",
+            customer_facing=i % 2 == 0,
+            parent=parent if i % 3 == 0 else None,
+        )
+        for i in range(TEAMS)
+    ]
+    return organisation, teams
+
+
+def _history(organisation, teams, seed: int) -> list:
+    rng = random.Random(seed)
+    plan = [
+        {
+            "level": rng.uniform(30, 60),
+            "drift_from": rng.choice([None, None, 12, 20, 26]),
+            "drop_at": rng.choice([None, None, 22, 30]),
+            "size": rng.choice([2, 4, 8, 12]),
+        }
+        for _ in teams
+    ]
+    out = []
+    for i in range(CYCLES):
+        inputs = []
+        for team, p in zip(teams, plan, strict=True):
+            if rng.random() < 0.08:
+                continue  # the team was not in this cycle
+            up = 0.0 if p["drift_from"] is None else max(0, i - p["drift_from"]) * 3.0
+            invited = p["size"] + 2
+            responded = p["size"] if p["drop_at"] is None or i < p["drop_at"] else 1
+            responded = min(invited, max(0, responded - rng.choice([0, 0, 1])))
+            scores = {
+                dim: [
+                    min(100.0, max(0.0, rng.gauss(p["level"] + up - shift, 12.0)))
+                    for _ in range(responded)
+                ]
+                for dim, shift in (("stress", 0.0), ("client_burnout", 5.0), ("wellbeing", 0.0))
+            }
+            inputs.append(TeamCycleInput(team.pk, invited, responded, scores))
+        out.append(
+            sorted(
+                (c.team_id, c.kind, c.change, c.severity) for c in record(organisation, i, inputs)
+            )
+        )
+    return out
+
+
+def _flags(organisation) -> list:
+    names = {}
+    rows = []
+    for flag in (
+        Flag.objects.filter(organisation=organisation).select_related("team").order_by("pk")
+    ):
+        names[flag.pk] = flag.team.name
+        rows.append(
+            (flag.team.name, flag.kind, flag.state, flag.severity, flag.explanation,
+             flag.evidence, flag.in_control_streak, flag.last_evaluated_period)
+        )  # fmt: skip
+    events = [
+        (names[e.flag_id], e.kind, e.cycle_period, e.severity)
+        for e in FlagEvent.objects.filter(flag__organisation=organisation).order_by("pk")
+    ]
+    return rows + events
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_screened_close_moves_flags_exactly_like_evaluating_every_team(monkeypatch, seed):
+    screened_org, screened_teams = _org("a")
+    screened = _history(screened_org, screened_teams, seed)
+
+    def every_team(history, team_ids, **kwargs):
+        return set(team_ids)
+
+    monkeypatch.setattr(flags_module, "_screen", every_team)
+    full_org, full_teams = _org("b")
+    full = _history(full_org, full_teams, seed)
+
+    rename = dict(
+        Team.objects.filter(organisation__in=[screened_org, full_org]).values_list("pk", "name")
+    )
+
+    def named(history):
+        return [[(rename[t], *rest) for t, *rest in batch] for batch in history]
+
+    assert named(screened) == named(full)
+    assert _flags(screened_org) == _flags(full_org)
+    assert any(batch for batch in full)  # the histories do open flags
+
+
+def test_a_failing_screen_falls_back_to_evaluating_every_team(monkeypatch, caplog):
+    organisation, teams = _org("c")
+
+    def broken(*args, **kwargs):
+        raise FloatingPointError("boom")
+
+    monkeypatch.setattr(flags_module, "_screen", broken)
+    changes = _history(organisation, teams[:4], seed=3)
+    assert "event=flag_screening status=failed" in caplog.text
+    assert "FloatingPointError" in caplog.text
+    assert any(batch for batch in changes)
