@@ -10,6 +10,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.renderers import BrowsableAPIRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -21,6 +22,7 @@ from .api_errors import ErrorSerializer
 from .errors import ServiceError
 from .flags import flag_acknowledge, flag_dismiss
 from .models import Flag, Team, User
+from .renderers import FastJSONRenderer
 
 
 def _member(request: Request) -> User:
@@ -72,6 +74,7 @@ class HeatmapSerializer(serializers.Serializer):
 
 
 class TrendView(APIView):
+    renderer_classes = [FastJSONRenderer, BrowsableAPIRenderer]
     permission_classes = [IsOrganisationMember]
 
     @extend_schema(
@@ -124,6 +127,7 @@ class TrendView(APIView):
 
 
 class HeatmapView(APIView):
+    renderer_classes = [FastJSONRenderer, BrowsableAPIRenderer]
     permission_classes = [IsOrganisationMember]
 
     @extend_schema(responses=HeatmapSerializer)
@@ -146,7 +150,7 @@ class HeatmapView(APIView):
                     {
                         "dimension": cell.dimension,
                         "published": cell.published,
-                        "index": _round(cell.index),
+                        "index": None if cell.index is None else round(cell.index, 1),
                         "n": cell.n,
                         "change": cell.change,
                     }
