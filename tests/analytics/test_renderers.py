@@ -19,7 +19,7 @@ def test_same_json_as_drf_for_plain_and_fallback_values():
             {"dimension": "stress", "published": True, "index": 41.3, "n": 7, "change": -2.5},
             {"dimension": "wellbeing", "published": False, "index": None, "n": None},
         ],
-        "name": "Support – Tier 1 \"EU\" <b>",
+        "name": 'Support – Tier 1 "EU" <b>',
         # values the standard encoder knows and orjson hands to it
         "uuid": uuid.UUID("12345678-1234-5678-1234-567812345678"),
         "day": dt.date(2026, 11, 23),
