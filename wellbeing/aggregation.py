@@ -30,8 +30,16 @@ from numpy.typing import NDArray
 
 from .analytics_selectors import TeamTree, team_tree
 from .errors import ServiceError
-from .guard import Node, delta_publishable, publishable_nodes
-from .models import CycleResult, Membership, Organisation, Scope, TeamAggregate, TeamParticipation
+from .guard import Node, publishable_nodes, validate_k
+from .models import (
+    CycleResult,
+    Membership,
+    Organisation,
+    Scope,
+    TeamAggregate,
+    TeamParticipation,
+    User,
+)
 
 if TYPE_CHECKING:
     from .analytics import FlagChange, TeamCycleInput
@@ -146,24 +154,41 @@ def _layout(tree: TeamTree, inputs: dict[int, _CleanInput]) -> _Layout:
     return layout
 
 
-def _rosters(
-    *, organisation: Organisation, day: date, layout: _Layout, subtrees: dict[int, list[int]]
-) -> dict[int, frozenset[int]]:
-    """node -> the people it covered on ``day`` (for the over-time differencing rule)."""
-    direct_members: dict[int, set[int]] = defaultdict(set)
-    for team_id, user_id in Membership.objects.filter(
-        Membership.active_on(day), team__organisation=organisation, user__is_active=True
-    ).values_list("team_id", "user_id"):
-        direct_members[team_id].add(user_id)
-    out: dict[int, frozenset[int]] = {}
-    for node, members in subtrees.items():
-        people: set[int] = set()
-        for member in members:
-            direct_team = layout.direct.get(member)
-            if direct_team is not None:
-                people |= direct_members.get(direct_team, set())
-        out[node] = frozenset(people)
-    return out
+def _roster_keys(
+    *, organisation: Organisation, day: date, layout: _Layout, rollup: _Rollup, base: int
+) -> NDArray[np.int64]:
+    """Sorted unique ``node position * base + user id``: the people each node covered on
+    ``day`` (its subtree's direct groups' active members), for the over-time differencing rule."""
+    direct_position = {layout.direct[node]: i for i, node in enumerate(rollup.direct)}
+    pairs = [
+        (direct_position[team_id], user_id)
+        for team_id, user_id in Membership.objects.filter(
+            Membership.active_on(day), team__organisation=organisation, user__is_active=True
+        ).values_list("team_id", "user_id")
+        if team_id in direct_position
+    ]
+    if not pairs:
+        return np.zeros(0, dtype=np.int64)
+    owner = np.array([d for d, _ in pairs], dtype=np.int64)
+    users = np.array([u for _, u in pairs], dtype=np.int64)
+    element, node = rollup.expand(owner)
+    return np.unique(node * base + users[element])
+
+
+def _delta_publishable_nodes(
+    then: NDArray[np.int64], now: NDArray[np.int64], *, nodes: int, base: int, k: int
+) -> NDArray[np.bool_]:
+    """``delta_publishable`` for every node at once from its two rosters (as ``_roster_keys``)."""
+    both = np.intersect1d(then, now, assume_unique=True)
+    n_then = np.bincount(then // base, minlength=nodes)
+    n_now = np.bincount(now // base, minlength=nodes)
+    n_both = np.bincount(both // base, minlength=nodes)
+    joined, left = n_now - n_both, n_then - n_both
+    return (
+        (np.minimum(n_then, n_now) >= k)
+        & ((joined == 0) | (joined >= k))
+        & ((left == 0) | (left >= k))
+    )
 
 
 def cycle_results_store(
@@ -427,31 +452,31 @@ def _aggregates_store(
         )  # fmt: skip
     _rows_write(TeamParticipation, _PARTICIPATION_COLUMNS, participation)
 
-    previous = _previous_published(result=result, layout=layout, dimensions=DIMENSIONS)
-    rosters_now: dict[int, frozenset[int]] | None = None
-    rosters_then: dict[date, dict[int, frozenset[int]]] = {}
-    deltas: dict[tuple[int, date], bool] = {}
+    rosters_now: NDArray[np.int64] | None = None
+    deltas: dict[date, NDArray[np.bool_]] = {}
+    base = 0
 
     def delta_ok(node: int, previous_period: date) -> bool:
-        nonlocal rosters_now
-        key = (node, previous_period)
-        if key not in deltas:
+        nonlocal rosters_now, base
+        if previous_period not in deltas:
             if rosters_now is None:
-                rosters_now = _rosters(
+                validate_k(k)
+                base = int(User.objects.aggregate(top=Max("pk"))["top"] or 0) + 1
+                rosters_now = _roster_keys(
                     organisation=organisation, day=result.period_start, layout=layout,
-                    subtrees=subtrees,
+                    rollup=rollup, base=base,
                 )  # fmt: skip
-            if previous_period not in rosters_then:
-                rosters_then[previous_period] = _rosters(
-                    organisation=organisation, day=previous_period, layout=layout,
-                    subtrees=subtrees,
-                )  # fmt: skip
-            deltas[key] = delta_publishable(
-                set(rosters_then[previous_period][node]), set(rosters_now[node]), k=k
+            then = _roster_keys(
+                organisation=organisation, day=previous_period, layout=layout, rollup=rollup,
+                base=base,
+            )  # fmt: skip
+            deltas[previous_period] = _delta_publishable_nodes(
+                then, rosters_now, nodes=len(rollup.nodes), base=base, k=k
             )
-        return deltas[key]
+        return bool(deltas[previous_period][rollup.position[node]])
 
     aggregates: list[tuple[Any, ...]] = []
+    published_rows: list[tuple[int, int]] = []  # (row in aggregates, node)
     empty = np.zeros(0)
     for dimension in DIMENSIONS:
         scores = [inputs[t].scores.get(dimension, empty) for t in direct_teams]
@@ -468,34 +493,83 @@ def _aggregates_store(
                      None, None, None, None, None, None)
                 )  # fmt: skip
                 continue
-            previous_period = previous.get((team_id, scope, dimension))
+            published_rows.append((len(aggregates), node))
             aggregates.append(
                 (
-                    result.pk, team_id, scope, dimension, True,
-                    previous_period is not None and delta_ok(node, previous_period),
+                    result.pk, team_id, scope, dimension, True, False,
                     int(summaries.n[i]), float(summaries.mean[i]), float(summaries.sd[i]),
                     float(summaries.ci_low[i]), float(summaries.ci_high[i]),
                     [int(c) for c in summaries.distribution[i]],
                 )
             )  # fmt: skip
+    # The over-time rule for the published cells that were published before.
+    previous = _previous_published(
+        result=result, cells={aggregates[row][1:4] for row, _ in published_rows}
+    )
+    for row, node in published_rows:
+        previous_period = previous.get(aggregates[row][1:4])
+        if previous_period is not None and delta_ok(node, previous_period):
+            values = list(aggregates[row])
+            values[5] = True
+            aggregates[row] = tuple(values)
     _rows_write(TeamAggregate, _AGGREGATE_COLUMNS, aggregates)
 
 
 def _previous_published(
-    *, result: CycleResult, layout: _Layout, dimensions: Sequence[str]
+    *, result: CycleResult, cells: set[tuple[int | None, str, str]], steps: int = 4
 ) -> dict[tuple[int | None, str, str], date]:
-    """(team, scope, dimension) -> period of that cell's latest earlier published figure."""
-    team_ids = [team for _, team, _ in layout.rows if team is not None]
-    earlier = TeamAggregate.objects.filter(
+    """(team, scope, dimension) -> period of that cell's latest earlier published figure, for
+    ``cells`` (the ones published now).  The cycles just before are read one at a time for the
+    cells still unresolved (almost every cell was published last time); after ``steps`` of them
+    the rest is one MAX over the whole history of those cells' teams."""
+    out: dict[tuple[int | None, str, str], date] = {}
+    if not cells:
+        return out
+    earlier = CycleResult.objects.filter(
+        organisation_id=result.organisation_id, period_start__lt=result.period_start
+    )
+    remaining = set(cells)
+    dimensions = sorted({dim for _, _, dim in cells})
+    recent = list(earlier.order_by("-period_start").values_list("pk", "period_start")[:steps])
+    by_period: dict[date, list[int]] = defaultdict(list)
+    for pk, period in recent:
+        by_period[period].append(pk)
+    periods = sorted(by_period, reverse=True)
+    for i, period in enumerate(periods):
+        if i == len(periods) - 1 and len(recent) == steps:
+            break  # this period may have more results than were read: the MAX below covers it
+        team_ids = sorted({t for t, _, _ in remaining if t is not None})
+        rows = TeamAggregate.objects.filter(
+            result_id__in=by_period[period], published=True, dimension__in=dimensions
+        )
+        if any(t is None for t, _, _ in remaining):
+            rows = rows.filter(Q(team_id__in=team_ids) | Q(team__isnull=True))
+        else:
+            rows = rows.filter(team_id__in=team_ids)
+        for cell in rows.values_list("team_id", "scope", "dimension"):
+            if cell in remaining:
+                out[cell] = period
+                remaining.discard(cell)
+        if not remaining:
+            return out
+    team_ids = sorted({t for t, _, _ in remaining if t is not None})
+    history = TeamAggregate.objects.filter(
         result__organisation_id=result.organisation_id,
         result__period_start__lt=result.period_start,
         published=True,
-        dimension__in=list(dimensions),
+        dimension__in=dimensions,
     )
-    rows = (
-        earlier.filter(Q(team_id__in=team_ids) | Q(team__isnull=True))
-        .values("team_id", "scope", "dimension")
+    history = history.filter(
+        Q(team_id__in=team_ids) | Q(team__isnull=True)
+        if any(t is None for t, _, _ in remaining)
+        else Q(team_id__in=team_ids)
+    )
+    latest_rows = (
+        history.values("team_id", "scope", "dimension")
         .annotate(latest=Max("result__period_start"))
         .values_list("team_id", "scope", "dimension", "latest")
     )
-    return {(team_id, scope, dim): latest for team_id, scope, dim, latest in rows}
+    for team_id, scope, dimension, latest in latest_rows:
+        if (team_id, scope, dimension) in remaining:
+            out[(team_id, scope, dimension)] = latest
+    return out

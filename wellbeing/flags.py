@@ -23,9 +23,10 @@ from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from numpy.typing import NDArray
+from psycopg import sql as psycopg_sql
 
 from . import policy
 from .analytics import FlagChange
@@ -356,6 +357,138 @@ class _Context:
     now: Any
 
 
+def _history_columns_orm(
+    result_ids: Sequence[int], dimensions: Sequence[str]
+) -> tuple[dict[str, NDArray[Any]], dict[str, NDArray[Any]]]:
+    """The window's team/subtree rows as columns (aggregates of ``dimensions``, participation)."""
+    aggregate_rows = list(
+        TeamAggregate.objects.filter(
+            result_id__in=list(result_ids),
+            dimension__in=list(dimensions),
+            scope__in=[Scope.TEAM, Scope.SUBTREE],
+            team__isnull=False,
+        ).values_list("result_id", "team_id", "scope", "dimension", "published", "n", "index", "sd")
+    )
+    participation_rows = list(
+        TeamParticipation.objects.filter(
+            result_id__in=list(result_ids),
+            scope__in=[Scope.TEAM, Scope.SUBTREE],
+            team__isnull=False,
+        ).values_list("result_id", "team_id", "scope", "published", "rate")
+    )
+    code = {dimension: d for d, dimension in enumerate(dimensions)}
+    nan = math.nan
+    agg = {
+        "result": np.array([r[0] for r in aggregate_rows], dtype=np.int64),
+        "team": np.array([r[1] for r in aggregate_rows], dtype=np.int64),
+        "subtree": np.array([r[2] == Scope.SUBTREE for r in aggregate_rows], dtype=bool),
+        "dim": np.array([code[r[3]] for r in aggregate_rows], dtype=np.int64),
+        "published": np.array([bool(r[4]) for r in aggregate_rows], dtype=bool),
+        "n": np.array([r[5] or 0 for r in aggregate_rows], dtype=np.float64),
+        "index": np.array([nan if r[6] is None else r[6] for r in aggregate_rows], dtype=float),
+        "sd": np.array([nan if r[7] is None else r[7] for r in aggregate_rows], dtype=float),
+    }
+    part = {
+        "result": np.array([r[0] for r in participation_rows], dtype=np.int64),
+        "team": np.array([r[1] for r in participation_rows], dtype=np.int64),
+        "subtree": np.array([r[2] == Scope.SUBTREE for r in participation_rows], dtype=bool),
+        "published": np.array([bool(r[3]) for r in participation_rows], dtype=bool),
+        "rate": np.array([nan if r[4] is None else r[4] for r in participation_rows], dtype=float),
+    }
+    return agg, part
+
+
+_AGGREGATE_RECORD = np.dtype(
+    [("fields", ">i2"), ("l0", ">i4"), ("result", ">i8"), ("l1", ">i4"), ("team", ">i8"),
+     ("l2", ">i4"), ("code", ">i2"), ("l3", ">i4"), ("n", ">i8"), ("l4", ">i4"),
+     ("index", ">f8"), ("l5", ">i4"), ("sd", ">f8")]
+)  # fmt: skip
+_PARTICIPATION_RECORD = np.dtype(
+    [("fields", ">i2"), ("l0", ">i4"), ("result", ">i8"), ("l1", ">i4"), ("team", ">i8"),
+     ("l2", ">i4"), ("code", ">i2"), ("l3", ">i4"), ("rate", ">f8")]
+)  # fmt: skip
+_COPY_HEADER = 19  # signature, flags, header extension length (0)
+
+
+def _copy_records(query: psycopg_sql.Composable, dtype: np.dtype[Any]) -> NDArray[Any]:
+    """Rows of a binary ``COPY (query) TO STDOUT`` whose columns are all NOT NULL and fixed-size,
+    as one structured array (no Python object per row)."""
+    buffer = bytearray()
+    with connection.cursor() as cursor:
+        statement = psycopg_sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(query)
+        with cursor.cursor.copy(statement.as_string(cursor.cursor)) as copy:
+            for chunk in copy:
+                buffer += chunk
+    body = bytes(buffer[_COPY_HEADER:-2])  # the trailer is one int16 -1
+    if len(body) % dtype.itemsize:
+        raise ValueError("unexpected COPY row layout")
+    return np.frombuffer(body, dtype=dtype)
+
+
+def _history_columns_copy(
+    result_ids: Sequence[int], dimensions: Sequence[str]
+) -> tuple[dict[str, NDArray[Any]], dict[str, NDArray[Any]]]:
+    """``_history_columns_orm`` through binary COPY (PostgreSQL)."""
+    if not result_ids:
+        return _history_columns_orm(result_ids, dimensions)
+    ids = psycopg_sql.SQL(", ").join(psycopg_sql.Literal(int(r)) for r in result_ids)
+    names = psycopg_sql.SQL(", ").join(psycopg_sql.Literal(d) for d in dimensions)
+    dimension_code = psycopg_sql.SQL(" ").join(
+        psycopg_sql.SQL("WHEN {} THEN {}").format(
+            psycopg_sql.Literal(d), psycopg_sql.Literal(4 * i)
+        )
+        for i, d in enumerate(dimensions)
+    )
+    aggregates = _copy_records(
+        psycopg_sql.SQL(
+            "SELECT result_id::int8, team_id::int8, "
+            "((CASE WHEN scope = 'subtree' THEN 1 ELSE 0 END)"
+            " + (CASE WHEN published THEN 2 ELSE 0 END)"
+            " + (CASE dimension {codes} END))::int2, "
+            "coalesce(n, 0)::int8, coalesce(index, 'NaN')::float8, coalesce(sd, 'NaN')::float8 "
+            "FROM {table} WHERE result_id IN ({ids}) AND dimension IN ({names}) "
+            "AND scope IN ('team', 'subtree') AND team_id IS NOT NULL"
+        ).format(
+            codes=dimension_code,
+            table=psycopg_sql.Identifier(TeamAggregate._meta.db_table),
+            ids=ids,
+            names=names,
+        ),
+        _AGGREGATE_RECORD,
+    )
+    participation = _copy_records(
+        psycopg_sql.SQL(
+            "SELECT result_id::int8, team_id::int8, "
+            "((CASE WHEN scope = 'subtree' THEN 1 ELSE 0 END)"
+            " + (CASE WHEN published THEN 2 ELSE 0 END))::int2, "
+            "coalesce(rate, 'NaN')::float8 "
+            "FROM {table} WHERE result_id IN ({ids}) "
+            "AND scope IN ('team', 'subtree') AND team_id IS NOT NULL"
+        ).format(table=psycopg_sql.Identifier(TeamParticipation._meta.db_table), ids=ids),
+        _PARTICIPATION_RECORD,
+    )
+    code = aggregates["code"].astype(np.int64)
+    agg = {
+        "result": aggregates["result"].astype(np.int64),
+        "team": aggregates["team"].astype(np.int64),
+        "subtree": (code & 1).astype(bool),
+        "published": (code & 2).astype(bool),
+        "dim": code >> 2,
+        "n": aggregates["n"].astype(np.float64),
+        "index": aggregates["index"].astype(np.float64),
+        "sd": aggregates["sd"].astype(np.float64),
+    }
+    pcode = participation["code"].astype(np.int64)
+    part = {
+        "result": participation["result"].astype(np.int64),
+        "team": participation["team"].astype(np.int64),
+        "subtree": (pcode & 1).astype(bool),
+        "published": (pcode & 2).astype(bool),
+        "rate": participation["rate"].astype(np.float64),
+    }
+    return agg, part
+
+
 class _History:
     """Per dimension, teams x cycles matrices of the primary (subtree before team) rows of the
     window; a team's series is its row with the absent cycles left out."""
@@ -373,29 +506,36 @@ class _History:
         return np.searchsorted(self.team_ids, np.asarray(team_ids, dtype=np.int64))
 
     @classmethod
-    def load(cls, results: Sequence[CycleResult], dimensions: Sequence[str]) -> _History:
+    def load(
+        cls,
+        results: Sequence[CycleResult],
+        dimensions: Sequence[str],
+        *,
+        binary: bool | None = None,
+    ) -> _History:
+        """The window's rows, read with a binary COPY on PostgreSQL (``binary``), else the ORM."""
         history = cls(results)
-        result_ids = list(history.column)
-        aggregate_rows = list(
-            TeamAggregate.objects.filter(
-                result_id__in=result_ids,
-                dimension__in=list(dimensions),
-                scope__in=[Scope.TEAM, Scope.SUBTREE],
-            ).values_list(
-                "result_id", "team_id", "scope", "dimension", "published", "n", "index", "sd"
-            )
-        )
-        participation_rows = list(
-            TeamParticipation.objects.filter(
-                result_id__in=result_ids, scope__in=[Scope.TEAM, Scope.SUBTREE]
-            ).values_list("result_id", "team_id", "scope", "published", "rate")
-        )
-        teams = {row[1] for row in aggregate_rows} | {row[1] for row in participation_rows}
-        history.team_ids = np.array(sorted(teams), dtype=np.int64)
-        history.row = {int(t): i for i, t in enumerate(history.team_ids)}
-        shape = (len(history.team_ids), len(history.results))
-        for dimension in dimensions:
-            history.dims[dimension] = {
+        result_ids = sorted(history.column)
+        if binary is None:
+            binary = connection.vendor == "postgresql"
+        read = _history_columns_copy if binary else _history_columns_orm
+        agg, part = read(result_ids, dimensions)
+        teams = np.union1d(agg["team"], part["team"]).astype(np.int64)
+        history.team_ids = teams
+        history.row = {int(t): i for i, t in enumerate(teams)}
+        shape = (len(teams), len(history.results))
+        sorted_ids = np.array(result_ids, dtype=np.int64)
+        column_of = np.array([history.column[r] for r in result_ids], dtype=np.int64)
+
+        def place(
+            rows: dict[str, NDArray[Any]], selected: NDArray[np.bool_]
+        ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+            i = np.searchsorted(teams, rows["team"][selected])
+            j = column_of[np.searchsorted(sorted_ids, rows["result"][selected])]
+            return i, j
+
+        for d, dimension in enumerate(dimensions):
+            m = {
                 "present": np.zeros(shape, dtype=bool),
                 "published": np.zeros(shape, dtype=bool),
                 "index": np.full(shape, np.nan),
@@ -403,37 +543,30 @@ class _History:
                 "sd": np.full(shape, np.nan),
                 "subtree": np.zeros(shape, dtype=bool),
             }
-        nan = math.nan
-        for result_id, team_id, scope, dimension, published, n, index, sd in aggregate_rows:
-            if team_id is None:
-                continue
-            m = history.dims[dimension]
-            i, j = history.row[team_id], history.column[result_id]
-            is_subtree = scope == Scope.SUBTREE
-            if m["present"][i, j] and not is_subtree:
-                continue  # the subtree row is the team's headline row
-            m["present"][i, j] = True
-            m["subtree"][i, j] = is_subtree
-            m["published"][i, j] = bool(published)
-            m["n"][i, j] = n or 0
-            m["index"][i, j] = index if published and index is not None else nan
-            m["sd"][i, j] = sd if published and sd is not None else nan
-        history.rates = {
+            # team rows first, then subtree rows: the subtree row is the team's headline row
+            for subtree in (False, True):
+                selected = (agg["dim"] == d) & (agg["subtree"] == subtree)
+                i, j = place(agg, selected)
+                published = agg["published"][selected]
+                m["present"][i, j] = True
+                m["subtree"][i, j] = subtree
+                m["published"][i, j] = published
+                m["n"][i, j] = agg["n"][selected]
+                m["index"][i, j] = np.where(published, agg["index"][selected], np.nan)
+                m["sd"][i, j] = np.where(published, agg["sd"][selected], np.nan)
+            history.dims[dimension] = m
+        r = {
             "present": np.zeros(shape, dtype=bool),
             "rate": np.full(shape, np.nan),
             "subtree": np.zeros(shape, dtype=bool),
         }
-        r = history.rates
-        for result_id, team_id, scope, published, rate in participation_rows:
-            if team_id is None:
-                continue
-            i, j = history.row[team_id], history.column[result_id]
-            is_subtree = scope == Scope.SUBTREE
-            if r["present"][i, j] and not is_subtree:
-                continue
+        for subtree in (False, True):
+            selected = part["subtree"] == subtree
+            i, j = place(part, selected)
             r["present"][i, j] = True
-            r["subtree"][i, j] = is_subtree
-            r["rate"][i, j] = rate if published and rate is not None else nan
+            r["subtree"][i, j] = subtree
+            r["rate"][i, j] = np.where(part["published"][selected], part["rate"][selected], np.nan)
+        history.rates = r
         return history
 
     def detector_arrays(

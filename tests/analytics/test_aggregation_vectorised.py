@@ -105,3 +105,72 @@ def test_clean_scores_accepts_arrays_and_refuses_bad_values():
             _clean_scores(bad, 5)
     with pytest.raises(CorruptInput):
         _clean_scores(np.array([1.0, 2.0]), 1)
+
+
+@pytest.mark.parametrize("steps", [1, 4])
+def test_previous_published_walk_equals_the_max_over_all_history(steps):
+    from django.db.models import Max
+
+    from wellbeing.aggregation import _previous_published
+    from wellbeing.models import CycleResult
+
+    rng = random.Random(steps)
+    organisation = OrganisationFactory(anonymity_threshold=3)
+    teams = _tree(organisation, rng)
+    for i in range(9):
+        inputs = []
+        for team in teams:
+            # teams that are often suppressed (below k) and cycles they are absent from
+            if rng.random() < 0.2:
+                continue
+            responded = rng.choice([1, 2, 3, 6])
+            inputs.append(
+                TeamCycleInput(team.pk, responded, responded, {"stress": [50.0] * responded})
+            )
+        record(organisation, i, inputs)
+    result = CycleResult.objects.filter(organisation=organisation).order_by("period_start").last()
+    cells = {
+        (row.team_id, row.scope, row.dimension)
+        for row in TeamAggregate.objects.filter(result__organisation=organisation)
+    }
+    expected = {
+        (t, s, d): latest
+        for t, s, d, latest in TeamAggregate.objects.filter(
+            result__organisation=organisation,
+            result__period_start__lt=result.period_start,
+            published=True,
+        )
+        .values("team_id", "scope", "dimension")
+        .annotate(latest=Max("result__period_start"))
+        .values_list("team_id", "scope", "dimension", "latest")
+    }
+    got = _previous_published(result=result, cells=cells, steps=steps)
+    assert got == expected
+    assert len(set(expected.values())) > 1  # some cells were last published further back
+
+
+def test_delta_rule_for_every_node_at_once_equals_delta_publishable():
+    from wellbeing.aggregation import _delta_publishable_nodes
+    from wellbeing.guard import delta_publishable
+
+    rng = random.Random(5)
+    nodes, base = 300, 1000
+    then_sets, now_sets = [], []
+    for _ in range(nodes):
+        people = rng.sample(range(base), rng.randint(0, 20))
+        then = set(people)
+        now = set(people)
+        for _ in range(rng.choice([0, 0, 1, 2, 3, 5])):
+            now.discard(rng.choice(people)) if people and rng.random() < 0.5 else now.add(
+                rng.randrange(base)
+            )
+        then_sets.append(then)
+        now_sets.append(now)
+
+    def keys(sets):
+        return np.array(sorted(i * base + u for i, s in enumerate(sets) for u in s), dtype=np.int64)
+
+    got = _delta_publishable_nodes(keys(then_sets), keys(now_sets), nodes=nodes, base=base, k=3)
+    expected = [delta_publishable(t, n, k=3) for t, n in zip(then_sets, now_sets, strict=True)]
+    assert got.tolist() == expected
+    assert 0 < sum(expected) < nodes

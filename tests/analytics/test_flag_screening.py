@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
+from django.db import connection
 
 from tests.analytics.helpers import record
 from tests.factories import OrganisationFactory, TeamFactory
 from wellbeing import flags as flags_module
 from wellbeing.analytics import TeamCycleInput
-from wellbeing.models import Flag, FlagEvent, Team
+from wellbeing.models import CycleResult, Flag, FlagEvent, Team
 
 pytestmark = pytest.mark.django_db
 
@@ -124,3 +126,20 @@ def test_a_failing_screen_falls_back_to_evaluating_every_team(monkeypatch, caplo
     assert "event=flag_screening status=failed" in caplog.text
     assert "FloatingPointError" in caplog.text
     assert any(batch for batch in changes)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="binary COPY is PostgreSQL's")
+def test_history_read_with_binary_copy_equals_the_orm_read():
+    organisation, teams = _org("d")
+    _history(organisation, teams, seed=5)
+    results = list(CycleResult.objects.filter(organisation=organisation).order_by("period_start"))
+    dims = ("stress", "client_burnout")
+    binary = flags_module._History.load(results, dims, binary=True)
+    orm = flags_module._History.load(results, dims, binary=False)
+    assert binary.team_ids.tolist() == orm.team_ids.tolist()
+    for dim in dims:
+        for key, values in orm.dims[dim].items():
+            assert np.array_equal(binary.dims[dim][key], values, equal_nan=True), (dim, key)
+    for key, values in orm.rates.items():
+        assert np.array_equal(binary.rates[key], values, equal_nan=True), key
+    assert orm.dims["stress"]["subtree"].any() and not orm.dims["stress"]["published"].all()
