@@ -4,29 +4,139 @@ Never returns answers of individual people; counts of respondents are withheld b
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db import connection
+from django.db.models import Model, Q, QuerySet
 from django.utils import timezone
 
 from wellbeing.models import Organisation, User
 
 from .models import Cycle, Invitation, Question, Response, SupportResource, Survey, SurveyItem
 
+# --- Check-in hot path: whole rows through prebuilt SQL ---------------------------------------
+#
+# The link flow reads the same shapes on every form request.  Compiling them through the ORM
+# each time (select_related over three tables) costs several times the query itself, so the
+# statements below are built once per database vendor from the models' own metadata and the
+# rows are turned into ordinary, fully loaded model instances with the fields' own converters.
+
+
+class _Columns:
+    """Every concrete column of ``model`` under ``alias``, and how to make an instance of a row
+    slice (``Model.from_db`` after the same value converters the ORM applies)."""
+
+    def __init__(self, model: type[Model], alias: str) -> None:
+        quote = connection.ops.quote_name
+        fields = list(model._meta.concrete_fields)
+        self.model = model
+        self.width = len(fields)
+        self.attnames = [f.attname for f in fields]
+        self.sql = ", ".join(f"{alias}.{quote(str(f.column))}" for f in fields)
+        self.converters: list[tuple[int, list[Callable[..., Any]], Any]] = []
+        for index, field in enumerate(fields):
+            col = field.get_col(alias)
+            found = connection.ops.get_db_converters(col) + field.get_db_converters(connection)
+            if found:
+                self.converters.append((index, found, col))
+
+    def make(self, row: Sequence[Any], start: int) -> Any:
+        values = list(row[start : start + self.width])
+        for index, converters, col in self.converters:
+            for converter in converters:
+                values[index] = converter(values[index], col, connection)
+        return self.model.from_db(connection.alias, self.attnames, values)
+
+
+_PREBUILT: dict[str, dict[str, Any]] = {}
+
+
+def _prebuilt() -> dict[str, Any]:
+    built = _PREBUILT.get(connection.vendor)
+    if built is None:
+        quote = connection.ops.quote_name
+        invitation = _Columns(Invitation, "i")
+        cycle = _Columns(Cycle, "c")
+        organisation = _Columns(Organisation, "o")
+        question = _Columns(Question, "q")
+        # Only identifiers from the models' metadata are formatted in; values are parameters.
+        built = {
+            "invitation": invitation,
+            "cycle": cycle,
+            "organisation": organisation,
+            "question": question,
+            "invitation_sql": (
+                f"SELECT {invitation.sql}, {cycle.sql}, {organisation.sql}"  # noqa: S608
+                f", u.{quote('language')}"
+                f" FROM {quote(Invitation._meta.db_table)} i"
+                f" JOIN {quote(Cycle._meta.db_table)} c ON c.id = i.{quote('cycle_id')}"
+                f" JOIN {quote(Organisation._meta.db_table)} o"
+                f" ON o.id = c.{quote('organisation_id')}"
+                f" JOIN {quote(User._meta.db_table)} u ON u.id = i.{quote('user_id')}"
+                f" WHERE i.{quote('public_id')} = %s"
+            ),
+            # The survey's items in order: the shown ones and its free-text question.
+            "questions_sql": (
+                f"SELECT {question.sql} FROM {quote(SurveyItem._meta.db_table)} s"  # noqa: S608
+                f" JOIN {quote(Question._meta.db_table)} q ON q.id = s.{quote('question_id')}"
+                f" WHERE s.{quote('survey_id')} = %s"
+                f" AND (q.{quote('kind')} = %s OR s.{quote('question_id')} IN ({{ids}}))"
+                f" ORDER BY s.{quote('position')}, s.id"
+            ),
+        }
+        _PREBUILT[connection.vendor] = built
+    return built
+
+
+def invitation_for_checkin(*, public_id: object) -> Invitation | None:
+    """The invitation with its cycle and organisation loaded (one query), for the check-in
+    pages.  ``invitation.user`` carries only the person's language (all the pages need)."""
+    try:
+        key = uuid.UUID(str(public_id))
+    except ValueError:
+        return None
+    built = _prebuilt()
+    invitation_cols: _Columns = built["invitation"]
+    cycle_cols: _Columns = built["cycle"]
+    organisation_cols: _Columns = built["organisation"]
+    prepared = Invitation._meta.get_field("public_id").get_db_prep_value(key, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(built["invitation_sql"], [prepared])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    invitation = invitation_cols.make(row, 0)
+    cycle = cycle_cols.make(row, invitation_cols.width)
+    organisation = organisation_cols.make(row, invitation_cols.width + cycle_cols.width)
+    cycle.organisation = organisation
+    invitation.cycle = cycle
+    invitation.user = User.from_db(
+        connection.alias, ["id", "language"], [invitation.user_id, row[-1] or ""]
+    )
+    return invitation
+
 
 def invitation_questions(*, invitation: Invitation) -> list[Question]:
     """The rating items this person is shown (their rotation), in survey order, then the
-    free-text question when comments are enabled for the organisation."""
+    free-text question when comments are enabled for the organisation (one query)."""
     shown = {int(q) for q in invitation.question_ids}
-    items = (
-        SurveyItem.objects.filter(survey_id=invitation.cycle.survey_id, question_id__in=shown)
-        .select_related("question")
-        .order_by("position")
-    )
-    questions = [item.question for item in items]
-    comment = invitation_comment_question(invitation=invitation)
-    if comment is not None and not invitation.answered:
-        questions.append(comment)
+    cycle = invitation.cycle
+    built = _prebuilt()
+    question_cols: _Columns = built["question"]
+    ids = sorted(shown) or [0]
+    sql = built["questions_sql"].format(ids=", ".join(["%s"] * len(ids)))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [cycle.survey_id, Question.Kind.TEXT.value, *ids])
+        rows = cursor.fetchall()
+    loaded = [question_cols.make(row, 0) for row in rows]
+    questions = [q for q in loaded if q.pk in shown]
+    if not invitation.answered and cycle.organisation.comments_enabled:
+        comment = next((q for q in loaded if q.kind == Question.Kind.TEXT), None)
+        if comment is not None:
+            questions.append(comment)
     return questions
 
 

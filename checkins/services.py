@@ -8,6 +8,7 @@ batch smaller than k leave the pending store while more answers can still come (
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import secrets
@@ -851,7 +852,10 @@ def _answers_validate(
     answers: object,
     comment: str | None,
     loaded: Sequence[Question] | None = None,
+    comment_allowed: bool | None = None,
 ) -> tuple[dict[str, int], str]:
+    """Clean answers and comment, or ``ServiceError("invalid")`` naming every problem.
+    ``comment_allowed`` skips the look-up of the comment question when the caller checks it."""
     from .selectors import invitation_comment_question
 
     errors: dict[str, list[str]] = defaultdict(list)
@@ -900,7 +904,9 @@ def _answers_validate(
             errors[str(qid)].append("This question needs an answer.")
     text = (comment or "").strip()
     if text:
-        if invitation_comment_question(invitation=invitation) is None:
+        if comment_allowed is None:
+            comment_allowed = invitation_comment_question(invitation=invitation) is not None
+        if not comment_allowed:
             errors["comment"].append("Comments are not enabled for this check-in.")
         elif len(text) > COMMENT_MAX_LENGTH:
             errors["comment"].append(
@@ -943,6 +949,68 @@ def _cycle_window_for_submit(
     )
 
 
+#: One statement, so one transaction (PostgreSQL): share-lock the cycle and read its state and
+#: window and the organisation's k; claim the invitation if it is unanswered and the cycle takes
+#: answers (comments only when enabled); park the answers for the claimant's team; count that
+#: team's pending answers.  Nothing is claimed or stored unless all of it holds.  The claim's
+#: condition on ``answered`` is on the updated row itself, so PostgreSQL re-checks it after
+#: waiting for a concurrent claim of the same invitation (exactly one wins).
+_SUBMIT_SQL = """
+WITH cycle AS (
+    SELECT c.state, c.opens_at, c.closes_at, o.anonymity_threshold, o.comments_enabled
+    FROM checkins_cycle c JOIN wellbeing_organisation o ON o.id = c.organisation_id
+    WHERE c.id = %(cycle)s FOR SHARE OF c
+), claimed AS (
+    UPDATE checkins_invitation
+    SET answered = true, question_ids = '[]'::jsonb, rotation_offset = NULL
+    WHERE id = %(invitation)s AND NOT answered AND EXISTS (
+        SELECT 1 FROM cycle WHERE state = %(open)s AND opens_at <= %(now)s AND closes_at > %(now)s
+        AND (comments_enabled OR NOT %(has_comment)s)
+    )
+    RETURNING id
+), stored AS (
+    INSERT INTO checkins_pendinganswer (id, cycle_id, team_id, answers, comment)
+    SELECT %(id)s, %(cycle)s, %(team)s, %(answers)s::jsonb, %(comment)s FROM claimed
+    RETURNING id
+)
+SELECT (SELECT count(*) FROM stored),
+    (SELECT count(*) FROM checkins_pendinganswer WHERE cycle_id = %(cycle)s AND team_id = %(team)s),
+    (SELECT anonymity_threshold FROM cycle)
+"""
+
+
+def _submit_in_one_statement(
+    *, invitation: Invitation, clean: dict[str, int], text: str
+) -> tuple[int, int] | None:
+    """(pending answers of the team including this one, k) if stored; None if anything was
+    refused (nothing changed then: the checked path names the reason)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _SUBMIT_SQL,
+            {
+                "cycle": invitation.cycle_id,
+                "invitation": invitation.pk,
+                "team": invitation.team_id,
+                "open": Cycle.State.OPEN.value,
+                "now": timezone.now(),
+                "has_comment": bool(text),
+                "id": uuid.uuid4(),
+                "answers": json.dumps(clean),
+                "comment": text,
+            },
+        )
+        stored, waiting, k = cursor.fetchone()
+    if not stored:
+        return None
+    return waiting + stored, k
+
+
+def _queue_release(cycle_id: int, team_id: int) -> None:
+    from . import tasks
+
+    transaction.on_commit(partial(tasks.enqueue, tasks.pending_release_task, cycle_id, team_id))
+
+
 def checkin_submit(
     *,
     invitation: Invitation,
@@ -954,10 +1022,51 @@ def checkin_submit(
 
     Exactly once: the invitation is claimed with a conditional UPDATE; a second submit (in
     sequence or concurrently) stores nothing and gets ``already_received``.  Everything is
-    checked inside one transaction against fresh rows, in this order: already answered, the
-    cycle accepting answers, the answers themselves; any refusal rolls the claim back.  The
-    caller's invitation (with its cycle) is used as loaded -- no second read of it; so are
-    ``questions`` (e.g. the form's, from ``invitation_questions``) if they cover it."""
+    checked against fresh rows in one transaction, and refusals are named in this order:
+    already answered, the cycle accepting answers, the answers themselves; any refusal rolls
+    the claim back.  The caller's invitation (with its cycle) is used as loaded -- no second
+    read of it; so are ``questions`` (e.g. the form's, from ``invitation_questions``) if they
+    cover it.
+
+    On PostgreSQL, answers that pass the checks go in as one statement (``_SUBMIT_SQL``);
+    anything else, and every refusal, takes the checked path below, which names the reason."""
+    cycle = invitation.cycle
+    if connection.vendor == "postgresql":
+        try:
+            clean, text = _answers_validate(
+                invitation=invitation,
+                answers=answers,
+                comment=comment,
+                loaded=questions,
+                # The form's questions include the comment question when comments are on;
+                # the statement re-checks the switch under the lock.
+                comment_allowed=any(not q.is_scale for q in questions or ()) or None,
+            )
+        except ServiceError:
+            pass  # the checked path reports it in the right order
+        else:
+            outcome = _submit_in_one_statement(invitation=invitation, clean=clean, text=text)
+            if outcome is not None:
+                waiting, k = outcome
+                if waiting >= k:
+                    _queue_release(cycle.pk, invitation.team_id)
+                invitation.answered = True
+                invitation.question_ids = []
+                invitation.rotation_offset = None
+                logger.info("event=checkin_received cycle=%s", cycle.public_id)
+                return
+    _checkin_submit_checked(
+        invitation=invitation, answers=answers, comment=comment, questions=questions
+    )
+
+
+def _checkin_submit_checked(
+    *,
+    invitation: Invitation,
+    answers: dict[int, int | None],
+    comment: str | None,
+    questions: Sequence[Question] | None = None,
+) -> None:
     now = timezone.now()
     cycle = invitation.cycle
     with transaction.atomic():
@@ -993,11 +1102,7 @@ def checkin_submit(
             cycle_id=cycle.pk, team_id=invitation.team_id
         ).count()
         if waiting >= organisation.anonymity_threshold:
-            from . import tasks
-
-            transaction.on_commit(
-                partial(tasks.enqueue, tasks.pending_release_task, cycle.pk, invitation.team_id)
-            )
+            _queue_release(cycle.pk, invitation.team_id)
     invitation.answered = True
     invitation.question_ids = []
     invitation.rotation_offset = None

@@ -38,7 +38,12 @@ from wellbeing.models import Organisation, User
 from . import ratelimit
 from .forms import CheckinForm
 from .models import Cycle, Invitation
-from .selectors import invitation_questions, invitations_open_for_user, support_resources_for
+from .selectors import (
+    invitation_for_checkin,
+    invitation_questions,
+    invitations_open_for_user,
+    support_resources_for,
+)
 from .services import checkin_submit, invitation_for_user, invitation_from_token
 
 logger = logging.getLogger("pulse.checkins.web")
@@ -183,6 +188,7 @@ def _session_store(request: HttpRequest, invitation: Invitation) -> None:
     until = min(timezone.now() + SESSION_LIFETIME, invitation.cycle.closes_at)
     request.session[SESSION_KEY] = {
         "invitation": str(invitation.public_id),
+        "organisation": invitation.cycle.organisation_id,  # for the thanks page
         "until": until.isoformat(),
     }
     if not request.user.is_authenticated:
@@ -200,11 +206,7 @@ def _session_invitation(request: HttpRequest) -> Invitation | None:
     if timezone.now() >= until:
         request.session.pop(SESSION_KEY, None)
         return None
-    return (
-        Invitation.objects.select_related("cycle", "cycle__organisation", "user")
-        .filter(public_id=data.get("invitation"))
-        .first()
-    )
+    return invitation_for_checkin(public_id=data.get("invitation"))
 
 
 def _too_large(request: HttpRequest) -> bool:
@@ -316,7 +318,8 @@ def _checkin_form(request: HttpRequest, invitation: Invitation, *, action: str) 
                         return _problem(request, exc.code, language=language)
                     form.add_service_errors(exc.fields)
                 else:
-                    request.session["pulse_checkin_done"] = organisation.pk
+                    # The thanks page finds the organisation through the started check-in (or
+                    # the signed-in person): the session is not written again here.
                     return _private(HttpResponseRedirect(reverse("checkins:thanks")))
             status = 400
         context = {
@@ -333,14 +336,24 @@ def _checkin_form(request: HttpRequest, invitation: Invitation, *, action: str) 
     return _render(request, "checkins/form.html", context, status=status, language=language)
 
 
+def _thanks_organisation(request: HttpRequest, user: User | None) -> Organisation | None:
+    """Whose support resources the thanks page shows: the organisation of the check-in started
+    in this browser, else the signed-in person's."""
+    started = request.session.get(SESSION_KEY)
+    organisation_id = request.session.get("pulse_checkin_done") or (
+        started.get("organisation") if isinstance(started, dict) else None
+    )
+    if organisation_id is None and user is not None:
+        organisation_id = user.organisation_id
+    if not isinstance(organisation_id, int) or isinstance(organisation_id, bool):
+        return None
+    return Organisation.objects.filter(pk=organisation_id).first()
+
+
 @require_GET
 def thanks(request: HttpRequest) -> HttpResponse:
-    organisation = (
-        Organisation.objects.filter(pk=request.session.get("pulse_checkin_done")).first()
-        if request.session.get("pulse_checkin_done")
-        else None
-    )
     user = request.user if isinstance(request.user, User) else None
+    organisation = _thanks_organisation(request, user)
     language = _language(user, organisation)
     resources = (
         list(support_resources_for(organisation=organisation)) if organisation is not None else []
