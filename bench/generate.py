@@ -67,6 +67,8 @@ class Size:
 SIZES: dict[str, Size] = {
     "ci": Size("ci", people=400, teams=32, weeks=12),
     "small": Size("small", people=2_000, teams=160, weeks=52),
+    # between the two, for checking how the close grows with teams (a few minutes to generate)
+    "medium": Size("medium", people=20_000, teams=1_600, weeks=52, raw_weeks=13),
     "large": Size("large", people=100_000, teams=8_000, weeks=104, raw_weeks=13),
 }
 # The scaling benchmark closes one cycle at three sizes: these fractions of the main one.

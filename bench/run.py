@@ -39,6 +39,7 @@ PYTHON = sys.executable
 LOAD = {
     "ci": {"submits": 60, "dash": 40, "concurrency": 4},
     "small": {"submits": 300, "dash": 120, "concurrency": 8},
+    "medium": {"submits": 300, "dash": 80, "concurrency": 8},
     "large": {"submits": 400, "dash": 40, "concurrency": 8},
 }
 TIME_LIMIT = 240.0

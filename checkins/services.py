@@ -1219,45 +1219,72 @@ def cycle_scores(*, cycle: Cycle) -> dict[int, dict[str, list[float]]]:
     return {tid: dict(d) for tid, d in scores.items()}
 
 
-_SCORES_SQL = """
-WITH meta(key, dimension, minimum, maximum, reverse, invert) AS MATERIALIZED (
-    SELECT * FROM unnest(%s::text[], %s::text[], %s::float8[], %s::float8[], %s::bool[],
-                         %s::bool[])
-)
-SELECT r.team_id, s.dimension,
-       coalesce(array_agg(s.total / s.answered) FILTER (WHERE s.answered > 0), '{}'),
-       sum(s.odd)
-FROM checkins_response r
-CROSS JOIN LATERAL (
-    SELECT i.dimension,
-           sum(100.0::float8 * CASE WHEN i.invert THEN 1.0::float8 - i.f ELSE i.f END) AS total,
-           count(i.v) AS answered,
-           count(*) FILTER (
-               WHERE i.kind = 'string' OR i.v < i.minimum OR i.v > i.maximum
-           ) AS odd
-    FROM (
-        SELECT m.dimension, m.minimum, m.maximum, m.invert, t.kind, t.v,
-               CASE WHEN m.reverse THEN 1.0::float8 - (t.v - m.minimum) / (m.maximum - m.minimum)
-                    ELSE (t.v - m.minimum) / (m.maximum - m.minimum) END AS f
-        FROM jsonb_each(r.answers) a
-        JOIN meta m ON m.key = a.key
-        CROSS JOIN LATERAL (
-            SELECT jsonb_typeof(a.value) AS kind,
-                   CASE WHEN jsonb_typeof(a.value) = 'number'
-                        THEN (a.value #>> '{}')::float8 END AS v
-        ) t
-    ) i
-    GROUP BY i.dimension
-) s
-WHERE r.cycle_id = %s
-GROUP BY r.team_id, s.dimension
-"""
+def _scores_statement(questions: Sequence[tuple[Any, ...]]) -> tuple[Any, list[str]]:
+    """One pass over the cycle's responses: each response's answers read once as a record of
+    float8 columns (JSON null = skipped; a numeric string is read as its number, as
+    ``is_number`` does; anything else makes the statement fail), each item's 0-100 index with
+    the float operations of ``item_to_index``, per dimension their sum and count, per team the
+    respondents' indices as one array per dimension, and how many answers lie outside their
+    scale (NaN and infinities included).  Returns (statement, dimensions)."""
+    from psycopg import sql
+
+    by_dimension: dict[str, list[int]] = defaultdict(list)
+    index_columns, odd = [], []
+    for i, (pk, dimension, minimum, maximum, reverse, higher_is_worse) in enumerate(questions):
+        v = sql.SQL("j.{}").format(sql.Identifier(str(pk)))
+        low, high = sql.Literal(float(minimum)), sql.Literal(float(maximum))
+        fraction = sql.SQL("(({v} - {low}) / {span})").format(
+            v=v, low=low, span=sql.Literal(float(maximum) - float(minimum))
+        )
+        if reverse:
+            fraction = sql.SQL("(1.0::float8 - {})").format(fraction)
+        if not higher_is_worse:
+            fraction = sql.SQL("(1.0::float8 - {})").format(fraction)
+        index_columns.append(
+            sql.SQL("100.0::float8 * {} AS {}").format(fraction, sql.Identifier(f"x{i}"))
+        )
+        odd.append(
+            sql.SQL("coalesce(({v} < {low} OR {v} > {high})::int, 0)").format(
+                v=v, low=low, high=high
+            )
+        )
+        by_dimension[dimension].append(i)
+    dimensions = sorted(by_dimension)
+    totals, arrays = [], []
+    for d, dimension in enumerate(dimensions):
+        items = by_dimension[dimension]
+        total = sql.SQL(" + ").join(
+            sql.SQL("coalesce(x.{}, 0.0::float8)").format(sql.Identifier(f"x{i}")) for i in items
+        )
+        count = sql.SQL(" + ").join(
+            sql.SQL("(x.{} IS NOT NULL)::int").format(sql.Identifier(f"x{i}")) for i in items
+        )
+        t, c = sql.Identifier(f"t{d}"), sql.Identifier(f"c{d}")
+        totals.append(sql.SQL("{} AS {}, {} AS {}").format(total, t, count, c))
+        arrays.append(sql.SQL("array_agg(s.{t} / s.{c}) FILTER (WHERE s.{c} > 0)").format(t=t, c=c))
+    statement = sql.SQL(
+        "SELECT r.team_id, sum(s.odd), {arrays} FROM checkins_response r "
+        "CROSS JOIN LATERAL jsonb_to_record(r.answers) AS j({record}) "
+        "CROSS JOIN LATERAL (SELECT {indices}) x "
+        "CROSS JOIN LATERAL (SELECT {totals}, {odd} AS odd) s "
+        "WHERE r.cycle_id = %s GROUP BY r.team_id"
+    ).format(
+        arrays=sql.SQL(", ").join(arrays),
+        record=sql.SQL(", ").join(
+            sql.SQL("{} float8").format(sql.Identifier(str(q[0]))) for q in questions
+        ),
+        indices=sql.SQL(", ").join(index_columns),
+        totals=sql.SQL(", ").join(totals),
+        odd=sql.SQL(" + ").join(odd),
+    )
+    return statement, dimensions
 
 
 def _cycle_scores_sql(*, cycle: Cycle) -> dict[int, dict[str, list[float]]] | None:
-    """``cycle_scores`` computed by PostgreSQL in one statement (items mapped to 0-100 with the
-    same float operations, a respondent's index the mean of their items); None when an answer
-    needs the Python path's handling (a number sent as a string, a value outside its scale)."""
+    """``cycle_scores`` computed by PostgreSQL in one statement (``_scores_statement``); None
+    when an answer needs the Python path's handling (not a number, or outside its scale)."""
+    from django.db import DatabaseError
+
     questions = list(
         Question.objects.filter(
             survey_items__survey_id=cycle.survey_id, kind=Question.Kind.SCALE
@@ -1265,25 +1292,21 @@ def _cycle_scores_sql(*, cycle: Cycle) -> dict[int, dict[str, list[float]]] | No
     )
     if not questions:
         return {}
-    columns = list(zip(*questions, strict=True))
-    params: list[Any] = [
-        [str(pk) for pk in columns[0]],
-        list(columns[1]),
-        [float(v) for v in columns[2]],
-        [float(v) for v in columns[3]],
-        list(columns[4]),
-        [not worse for worse in columns[5]],
-        cycle.pk,
-    ]
-    scores: dict[int, dict[str, list[float]]] = defaultdict(dict)
-    with connection.cursor() as cursor:
-        cursor.execute(_SCORES_SQL, params)
-        for team_id, dimension, values, odd in cursor.fetchall():
-            if odd:
-                return None
-            if values:
-                scores[team_id][dimension] = values
-    return dict(scores)
+    statement, dimensions = _scores_statement(questions)
+    scores: dict[int, dict[str, list[float]]] = {}
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(statement.as_string(cursor.cursor), [cycle.pk])
+            rows = cursor.fetchall()
+    except DatabaseError:
+        return None  # e.g. a text or boolean answer: the Python path decides what it means
+    for team_id, odd, *arrays in rows:
+        if odd:
+            return None
+        per_dimension = {d: a for d, a in zip(dimensions, arrays, strict=True) if a}
+        if per_dimension:
+            scores[team_id] = per_dimension
+    return scores
 
 
 def cycle_results_inputs(*, cycle: Cycle) -> list[TeamCycleInput]:

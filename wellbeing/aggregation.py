@@ -159,18 +159,23 @@ def _roster_keys(
 ) -> NDArray[np.int64]:
     """Sorted unique ``node position * base + user id``: the people each node covered on
     ``day`` (its subtree's direct groups' active members), for the over-time differencing rule."""
-    direct_position = {layout.direct[node]: i for i, node in enumerate(rollup.direct)}
-    pairs = [
-        (direct_position[team_id], user_id)
-        for team_id, user_id in Membership.objects.filter(
-            Membership.active_on(day), team__organisation=organisation, user__is_active=True
-        ).values_list("team_id", "user_id")
-        if team_id in direct_position
-    ]
-    if not pairs:
+    direct_teams = np.array([layout.direct[node] for node in rollup.direct], dtype=np.int64)
+    order = np.argsort(direct_teams)
+    rows = np.array(
+        list(
+            Membership.objects.filter(
+                Membership.active_on(day), team__organisation=organisation, user__is_active=True
+            ).values_list("team_id", "user_id")
+        ),
+        dtype=np.int64,
+    ).reshape(-1, 2)
+    found = np.searchsorted(direct_teams, rows[:, 0], sorter=order)
+    found = np.minimum(found, len(direct_teams) - 1)
+    keep = direct_teams[order[found]] == rows[:, 0]
+    if not keep.any():
         return np.zeros(0, dtype=np.int64)
-    owner = np.array([d for d, _ in pairs], dtype=np.int64)
-    users = np.array([u for _, u in pairs], dtype=np.int64)
+    owner = order[found[keep]].astype(np.int64)
+    users = rows[keep, 1]
     element, node = rollup.expand(owner)
     return np.unique(node * base + users[element])
 

@@ -39,15 +39,33 @@ def test_sql_scores_equal_python_scores_bit_for_bit(cycle):
     assert _sorted({i.team_id: i.scores for i in inputs if i.scores}) == _sorted(python)
 
 
-def test_unusual_answers_fall_back_to_the_python_scoring(cycle):
+@pytest.mark.parametrize(
+    ("odd", "sql_handles"), [("text number", True), ("word", False), ("boolean", False)]
+)
+def test_unusual_answers_are_scored_as_the_python_scoring_does(cycle, odd, sql_handles):
     answer_all(cycle, 5)
     services.pending_release(cycle=cycle, force=True)
     response = Response.objects.filter(cycle=cycle).first()
     key = sorted(response.answers)[0]
-    response.answers[key] = str(response.answers[key])  # a number sent as text
+    value = response.answers[key]
+    response.answers[key] = {"text number": str(value), "word": "often", "boolean": True}[odd]
+    response.save()
+    sql = services._cycle_scores_sql(cycle=cycle)
+    python = services.cycle_scores(cycle=cycle)
+    assert (sql is not None) == sql_handles
+    if sql is not None:
+        assert _sorted(sql) == _sorted(python)
+    inputs = services.cycle_results_inputs(cycle=cycle)
+    assert _sorted({i.team_id: i.scores for i in inputs if i.scores}) == _sorted(python)
+
+
+def test_an_answer_outside_its_scale_is_left_to_the_python_scoring(cycle):
+    answer_all(cycle, 5)
+    services.pending_release(cycle=cycle, force=True)
+    response = Response.objects.filter(cycle=cycle).first()
+    key = sorted(response.answers)[0]
+    response.answers[key] = 1000
     response.save()
     assert services._cycle_scores_sql(cycle=cycle) is None
-    inputs = services.cycle_results_inputs(cycle=cycle)
-    assert _sorted({i.team_id: i.scores for i in inputs if i.scores}) == _sorted(
-        services.cycle_scores(cycle=cycle)
-    )
+    with pytest.raises(ValueError):
+        services.cycle_results_inputs(cycle=cycle)
