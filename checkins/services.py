@@ -1327,7 +1327,9 @@ def cycle_results_inputs(*, cycle: Cycle) -> list[TeamCycleInput]:
         .annotate(n=Count("pk"))
         .values_list("team_id", "n")
     )
-    scores = _cycle_scores_sql(cycle=cycle) if connection.vendor == "postgresql" else None
+    scores: dict[int, dict[str, list[float]]] | None = None
+    if connection.vendor == "postgresql":
+        scores = _cycle_scores_sql(cycle=cycle)
     if scores is None:
         scores = cycle_scores(cycle=cycle)
     team_ids = sorted(set(cycle.team_ids) | set(invited))

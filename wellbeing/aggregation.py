@@ -13,8 +13,6 @@ the cycle's rows in one transaction (and does not re-run flags for that cycle).
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 import uuid
 from collections import defaultdict
@@ -40,6 +38,7 @@ from .models import (
     TeamParticipation,
     User,
 )
+from .packed import packed_records
 
 if TYPE_CHECKING:
     from .analytics import FlagChange, TeamCycleInput
@@ -67,6 +66,8 @@ def _clean_scores(values: object, responded: int) -> NDArray[np.float64]:
         if values.dtype.kind not in "fiu" or values.ndim != 1:
             raise CorruptInput("a score is not a number")
         arr = values.astype(np.float64, copy=False)
+    elif isinstance(values, list) and set(map(type, values)) <= {float, int}:
+        arr = np.array(values, dtype=np.float64)  # plain numbers (the close's own hand-over)
     else:
         kept: list[float] = []
         for value in values:  # type: ignore[attr-defined]
@@ -154,6 +155,9 @@ def _layout(tree: TeamTree, inputs: dict[int, _CleanInput]) -> _Layout:
     return layout
 
 
+_MEMBER_RECORD = np.dtype([("team", ">i8"), ("user", ">i8")])
+
+
 def _roster_keys(
     *, organisation: Organisation, day: date, layout: _Layout, rollup: _Rollup, base: int
 ) -> NDArray[np.int64]:
@@ -161,14 +165,21 @@ def _roster_keys(
     ``day`` (its subtree's direct groups' active members), for the over-time differencing rule."""
     direct_teams = np.array([layout.direct[node] for node in rollup.direct], dtype=np.int64)
     order = np.argsort(direct_teams)
-    rows = np.array(
-        list(
-            Membership.objects.filter(
-                Membership.active_on(day), team__organisation=organisation, user__is_active=True
-            ).values_list("team_id", "user_id")
-        ),
-        dtype=np.int64,
-    ).reshape(-1, 2)
+    memberships = Membership.objects.filter(
+        Membership.active_on(day), team__organisation=organisation, user__is_active=True
+    ).values_list("team_id", "user_id")
+    if connection.vendor == "postgresql":
+        query, params = memberships.query.sql_with_params()
+        packed = packed_records(
+            # Django's own SQL for the queryset above, its parameters passed separately
+            "SELECT int8send(m.team_id::int8) || int8send(m.user_id::int8) AS packed "  # noqa: S608
+            f"FROM ({query}) m(team_id, user_id)",
+            params,
+            _MEMBER_RECORD,
+        )
+        rows = np.stack([packed["team"], packed["user"]], axis=1).astype(np.int64)
+    else:
+        rows = np.array(list(memberships), dtype=np.int64).reshape(-1, 2)
     found = np.searchsorted(direct_teams, rows[:, 0], sorter=order)
     found = np.minimum(found, len(direct_teams) - 1)
     keep = direct_teams[order[found]] == rows[:, 0]
@@ -372,34 +383,34 @@ _AGGREGATE_COLUMNS = (
 )  # fmt: skip
 
 
-def _copy_value(value: object) -> str:
-    if value is None:
-        return "\\N"
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, list):
-        return json.dumps(value)
-    return str(value)
-
-
-def _rows_write(model: type[Any], columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+def _rows_write(
+    model: type[Any],
+    columns: Sequence[str],
+    rows: list[tuple[Any, ...]],
+    *,
+    json_columns: Sequence[int] = (),
+) -> None:
     """Insert plain rows: PostgreSQL COPY when available, else ``bulk_create``."""
     if not rows:
         return
     if connection.vendor == "postgresql":
-        table = connection.ops.quote_name(model._meta.db_table)
-        names = ", ".join(connection.ops.quote_name(c) for c in columns)
-        buffer = io.StringIO()
-        for row in rows:
-            buffer.write("\t".join(_copy_value(v) for v in row))
-            buffer.write("\n")
-        with (
-            connection.cursor() as cursor,
-            cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy,
-        ):
-            copy.write(buffer.getvalue())
+        from psycopg import sql
+        from psycopg.types.json import Jsonb
+
+        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+            sql.Identifier(model._meta.db_table),
+            sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+        )
+        with connection.cursor() as cursor:
+            text = statement.as_string(cursor.cursor)
+            with cursor.cursor.copy(text) as copy:
+                for row in rows:
+                    if json_columns:
+                        row = tuple(
+                            Jsonb(v) if i in json_columns and v is not None else v
+                            for i, v in enumerate(row)
+                        )
+                    copy.write_row(row)
         return
     model.objects.bulk_create(model(**dict(zip(columns, row, strict=True))) for row in rows)
 
@@ -517,7 +528,7 @@ def _aggregates_store(
             values = list(aggregates[row])
             values[5] = True
             aggregates[row] = tuple(values)
-    _rows_write(TeamAggregate, _AGGREGATE_COLUMNS, aggregates)
+    _rows_write(TeamAggregate, _AGGREGATE_COLUMNS, aggregates, json_columns=(11,))
 
 
 def _previous_published(

@@ -9,9 +9,12 @@ alerts come back as plain data (``FlagChange``) for the caller to put in the not
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+
+import numpy as np
+from numpy.typing import NDArray
 
 from .models import Organisation
 
@@ -34,8 +37,9 @@ class TeamCycleInput:
     team_id: int
     invited: int
     responded: int
-    # dimension -> one 0-100 index per respondent who answered items of that dimension
-    scores: dict[str, list[float]] = field(default_factory=dict)
+    # dimension -> one 0-100 index per respondent who answered items of that dimension (a list,
+    # or a float array; None/NaN = missing)
+    scores: Mapping[str, Sequence[float | None] | NDArray[np.float64]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from .models import (
     TeamParticipation,
     User,
 )
+from .packed import packed_records
 from .stats.detector import (
     IN_CONTROL,
     NOT_ENOUGH_DATA,
@@ -399,36 +400,22 @@ def _history_columns_orm(
 
 
 _AGGREGATE_RECORD = np.dtype(
-    [("fields", ">i2"), ("l0", ">i4"), ("result", ">i8"), ("l1", ">i4"), ("team", ">i8"),
-     ("l2", ">i4"), ("code", ">i2"), ("l3", ">i4"), ("n", ">i8"), ("l4", ">i4"),
-     ("index", ">f8"), ("l5", ">i4"), ("sd", ">f8")]
+    [("result", ">i8"), ("team", ">i8"), ("code", ">i2"), ("n", ">i8"), ("index", ">f8"),
+     ("sd", ">f8")]
 )  # fmt: skip
 _PARTICIPATION_RECORD = np.dtype(
-    [("fields", ">i2"), ("l0", ">i4"), ("result", ">i8"), ("l1", ">i4"), ("team", ">i8"),
-     ("l2", ">i4"), ("code", ">i2"), ("l3", ">i4"), ("rate", ">f8")]
+    [("result", ">i8"), ("team", ">i8"), ("code", ">i2"), ("rate", ">f8")]
 )  # fmt: skip
-_COPY_HEADER = 19  # signature, flags, header extension length (0)
 
 
-def _copy_records(query: psycopg_sql.Composable, dtype: np.dtype[Any]) -> NDArray[Any]:
-    """Rows of a binary ``COPY (query) TO STDOUT`` whose columns are all NOT NULL and fixed-size,
-    as one structured array (no Python object per row)."""
-    buffer = bytearray()
-    with connection.cursor() as cursor:
-        statement = psycopg_sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(query)
-        with cursor.cursor.copy(statement.as_string(cursor.cursor)) as copy:
-            for chunk in copy:
-                buffer += chunk
-    body = bytes(buffer[_COPY_HEADER:-2])  # the trailer is one int16 -1
-    if len(body) % dtype.itemsize:
-        raise ValueError("unexpected COPY row layout")
-    return np.frombuffer(body, dtype=dtype)
+def _packed_records(query: psycopg_sql.Composable, dtype: np.dtype[Any]) -> NDArray[Any]:
+    return packed_records(query, None, dtype)
 
 
 def _history_columns_copy(
     result_ids: Sequence[int], dimensions: Sequence[str]
 ) -> tuple[dict[str, NDArray[Any]], dict[str, NDArray[Any]]]:
-    """``_history_columns_orm`` through binary COPY (PostgreSQL)."""
+    """``_history_columns_orm`` packed by PostgreSQL (see ``_packed_records``)."""
     if not result_ids:
         return _history_columns_orm(result_ids, dimensions)
     ids = psycopg_sql.SQL(", ").join(psycopg_sql.Literal(int(r)) for r in result_ids)
@@ -439,13 +426,14 @@ def _history_columns_copy(
         )
         for i, d in enumerate(dimensions)
     )
-    aggregates = _copy_records(
+    aggregates = _packed_records(
         psycopg_sql.SQL(
-            "SELECT result_id::int8, team_id::int8, "
-            "((CASE WHEN scope = 'subtree' THEN 1 ELSE 0 END)"
+            "SELECT int8send(result_id::int8) || int8send(team_id::int8) || int2send(("
+            "(CASE WHEN scope = 'subtree' THEN 1 ELSE 0 END)"
             " + (CASE WHEN published THEN 2 ELSE 0 END)"
-            " + (CASE dimension {codes} END))::int2, "
-            "coalesce(n, 0)::int8, coalesce(index, 'NaN')::float8, coalesce(sd, 'NaN')::float8 "
+            " + (CASE dimension {codes} END))::int2) || int8send(coalesce(n, 0)::int8)"
+            " || float8send(coalesce(index, 'NaN')::float8)"
+            " || float8send(coalesce(sd, 'NaN')::float8) AS packed "
             "FROM {table} WHERE result_id IN ({ids}) AND dimension IN ({names}) "
             "AND scope IN ('team', 'subtree') AND team_id IS NOT NULL"
         ).format(
@@ -456,12 +444,12 @@ def _history_columns_copy(
         ),
         _AGGREGATE_RECORD,
     )
-    participation = _copy_records(
+    participation = _packed_records(
         psycopg_sql.SQL(
-            "SELECT result_id::int8, team_id::int8, "
-            "((CASE WHEN scope = 'subtree' THEN 1 ELSE 0 END)"
-            " + (CASE WHEN published THEN 2 ELSE 0 END))::int2, "
-            "coalesce(rate, 'NaN')::float8 "
+            "SELECT int8send(result_id::int8) || int8send(team_id::int8) || int2send(("
+            "(CASE WHEN scope = 'subtree' THEN 1 ELSE 0 END)"
+            " + (CASE WHEN published THEN 2 ELSE 0 END))::int2)"
+            " || float8send(coalesce(rate, 'NaN')::float8) AS packed "
             "FROM {table} WHERE result_id IN ({ids}) "
             "AND scope IN ('team', 'subtree') AND team_id IS NOT NULL"
         ).format(table=psycopg_sql.Identifier(TeamParticipation._meta.db_table), ids=ids),
