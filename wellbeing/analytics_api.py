@@ -146,16 +146,8 @@ class HeatmapView(APIView):
                 "parent_id": row.parent_public_id,
                 "customer_facing": row.customer_facing,
                 "period_start": row.period_start.isoformat() if row.period_start else None,
-                "cells": [
-                    {
-                        "dimension": cell.dimension,
-                        "published": cell.published,
-                        "index": None if cell.index is None else round(cell.index, 1),
-                        "n": cell.n,
-                        "change": cell.change,
-                    }
-                    for cell in row.cells
-                ],
+                # ``HeatmapCell`` has exactly the API cell's fields: the renderer writes it as is.
+                "cells": row.cells,
             }
             for row in heatmap.rows
         ]

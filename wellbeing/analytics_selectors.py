@@ -171,9 +171,10 @@ def team_trend(*, team: Team, dimension: str, cycles: int = 26) -> list[TrendPoi
 # teams) and a frozen dataclass's ``__init__`` costs several times more.
 @dataclass(slots=True)
 class HeatmapCell:
+    # The fields are the API's cell, serialised as they are (``analytics_api.HeatmapView``).
     dimension: str
     published: bool
-    index: float | None
+    index: float | None  # to one decimal, as shown (the colour follows the shown value)
     n: int | None
     change: float | None  # since the team's previous cycle; None unless both sides may be shown
 
@@ -317,7 +318,8 @@ def organisation_heatmap(*, organisation: Organisation, user: AnyUser) -> Heatma
                 and index is not None
             ):
                 change = round(index - previous[_INDEX], 1)
-            cells.append(HeatmapCell(dimension, True, index, latest[_N], change))
+            shown = None if index is None else round(index, 1)
+            cells.append(HeatmapCell(dimension, True, shown, latest[_N], change))
         team = teams.get(team_id) if team_id is not None else None
         return HeatmapRow(
             team_id=team_id,

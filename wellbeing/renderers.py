@@ -3,7 +3,7 @@
 The admin heatmap of a large organisation is tens of thousands of cells; the standard library's
 encoder spent as long turning them into bytes as the database took to read them.  orjson gives
 the same JSON for the plain values these views return (strings, numbers, booleans, None, lists,
-dicts); anything else falls back to DRF's own encoder so the output never differs in kind.
+dicts, and dataclasses written as objects); anything else falls back to DRF's own encoder.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ class FastJSONRenderer(JSONRenderer):
         if data is None:
             return b""
         indent = self.get_indent(accepted_media_type or "", renderer_context or {})
-        if indent:  # a client asked for pretty output: the standard path formats it
-            return super().render(data, accepted_media_type, renderer_context)
-        return orjson.dumps(data, default=JSONEncoder().default)
+        # orjson writes dataclasses (the heatmap's cells) as objects; pretty output (the browsable
+        # API asks for it) is indented by two spaces whatever width was asked for.
+        option = orjson.OPT_INDENT_2 if indent else 0
+        return orjson.dumps(data, default=JSONEncoder().default, option=option)

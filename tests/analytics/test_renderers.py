@@ -34,3 +34,18 @@ def test_pretty_output_and_empty_body():
     assert renderer.render(None) == b""
     pretty = renderer.render({"a": 1}, "application/json; indent=2", {})
     assert pretty.decode().startswith("{\n")
+
+
+def test_heatmap_cells_are_written_as_objects():
+    from wellbeing.analytics_selectors import HeatmapCell
+
+    cells = (
+        HeatmapCell("stress", True, 41.3, 7, -2.5),
+        HeatmapCell("burnout", False, None, None, None),
+    )
+    assert json.loads(FastJSONRenderer().render({"cells": cells})) == {
+        "cells": [
+            {"dimension": "stress", "published": True, "index": 41.3, "n": 7, "change": -2.5},
+            {"dimension": "burnout", "published": False, "index": None, "n": None, "change": None},
+        ]
+    }
