@@ -52,6 +52,38 @@ class _Columns:
 
 
 _PREBUILT: dict[str, dict[str, Any]] = {}
+_PREPARED_CURSOR_CLASS: list[type] = []
+
+
+def prepared_cursor() -> Any:
+    """A cursor for the check-in's few fixed hot statements.  On PostgreSQL they are prepared
+    (server-side binding, ``prepare=True``): planned once per pooled connection instead of on
+    every request, where planning the joins cost several times executing them.  Needs a direct
+    connection or a pooler that keeps prepared statements (the psycopg pool does).  Queries
+    are logged and counted as through ``connection.cursor()``."""
+    if connection.vendor != "postgresql":
+        return connection.cursor()
+    if not _PREPARED_CURSOR_CLASS:
+        from django.db.backends.postgresql.base import ServerBindingCursor
+
+        class PreparedCursor(ServerBindingCursor):
+            def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+                kwargs["prepare"] = True
+                return super().execute(query, params, **kwargs)
+
+        _PREPARED_CURSOR_CLASS.append(PreparedCursor)
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    raw = connection.connection
+    if raw.prepare_threshold is None:
+        # Django turns psycopg's preparing off (None), which ignores ``prepare=True`` too.  A
+        # threshold no statement reaches keeps automatic preparing off (Django's own cursors
+        # bind client-side and never prepare) and lets these explicit ones be prepared.
+        raw.prepare_threshold = 2**31
+    with connection.wrap_database_errors:
+        return connection._prepare_cursor(  # type: ignore[attr-defined]
+            _PREPARED_CURSOR_CLASS[0](raw)
+        )
 
 
 def _prebuilt() -> dict[str, Any]:
@@ -62,6 +94,7 @@ def _prebuilt() -> dict[str, Any]:
         cycle = _Columns(Cycle, "c")
         organisation = _Columns(Organisation, "o")
         question = _Columns(Question, "q")
+        inner_question = _Columns(Question, "qq")
         # Only identifiers from the models' metadata are formatted in; values are parameters.
         built = {
             "invitation": invitation,
@@ -87,8 +120,73 @@ def _prebuilt() -> dict[str, Any]:
                 f" ORDER BY s.{quote('position')}, s.id"
             ),
         }
+        # PostgreSQL: the invitation and its questions in one round trip (one row per question,
+        # in survey order; a single row with empty question columns when there are none).
+        built["invitation_questions_sql"] = (
+            f"SELECT {invitation.sql}, {cycle.sql}, {organisation.sql}"  # noqa: S608
+            f", u.language, {question.sql}"
+            f" FROM {quote(Invitation._meta.db_table)} i"
+            f" JOIN {quote(Cycle._meta.db_table)} c ON c.id = i.cycle_id"
+            f" JOIN {quote(Organisation._meta.db_table)} o ON o.id = c.organisation_id"
+            f" JOIN {quote(User._meta.db_table)} u ON u.id = i.user_id"
+            f" LEFT JOIN LATERAL (SELECT {inner_question.sql}, s.position AS item_position,"
+            f" s.id AS item_id FROM {quote(SurveyItem._meta.db_table)} s"
+            f" JOIN {quote(Question._meta.db_table)} qq ON qq.id = s.question_id"
+            " WHERE s.survey_id = c.survey_id AND (qq.kind = %s OR s.question_id IN"
+            " (SELECT jsonb_array_elements_text(i.question_ids)::bigint))) q ON true"
+            " WHERE i.public_id = %s ORDER BY q.item_position, q.item_id"
+        )
         _PREBUILT[connection.vendor] = built
     return built
+
+
+def _shown_questions(invitation: Invitation, loaded: list[Question]) -> list[Question]:
+    """``loaded`` (the survey's shown items and its free-text question, in survey order) as
+    the form shows them: the shown items, then the comment question if comments are on."""
+    shown = {int(q) for q in invitation.question_ids}
+    questions = [q for q in loaded if q.pk in shown]
+    if not invitation.answered and invitation.cycle.organisation.comments_enabled:
+        comment = next((q for q in loaded if q.kind == Question.Kind.TEXT), None)
+        if comment is not None:
+            questions.append(comment)
+    return questions
+
+
+def checkin_with_questions(*, public_id: object) -> tuple[Invitation, list[Question]] | None:
+    """``invitation_for_checkin`` and ``invitation_questions`` together: one round trip on
+    PostgreSQL (the form's hot path), two elsewhere."""
+    if connection.vendor != "postgresql":
+        invitation = invitation_for_checkin(public_id=public_id)
+        if invitation is None:
+            return None
+        return invitation, invitation_questions(invitation=invitation)
+    try:
+        key = uuid.UUID(str(public_id))
+    except ValueError:
+        return None
+    built = _prebuilt()
+    invitation_cols: _Columns = built["invitation"]
+    cycle_cols: _Columns = built["cycle"]
+    organisation_cols: _Columns = built["organisation"]
+    question_cols: _Columns = built["question"]
+    with prepared_cursor() as cursor:
+        cursor.execute(built["invitation_questions_sql"], [Question.Kind.TEXT.value, key])
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    first = rows[0]
+    invitation = invitation_cols.make(first, 0)
+    cycle = cycle_cols.make(first, invitation_cols.width)
+    start = invitation_cols.width + cycle_cols.width
+    cycle.organisation = organisation_cols.make(first, start)
+    invitation.cycle = cycle
+    start += organisation_cols.width
+    invitation.user = User.from_db(
+        connection.alias, ["id", "language"], [invitation.user_id, first[start] or ""]
+    )
+    start += 1
+    loaded = [question_cols.make(row, start) for row in rows if row[start] is not None]
+    return invitation, _shown_questions(invitation, loaded)
 
 
 def invitation_for_checkin(*, public_id: object) -> Invitation | None:
@@ -131,13 +229,7 @@ def invitation_questions(*, invitation: Invitation) -> list[Question]:
     with connection.cursor() as cursor:
         cursor.execute(sql, [cycle.survey_id, Question.Kind.TEXT.value, *ids])
         rows = cursor.fetchall()
-    loaded = [question_cols.make(row, 0) for row in rows]
-    questions = [q for q in loaded if q.pk in shown]
-    if not invitation.answered and cycle.organisation.comments_enabled:
-        comment = next((q for q in loaded if q.kind == Question.Kind.TEXT), None)
-        if comment is not None:
-            questions.append(comment)
-    return questions
+    return _shown_questions(invitation, [question_cols.make(row, 0) for row in rows])
 
 
 def invitation_comment_question(*, invitation: Invitation) -> Question | None:

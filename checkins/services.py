@@ -984,7 +984,9 @@ def _submit_in_one_statement(
 ) -> tuple[int, int] | None:
     """(pending answers of the team including this one, k) if stored; None if anything was
     refused (nothing changed then: the checked path names the reason)."""
-    with connection.cursor() as cursor:
+    from .selectors import prepared_cursor
+
+    with prepared_cursor() as cursor:
         cursor.execute(
             _SUBMIT_SQL,
             {

@@ -37,8 +37,9 @@ from wellbeing.models import Organisation, User
 
 from . import ratelimit
 from .forms import CheckinForm
-from .models import Cycle, Invitation
+from .models import Cycle, Invitation, Question
 from .selectors import (
+    checkin_with_questions,
     invitation_for_checkin,
     invitation_questions,
     invitations_open_for_user,
@@ -195,7 +196,8 @@ def _session_store(request: HttpRequest, invitation: Invitation) -> None:
         request.session.set_expiry(max(1, int((until - timezone.now()).total_seconds())))
 
 
-def _session_invitation(request: HttpRequest) -> Invitation | None:
+def _session_public_id(request: HttpRequest) -> object | None:
+    """The public id of the invitation started in this browser, while the start is fresh."""
     data = request.session.get(SESSION_KEY)
     if not isinstance(data, dict):
         return None
@@ -206,7 +208,12 @@ def _session_invitation(request: HttpRequest) -> Invitation | None:
     if timezone.now() >= until:
         request.session.pop(SESSION_KEY, None)
         return None
-    return invitation_for_checkin(public_id=data.get("invitation"))
+    return data.get("invitation")
+
+
+def _session_invitation(request: HttpRequest) -> Invitation | None:
+    public_id = _session_public_id(request)
+    return None if public_id is None else invitation_for_checkin(public_id=public_id)
 
 
 def _too_large(request: HttpRequest) -> bool:
@@ -257,10 +264,14 @@ def token_start(request: HttpRequest, token: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def answer(request: HttpRequest) -> HttpResponse:
     """The form for the invitation started from a link in this browser."""
-    invitation = _session_invitation(request)
-    if invitation is None:
+    public_id = _session_public_id(request)
+    loaded = None if public_id is None else checkin_with_questions(public_id=public_id)
+    if loaded is None:
         return _problem(request, "no_session")
-    return _checkin_form(request, invitation, action=reverse("checkins:answer"))
+    invitation, questions = loaded
+    return _checkin_form(
+        request, invitation, action=reverse("checkins:answer"), questions=questions
+    )
 
 
 @login_required
@@ -286,7 +297,13 @@ def answer_signed_in(request: HttpRequest, cycle_id: str) -> HttpResponse:
     )
 
 
-def _checkin_form(request: HttpRequest, invitation: Invitation, *, action: str) -> HttpResponse:
+def _checkin_form(
+    request: HttpRequest,
+    invitation: Invitation,
+    *,
+    action: str,
+    questions: list[Question] | None = None,
+) -> HttpResponse:
     cycle = invitation.cycle
     organisation = cycle.organisation
     language = _language(invitation.user, organisation)
@@ -294,7 +311,8 @@ def _checkin_form(request: HttpRequest, invitation: Invitation, *, action: str) 
         return _problem(request, "already_received", language=language)
     if request.method == "POST" and _too_large(request):
         return _problem(request, "too_large", language=language)
-    questions = invitation_questions(invitation=invitation)
+    if questions is None:
+        questions = invitation_questions(invitation=invitation)
     comment_question = next((q for q in questions if not q.is_scale), None)
     with translation.override(language):
         form = CheckinForm(
