@@ -258,6 +258,8 @@ LOGGING = {
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
+# Database sessions with a prebuilt read (config/sessions.py); data and writes as Django's.
+SESSION_ENGINE = "config.sessions"
 CSRF_COOKIE_SAMESITE = "Lax"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
