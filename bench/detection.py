@@ -8,6 +8,9 @@ Simulates many teams answering weekly check-ins and measures, for the production
 - the median detection delay (cycles from the start of a sustained shift to the first flag) for
   shifts of 0.5, 1 and 2 standard deviations of the team's cycle mean.
 
+A diagnostic table (no target) breaks the production rule down by team size (members invited):
+its false flags and its delay at a 1 sd shift per size band.
+
 The simulation: team sizes 5-40; each member has a stable personal level (sd 15 index points)
 and weekly noise (sd 12); the team has weekly shocks (sd 3); a respondent's index is rounded to
 the 100/12 steps of a three-item five-point scale and clipped to 0-100; each team has its own
@@ -19,7 +22,7 @@ the growing history cycle by cycle (statuses come from the vectorised chart that
 ``detect_deterioration`` itself runs, and a sample of teams is replayed through
 ``detect_deterioration`` on every prefix to prove they agree).
 
-    python bench/detection.py            # full run (a few minutes), writes bench/results/
+    python bench/detection.py            # full run (about a minute), writes bench/results/
     python bench/detection.py --quick    # small run for CI
     python bench/detection.py --tune     # search the EWMA limit L for ARL0 >= 500
 """
@@ -66,11 +69,12 @@ class Teams:
     s: np.ndarray  # teams x cycles, the respondents' sample sd (what the aggregates store)
     sd: np.ndarray  # per team: sd of its in-control cycle mean (the shift unit)
     mu: np.ndarray  # per team: long-run in-control mean (what an oracle baseline would know)
+    invited: np.ndarray | None = None  # per team: members invited each cycle (the team size)
 
 
 def simulate(rng: np.random.Generator, teams: int, cycles: int, shift: float, start: int) -> Teams:
     """Teams x cycles of team indices; ``shift`` (sds of the team mean) from cycle ``start``."""
-    xs, ns, ss, sds, mus = [], [], [], [], []
+    xs, ns, ss, sds, mus, sizes = [], [], [], [], [], []
     for lo in range(0, teams, 250):
         m = min(250, teams - lo)
         size = rng.integers(5, MAX_SIZE + 1, m)
@@ -108,6 +112,7 @@ def simulate(rng: np.random.Generator, teams: int, cycles: int, shift: float, st
         ss.append(s)
         ns.append(np.where(n >= K, n, np.nan))
         sds.append(sd)
+        sizes.append(size.astype(float))
         with np.errstate(invalid="ignore"):
             mus.append(np.nanmean(calm, axis=1))
     return Teams(
@@ -116,6 +121,7 @@ def simulate(rng: np.random.Generator, teams: int, cycles: int, shift: float, st
         s=np.vstack(ss),
         sd=np.concatenate(sds),
         mu=np.concatenate(mus),
+        invited=np.concatenate(sizes),
     )
 
 
@@ -232,6 +238,38 @@ def replay_check(t: Teams, status: np.ndarray, L: float, teams: int) -> int:
     return checked
 
 
+# Team-size bands (members invited) for the diagnostic breakdown of the production rule.
+SIZE_BANDS = ((5, 7), (8, 11), (12, 19), (20, 29), (30, 40))
+
+
+def subset(t: Teams, rows: np.ndarray) -> Teams:
+    invited = None if t.invited is None else t.invited[rows]
+    return Teams(
+        x=t.x[rows], n=t.n[rows], s=t.s[rows], sd=t.sd[rows], mu=t.mu[rows], invited=invited
+    )
+
+
+def by_team_size(
+    calm: Teams, calm_status: np.ndarray, shifted: Teams, shifted_status: np.ndarray, start: int
+) -> dict[str, dict[str, float]]:
+    """Diagnostic (no target): the production rule's false flags and 1 sd delays per size band."""
+    assert calm.invited is not None and shifted.invited is not None
+    out = {}
+    for lo, hi in SIZE_BANDS:
+        ic = (calm.invited >= lo) & (calm.invited <= hi)
+        sh = (shifted.invited >= lo) & (shifted.invited <= hi)
+        fa = false_alarms(calm_status[ic], monitored_mask(subset(calm, ic)))
+        d = delays(shifted_status[sh], subset(shifted, sh), start)
+        out[f"{lo}-{hi}"] = {
+            "arl0_cycles": fa["arl0_cycles"],
+            "flags_per_team_year": fa["flags_per_team_year"],
+            "median_delay_cycles_1sd": d["median_delay_cycles"],
+            "detected_within_8_1sd": d["detected_within_8"],
+            "teams_1sd": d["teams"],
+        }
+    return out
+
+
 def run(quick: bool, L: float, seed: int, shift_start: int = SHIFT_START) -> dict:
     rng = np.random.default_rng(seed)
     n_ic, cycles_ic = (400, 120) if quick else (8000, 220)
@@ -279,6 +317,9 @@ def run(quick: bool, L: float, seed: int, shift_start: int = SHIFT_START) -> dic
             name: delays(rule(shifted), shifted, shift_start) for name, rule in rules.items()
         }
         if shift == 1.0:
+            report["pulse_by_team_size"] = by_team_size(
+                calm, rules["pulse_ewma"](calm), shifted, rules["pulse_ewma"](shifted), shift_start
+            )
             checked += replay_check(shifted, rules["pulse_ewma"](shifted), L, 2 if quick else 8)
     report["replayed_team_cycles"] = checked
     report["seconds"] = round(time.perf_counter() - began, 1)
@@ -337,6 +378,21 @@ def markdown(report: dict) -> str:
             lines.append(
                 f"| {shift} sd | {name} | {d['detected_within_8']:.0%} | "
                 f"{d['detected_within_52']:.0%} | {d['teams']} |"
+            )
+    if "pulse_by_team_size" in report:
+        lines += [
+            "",
+            "Diagnostic, no target: pulse_ewma by team size (members invited); delay at 1 sd.",
+            "",
+            "| team size | ARL0 (cycles) | false flags / team-year | median delay 1 sd "
+            "| detected within 8 | teams |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for band, d in report["pulse_by_team_size"].items():
+            lines.append(
+                f"| {band} | {d['arl0_cycles']:.0f} | {d['flags_per_team_year']:.3f} | "
+                f"{d['median_delay_cycles_1sd']:g} | {d['detected_within_8_1sd']:.0%} | "
+                f"{d['teams_1sd']} |"
             )
     lines += [
         "",

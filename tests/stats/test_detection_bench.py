@@ -32,6 +32,13 @@ def test_quick_detection_benchmark_reports_every_figure(tmp_path):
         for figures in rules.values():
             assert figures["teams"] > 0 and not math.isnan(figures["median_delay_cycles"])
     assert report["replayed_team_cycles"] > 0
+    # and the diagnostic breakdown of the production rule covers every team-size band
+    bands = report["pulse_by_team_size"]
+    assert list(bands) == ["5-7", "8-11", "12-19", "20-29", "30-40"]
+    assert (
+        sum(b["teams_1sd"] for b in bands.values())
+        == report["shifts"]["1.0"]["pulse_ewma"]["teams"]
+    )
     assert set(report["targets"]) >= {"ARL0 >= 500", "1 sd median delay <= 8"}
     assert "| pulse_ewma |" in (tmp_path / "detection.md").read_text()
     assert "detection benchmark:" in done.stdout
