@@ -800,6 +800,7 @@ def generate(size: Size, *, now: datetime | None = None, progress: bool = True) 
     out: dict = {"size": size.name, "organisations": {}}
     plan: list[tuple[str, str, float]] = [("main", f"bench-{size.name}", 1.0)]
     plan += [(label, f"bench-{size.name}-{label}", f) for label, f in SCALE_FRACTIONS.items()]
+    generated = False
     for index, (label, slug, fraction) in enumerate(plan):
         existing = Organisation.objects.filter(slug=slug).first()
         if existing is not None:
@@ -818,7 +819,26 @@ def generate(size: Size, *, now: datetime | None = None, progress: bool = True) 
                 now=now,
                 progress=progress,
             )
+            generated = True
+    if generated:
+        _vacuum_history()
     return out
+
+
+def _vacuum_history() -> None:
+    """VACUUM ANALYZE what was COPYed: a real history is months old, long since vacuumed and
+    analysed (visibility map set for index-only scans, planner statistics current)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for table in (
+            "wellbeing_teamaggregate",
+            "wellbeing_teamparticipation",
+            "wellbeing_membership",
+            "checkins_response",
+            "checkins_invitation",
+        ):
+            cursor.execute(f"VACUUM ANALYZE {connection.ops.quote_name(table)}")
 
 
 def existing_summary(organisation) -> dict:

@@ -13,6 +13,7 @@ the cycle's rows in one transaction (and does not re-run flags for that cycle).
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections import defaultdict
@@ -395,7 +396,6 @@ def _rows_write(
         return
     if connection.vendor == "postgresql":
         from psycopg import sql
-        from psycopg.types.json import Jsonb
 
         statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
             sql.Identifier(model._meta.db_table),
@@ -405,9 +405,9 @@ def _rows_write(
             text = statement.as_string(cursor.cursor)
             with cursor.cursor.copy(text) as copy:
                 for row in rows:
-                    if json_columns:
+                    if json_columns:  # JSON text: COPY's text format parses it as jsonb
                         row = tuple(
-                            Jsonb(v) if i in json_columns and v is not None else v
+                            json.dumps(v) if i in json_columns and v is not None else v
                             for i, v in enumerate(row)
                         )
                     copy.write_row(row)
@@ -515,7 +515,7 @@ def _aggregates_store(
                     result.pk, team_id, scope, dimension, True, False,
                     int(summaries.n[i]), float(summaries.mean[i]), float(summaries.sd[i]),
                     float(summaries.ci_low[i]), float(summaries.ci_high[i]),
-                    [int(c) for c in summaries.distribution[i]],
+                    summaries.distribution[i].tolist(),
                 )
             )  # fmt: skip
     # The over-time rule for the published cells that were published before.
