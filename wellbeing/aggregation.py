@@ -575,16 +575,18 @@ def _previous_published(
         published=True,
         dimension__in=dimensions,
     )
-    history = history.filter(
-        Q(team_id__in=team_ids) | Q(team__isnull=True)
-        if any(t is None for t, _, _ in remaining)
-        else Q(team_id__in=team_ids)
-    )
-    latest_rows = (
-        history.values("team_id", "scope", "dimension")
+    # the teams' cells by the team index, the organisation's cells apart (an OR with IS NULL
+    # would read the whole table)
+    parts = [history.filter(team_id__in=team_ids)] if team_ids else []
+    if any(t is None for t, _, _ in remaining):
+        parts.append(history.filter(team__isnull=True))
+    latest_rows = [
+        row
+        for part in parts
+        for row in part.values("team_id", "scope", "dimension")
         .annotate(latest=Max("result__period_start"))
         .values_list("team_id", "scope", "dimension", "latest")
-    )
+    ]
     for team_id, scope, dimension, latest in latest_rows:
         if (team_id, scope, dimension) in remaining:
             out[(team_id, scope, dimension)] = latest
