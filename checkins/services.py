@@ -1119,14 +1119,19 @@ def pending_release(*, cycle: Cycle, force: bool = False, team_id: int | None = 
     size when ``force``, i.e. at close).  Each team's batch is its own transaction; afterwards
     the pending table is vacuumed on PostgreSQL so deleted rows do not linger as dead tuples."""
     k = cycle.organisation.anonymity_threshold
-    if team_id is not None:
+    if force and team_id is None and connection.vendor == "postgresql":
+        # At close every team's remainder goes, thousands of teams at once: one statement.
+        with transaction.atomic():
+            released, remixed = _release_remaining(cycle_id=cycle.pk, k=k)
+        team_ids: list[int] = []
+    elif team_id is not None:
         team_ids = [team_id]
+        released, remixed = 0, False
     else:
         team_ids = sorted(
             set(PendingAnswer.objects.filter(cycle=cycle).values_list("team_id", flat=True))
         )
-    released = 0
-    remixed = False
+        released, remixed = 0, False
     for tid in team_ids:
         with transaction.atomic():
             count, mixed = _release_team(cycle_id=cycle.pk, team_id=tid, k=k, force=force)
@@ -1168,6 +1173,43 @@ def _release_team(*, cycle_id: int, team_id: int, k: int, force: bool) -> tuple[
     )
     PendingAnswer.objects.filter(pk__in=[pk for pk, _, _ in pending]).delete()
     return len(pending), mixed
+
+
+# ``_release_team(force=True)`` for every team of a cycle in one statement (PostgreSQL): all
+# pending answers move to ``Response``; a team whose remainder is smaller than k has its earlier
+# released responses of the cycle moved with it, so the last few cannot be told apart.  The rows
+# are written in the order of fresh random UUIDs (gen_random_uuid draws from the server's strong
+# random source), with new ids, all in one transaction.
+_RELEASE_REMAINING_SQL = """
+WITH pending AS (
+    DELETE FROM checkins_pendinganswer WHERE cycle_id = %(cycle)s
+    RETURNING team_id, answers, comment
+), small AS (
+    SELECT team_id FROM pending GROUP BY team_id HAVING count(*) < %(k)s
+), earlier AS (
+    DELETE FROM checkins_response r USING small
+    WHERE r.cycle_id = %(cycle)s AND r.team_id = small.team_id
+    RETURNING r.team_id, r.answers, r.comment
+), moved AS (
+    INSERT INTO checkins_response (id, cycle_id, team_id, answers, comment)
+    SELECT gen_random_uuid(), %(cycle)s, team_id, answers, comment
+    FROM (
+        SELECT team_id, answers, comment FROM pending
+        UNION ALL
+        SELECT team_id, answers, comment FROM earlier
+    ) AS batch
+    ORDER BY gen_random_uuid()
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM pending), (SELECT count(*) FROM earlier), (SELECT count(*) FROM moved)
+"""
+
+
+def _release_remaining(*, cycle_id: int, k: int) -> tuple[int, bool]:
+    with connection.cursor() as cursor:
+        cursor.execute(_RELEASE_REMAINING_SQL, {"cycle": cycle_id, "k": k})
+        released, remixed, _moved = cursor.fetchone()
+    return int(released), bool(remixed)
 
 
 def _vacuum(tables: Iterable[str]) -> None:
