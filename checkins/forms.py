@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django import forms
+from django.utils.choices import BaseChoiceIterator
 from django.utils.translation import gettext_lazy as _
 
 from .models import COMMENT_MAX_LENGTH, Question
@@ -48,6 +49,21 @@ class Item:
         return f"{self.field_name}-legend"
 
 
+class NormalChoices(BaseChoiceIterator):
+    """Choices already in Django's normal form (a list of ``(value, label)`` string pairs),
+    given to a field and its widget as they are: Django re-normalises a plain list item by
+    item, once for the field and again for the widget, which was most of building the form."""
+
+    def __init__(self, choices: list[tuple[str, str]]) -> None:
+        self.choices = choices
+
+    def __iter__(self):  # noqa: ANN204 - an iterator of pairs, as Django's own iterators
+        return iter(self.choices)
+
+    def __len__(self) -> int:
+        return len(self.choices)
+
+
 def field_name_for(question: Question) -> str:
     return f"q{question.pk}"
 
@@ -74,7 +90,7 @@ class CheckinForm(forms.Form):
                 choices.append((PREFER_NOT_TO_SAY, str(_("Prefer not to say"))))
             self.choices[field_name_for(question)] = choices
             self.fields[field_name_for(question)] = forms.ChoiceField(
-                choices=choices,
+                choices=NormalChoices(choices),
                 required=question.required,
                 widget=forms.RadioSelect,
                 label=question.text_in(language),
