@@ -25,7 +25,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
-from wellbeing.errors import ServiceError
+from wellbeing.errors import ServiceError, validation_fields
 from wellbeing.models import Organisation, Team, User
 from wellbeing.selectors import team_members_on, team_subtree_ids
 
@@ -84,8 +84,9 @@ def _full_clean(obj: Any, *, exclude: Sequence[str] = ()) -> None:
     try:
         obj.full_clean(exclude=list(exclude), validate_unique=False, validate_constraints=False)
     except ValidationError as exc:
-        fields = {name: [str(m) for m in messages] for name, messages in exc.message_dict.items()}
-        raise ServiceError("invalid", "Please correct the highlighted fields.", fields=fields)
+        raise ServiceError(
+            "invalid", "Please correct the highlighted fields.", fields=validation_fields(exc)
+        ) from exc
 
 
 def question_create(

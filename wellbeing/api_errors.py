@@ -18,7 +18,7 @@ from rest_framework import exceptions, permissions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from .errors import ServiceError
+from .errors import ServiceError, validation_fields
 
 API_PREFIX = "/api/"
 
@@ -66,11 +66,7 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
             status=exc.status,
         )
     if isinstance(exc, DjangoValidationError):
-        fields = (
-            {k: [str(m) for m in v] for k, v in exc.message_dict.items()}
-            if hasattr(exc, "error_dict")
-            else {"non_field_errors": [str(m) for m in exc.messages]}
-        )
+        fields = validation_fields(exc, non_field_key="non_field_errors")
         return Response(
             {"error": {"code": "invalid", "message": "The request is invalid.", "fields": fields}},
             status=status.HTTP_400_BAD_REQUEST,

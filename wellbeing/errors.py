@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
+
 
 class ServiceError(Exception):
     """A business rule refused the operation.  ``status`` is the HTTP status edges should use."""
@@ -19,3 +21,13 @@ class ServiceError(Exception):
         self.message = message
         self.fields = fields or {}
         self.status = status
+
+
+def validation_fields(
+    exc: ValidationError, *, non_field_key: str | None = None
+) -> dict[str, list[str]]:
+    """A Django ``ValidationError`` as ``{field: [messages]}``.  Errors not tied to a field go
+    under ``non_field_key``, or are left out when it is None (the caller words them itself)."""
+    if hasattr(exc, "error_dict"):
+        return {name: [str(m) for m in messages] for name, messages in exc.message_dict.items()}
+    return {non_field_key: [str(m) for m in exc.messages]} if non_field_key else {}

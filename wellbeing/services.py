@@ -7,16 +7,12 @@ from datetime import date
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from .errors import ServiceError
+from .errors import ServiceError, validation_fields
 from .models import Membership, Organisation, Team, TeamLead, User
 
 
 def _validation_to_service_error(exc: ValidationError) -> ServiceError:
-    fields = (
-        {k: [str(m) for m in v] for k, v in exc.message_dict.items()}
-        if hasattr(exc, "error_dict")
-        else {}
-    )
+    fields = validation_fields(exc)
     message = "; ".join(m for msgs in fields.values() for m in msgs) or "; ".join(exc.messages)
     return ServiceError("invalid", message, fields=fields)
 
