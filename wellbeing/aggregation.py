@@ -37,7 +37,6 @@ from .models import (
     Scope,
     TeamAggregate,
     TeamParticipation,
-    User,
 )
 from .packed import packed_records
 
@@ -156,51 +155,112 @@ def _layout(tree: TeamTree, inputs: dict[int, _CleanInput]) -> _Layout:
     return layout
 
 
-_MEMBER_RECORD = np.dtype([("team", ">i8"), ("user", ">i8")])
+_MEMBERSHIP_RECORD = np.dtype([("team", ">i8"), ("user", ">i8"), ("start", ">i4"), ("end", ">i4")])
+_OPEN_END = 10**8  # an ordinal after any date: a membership with no end
 
 
-def _roster_keys(
-    *, organisation: Organisation, day: date, layout: _Layout, rollup: _Rollup, base: int
-) -> NDArray[np.int64]:
-    """Sorted unique ``node position * base + user id``: the people each node covered on
-    ``day`` (its subtree's direct groups' active members), for the over-time differencing rule."""
-    direct_teams = np.array([layout.direct[node] for node in rollup.direct], dtype=np.int64)
-    order = np.argsort(direct_teams)
-    memberships = Membership.objects.filter(
-        Membership.active_on(day), team__organisation=organisation, user__is_active=True
-    ).values_list("team_id", "user_id")
-    if connection.vendor == "postgresql":
-        query, params = memberships.query.sql_with_params()
-        packed = packed_records(
-            # Django's own SQL for the queryset above, its parameters passed separately
-            "SELECT int8send(m.team_id::int8) || int8send(m.user_id::int8) AS packed "  # noqa: S608
-            f"FROM ({query}) m(team_id, user_id)",
-            params,
-            _MEMBER_RECORD,
+class _Rosters:
+    """The people each node covered on any day (its subtree's direct groups' active members),
+    for the over-time differencing rule, from ONE read of the organisation's memberships.
+
+    Comparing two days only needs the people whose memberships differ between them: everyone
+    else is in both rosters of every node that covers them.  So the full roster is built once
+    (for the cycle's own day) and each earlier day costs only its movers."""
+
+    def __init__(self, *, organisation: Organisation, layout: _Layout, rollup: _Rollup) -> None:
+        self.rollup = rollup
+        self.nodes = len(rollup.nodes)
+        direct_teams = np.array([layout.direct[node] for node in rollup.direct], dtype=np.int64)
+        order = np.argsort(direct_teams)
+        memberships = Membership.objects.filter(
+            team__organisation=organisation, user__is_active=True
+        ).values_list("team_id", "user_id", "started_on", "ended_on")
+        if connection.vendor == "postgresql":
+            query, params = memberships.query.sql_with_params()
+            packed = packed_records(
+                # Django's own SQL for the queryset above, its parameters passed separately; days
+                # as ordinals (date.toordinal: 0001-01-01 is 1)
+                "SELECT int8send(m.team_id::int8) || int8send(m.user_id::int8)"  # noqa: S608
+                " || int4send((m.started_on - DATE '0001-01-01') + 1)"
+                f" || int4send(COALESCE((m.ended_on - DATE '0001-01-01') + 1, {_OPEN_END}))"
+                f" AS packed FROM ({query}) m(team_id, user_id, started_on, ended_on)",
+                params,
+                _MEMBERSHIP_RECORD,
+            )
+            teams = packed["team"].astype(np.int64)
+            users = packed["user"].astype(np.int64)
+            starts = packed["start"].astype(np.int64)
+            ends = packed["end"].astype(np.int64)
+        else:
+            rows = list(memberships)
+            teams = np.array([r[0] for r in rows], dtype=np.int64)
+            users = np.array([r[1] for r in rows], dtype=np.int64)
+            starts = np.array([r[2].toordinal() for r in rows], dtype=np.int64)
+            ends = np.array(
+                [_OPEN_END if r[3] is None else r[3].toordinal() for r in rows], dtype=np.int64
+            )
+        if direct_teams.size and teams.size:
+            found = np.minimum(
+                np.searchsorted(direct_teams, teams, sorter=order), len(direct_teams) - 1
+            )
+            keep = direct_teams[order[found]] == teams
+        else:
+            found = np.zeros(teams.size, dtype=np.int64)
+            keep = np.zeros(teams.size, dtype=bool)
+        self.owner = order[found[keep]].astype(np.int64)
+        self.user = users[keep]
+        self.start, self.end = starts[keep], ends[keep]
+        self.base = int(self.user.max()) + 1 if self.user.size else 1
+        self._counts: dict[date, NDArray[np.int64]] = {}
+
+    def _active(self, day: date) -> NDArray[np.bool_]:
+        ordinal = day.toordinal()
+        return (self.start <= ordinal) & (self.end >= ordinal)
+
+    def keys(self, mask: NDArray[np.bool_]) -> NDArray[np.int64]:
+        """Sorted unique ``node position * base + user id`` of the memberships in ``mask``."""
+        element, node = self.rollup.expand(self.owner[mask])
+        return np.unique(node * self.base + self.user[mask][element])
+
+    def delta_publishable(self, then: date, now: date, *, k: int) -> NDArray[np.bool_]:
+        """``delta_publishable`` of every node (``_Rollup.nodes`` order) between two days."""
+        active_now, active_then = self._active(now), self._active(then)
+        if now not in self._counts:
+            self._counts[now] = np.bincount(
+                self.keys(active_now) // self.base, minlength=self.nodes
+            )
+        movers = np.isin(self.user, np.unique(self.user[active_now != active_then]))
+        now_movers = self.keys(active_now & movers)
+        shared = self._counts[now] - np.bincount(now_movers // self.base, minlength=self.nodes)
+        return _delta_publishable_nodes(
+            self.keys(active_then & movers),
+            now_movers,
+            nodes=self.nodes,
+            base=self.base,
+            k=k,
+            shared=shared,
         )
-        rows = np.stack([packed["team"], packed["user"]], axis=1).astype(np.int64)
-    else:
-        rows = np.array(list(memberships), dtype=np.int64).reshape(-1, 2)
-    found = np.searchsorted(direct_teams, rows[:, 0], sorter=order)
-    found = np.minimum(found, len(direct_teams) - 1)
-    keep = direct_teams[order[found]] == rows[:, 0]
-    if not keep.any():
-        return np.zeros(0, dtype=np.int64)
-    owner = order[found[keep]].astype(np.int64)
-    users = rows[keep, 1]
-    element, node = rollup.expand(owner)
-    return np.unique(node * base + users[element])
 
 
 def _delta_publishable_nodes(
-    then: NDArray[np.int64], now: NDArray[np.int64], *, nodes: int, base: int, k: int
+    then: NDArray[np.int64],
+    now: NDArray[np.int64],
+    *,
+    nodes: int,
+    base: int,
+    k: int,
+    shared: NDArray[np.int64] | None = None,
 ) -> NDArray[np.bool_]:
-    """``delta_publishable`` for every node at once from its two rosters (as ``_roster_keys``)."""
+    """``delta_publishable`` for every node at once from its two rosters (``_Rosters.keys``).
+    ``shared``: per node, people in both rosters who are not listed in ``then``/``now`` (when
+    only the people who moved are passed)."""
     both = np.intersect1d(then, now, assume_unique=True)
     n_then = np.bincount(then // base, minlength=nodes)
     n_now = np.bincount(now // base, minlength=nodes)
     n_both = np.bincount(both // base, minlength=nodes)
     joined, left = n_now - n_both, n_then - n_both
+    if shared is not None:
+        n_then, n_now = n_then + shared, n_now + shared
     return (
         (np.minimum(n_then, n_now) >= k)
         & ((joined == 0) | (joined >= k))
@@ -468,26 +528,17 @@ def _aggregates_store(
         )  # fmt: skip
     _rows_write(TeamParticipation, _PARTICIPATION_COLUMNS, participation)
 
-    rosters_now: NDArray[np.int64] | None = None
+    rosters: _Rosters | None = None
     deltas: dict[date, NDArray[np.bool_]] = {}
-    base = 0
 
     def delta_ok(node: int, previous_period: date) -> bool:
-        nonlocal rosters_now, base
+        nonlocal rosters
         if previous_period not in deltas:
-            if rosters_now is None:
+            if rosters is None:
                 validate_k(k)
-                base = int(User.objects.aggregate(top=Max("pk"))["top"] or 0) + 1
-                rosters_now = _roster_keys(
-                    organisation=organisation, day=result.period_start, layout=layout,
-                    rollup=rollup, base=base,
-                )  # fmt: skip
-            then = _roster_keys(
-                organisation=organisation, day=previous_period, layout=layout, rollup=rollup,
-                base=base,
-            )  # fmt: skip
-            deltas[previous_period] = _delta_publishable_nodes(
-                then, rosters_now, nodes=len(rollup.nodes), base=base, k=k
+                rosters = _Rosters(organisation=organisation, layout=layout, rollup=rollup)
+            deltas[previous_period] = rosters.delta_publishable(
+                previous_period, result.period_start, k=k
             )
         return bool(deltas[previous_period][rollup.position[node]])
 
