@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import partial
-from time import perf_counter
+from time import perf_counter, sleep
 from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, connection, transaction
@@ -51,6 +51,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("pulse.checkins")
 
 OPEN_CHUNK_SIZE = 2000
+# A chunk that finds the cycle row held waits this long before its task re-queues the opening.
+OPEN_BUSY_PAUSE_SECONDS = 0.2
 MESSAGE_BATCH_SIZE = 2000
 # Invitation and reminder deliveries are spread over this many seconds after the opening time.
 DELIVERY_JITTER_SECONDS = 900
@@ -488,7 +490,7 @@ def _schedule_catch_up(*, schedule_id: int, now: datetime, report: TickReport) -
 
     with transaction.atomic():
         schedule = (
-            Schedule.objects.select_for_update(skip_locked=True)
+            Schedule.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("organisation")
             .filter(pk=schedule_id, paused=False)
             .first()
@@ -578,13 +580,25 @@ def cycle_open_chunk(*, cycle: Cycle, chunk_size: int = OPEN_CHUNK_SIZE) -> bool
     from notifications.services import OutgoingMessage, messages_enqueue_bulk
 
     with transaction.atomic():
+        # Only the cycle row is claimed ("of": the joined organisation and survey rows stay free;
+        # an insert anywhere in the organisation holds a key-share lock on its row), and with
+        # the strength an update of non-key columns needs.
         locked = (
-            Cycle.objects.select_for_update(skip_locked=True)
+            Cycle.objects.select_for_update(skip_locked=True, of=("self",), no_key=True)
             .select_related("organisation", "survey")
             .filter(pk=cycle.pk)
             .first()
         )
-        if locked is None or locked.state != Cycle.State.OPEN or locked.opened_fully:
+        if locked is None:
+            # Held by a submit's share lock or another chunk for a moment: the opening must not
+            # end here.  Members remain unless the cycle is already fully opened or ended.
+            still_opening = Cycle.objects.filter(
+                pk=cycle.pk, state=Cycle.State.OPEN, opened_fully=False
+            ).exists()
+            if still_opening:
+                sleep(OPEN_BUSY_PAUSE_SECONDS)  # no hot loop against a long chunk
+            return still_opening
+        if locked.state != Cycle.State.OPEN or locked.opened_fully:
             return False
         cycle = locked
         members = team_members_on(team_ids=cycle.team_ids, day=cycle.period_start).filter(
@@ -716,7 +730,7 @@ def reminders_enqueue_due(*, cycle: Cycle, now: datetime) -> int:
 
     with transaction.atomic():
         locked = (
-            Cycle.objects.select_for_update(skip_locked=True)
+            Cycle.objects.select_for_update(skip_locked=True, of=("self",), no_key=True)
             .select_related("schedule", "organisation", "survey")
             .filter(pk=cycle.pk, state=Cycle.State.OPEN, opened_fully=True)
             .first()

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import time_machine
-from django.db import connection
+from django.db import connection, transaction
 
 from checkins import services
 from checkins.models import Cycle, Invitation
@@ -226,3 +226,59 @@ def test_opening_a_chunk_costs_the_same_queries_for_many_members(
     with django_assert_max_num_queries(20):
         services.cycle_open_chunk(cycle=cycle)
     assert Invitation.objects.count() == 40
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_opening_chunk_is_not_stopped_by_locks_on_other_rows_or_a_busy_cycle(postgres):
+    """A chunk claims only the cycle row: an insert elsewhere in the organisation (key-share lock
+    on its row, e.g. a close writing alerts) does not make it skip, and a cycle held for a
+    moment (a submit's share lock) keeps the opening going instead of ending the chain."""
+    from wellbeing.models import Organisation, Team
+
+    survey = ensure_library()
+    org = OrganisationFactory()
+    team = team_with_members(organisation=org, size=5)
+    make_schedule(organisation=org, teams=[team], survey=survey)
+    cycle = Cycle.objects.get(pk=services.tick_run(now=FIRST_OPEN).opened[0])
+    holding, release = threading.Event(), threading.Event()
+
+    def hold(lock) -> None:
+        try:
+            with transaction.atomic():
+                lock()
+                holding.set()
+                release.wait(timeout=30)
+        finally:
+            connection.close()
+
+    def run_holding(lock, step):
+        holding.clear()
+        release.clear()
+        thread = threading.Thread(target=hold, args=(lock,))
+        thread.start()
+        assert holding.wait(timeout=10)
+        try:
+            return step()
+        finally:
+            release.set()
+            thread.join(timeout=30)
+
+    # an insert referencing the organisation is in flight: the chunk still invites
+    more = run_holding(
+        lambda: Team.objects.create(organisation=Organisation.objects.get(pk=org.pk), name="New"),
+        lambda: services.cycle_open_chunk(cycle=cycle, chunk_size=2),
+    )
+    assert more is True and Invitation.objects.filter(cycle=cycle).count() == 2
+    # the cycle row itself is held (another chunk, or a submit in flight): nothing is invited, but the
+    # answer is "more to do", so the task re-queues the opening
+    more = run_holding(
+        lambda: list(Cycle.objects.select_for_update(no_key=True).filter(pk=cycle.pk)),
+        lambda: services.cycle_open_chunk(cycle=cycle, chunk_size=2),
+    )
+    assert more is True and Invitation.objects.filter(cycle=cycle).count() == 2
+    # once free, the opening finishes
+    while services.cycle_open_chunk(cycle=cycle, chunk_size=2):
+        pass
+    cycle.refresh_from_db()
+    assert cycle.opened_fully and Invitation.objects.filter(cycle=cycle).count() == 5
