@@ -165,28 +165,36 @@ def checkin_with_questions(*, public_id: object) -> tuple[Invitation, list[Quest
     except ValueError:
         return None
     built = _prebuilt()
-    invitation_cols: _Columns = built["invitation"]
-    cycle_cols: _Columns = built["cycle"]
-    organisation_cols: _Columns = built["organisation"]
     question_cols: _Columns = built["question"]
     with prepared_cursor() as cursor:
         cursor.execute(built["invitation_questions_sql"], [Question.Kind.TEXT.value, key])
         rows = cursor.fetchall()
     if not rows:
         return None
-    first = rows[0]
-    invitation = invitation_cols.make(first, 0)
-    cycle = cycle_cols.make(first, invitation_cols.width)
-    start = invitation_cols.width + cycle_cols.width
-    cycle.organisation = organisation_cols.make(first, start)
-    invitation.cycle = cycle
-    start += organisation_cols.width
-    invitation.user = User.from_db(
-        connection.alias, ["id", "language"], [invitation.user_id, first[start] or ""]
-    )
-    start += 1
+    invitation, start = _invitation_from_row(rows[0])
     loaded = [question_cols.make(row, start) for row in rows if row[start] is not None]
     return invitation, _shown_questions(invitation, loaded)
+
+
+def _invitation_from_row(row: Sequence[Any]) -> tuple[Invitation, int]:
+    """The invitation with its cycle, organisation and the person's language from a row that
+    starts with those columns (``invitation_sql``, ``invitation_questions_sql``), and the
+    position of the row's next column."""
+    built = _prebuilt()
+    invitation_cols: _Columns = built["invitation"]
+    cycle_cols: _Columns = built["cycle"]
+    organisation_cols: _Columns = built["organisation"]
+    invitation = invitation_cols.make(row, 0)
+    start = invitation_cols.width
+    cycle = cycle_cols.make(row, start)
+    start += cycle_cols.width
+    cycle.organisation = organisation_cols.make(row, start)
+    start += organisation_cols.width
+    invitation.cycle = cycle
+    invitation.user = User.from_db(
+        connection.alias, ["id", "language"], [invitation.user_id, row[start] or ""]
+    )
+    return invitation, start + 1
 
 
 def invitation_for_checkin(*, public_id: object) -> Invitation | None:
@@ -197,24 +205,13 @@ def invitation_for_checkin(*, public_id: object) -> Invitation | None:
     except ValueError:
         return None
     built = _prebuilt()
-    invitation_cols: _Columns = built["invitation"]
-    cycle_cols: _Columns = built["cycle"]
-    organisation_cols: _Columns = built["organisation"]
     prepared = Invitation._meta.get_field("public_id").get_db_prep_value(key, connection)
     with connection.cursor() as cursor:
         cursor.execute(built["invitation_sql"], [prepared])
         row = cursor.fetchone()
     if row is None:
         return None
-    invitation = invitation_cols.make(row, 0)
-    cycle = cycle_cols.make(row, invitation_cols.width)
-    organisation = organisation_cols.make(row, invitation_cols.width + cycle_cols.width)
-    cycle.organisation = organisation
-    invitation.cycle = cycle
-    invitation.user = User.from_db(
-        connection.alias, ["id", "language"], [invitation.user_id, row[-1] or ""]
-    )
-    return invitation
+    return _invitation_from_row(row)[0]
 
 
 def invitation_questions(*, invitation: Invitation) -> list[Question]:
