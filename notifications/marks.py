@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import select
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 from django.db import connection
@@ -78,23 +79,32 @@ def _conninfo() -> bytes:
     return make_conninfo(**libpq).encode()
 
 
-def _update_sql() -> bytes:
+def mark_sent_sql(placeholders: Sequence[str]) -> str:
+    """The "sent" mark as one UPDATE, with the driver's five ``placeholders`` for (new state,
+    sent at, message id, claim token, claimed state): this module's prepared statement and the
+    delivery's own cursor write the same row change."""
     from .models import Message
 
     columns = {f.name: str(f.column) for f in Message._meta.concrete_fields}
     quote = connection.ops.quote_name
+    state, sent_at, message_id, claim_token, claimed = placeholders
 
     def col(name: str) -> str:
         return quote(columns[name])
 
     # Only the model's own (quoted) table and column names are interpolated; values are
-    # parameters of the prepared statement.
+    # parameters.
     return (
-        f"UPDATE {quote(Message._meta.db_table)} SET {col('state')} = $1, "  # noqa: S608
-        f"{col('sent_at')} = $2, {col('sensitive_context')} = NULL, "
+        f"UPDATE {quote(Message._meta.db_table)} SET {col('state')} = {state}, "  # noqa: S608
+        f"{col('sent_at')} = {sent_at}, {col('sensitive_context')} = NULL, "
         f"{col('claim_token')} = NULL, {col('last_error')} = '' "
-        f"WHERE {col('id')} = $3 AND {col('claim_token')} = $4 AND {col('state')} = $5"
-    ).encode()
+        f"WHERE {col('id')} = {message_id} AND {col('claim_token')} = {claim_token} "
+        f"AND {col('state')} = {claimed}"
+    )
+
+
+def _update_sql() -> bytes:
+    return mark_sent_sql(["$1", "$2", "$3", "$4", "$5"]).encode()
 
 
 class SentMarks:

@@ -57,7 +57,7 @@ from wellbeing.errors import ServiceError
 from wellbeing.models import Organisation, User
 
 from . import conf
-from .marks import MarkFailed, SentMarks
+from .marks import MarkFailed, SentMarks, mark_sent_sql
 from .marks import available as marks_available
 from .mime import EmailWriter
 from .models import (
@@ -713,20 +713,7 @@ def _relaxed_commits(on: bool) -> bool:
 
 @functools.cache
 def _mark_sent_sql(vendor: str) -> str:
-    columns = {f.name: str(f.column) for f in Message._meta.concrete_fields}
-    quote = connection.ops.quote_name
-
-    def col(name: str) -> str:
-        return quote(columns[name])
-
-    # Only the model's own table and column names (quoted) are interpolated; values are
-    # parameters.
-    return (
-        f"UPDATE {quote(Message._meta.db_table)} SET {col('state')} = %s, "  # noqa: S608
-        f"{col('sent_at')} = %s, {col('sensitive_context')} = NULL, "
-        f"{col('claim_token')} = NULL, {col('last_error')} = '' "
-        f"WHERE {col('id')} = %s AND {col('claim_token')} = %s AND {col('state')} = %s"
-    )
+    return mark_sent_sql(["%s"] * 5)
 
 
 def _mark_sent(message: Message, token: uuid.UUID, now: datetime) -> bool:
