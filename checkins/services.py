@@ -1138,20 +1138,19 @@ def pending_release(*, cycle: Cycle, force: bool = False, team_id: int | None = 
         # At close every team's remainder goes, thousands of teams at once: one statement.
         with transaction.atomic():
             released, remixed = _release_remaining(cycle_id=cycle.pk, k=k)
-        team_ids: list[int] = []
-    elif team_id is not None:
-        team_ids = [team_id]
-        released, remixed = 0, False
     else:
-        team_ids = sorted(
-            set(PendingAnswer.objects.filter(cycle=cycle).values_list("team_id", flat=True))
-        )
+        if team_id is not None:
+            team_ids = [team_id]
+        else:
+            team_ids = sorted(
+                set(PendingAnswer.objects.filter(cycle=cycle).values_list("team_id", flat=True))
+            )
         released, remixed = 0, False
-    for tid in team_ids:
-        with transaction.atomic():
-            count, mixed = _release_team(cycle_id=cycle.pk, team_id=tid, k=k, force=force)
-        released += count
-        remixed = remixed or mixed
+        for tid in team_ids:
+            with transaction.atomic():
+                count, mixed = _release_team(cycle_id=cycle.pk, team_id=tid, k=k, force=force)
+            released += count
+            remixed = remixed or mixed
     if released:
         logger.info("event=pending_released cycle=%s count=%d", cycle.public_id, released)
         _vacuum(["checkins_pendinganswer"] + (["checkins_response"] if remixed else []))
@@ -1431,8 +1430,8 @@ def cycle_close(*, cycle: Cycle, now: datetime | None = None) -> bool:
             return False
         organisation = cycle.organisation
         k = organisation.anonymity_threshold
-        for tid in set(PendingAnswer.objects.filter(cycle=cycle).values_list("team_id", flat=True)):
-            _release_team(cycle_id=cycle.pk, team_id=tid, k=k, force=True)
+        # What arrived between the release above and this lock (usually nothing).
+        pending_release(cycle=cycle, force=True)
         analytic_started = perf_counter()
         teams = cycle_results_inputs(cycle=cycle)
         inputs_done = perf_counter()
