@@ -737,29 +737,19 @@ def generate_org(
                 ["id", "answers", "comment", "cycle_id", "team_id"],
                 (f"{uuid.uuid4()}\t{t}\t\t{close.pk}\t{team}" for team, t in pending),
             )
-        fanout = Cycle.objects.create(
-            organisation_id=org.organisation_id,
-            schedule=schedule,
-            survey_id=survey.survey_id,
-            period_start=this_monday,
-            index=weeks + 1,
-            opens_at=now - timedelta(minutes=10),
-            closes_at=now + timedelta(days=4),
-            state=Cycle.State.OPEN,
-            team_ids=team_ids,
-        )
-        submit = Cycle.objects.create(
-            organisation_id=org.organisation_id,
-            schedule=submit_schedule,
-            survey_id=survey.survey_id,
-            period_start=this_monday,
-            index=weeks + 1,
-            opens_at=now - timedelta(minutes=10),
-            closes_at=now + timedelta(days=4),
-            state=Cycle.State.OPEN,
-            team_ids=team_ids,
-            opened_fully=True,
-        )
+        # This week's two open cycles: the one the fan-out opens and the one people submit to.
+        this_week = {
+            "organisation_id": org.organisation_id,
+            "survey_id": survey.survey_id,
+            "period_start": this_monday,
+            "index": weeks + 1,
+            "opens_at": now - timedelta(minutes=10),
+            "closes_at": now + timedelta(days=4),
+            "state": Cycle.State.OPEN,
+            "team_ids": team_ids,
+        }
+        fanout = Cycle.objects.create(schedule=schedule, **this_week)
+        submit = Cycle.objects.create(schedule=submit_schedule, opened_fully=True, **this_week)
     with connection.cursor() as cursor:
         for table in (
             "checkins_invitation", "checkins_response", "checkins_pendinganswer",
