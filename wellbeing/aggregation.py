@@ -13,7 +13,6 @@ the cycle's rows in one transaction (and does not re-run flags for that cycle).
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections import defaultdict
@@ -28,6 +27,7 @@ from django.db.models import Max, Q
 from numpy.typing import NDArray
 
 from .analytics_selectors import TeamTree, team_tree
+from .bulk import rows_copy
 from .errors import ServiceError
 from .guard import Node, publishable_nodes, validate_k
 from .models import (
@@ -444,37 +444,6 @@ _AGGREGATE_COLUMNS = (
 )  # fmt: skip
 
 
-def _rows_write(
-    model: type[Any],
-    columns: Sequence[str],
-    rows: list[tuple[Any, ...]],
-    *,
-    json_columns: Sequence[int] = (),
-) -> None:
-    """Insert plain rows: PostgreSQL COPY when available, else ``bulk_create``."""
-    if not rows:
-        return
-    if connection.vendor == "postgresql":
-        from psycopg import sql
-
-        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-            sql.Identifier(model._meta.db_table),
-            sql.SQL(", ").join(sql.Identifier(c) for c in columns),
-        )
-        with connection.cursor() as cursor:
-            text = statement.as_string(cursor.cursor)
-            with cursor.cursor.copy(text) as copy:
-                for row in rows:
-                    if json_columns:  # JSON text: COPY's text format parses it as jsonb
-                        row = tuple(
-                            json.dumps(v) if i in json_columns and v is not None else v
-                            for i, v in enumerate(row)
-                        )
-                    copy.write_row(row)
-        return
-    model.objects.bulk_create(model(**dict(zip(columns, row, strict=True))) for row in rows)
-
-
 def _aggregates_store(
     *,
     result: CycleResult,
@@ -526,7 +495,7 @@ def _aggregates_store(
             (result.pk, team_id, scope, node_invited, published,
              node_responded if published else None, rate)
         )  # fmt: skip
-    _rows_write(TeamParticipation, _PARTICIPATION_COLUMNS, participation)
+    rows_copy(TeamParticipation, _PARTICIPATION_COLUMNS, participation)
 
     rosters: _Rosters | None = None
     deltas: dict[date, NDArray[np.bool_]] = {}
@@ -579,7 +548,7 @@ def _aggregates_store(
             values = list(aggregates[row])
             values[5] = True
             aggregates[row] = tuple(values)
-    _rows_write(TeamAggregate, _AGGREGATE_COLUMNS, aggregates, json_columns=(11,))
+    rows_copy(TeamAggregate, _AGGREGATE_COLUMNS, aggregates, json_columns=(11,))
 
 
 def _previous_published(

@@ -1,0 +1,84 @@
+"""Bulk row writes (COPY on PostgreSQL): what lands, what is skipped, and rollback."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from django.db import IntegrityError, transaction
+
+from notifications.models import Message
+from wellbeing.bulk import rows_copy, rows_insert_new
+
+pytestmark = pytest.mark.django_db
+
+COLUMNS = ["public_id", "organisation_id", "kind", "channel", "template", "context",
+           "had_sensitive_context", "idempotency_key", "state", "attempts", "next_attempt_at",
+           "last_error", "created_at"]  # fmt: skip
+AT = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+
+
+def row(organisation, key: str, context: dict | None = None) -> tuple:
+    import uuid
+
+    return (uuid.uuid4(), organisation.pk, "digest", "email", "digest", context or {}, False,
+            key, "pending", 0, AT, "", AT)  # fmt: skip
+
+
+@pytest.fixture
+def organisation():
+    from tests.factories import OrganisationFactory
+
+    return OrganisationFactory()
+
+
+def test_copied_rows_land_with_their_json(organisation):
+    rows_copy(
+        Message, COLUMNS, [row(organisation, "a", {"n": 1, "text": "tab\there"})], json_columns=(5,)
+    )
+    message = Message.objects.get(idempotency_key="a")
+    assert message.context == {"n": 1, "text": "tab\there"}
+    assert message.next_attempt_at == AT
+
+
+def test_a_copied_duplicate_fails_like_an_insert(organisation):
+    rows_copy(Message, COLUMNS, [row(organisation, "a")], json_columns=(5,))
+    with pytest.raises(IntegrityError), transaction.atomic():
+        rows_copy(Message, COLUMNS, [row(organisation, "a")], json_columns=(5,))
+    assert Message.objects.filter(idempotency_key="a").count() == 1
+
+
+def test_insert_new_skips_existing_and_repeated_keys_and_counts_the_rest(organisation):
+    rows_copy(Message, COLUMNS, [row(organisation, "old", {"v": "first"})], json_columns=(5,))
+    with transaction.atomic():
+        # twice in one transaction: the staging table is reused, empty each time
+        first = rows_insert_new(
+            Message,
+            COLUMNS,
+            [
+                row(organisation, "old", {"v": "second"}),
+                row(organisation, "new"),
+                row(organisation, "new"),
+            ],  # fmt: skip
+            unique="idempotency_key",
+            json_columns=(5,),
+        )
+        second = rows_insert_new(
+            Message, COLUMNS, [row(organisation, "newer")], unique="idempotency_key",
+            json_columns=(5,),
+        )  # fmt: skip
+    assert (first, second) == (1, 1)
+    assert Message.objects.get(idempotency_key="old").context == {"v": "first"}
+    assert set(Message.objects.values_list("idempotency_key", flat=True)) == {"old", "new", "newer"}
+
+
+def test_insert_new_rolls_back_with_the_callers_transaction(organisation):
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom), transaction.atomic():
+        rows_insert_new(
+            Message, COLUMNS, [row(organisation, "x")], unique="idempotency_key", json_columns=(5,)
+        )
+        raise Boom
+    assert not Message.objects.exists()

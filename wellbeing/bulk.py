@@ -1,0 +1,119 @@
+"""Writing many plain rows at once: PostgreSQL ``COPY``, ``bulk_create`` elsewhere.
+
+``bulk_create`` builds one statement with a parameter per value (tens of thousands for a chunk of
+messages) and a model instance per row; ``COPY`` streams the values.  The callers pass rows as
+tuples in ``columns`` order, with database values (ids, not instances); a JSON column's value is
+any JSON-serialisable object (or ``None`` for SQL NULL).  Both run in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.db import connection, transaction
+
+
+def _json_encoded(rows: Iterable[tuple[Any, ...]], json_columns: Sequence[int]) -> Iterable:
+    if not json_columns:
+        yield from rows
+        return
+    for row in rows:
+        values = list(row)
+        for i in json_columns:
+            if values[i] is not None:  # JSON text: COPY's text format parses it as jsonb
+                values[i] = json.dumps(values[i])
+        yield values
+
+
+def _copy(table: str, columns: Sequence[str], rows: Iterable, json_columns: Sequence[int]) -> None:
+    from psycopg import sql
+
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    )
+    # The raw cursor's copy bypasses Django's error translation: IntegrityError etc. as usual.
+    with (
+        connection.wrap_database_errors,
+        connection.cursor() as cursor,
+        cursor.cursor.copy(statement.as_string(cursor.cursor)) as copy,
+    ):
+        for row in _json_encoded(rows, json_columns):
+            copy.write_row(row)
+
+
+def rows_copy(
+    model: type[Any],
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    *,
+    json_columns: Sequence[int] = (),
+) -> None:
+    """Insert ``rows``; a duplicate of a unique value fails the statement (and the caller's
+    transaction), as an insert would."""
+    if not rows:
+        return
+    if connection.vendor == "postgresql":
+        _copy(model._meta.db_table, columns, rows, json_columns)
+        return
+    model.objects.bulk_create(model(**dict(zip(columns, row, strict=True))) for row in rows)
+
+
+def rows_insert_new(
+    model: type[Any],
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    *,
+    unique: str,
+    json_columns: Sequence[int] = (),
+) -> int:
+    """Insert ``rows``, skipping those whose ``unique`` column value exists already (a
+    concurrent writer's row included).  Returns the number inserted.
+
+    On PostgreSQL the rows are copied into a temporary table that lives until the transaction
+    ends, then moved with one ``INSERT ... ON CONFLICT DO NOTHING``."""
+    if not rows:
+        return 0
+    if connection.vendor != "postgresql":
+        # bulk_create does not say which rows it skipped: count the keys before and after
+        keys = {row[list(columns).index(unique)] for row in rows}
+        present = model.objects.filter(**{f"{unique}__in": keys})
+        before = present.count()
+        model.objects.bulk_create(
+            (model(**dict(zip(columns, row, strict=True))) for row in rows),
+            ignore_conflicts=True,
+        )
+        return present.count() - before
+    from psycopg import sql
+
+    table = model._meta.db_table
+    stage = sql.Identifier(f"stage_{table}")
+    names = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Same column types as the table, no constraints; dropped at commit, so it is safe
+        # behind a transaction-mode connection pooler.
+        cursor.execute(
+            sql.SQL(
+                "CREATE TEMPORARY TABLE IF NOT EXISTS {} ON COMMIT DROP AS "
+                "SELECT {} FROM {} WITH NO DATA"
+            )
+            .format(stage, names, sql.Identifier(table))
+            .as_string(cursor.cursor)
+        )
+        _copy(f"stage_{table}", columns, rows, json_columns)
+        cursor.execute(
+            sql.SQL(
+                "WITH moved AS (DELETE FROM {stage} RETURNING *) "
+                "INSERT INTO {table} ({names}) SELECT {names} FROM moved "
+                "ON CONFLICT ({unique}) DO NOTHING"
+            )
+            .format(
+                stage=stage,
+                table=sql.Identifier(table),
+                names=names,
+                unique=sql.Identifier(unique),
+            )  # fmt: skip
+            .as_string(cursor.cursor)
+        )
+        return cursor.rowcount
