@@ -288,3 +288,60 @@ def cycle_participation(*, cycle: Cycle) -> dict[str, int | float | None]:
 def cycle_response_count(*, cycle: Cycle) -> int:
     """Released responses (admin counts only)."""
     return Response.objects.filter(cycle=cycle).count()
+
+
+# --- Opening a cycle ----------------------------------------------------------------------------
+
+
+def opening_members(*, cycle: Cycle, after_user_id: int, limit: int) -> list[tuple[int, int, bool]]:
+    """The next ``limit`` people to invite (user id above ``after_user_id``, ascending) as
+    (user id, team id, customer-facing): active people of the cycle's organisation with a
+    membership in one of its teams on its period start; a person in several of them is invited
+    once, for the most recently started membership (then the lowest team id).
+
+    On PostgreSQL one statement walking the people by id, with the team ids as a single array
+    parameter (a large organisation targets thousands of teams: an ``IN`` list would be
+    thousands of parameters, twice per chunk, and a scan of every targeted membership per chunk
+    would make the whole opening quadratic); elsewhere the ORM."""
+    from wellbeing.models import Membership, Team
+    from wellbeing.selectors import team_members_on
+
+    day = cycle.period_start
+    if connection.vendor == "postgresql":
+        quote = connection.ops.quote_name
+        with connection.cursor() as cursor:
+            cursor.execute(
+                # People in id order, each with their latest membership among the cycle's
+                # teams: two index lookups per person, whatever the cycle's size.
+                "SELECT u.id, m.team_id, m.customer_facing"  # noqa: S608
+                f" FROM {quote(User._meta.db_table)} u"
+                " JOIN LATERAL (SELECT mm.team_id, t.customer_facing"
+                f" FROM {quote(Membership._meta.db_table)} mm"
+                f" JOIN {quote(Team._meta.db_table)} t ON t.id = mm.team_id"
+                " WHERE mm.user_id = u.id AND mm.team_id = ANY(%s) AND mm.started_on <= %s"
+                " AND (mm.ended_on IS NULL OR mm.ended_on >= %s)"
+                " ORDER BY mm.started_on DESC, mm.team_id LIMIT 1) m ON true"
+                " WHERE u.organisation_id = %s AND u.is_active AND u.id > %s"
+                " ORDER BY u.id LIMIT %s",
+                [list(cycle.team_ids), day, day, cycle.organisation_id, after_user_id, limit],
+            )
+            return [(int(u), int(t), bool(cf)) for u, t, cf in cursor.fetchall()]
+    members = team_members_on(team_ids=cycle.team_ids, day=day).filter(
+        user__organisation_id=cycle.organisation_id, user_id__gt=after_user_id
+    )
+    user_ids = list(
+        members.order_by("user_id").values_list("user_id", flat=True).distinct()[:limit]
+    )
+    team_of: dict[int, int] = {}
+    for user_id, team_id in (
+        members.filter(user_id__in=user_ids)
+        .order_by("user_id", "-started_on", "team_id")
+        .values_list("user_id", "team_id")
+    ):
+        team_of.setdefault(user_id, team_id)
+    customer_facing = set(
+        Team.objects.filter(pk__in=set(team_of.values()), customer_facing=True).values_list(
+            "pk", flat=True
+        )
+    )
+    return [(u, team_of[u], team_of[u] in customer_facing) for u in user_ids]

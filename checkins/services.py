@@ -25,9 +25,10 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
+from wellbeing.bulk import rows_copy
 from wellbeing.errors import ServiceError, validation_fields
 from wellbeing.models import Organisation, Team, User
-from wellbeing.selectors import team_members_on, team_subtree_ids
+from wellbeing.selectors import team_subtree_ids
 
 from . import rotation, scheduling
 from .models import (
@@ -43,6 +44,7 @@ from .models import (
     Survey,
     SurveyItem,
 )
+from .selectors import opening_members
 from .tokens import checkin_link, token_hash, token_minter
 
 if TYPE_CHECKING:
@@ -573,6 +575,11 @@ def _rotation_items(
     return everyone, customer_facing
 
 
+_INVITATION_COLUMNS = [
+    "public_id", "cycle_id", "user_id", "team_id", "question_ids", "rotation_offset", "answered",
+]  # fmt: skip
+
+
 def cycle_open_chunk(*, cycle: Cycle, chunk_size: int = OPEN_CHUNK_SIZE) -> bool:
     """Invite the next ``chunk_size`` members (by user id) and enqueue their invitation
     messages, in one transaction.  Returns True while members remain.  Concurrent calls for the
@@ -601,37 +608,19 @@ def cycle_open_chunk(*, cycle: Cycle, chunk_size: int = OPEN_CHUNK_SIZE) -> bool
         if locked.state != Cycle.State.OPEN or locked.opened_fully:
             return False
         cycle = locked
-        members = team_members_on(team_ids=cycle.team_ids, day=cycle.period_start).filter(
-            user__organisation_id=cycle.organisation_id, user_id__gt=cycle.open_cursor
-        )
         # One more than a chunk: whether members remain is known now, so the last chunk marks
         # the cycle fully opened itself (no trailing empty task queued behind the deliveries).
-        user_ids = list(
-            members.order_by("user_id")
-            .values_list("user_id", flat=True)
-            .distinct()[: chunk_size + 1]
+        members = opening_members(
+            cycle=cycle, after_user_id=cycle.open_cursor, limit=chunk_size + 1
         )
-        more = len(user_ids) > chunk_size
-        del user_ids[chunk_size:]
-        if not user_ids:
+        more = len(members) > chunk_size
+        del members[chunk_size:]
+        if not members:
             Cycle.objects.filter(pk=cycle.pk).update(opened_fully=True)
             logger.info(
                 "event=cycle_open_done cycle=%s invited=%d", cycle.public_id, cycle.invited_count
             )
             return False
-        # A person in several targeted teams is invited once, for their most recent membership.
-        team_of: dict[int, int] = {}
-        for user_id, team_id in (
-            members.filter(user_id__in=user_ids)
-            .order_by("user_id", "-started_on", "team_id")
-            .values_list("user_id", "team_id")
-        ):
-            team_of.setdefault(user_id, team_id)
-        customer_facing = set(
-            Team.objects.filter(pk__in=set(team_of.values()), customer_facing=True).values_list(
-                "pk", flat=True
-            )
-        )
         items_all, items_cf = _rotation_items(cycle.survey_id)
         cap = cycle.survey.items_per_person
         periods = {
@@ -643,28 +632,19 @@ def cycle_open_chunk(*, cycle: Cycle, chunk_size: int = OPEN_CHUNK_SIZE) -> bool
         selections: dict[tuple[bool, int], list[int]] = {}
         mint = token_minter()
         context = _message_context(cycle)
-        invitations: list[Invitation] = []
-        tokens: list[InvitationToken] = []
+        invitations: list[tuple[Any, ...]] = []  # _INVITATION_COLUMNS
+        hashes: dict[int, str] = {}  # user id -> their link's token hash
         messages = []
-        for user_id in user_ids:
-            team_id = team_of[user_id]
-            cf = team_id in customer_facing
+        for user_id, team_id, cf in members:
             offset = secrets.randbelow(periods[cf])
             question_ids = selections.get((cf, offset))
             if question_ids is None:
                 question_ids = selections[(cf, offset)] = rotation.rotation_select(
                     items_cf if cf else items_all, cap=cap, cycle_index=cycle.index, offset=offset
                 )
-            invitation = Invitation(
-                cycle=cycle,
-                user_id=user_id,
-                team_id=team_id,
-                rotation_offset=offset,
-                question_ids=list(question_ids),
-            )
-            token, hashed = mint()
-            invitations.append(invitation)
-            tokens.append(InvitationToken(invitation=invitation, token_hash=hashed))
+            public_id = uuid.uuid4()
+            invitations.append((public_id, cycle.pk, user_id, team_id, question_ids, offset, False))
+            token, hashes[user_id] = mint()
             messages.append(
                 OutgoingMessage(
                     organisation_id=cycle.organisation_id,
@@ -672,18 +652,25 @@ def cycle_open_chunk(*, cycle: Cycle, chunk_size: int = OPEN_CHUNK_SIZE) -> bool
                     recipient_id=user_id,
                     template="invitation",
                     context=context,
-                    idempotency_key=f"inv:{invitation.public_id}",
+                    idempotency_key=f"inv:{public_id}",
                     sensitive_context={"url": checkin_link(token)},
                     channel=None,
                     not_before=cycle.opens_at,
                     jitter_seconds=DELIVERY_JITTER_SECONDS,
                 )
             )
-        Invitation.objects.bulk_create(invitations, batch_size=MESSAGE_BATCH_SIZE)
-        InvitationToken.objects.bulk_create(tokens, batch_size=MESSAGE_BATCH_SIZE)
+        rows_copy(Invitation, _INVITATION_COLUMNS, invitations, json_columns=(4,))
+        ids = Invitation.objects.filter(cycle=cycle, user_id__in=list(hashes)).values_list(
+            "user_id", "pk"
+        )
+        rows_copy(
+            InvitationToken,
+            ["token_hash", "invitation_id", "used"],
+            [(hashes[user_id], pk, False) for user_id, pk in ids],
+        )
         messages_enqueue_bulk(messages)
         Cycle.objects.filter(pk=cycle.pk).update(
-            open_cursor=user_ids[-1],
+            open_cursor=members[-1][0],
             invited_count=F("invited_count") + len(invitations),
             opened_fully=not more,
         )

@@ -48,11 +48,12 @@ from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.smtp import EmailBackend as SMTPEmailBackend
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
+from wellbeing.bulk import rows_insert_new
 from wellbeing.errors import ServiceError
 from wellbeing.models import Organisation, User
 
@@ -311,6 +312,15 @@ def message_enqueue(message: OutgoingMessage) -> Message | None:
     return row
 
 
+# Every stored column of a message but its id, for the bulk insert (``_build_row`` fills them).
+_MESSAGE_FIELDS = [f for f in Message._meta.concrete_fields if not f.primary_key]
+_MESSAGE_COLUMNS = [str(f.column) for f in _MESSAGE_FIELDS]
+_MESSAGE_ATTRS = [f.attname for f in _MESSAGE_FIELDS]
+_MESSAGE_JSON_COLUMNS = [
+    i for i, f in enumerate(_MESSAGE_FIELDS) if isinstance(f, models.JSONField)
+]
+
+
 def messages_enqueue_bulk(messages: Iterable[OutgoingMessage], *, batch_size: int = 2000) -> int:
     """Write many messages in batches (``bulk_create`` ignoring duplicate keys).  Returns the
     number of rows inserted; messages whose key exists already are skipped.  Delivery is queued
@@ -341,11 +351,15 @@ def messages_enqueue_bulk(messages: Iterable[OutgoingMessage], *, batch_size: in
                 continue
             seen.add(message.idempotency_key)
             rows.append(_build_row(message, lookups, now))
-        with transaction.atomic():
-            # ignore_conflicts: a concurrent writer may insert the same key between our check
-            # and this insert; the unique constraint keeps one row.
-            Message.objects.bulk_create(rows, ignore_conflicts=True)
-        inserted += len(rows)
+        # A concurrent writer may insert the same key between our check and this insert: the
+        # unique constraint keeps one row and ours is skipped.
+        inserted += rows_insert_new(
+            Message,
+            _MESSAGE_COLUMNS,
+            [tuple(getattr(r, name) for name in _MESSAGE_ATTRS) for r in rows],
+            unique="idempotency_key",
+            json_columns=_MESSAGE_JSON_COLUMNS,
+        )
         due_now += sum(
             1
             for r in rows

@@ -11,7 +11,7 @@ import time_machine
 from django.db import connection, transaction
 
 from checkins import services
-from checkins.models import Cycle, Invitation
+from checkins.models import Cycle, Invitation, InvitationToken
 from notifications.models import Message
 from tests.checkins.conftest import FIRST_OPEN, ensure_library, make_schedule, open_cycle
 from tests.factories import MembershipFactory, OrganisationFactory, TeamFactory, team_with_members
@@ -90,6 +90,27 @@ def test_invitations_go_to_members_on_the_opening_day_only(org, weekly_pulse):
     assert invited == {stays.user_id, leaves_that_day.user_id, joins_that_day.user_id}
     assert joins_after.user_id not in invited and left_before.user_id not in invited
     assert cycle.invited_count == 3
+
+
+def test_a_person_in_two_targeted_teams_is_invited_once_for_the_latest_membership(
+    org, weekly_pulse
+):
+    # given a person in two targeted teams (the second membership started later), and an
+    # inactive member
+    first, second = TeamFactory(organisation=org), TeamFactory(organisation=org)
+    both = MembershipFactory(team=first, started_on=date(2020, 1, 1))
+    MembershipFactory(team=second, user=both.user, started_on=date(2025, 6, 1))
+    only_first = MembershipFactory(team=first, started_on=date(2020, 1, 1))
+    inactive = MembershipFactory(team=second, started_on=date(2020, 1, 1))
+    inactive.user.is_active = False
+    inactive.user.save(update_fields=["is_active"])
+    schedule = make_schedule(organisation=org, teams=[first, second], survey=weekly_pulse)
+    # when the cycle opens
+    cycle = open_cycle(schedule)
+    # then each active person has one invitation, in the team they joined last, and a token
+    invited = dict(Invitation.objects.filter(cycle=cycle).values_list("user_id", "team_id"))
+    assert invited == {both.user_id: second.pk, only_first.user_id: first.pk}
+    assert InvitationToken.objects.filter(invitation__cycle=cycle).count() == 2
 
 
 def test_subteams_are_included_and_each_invitation_records_its_team(org, weekly_pulse):
