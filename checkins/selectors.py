@@ -29,9 +29,10 @@ class _Columns:
     """Every concrete column of ``model`` under ``alias``, and how to make an instance of a row
     slice (``Model.from_db`` after the same value converters the ORM applies)."""
 
-    def __init__(self, model: type[Model], alias: str) -> None:
+    def __init__(self, model: type[Model], alias: str, *, defer: Sequence[str] = ()) -> None:
         quote = connection.ops.quote_name
-        fields = list(model._meta.concrete_fields)
+        # ``defer``: columns left out (deferred on the instance, loaded if ever touched)
+        fields = [f for f in model._meta.concrete_fields if f.name not in defer]
         self.model = model
         self.width = len(fields)
         self.attnames = [f.attname for f in fields]
@@ -91,7 +92,9 @@ def _prebuilt() -> dict[str, Any]:
     if built is None:
         quote = connection.ops.quote_name
         invitation = _Columns(Invitation, "i")
-        cycle = _Columns(Cycle, "c")
+        # A cycle's targeted team ids run to thousands in a large organisation (tens of KB
+        # of JSON, on every row of the joined statement); the check-in pages never read them.
+        cycle = _Columns(Cycle, "c", defer=("team_ids",))
         organisation = _Columns(Organisation, "o")
         question = _Columns(Question, "q")
         inner_question = _Columns(Question, "qq")
