@@ -54,13 +54,16 @@ def test_ci_size_benchmark_runs_end_to_end_and_reports_every_figure(bench_env):
     report = json.loads((results / "pulse_ci.json").read_text())
     assert (results / "pulse_ci.md").read_text().count("| ") > 10
     labels = [row["benchmark"] for row in report["table"]]
-    assert len(labels) == 13  # 12 targets and the whole-close ratio (informational)
+    # 12 targets and three informational rows: the whole close, the late opening and the submits
+    # under it
+    assert len(labels) == 15
     for row in report["table"]:
         assert isinstance(row["value"], int | float), row
     figures = report["figures"]
     # every submit went through the real form and was accepted (302 to the thanks page)
     assert figures["submit"]["statuses"]["form"] == {"302": 60}
     assert figures["submit"]["statuses"]["loaded"] == {"302": 60}
+    assert figures["submit"]["statuses"]["loaded_late"] == {"302": 60}
     assert figures["fanout"]["main"]["invitations"] == 400
     assert figures["fanout"]["main"]["messages"] == 400
     assert set(figures["close"]) == {"q", "h", "main"}
