@@ -17,10 +17,11 @@ the 100/12 steps of a three-item five-point scale and clipped to 0-100; each tea
 participation rate (Beta(14, 6), mean 70 %) and members answer independently each week, so n
 varies binomially; cycles with fewer than k = 5 respondents are hidden (None), as in production.
 
-Baselines are estimated from the simulated history exactly as in production: the detector sees
-the growing history cycle by cycle (statuses come from the vectorised chart that
-``detect_deterioration`` itself runs, and a sample of teams is replayed through
-``detect_deterioration`` on every prefix to prove they agree).
+Baselines are estimated from the simulated history exactly as in production: at every cycle the
+detector sees what the flag job passes it, the last ``HISTORY_CYCLES`` (52) cycles of the history
+so far, so a team's baseline grows, freezes, and after a year rolls forward with the window
+(statuses come from the vectorised chart that ``detect_deterioration`` itself runs, and a sample
+of teams is replayed through ``detect_deterioration`` on every window to prove they agree).
 
     python bench/detection.py            # full run (about a minute), writes bench/results/
     python bench/detection.py --quick    # small run for CI
@@ -43,11 +44,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from wellbeing.stats.detector import (  # noqa: E402
     DETECTOR_L,
+    HISTORY_CYCLES,
     MAX_BASELINE_CYCLES,
     CyclePoint,
     detect_deterioration,
     team_baseline_batch,
-    team_chart_batch,
+    team_status_windowed,
 )
 from wellbeing.stats.ewma import ewma_upper_batch  # noqa: E402
 
@@ -142,8 +144,14 @@ def monitored_mask(t: Teams) -> np.ndarray:
 
 
 def pulse_status(t: Teams, L: float) -> np.ndarray:
-    _, _, above = team_chart_batch(t.x, t.n, t.s, baseline_cycles=BASELINE_CYCLES, lam=LAM, L=L)
-    return above
+    """The production chart on the production window (the last ``HISTORY_CYCLES`` cycles)."""
+    return pulse_windowed(t, L)[0]
+
+
+def pulse_windowed(t: Teams, L: float) -> tuple[np.ndarray, np.ndarray]:
+    return team_status_windowed(
+        t.x, t.n, t.s, window=HISTORY_CYCLES, baseline_cycles=BASELINE_CYCLES, lam=LAM, L=L
+    )
 
 
 def oracle_status(t: Teams, L: float) -> np.ndarray:
@@ -213,9 +221,10 @@ def tune_level(status_for, t: Teams, target_arl: float, lo: float, hi: float) ->
 
 
 def replay_check(t: Teams, status: np.ndarray, L: float, teams: int) -> int:
-    """Replay teams through detect_deterioration on every growing prefix; count the cycles."""
+    """Replay teams through detect_deterioration on every growing prefix, cut to the last
+    ``HISTORY_CYCLES`` cycles as the flag job reads it; count the cycles."""
     checked = 0
-    monitored = monitored_mask(t)  # causal: depends only on cycles up to j
+    _, monitored = pulse_windowed(t, L)  # causal: depends only on cycles up to j
     for i in range(min(teams, t.x.shape[0])):
         history = [
             CyclePoint(
@@ -227,7 +236,10 @@ def replay_check(t: Teams, status: np.ndarray, L: float, teams: int) -> int:
         ]
         for j in range(len(history)):
             result = detect_deterioration(
-                history[: j + 1], baseline_cycles=BASELINE_CYCLES, lam=LAM, L=L
+                history[max(0, j - HISTORY_CYCLES + 1) : j + 1],
+                baseline_cycles=BASELINE_CYCLES,
+                lam=LAM,
+                L=L,
             )
             expected = "signal" if status[i, j] else "in_control"
             if not monitored[i, j]:
@@ -411,12 +423,16 @@ def tune(seed: int) -> None:
     calm = simulate(rng, 8000, 220, 0.0, 0)
     monitored = monitored_mask(calm)
     no_sd = Teams(x=calm.x, n=calm.n, s=np.full_like(calm.s, np.nan), sd=calm.sd, mu=calm.mu)
-    for label, teams in (("with sd", calm), ("without sd", no_sd)):
-        for L in np.arange(2.3, 2.86, 0.05):
-            _, _, above = team_chart_batch(
+    for label, teams, grid in (
+        ("with sd", calm, np.arange(2.3, 2.86, 0.05)),
+        ("without sd", no_sd, np.arange(2.6, 3.16, 0.05)),
+    ):
+        for L in grid:
+            above, _ = team_status_windowed(
                 teams.x,
                 teams.n,
                 teams.s,
+                window=HISTORY_CYCLES,
                 baseline_cycles=BASELINE_CYCLES,
                 lam=LAM,
                 L=float(L),

@@ -47,6 +47,7 @@ from .models import (
 )
 from .packed import packed_records
 from .stats.detector import (
+    HISTORY_CYCLES,
     IN_CONTROL,
     NOT_ENOUGH_DATA,
     SIGNAL,
@@ -66,7 +67,6 @@ from .stats.shrinkage import between_team_variance
 
 logger = logging.getLogger(__name__)
 
-HISTORY_CYCLES = 52  # a year of weekly cycles is plenty for a baseline and a trend
 EVIDENCE_CYCLES = 12  # published points quoted in a flag's evidence
 TREND_P = 0.05
 

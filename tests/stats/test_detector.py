@@ -1,12 +1,15 @@
 import random
 
+import numpy as np
 import pytest
 
 from wellbeing.stats.detector import (
+    HISTORY_CYCLES,
     CyclePoint,
     detect_deterioration,
     high_level,
     participation_drop,
+    team_status_windowed,
 )
 
 
@@ -136,7 +139,7 @@ def test_the_baseline_grows_to_twenty_six_cycles_and_is_then_frozen():
     )
 
 
-def test_a_rise_after_the_baseline_is_frozen_is_never_absorbed_into_it():
+def test_a_rise_after_the_baseline_is_frozen_is_not_absorbed_within_the_history_given():
     # given a frozen baseline and then a long spell six points higher
     history = _stable(26) + _stable(30, level=56.0, seed=2)
 
@@ -223,3 +226,42 @@ def test_high_level_needs_consecutive_usable_cycles_above_threshold():
     assert high_level([], threshold=65, consecutive=1) is False
     with pytest.raises(ValueError):
         high_level([70], threshold=65, consecutive=0)
+
+
+def test_a_rise_older_than_the_window_becomes_the_usual_level():
+    # given a team six points higher for the last sixty cycles, read as the flag job reads it
+    history = (_stable(26) + _stable(60, level=56.0, seed=2))[-HISTORY_CYCLES:]
+
+    # then its baseline is the start of the window (already the new level) and it is in control
+    result = detect_deterioration(history)
+    assert result.baseline_mean == pytest.approx(56.0, abs=1.5)
+    assert result.status == "in_control"
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_windowed_batch_chart_is_the_detector_on_each_window(seed):
+    # given random histories with hidden cycles, respondent sds and a rise in the middle
+    rng = np.random.default_rng(seed)
+    teams, cycles, window = 6, 70, 30
+    n = rng.integers(3, 25, (teams, cycles)).astype(float)
+    x = 50 + rng.normal(0, 4, (teams, cycles)) + np.where(np.arange(cycles) > 40, 5.0, 0.0)
+    x[n < 5] = np.nan  # hidden below k
+    s = np.where(rng.random((teams, cycles)) < 0.9, rng.uniform(8, 16, (teams, cycles)), np.nan)
+
+    # when every cycle is judged on the last ``window`` cycles, in one batch
+    above, monitored = team_status_windowed(x, n, s, window=window)
+
+    # then each status is what detect_deterioration says on that window
+    for i in range(teams):
+        history = [
+            CyclePoint(
+                index=None if np.isnan(x[i, j]) else float(x[i, j]),
+                n=int(n[i, j]),
+                sd=None if np.isnan(s[i, j]) else float(s[i, j]),
+            )
+            for j in range(cycles)
+        ]
+        for t in range(cycles):
+            status = detect_deterioration(history[max(0, t - window + 1) : t + 1]).status
+            expected = "signal" if above[i, t] else "in_control"
+            assert status == (expected if monitored[i, t] else "not_enough_data"), (i, t)

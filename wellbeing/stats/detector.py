@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from numpy.typing import NDArray
@@ -49,13 +50,19 @@ MIN_TREND_POINTS = 4
 # many and is then frozen: half a year of weekly cycles halves the error variance of the mean.
 MAX_BASELINE_CYCLES = 26
 # The EWMA limits of the production detector, tuned by ``bench/detection.py --tune`` so that the
-# in-control ARL with *estimated* baselines stays >= 500 cycles (docs/statistics.md).  They look
-# low next to the known-parameter 2.9 because the limits also carry the baseline-mean uncertainty
-# term (``baseline_n``), and because the respondents' pooled spread slightly overstates the
-# noise of a cycle mean (people's stable personal levels).  ``DETECTOR_L`` applies when the
-# stored cycles carry the respondents' sd (production), ``DETECTOR_L_WITHOUT_SD`` otherwise.
-DETECTOR_L = 2.45
-DETECTOR_L_WITHOUT_SD = 2.75
+# in-control ARL with *estimated* baselines, read through the production window
+# (``HISTORY_CYCLES``), stays >= 500 cycles (docs/statistics.md).  The limits also carry the
+# baseline-mean uncertainty term (``baseline_n``), and the respondents' pooled spread slightly
+# overstates the noise of a cycle mean (people's stable personal levels).  ``DETECTOR_L``
+# applies when the stored cycles carry the respondents' sd (production),
+# ``DETECTOR_L_WITHOUT_SD`` otherwise.
+DETECTOR_L = 2.6
+DETECTOR_L_WITHOUT_SD = 2.95
+# How far back the detector looks: the organisation's last 52 cycles (a year of weekly
+# cycles).  A team's baseline is the start of this window, so for a team older than the window
+# it rolls forward: roughly the half-year before the last half-year.  A rise that lasts longer
+# becomes the team's new usual level (``high_stress`` still flags a level that stays high).
+HISTORY_CYCLES = 52
 
 
 @dataclass(frozen=True)
@@ -225,6 +232,51 @@ def team_chart_batch(
     with np.errstate(invalid="ignore"):
         above = np.isfinite(limits) & (stats > limits)
     return stats, limits, above
+
+
+def team_status_windowed(
+    x: NDArray[np.float64],
+    n: NDArray[np.float64],
+    s: NDArray[np.float64] | None = None,
+    *,
+    window: int = HISTORY_CYCLES,
+    baseline_cycles: int = 12,
+    max_baseline_cycles: int = MAX_BASELINE_CYCLES,
+    lam: float = 0.2,
+    L: float = DETECTOR_L,
+    L_without_sd: float = DETECTOR_L_WITHOUT_SD,
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """(above, monitored) over teams x cycles when at every cycle the chart sees only the last
+    ``window`` cycles, as production does (the flag job reads ``HISTORY_CYCLES``).
+
+    ``above[i, t]`` is ``detect_deterioration(history[max(0, t - window + 1) : t + 1]).status
+    == "signal"``; ``monitored[i, t]`` is whether that call has a team baseline (more than
+    ``baseline_cycles`` usable cycles in the window).  The chart is causal, so the first
+    ``window`` cycles come from one run; each later cycle needs its own window."""
+    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    n = np.atleast_2d(np.asarray(n, dtype=np.float64))
+    s = np.full_like(x, np.nan) if s is None else np.atleast_2d(np.asarray(s, dtype=np.float64))
+    usable = (np.isfinite(x) & np.isfinite(n) & (n > 0)).astype(np.int64)
+    count = np.cumsum(usable, axis=1)
+    in_window = (
+        count
+        - np.concatenate(
+            [np.zeros((x.shape[0], window), dtype=np.int64), count[:, :-window]], axis=1
+        )[:, : x.shape[1]]
+    )
+    monitored = in_window > baseline_cycles
+    chart = partial(
+        team_chart_batch, baseline_cycles=baseline_cycles, max_baseline_cycles=max_baseline_cycles,
+        lam=lam, L=L, L_without_sd=L_without_sd,
+    )  # fmt: skip
+    head = min(window, x.shape[1])
+    above = np.zeros(x.shape, dtype=bool)
+    _, _, above[:, :head] = chart(x[:, :head], n[:, :head], s[:, :head])
+    for t in range(head, x.shape[1]):
+        lo = t - window + 1
+        _, _, last = chart(x[:, lo : t + 1], n[:, lo : t + 1], s[:, lo : t + 1])
+        above[:, t] = last[:, -1]
+    return above & monitored, monitored
 
 
 def _carry(values: NDArray[np.bool_], observed: NDArray[np.bool_]) -> NDArray[np.bool_]:
