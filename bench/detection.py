@@ -48,6 +48,7 @@ from wellbeing.stats.detector import (  # noqa: E402
     MAX_BASELINE_CYCLES,
     CyclePoint,
     detect_deterioration,
+    monitored_in_window,
     team_baseline_batch,
     team_status_windowed,
 )
@@ -145,13 +146,10 @@ def monitored_mask(t: Teams) -> np.ndarray:
 
 def pulse_status(t: Teams, L: float) -> np.ndarray:
     """The production chart on the production window (the last ``HISTORY_CYCLES`` cycles)."""
-    return pulse_windowed(t, L)[0]
-
-
-def pulse_windowed(t: Teams, L: float) -> tuple[np.ndarray, np.ndarray]:
-    return team_status_windowed(
+    above, _ = team_status_windowed(
         t.x, t.n, t.s, window=HISTORY_CYCLES, baseline_cycles=BASELINE_CYCLES, lam=LAM, L=L
     )
+    return above
 
 
 def oracle_status(t: Teams, L: float) -> np.ndarray:
@@ -224,7 +222,10 @@ def replay_check(t: Teams, status: np.ndarray, L: float, teams: int) -> int:
     """Replay teams through detect_deterioration on every growing prefix, cut to the last
     ``HISTORY_CYCLES`` cycles as the flag job reads it; count the cycles."""
     checked = 0
-    _, monitored = pulse_windowed(t, L)  # causal: depends only on cycles up to j
+    # causal: depends only on cycles up to j
+    monitored = monitored_in_window(
+        t.x, t.n, window=HISTORY_CYCLES, baseline_cycles=BASELINE_CYCLES
+    )
     for i in range(min(teams, t.x.shape[0])):
         history = [
             CyclePoint(
@@ -290,13 +291,13 @@ def run(quick: bool, L: float, seed: int, shift_start: int = SHIFT_START) -> dic
     print(f"in-control: {n_ic} teams x {cycles_ic} cycles ...", flush=True)
     calm = simulate(rng, n_ic, cycles_ic, 0.0, 0)
     monitored = monitored_mask(calm)
-    pulse_ic = false_alarms(pulse_status(calm, L), monitored)
-    target = pulse_ic["arl0_cycles"]
+    calm_pulse = pulse_status(calm, L)  # the windowed chart: computed once, used four times
+    target = false_alarms(calm_pulse, monitored)["arl0_cycles"]
     level_z = tune_level(shewhart_status, calm, target, 0.0, 8.0)
     level_abs = tune_level(fixed_level_status, calm, target, 0.0, 100.0)
     oracle_L = tune_level(oracle_status, calm, target, 1.0, 5.0)
     rules = {
-        "pulse_ewma": lambda t: pulse_status(t, L),
+        "pulse_ewma": lambda t: calm_pulse if t is calm else pulse_status(t, L),
         "naive_team_level": lambda t: shewhart_status(t, level_z),
         "naive_fixed_level": lambda t: fixed_level_status(t, level_abs),
         "ceiling_known_baseline": lambda t: oracle_status(t, oracle_L),
@@ -321,18 +322,19 @@ def run(quick: bool, L: float, seed: int, shift_start: int = SHIFT_START) -> dic
         "in_control": {name: false_alarms(rule(calm), monitored) for name, rule in rules.items()},
         "shifts": {},
     }
-    checked = replay_check(calm, rules["pulse_ewma"](calm), L, 3 if quick else 12)
+    checked = replay_check(calm, calm_pulse, L, 3 if quick else 12)
     for shift in SHIFTS:
         print(f"shift {shift} sd: {n_shift} teams ...", flush=True)
         shifted = simulate(rng, n_shift, shift_start + SHIFT_HORIZON, shift, shift_start)
+        statuses = {name: rule(shifted) for name, rule in rules.items()}
         report["shifts"][str(shift)] = {
-            name: delays(rule(shifted), shifted, shift_start) for name, rule in rules.items()
+            name: delays(status, shifted, shift_start) for name, status in statuses.items()
         }
         if shift == 1.0:
             report["pulse_by_team_size"] = by_team_size(
-                calm, rules["pulse_ewma"](calm), shifted, rules["pulse_ewma"](shifted), shift_start
+                calm, calm_pulse, shifted, statuses["pulse_ewma"], shift_start
             )
-            checked += replay_check(shifted, rules["pulse_ewma"](shifted), L, 2 if quick else 8)
+            checked += replay_check(shifted, statuses["pulse_ewma"], L, 2 if quick else 8)
     report["replayed_team_cycles"] = checked
     report["seconds"] = round(time.perf_counter() - began, 1)
     return report

@@ -322,7 +322,7 @@ _MESSAGE_JSON_COLUMNS = [
 
 
 def messages_enqueue_bulk(messages: Iterable[OutgoingMessage], *, batch_size: int = 2000) -> int:
-    """Write many messages in batches (``bulk_create`` ignoring duplicate keys).  Returns the
+    """Write many messages in batches (``rows_insert_new``: COPY on PostgreSQL).  Returns the
     number of rows inserted; messages whose key exists already are skipped.  Delivery is queued
     on commit as a few chunked tasks, never one task per message."""
     if batch_size < 1:

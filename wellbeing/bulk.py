@@ -77,7 +77,8 @@ def rows_insert_new(
         return 0
     if connection.vendor != "postgresql":
         # bulk_create does not say which rows it skipped: count the keys before and after
-        keys = {row[list(columns).index(unique)] for row in rows}
+        at = list(columns).index(unique)
+        keys = {row[at] for row in rows}
         present = model.objects.filter(**{f"{unique}__in": keys})
         before = present.count()
         model.objects.bulk_create(

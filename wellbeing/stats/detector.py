@@ -234,6 +234,26 @@ def team_chart_batch(
     return stats, limits, above
 
 
+def monitored_in_window(
+    x: NDArray[np.float64],
+    n: NDArray[np.float64],
+    *,
+    window: int = HISTORY_CYCLES,
+    baseline_cycles: int = 12,
+) -> NDArray[np.bool_]:
+    """Per team x cycle: whether the last ``window`` cycles up to it hold more than
+    ``baseline_cycles`` usable ones, i.e. whether ``detect_deterioration`` on that window has a
+    team baseline (else, without organisation figures, it answers "not_enough_data")."""
+    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    n = np.atleast_2d(np.asarray(n, dtype=np.float64))
+    usable = np.isfinite(x) & np.isfinite(n) & (n > 0)
+    # count[:, j] = usable cycles before cycle j; the window up to t is count[t + 1] - count[lo]
+    count = np.concatenate([np.zeros((x.shape[0], 1)), np.cumsum(usable, axis=1)], axis=1)
+    t = np.arange(x.shape[1])
+    lo = np.maximum(0, t - window + 1)
+    return (count[:, t + 1] - count[:, lo]) > baseline_cycles
+
+
 def team_status_windowed(
     x: NDArray[np.float64],
     n: NDArray[np.float64],
@@ -256,15 +276,7 @@ def team_status_windowed(
     x = np.atleast_2d(np.asarray(x, dtype=np.float64))
     n = np.atleast_2d(np.asarray(n, dtype=np.float64))
     s = np.full_like(x, np.nan) if s is None else np.atleast_2d(np.asarray(s, dtype=np.float64))
-    usable = (np.isfinite(x) & np.isfinite(n) & (n > 0)).astype(np.int64)
-    count = np.cumsum(usable, axis=1)
-    in_window = (
-        count
-        - np.concatenate(
-            [np.zeros((x.shape[0], window), dtype=np.int64), count[:, :-window]], axis=1
-        )[:, : x.shape[1]]
-    )
-    monitored = in_window > baseline_cycles
+    monitored = monitored_in_window(x, n, window=window, baseline_cycles=baseline_cycles)
     chart = partial(
         team_chart_batch, baseline_cycles=baseline_cycles, max_baseline_cycles=max_baseline_cycles,
         lam=lam, L=L, L_without_sd=L_without_sd,
