@@ -1009,10 +1009,19 @@ def _submit_in_one_statement(
     return waiting + stored, k
 
 
-def _queue_release(cycle_id: int, team_id: int) -> None:
+def _queue_release(cycle_id: int, team_id: int, *, waiting: int, k: int) -> None:
+    """Queue the team's release when this answer completes a batch of k.
+
+    Only the answers that make the waiting count a multiple of k queue it, not every answer
+    past k: while the worker is behind, a busy team would otherwise queue one task (a broker
+    round trip in the request) per answer, all but one of them finding nothing to move.  A
+    multiple skipped by concurrent submits (each counts only committed answers) or a task lost
+    with the broker is picked up by the tick within a minute; when a release happens does not
+    matter to anyone, only that no batch is smaller than k."""
     from . import tasks
 
-    transaction.on_commit(partial(tasks.enqueue, tasks.pending_release_task, cycle_id, team_id))
+    if waiting >= k and waiting % k == 0:
+        transaction.on_commit(partial(tasks.enqueue, tasks.pending_release_task, cycle_id, team_id))
 
 
 def checkin_submit(
@@ -1052,8 +1061,7 @@ def checkin_submit(
             outcome = _submit_in_one_statement(invitation=invitation, clean=clean, text=text)
             if outcome is not None:
                 waiting, k = outcome
-                if waiting >= k:
-                    _queue_release(cycle.pk, invitation.team_id)
+                _queue_release(cycle.pk, invitation.team_id, waiting=waiting, k=k)
                 invitation.answered = True
                 invitation.question_ids = []
                 invitation.rotation_offset = None
@@ -1105,8 +1113,9 @@ def _checkin_submit_checked(
         waiting = PendingAnswer.objects.filter(
             cycle_id=cycle.pk, team_id=invitation.team_id
         ).count()
-        if waiting >= organisation.anonymity_threshold:
-            _queue_release(cycle.pk, invitation.team_id)
+        _queue_release(
+            cycle.pk, invitation.team_id, waiting=waiting, k=organisation.anonymity_threshold
+        )
     invitation.answered = True
     invitation.question_ids = []
     invitation.rotation_offset = None

@@ -23,8 +23,9 @@ from checkins.selectors import (
     invitation_for_checkin,
     invitation_questions,
 )
-from tests.checkins.conftest import FIRST_OPEN
+from tests.checkins.conftest import FIRST_OPEN, make_schedule, open_cycle
 from tests.checkins.test_views_checkin import first_invitation, form_data, started
+from tests.factories import team_with_members
 from wellbeing.errors import ServiceError
 
 DURING = FIRST_OPEN + timedelta(hours=2)
@@ -215,3 +216,28 @@ def test_only_the_submit_that_reaches_k_queues_the_release(
         queued.append(len(callbacks))
     assert queued == [0, 0, 0, 0, 1]
     assert len(PendingAnswer.objects.filter(cycle=cycle, team_id=invitations[0].team_id)) == 5
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["one-statement", "checked-path"])
+def test_a_release_is_queued_per_completed_batch_not_per_answer(
+    org, weekly_pulse, django_capture_on_commit_callbacks, fast, monkeypatch
+):
+    # given a team of twelve, k = 5, and a worker that has not released anything yet
+    team = team_with_members(organisation=org, size=12, name="Claims")
+    cycle = open_cycle(make_schedule(organisation=org, teams=[team], survey=weekly_pulse))
+    if not fast:
+        monkeypatch.setattr(services, "_submit_in_one_statement", lambda **_kw: None)
+    queued = []
+    for invitation in Invitation.objects.filter(cycle=cycle).order_by("pk")[:11]:
+        loaded = invitation_for_checkin(public_id=invitation.public_id)
+        questions = invitation_questions(invitation=loaded)
+        answers = {q.pk: q.scale_min for q in questions if q.is_scale}
+        with django_capture_on_commit_callbacks() as callbacks:
+            services.checkin_submit(
+                invitation=loaded, answers=answers, comment=None, questions=questions
+            )
+        queued.append(len(callbacks))
+    # then the fifth and the tenth answer queue it, the ones in between and after do not
+    assert queued == [0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0]
+    # and the tick still picks up a team whose batch is waiting
+    assert services.tick_run(now=DURING).releasing == 1
