@@ -4,7 +4,9 @@ Never returns answers of individual people; counts of respondents are withheld b
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -53,6 +55,7 @@ class _Columns:
 
 
 _PREBUILT: dict[str, dict[str, Any]] = {}
+_SURVEY_STAMP_FIELDS = ("is_published", "created_at")
 _PREPARED_CURSOR_CLASS: list[type] = []
 
 
@@ -97,53 +100,46 @@ def _prebuilt() -> dict[str, Any]:
         cycle = _Columns(Cycle, "c", defer=("team_ids",))
         organisation = _Columns(Organisation, "o")
         question = _Columns(Question, "q")
-        inner_question = _Columns(Question, "qq")
+        # What identifies a survey's content: whether it is published, and when it was made.
+        stamp_defer = [
+            f.name for f in Survey._meta.concrete_fields if f.name not in _SURVEY_STAMP_FIELDS
+        ]
+        stamp = _Columns(Survey, "sv", defer=stamp_defer)
         # Only identifiers from the models' metadata are formatted in; values are parameters.
         built = {
             "invitation": invitation,
             "cycle": cycle,
             "organisation": organisation,
             "question": question,
+            "stamp": stamp,
+            # The invitation, its cycle and organisation, the person's language, and what
+            # identifies the survey's content (``_survey_stamp``).
             "invitation_sql": (
                 f"SELECT {invitation.sql}, {cycle.sql}, {organisation.sql}"  # noqa: S608
-                f", u.{quote('language')}"
+                f", u.{quote('language')}, {stamp.sql}"
                 f" FROM {quote(Invitation._meta.db_table)} i"
                 f" JOIN {quote(Cycle._meta.db_table)} c ON c.id = i.{quote('cycle_id')}"
                 f" JOIN {quote(Organisation._meta.db_table)} o"
                 f" ON o.id = c.{quote('organisation_id')}"
                 f" JOIN {quote(User._meta.db_table)} u ON u.id = i.{quote('user_id')}"
+                f" JOIN {quote(Survey._meta.db_table)} sv ON sv.id = c.{quote('survey_id')}"
                 f" WHERE i.{quote('public_id')} = %s"
             ),
-            # The survey's items in order: the shown ones and its free-text question.
-            "questions_sql": (
-                f"SELECT {question.sql} FROM {quote(SurveyItem._meta.db_table)} s"  # noqa: S608
+            # Every item of a survey in order, with the survey's stamp on each row.
+            "survey_items_sql": (
+                f"SELECT {question.sql}, {stamp.sql}"  # noqa: S608
+                f" FROM {quote(SurveyItem._meta.db_table)} s"
                 f" JOIN {quote(Question._meta.db_table)} q ON q.id = s.{quote('question_id')}"
+                f" JOIN {quote(Survey._meta.db_table)} sv ON sv.id = s.{quote('survey_id')}"
                 f" WHERE s.{quote('survey_id')} = %s"
-                f" AND (q.{quote('kind')} = %s OR s.{quote('question_id')} IN ({{ids}}))"
                 f" ORDER BY s.{quote('position')}, s.id"
             ),
         }
-        # PostgreSQL: the invitation and its questions in one round trip (one row per question,
-        # in survey order; a single row with empty question columns when there are none).
-        built["invitation_questions_sql"] = (
-            f"SELECT {invitation.sql}, {cycle.sql}, {organisation.sql}"  # noqa: S608
-            f", u.language, {question.sql}"
-            f" FROM {quote(Invitation._meta.db_table)} i"
-            f" JOIN {quote(Cycle._meta.db_table)} c ON c.id = i.cycle_id"
-            f" JOIN {quote(Organisation._meta.db_table)} o ON o.id = c.organisation_id"
-            f" JOIN {quote(User._meta.db_table)} u ON u.id = i.user_id"
-            f" LEFT JOIN LATERAL (SELECT {inner_question.sql}, s.position AS item_position,"
-            f" s.id AS item_id FROM {quote(SurveyItem._meta.db_table)} s"
-            f" JOIN {quote(Question._meta.db_table)} qq ON qq.id = s.question_id"
-            " WHERE s.survey_id = c.survey_id AND (qq.kind = %s OR s.question_id IN"
-            " (SELECT jsonb_array_elements_text(i.question_ids)::bigint))) q ON true"
-            " WHERE i.public_id = %s ORDER BY q.item_position, q.item_id"
-        )
         _PREBUILT[connection.vendor] = built
     return built
 
 
-def _shown_questions(invitation: Invitation, loaded: list[Question]) -> list[Question]:
+def _shown_questions(invitation: Invitation, loaded: Sequence[Question]) -> list[Question]:
     """``loaded`` (the survey's shown items and its free-text question, in survey order) as
     the form shows them: the shown items, then the comment question if comments are on."""
     shown = {int(q) for q in invitation.question_ids}
@@ -155,34 +151,62 @@ def _shown_questions(invitation: Invitation, loaded: list[Question]) -> list[Que
     return questions
 
 
-def checkin_with_questions(*, public_id: object) -> tuple[Invitation, list[Question]] | None:
-    """``invitation_for_checkin`` and ``invitation_questions`` together: one round trip on
-    PostgreSQL (the form's hot path), two elsewhere."""
-    if connection.vendor != "postgresql":
-        invitation = invitation_for_checkin(public_id=public_id)
-        if invitation is None:
-            return None
-        return invitation, invitation_questions(invitation=invitation)
-    try:
-        key = uuid.UUID(str(public_id))
-    except ValueError:
-        return None
+# --- A published survey's questions, kept per process -------------------------------------------
+#
+# A published survey never changes (edits make a new version, see ``question_update`` and the
+# admin), so its ordered questions are read once per process and survey and then served from
+# memory: the form's requests read only the invitation's row.  Unpublished surveys are always
+# read afresh.  The survey's creation time goes into the key with its id, so a reused id (a test
+# database rolled back) can never be served another survey's questions.  The instances are
+# shared between requests and must be treated as read-only.
+
+_SURVEY_ITEMS: OrderedDict[tuple[str, int, object], tuple[Question, ...]] = OrderedDict()
+_SURVEY_ITEMS_MAX = 256
+_SURVEY_ITEMS_LOCK = threading.Lock()
+
+
+def survey_questions(
+    survey_id: int, *, stamp: tuple[bool, object] | None = None
+) -> tuple[Question, ...]:
+    """Every question of the survey in survey order.  ``stamp`` (is_published, created_at), when
+    the caller read it with the invitation, lets a published survey come from memory."""
+    alias = connection.alias
+    if stamp is not None and stamp[0]:
+        with _SURVEY_ITEMS_LOCK:
+            cached = _SURVEY_ITEMS.get((alias, survey_id, stamp[1]))
+            if cached is not None:
+                _SURVEY_ITEMS.move_to_end((alias, survey_id, stamp[1]))
+                return cached
     built = _prebuilt()
     question_cols: _Columns = built["question"]
     with prepared_cursor() as cursor:
-        cursor.execute(built["invitation_questions_sql"], [Question.Kind.TEXT.value, key])
+        cursor.execute(built["survey_items_sql"], [survey_id])
         rows = cursor.fetchall()
-    if not rows:
+    questions = tuple(question_cols.make(row, 0) for row in rows)
+    found = _survey_stamp(rows[0], question_cols.width) if rows else None
+    if found is not None and found[0]:  # published: immutable from now on
+        key = (alias, survey_id, found[1])
+        with _SURVEY_ITEMS_LOCK:
+            _SURVEY_ITEMS[key] = questions
+            while len(_SURVEY_ITEMS) > _SURVEY_ITEMS_MAX:
+                _SURVEY_ITEMS.popitem(last=False)
+    return questions
+
+
+def checkin_with_questions(*, public_id: object) -> tuple[Invitation, list[Question]] | None:
+    """``invitation_for_checkin`` and ``invitation_questions`` together: the form's hot path,
+    one round trip once the survey's questions are in memory."""
+    found = _invitation_with_stamp(public_id)
+    if found is None:
         return None
-    invitation, start = _invitation_from_row(rows[0])
-    loaded = [question_cols.make(row, start) for row in rows if row[start] is not None]
-    return invitation, _shown_questions(invitation, loaded)
+    invitation, stamp = found
+    questions = survey_questions(invitation.cycle.survey_id, stamp=stamp)
+    return invitation, _shown_questions(invitation, questions)
 
 
-def _invitation_from_row(row: Sequence[Any]) -> tuple[Invitation, int]:
-    """The invitation with its cycle, organisation and the person's language from a row that
-    starts with those columns (``invitation_sql``, ``invitation_questions_sql``), and the
-    position of the row's next column."""
+def _invitation_from_row(row: Sequence[Any]) -> tuple[Invitation, tuple[bool, object]]:
+    """The invitation with its cycle, organisation and the person's language from an
+    ``invitation_sql`` row, and its survey's stamp (is_published, created_at)."""
     built = _prebuilt()
     invitation_cols: _Columns = built["invitation"]
     cycle_cols: _Columns = built["cycle"]
@@ -197,39 +221,39 @@ def _invitation_from_row(row: Sequence[Any]) -> tuple[Invitation, int]:
     invitation.user = User.from_db(
         connection.alias, ["id", "language"], [invitation.user_id, row[start] or ""]
     )
-    return invitation, start + 1
+    return invitation, _survey_stamp(row, start + 1)
 
 
-def invitation_for_checkin(*, public_id: object) -> Invitation | None:
-    """The invitation with its cycle and organisation loaded (one query), for the check-in
-    pages.  ``invitation.user`` carries only the person's language (all the pages need)."""
+def _survey_stamp(row: Sequence[Any], start: int) -> tuple[bool, object]:
+    """(is_published, created_at) of the survey columns starting at ``start``."""
+    survey = _prebuilt()["stamp"].make(row, start)
+    return survey.is_published, survey.created_at
+
+
+def _invitation_with_stamp(public_id: object) -> tuple[Invitation, tuple[bool, object]] | None:
     try:
         key = uuid.UUID(str(public_id))
     except ValueError:
         return None
     built = _prebuilt()
     prepared = Invitation._meta.get_field("public_id").get_db_prep_value(key, connection)
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(built["invitation_sql"], [prepared])
         row = cursor.fetchone()
-    if row is None:
-        return None
-    return _invitation_from_row(row)[0]
+    return None if row is None else _invitation_from_row(row)
+
+
+def invitation_for_checkin(*, public_id: object) -> Invitation | None:
+    """The invitation with its cycle and organisation loaded (one query), for the check-in
+    pages.  ``invitation.user`` carries only the person's language (all the pages need)."""
+    found = _invitation_with_stamp(public_id)
+    return None if found is None else found[0]
 
 
 def invitation_questions(*, invitation: Invitation) -> list[Question]:
     """The rating items this person is shown (their rotation), in survey order, then the
-    free-text question when comments are enabled for the organisation (one query)."""
-    shown = {int(q) for q in invitation.question_ids}
-    cycle = invitation.cycle
-    built = _prebuilt()
-    question_cols: _Columns = built["question"]
-    ids = sorted(shown) or [0]
-    sql = built["questions_sql"].format(ids=", ".join(["%s"] * len(ids)))
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [cycle.survey_id, Question.Kind.TEXT.value, *ids])
-        rows = cursor.fetchall()
-    return _shown_questions(invitation, [question_cols.make(row, 0) for row in rows])
+    free-text question when comments are enabled for the organisation."""
+    return _shown_questions(invitation, survey_questions(invitation.cycle.survey_id))
 
 
 def invitation_comment_question(*, invitation: Invitation) -> Question | None:

@@ -16,8 +16,8 @@ import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from checkins import services
-from checkins.models import Cycle, Invitation, PendingAnswer, Response
+from checkins import selectors, services
+from checkins.models import Cycle, Invitation, PendingAnswer, Question, Response, Survey
 from checkins.selectors import (
     checkin_with_questions,
     invitation_for_checkin,
@@ -83,12 +83,17 @@ def test_the_invitation_with_its_questions_matches_the_two_separate_reads(cycle,
     cycle.organisation.save(update_fields=["comments_enabled"])
     public_id = first_invitation(cycle).public_id
     expected = invitation_for_checkin(public_id=public_id)
-    # when read together with its questions (one query on PostgreSQL)
+    # when read together with its questions, in a process that has not read the survey yet
+    selectors._SURVEY_ITEMS.clear()
     with CaptureQueriesContext(connection) as queries:
         loaded = checkin_with_questions(public_id=public_id)
     assert loaded is not None
     invitation, questions = loaded
-    assert len(queries) == (1 if connection.vendor == "postgresql" else 2)
+    # then that takes two queries, and one once the (published) survey is in memory
+    assert len(queries) == 2
+    with CaptureQueriesContext(connection) as queries:
+        assert checkin_with_questions(public_id=public_id) is not None
+    assert len(queries) == 1
     # then the rows and the questions (values and order) are the separate reads'
     for field in Invitation._meta.concrete_fields:
         assert getattr(invitation, field.attname) == getattr(expected, field.attname)
@@ -100,6 +105,37 @@ def test_the_invitation_with_its_questions_matches_the_two_separate_reads(cycle,
     ]
     assert (not questions[-1].is_scale) is comments
     assert checkin_with_questions(public_id="00000000-0000-4000-8000-000000000000") is None
+
+
+def test_a_published_surveys_questions_are_kept_an_unpublished_ones_read_every_time(cycle):
+    survey = cycle.survey
+    assert survey.is_published
+    stamp = (True, survey.created_at)
+    selectors._SURVEY_ITEMS.clear()
+    # given the survey read once
+    first = selectors.survey_questions(survey.pk, stamp=stamp)
+    assert [q.pk for q in first] == list(
+        survey.items.order_by("position", "pk").values_list("question_id", flat=True)
+    )
+    # then the next read with the same stamp is served from memory
+    with CaptureQueriesContext(connection) as queries:
+        assert selectors.survey_questions(survey.pk, stamp=stamp) is first
+    assert len(queries) == 0
+    # but not under another stamp (the same id with other content, as after a rollback)
+    with CaptureQueriesContext(connection) as queries:
+        selectors.survey_questions(survey.pk, stamp=(True, survey.created_at - timedelta(1)))
+    assert len(queries) == 1
+    # and a draft survey, whose items may still change, is read every time
+    draft = Survey.objects.create(organisation=cycle.organisation, key="draft", name="Draft")
+    question = Question.objects.filter(pk=first[0].pk).get()
+    draft.items.create(question=question, position=1)
+    for _ in range(2):
+        with CaptureQueriesContext(connection) as queries:
+            got = selectors.survey_questions(draft.pk, stamp=(False, draft.created_at))
+        assert [q.pk for q in got] == [question.pk]
+        assert len(queries) == 1
+    draft.items.all().delete()
+    assert selectors.survey_questions(draft.pk, stamp=(False, draft.created_at)) == ()
 
 
 def test_an_answered_invitation_is_read_with_no_questions(cycle):
