@@ -326,7 +326,11 @@ class Invitation(models.Model):
     never what they answered."""
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    cycle = models.ForeignKey(Cycle, on_delete=models.CASCADE, related_name="invitations")
+    # No index of its own: the (cycle, user) and (cycle, answered) indexes both start with it,
+    # and every index is one more write per invitation opened and per answer.
+    cycle = models.ForeignKey(
+        Cycle, on_delete=models.CASCADE, related_name="invitations", db_index=False
+    )
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="checkin_invitations")
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="checkin_invitations")
     # The rotation shown to this person; cleared when they answer and at close, so the subset
@@ -365,10 +369,16 @@ class PendingAnswer(models.Model):
     """Answers waiting to be released in a shuffled batch.  No person, no time."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    cycle = models.ForeignKey(Cycle, on_delete=models.CASCADE, related_name="pending_answers")
-    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    # Read by (cycle, team): the submit counts a team's waiting answers, the release takes them.
+    cycle = models.ForeignKey(
+        Cycle, on_delete=models.CASCADE, related_name="pending_answers", db_index=False
+    )
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+", db_index=False)
     answers = models.JSONField(default=dict)
     comment = models.TextField(blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["cycle", "team"])]
 
     def __str__(self) -> str:
         return "pending answer"
