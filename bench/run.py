@@ -36,11 +36,13 @@ PYTHON = sys.executable
 
 
 # How much load each size gets (counts and a time cap bound every phase).
+# ``submits``: each side of the idle submit ratio, run in ``slices`` alternating slices;
+# ``loaded``: the submits timed while the background opening and close run.
 LOAD = {
-    "ci": {"submits": 60, "dash": 40, "concurrency": 4},
-    "small": {"submits": 300, "dash": 120, "concurrency": 8},
-    "medium": {"submits": 300, "dash": 80, "concurrency": 8},
-    "large": {"submits": 400, "dash": 40, "concurrency": 8},
+    "ci": {"submits": 60, "slices": 2, "loaded": 60, "dash": 40, "concurrency": 4},
+    "small": {"submits": 600, "slices": 6, "loaded": 300, "dash": 120, "concurrency": 8},
+    "medium": {"submits": 900, "slices": 6, "loaded": 300, "dash": 80, "concurrency": 8},
+    "large": {"submits": 1200, "slices": 6, "loaded": 400, "dash": 40, "concurrency": 8},
 }
 TIME_LIMIT = 240.0
 
@@ -187,14 +189,20 @@ def session_cookie(user_id: int) -> str:
 
 
 def submit_invitations(cycle_id: int, count: int) -> list[str]:
-    """Fresh invitations with known one-time links in the submit cycle (as the open does)."""
+    """Fresh invitations with known one-time links in the submit cycle (as the open does).  What
+    an earlier run left in the cycle (invitations, pending and released answers) goes first,
+    so every run starts from the same empty cycle."""
     from django.db import transaction
 
     from checkins import rotation, services
-    from checkins.models import Cycle, Invitation, InvitationToken
+    from checkins.models import Cycle, Invitation, InvitationToken, PendingAnswer, Response
     from checkins.tokens import token_new
     from wellbeing.models import Membership
 
+    with transaction.atomic():
+        for model in (PendingAnswer, Response, InvitationToken, Invitation):
+            field = "invitation__cycle_id" if model is InvitationToken else "cycle_id"
+            model.objects.filter(**{field: cycle_id}).delete()
     cycle = Cycle.objects.select_related("survey").get(pk=cycle_id)
     items_all, items_cf = services._rotation_items(cycle.survey_id)
     cap = cycle.survey.items_per_person
@@ -265,15 +273,25 @@ def prepare_form_submits(base_url: str, links: list[str], concurrency: int) -> l
     return asyncio.run(prepare())
 
 
-def interleaved(base_url: str, a: list[Request], b: list[Request], *, concurrency: int, ok_a, ok_b):
-    """Run a and b in alternating halves (a, b, a, b) so both see the same minute."""
+def interleaved(
+    base_url: str,
+    a: list[Request],
+    b: list[Request],
+    *,
+    concurrency: int,
+    ok_a,
+    ok_b,
+    slices: int = 4,
+):
+    """Run a and b in alternating slices (a, b, a, b, ...) so both see the same minutes: a
+    burst of other work on the shared machine then lands on both sides, not on one."""
     from bench.loadgen import LoadResult
 
     results: dict[str, list[LoadResult]] = {"a": [], "b": []}
-    half_a, half_b = len(a) // 2, len(b) // 2
-    for part in (0, 1):
-        sa = a[part * half_a : (part + 1) * half_a if part == 0 else len(a)]
-        sb = b[part * half_b : (part + 1) * half_b if part == 0 else len(b)]
+    slices = max(1, min(slices, len(a), len(b)))
+    for part in range(slices):
+        sa = a[part * len(a) // slices : (part + 1) * len(a) // slices]
+        sb = b[part * len(b) // slices : (part + 1) * len(b) // slices]
         results["a"].append(
             run_load(base_url, sa, concurrency=concurrency, time_limit=TIME_LIMIT, ok=ok_a)
         )
@@ -569,6 +587,54 @@ def query_counts(org_main: dict, org_small: dict) -> dict:
 # --- The run ----------------------------------------------------------------------------------
 
 
+def dashboards(report: dict, base_url: str, main: dict, quarter: dict, load: dict) -> None:
+    """The real API against ``.values()`` + ``JsonResponse``, same server, same minute."""
+    from wellbeing.models import Team, TeamLead
+
+    say("dashboards")
+    concurrency = load["concurrency"]
+    lead = (
+        TeamLead.objects.filter(team__organisation_id=main["organisation_id"], team__children__isnull=True)
+        .order_by("team_id").first()
+    )  # fmt: skip
+    team = Team.objects.get(pk=lead.team_id)
+    lead_cookie = {"Cookie": session_cookie(lead.user_id)}
+    admin_cookie = {"Cookie": session_cookie(main["admin_id"])}
+    n = load["dash"]
+    trend_real = [
+        Request(
+            "GET",
+            f"/api/teams/{team.public_id}/trend/?dimension=stress&cycles=104",
+            headers=lead_cookie,
+        )
+    ] * n
+    trend_bare = [
+        Request("GET", f"/bench/bare/trend/{team.public_id}/?cycles=104", headers=lead_cookie)
+    ] * n
+    heat_real = [Request("GET", "/api/heatmap/", headers=admin_cookie)] * max(4, n // 4)
+    heat_bare = [
+        Request(
+            "GET",
+            f"/bench/bare/heatmap/?organisation={main['organisation_id']}",
+            headers=admin_cookie,
+        )
+    ] * max(4, n // 4)
+    ok200 = lambda r: r.status_code == 200  # noqa: E731
+    tb, tr = interleaved(
+        base_url, trend_bare, trend_real, concurrency=concurrency, ok_a=ok200, ok_b=ok200
+    )
+    hb, hr = interleaved(
+        base_url, heat_bare, heat_real, concurrency=concurrency, ok_a=ok200, ok_b=ok200
+    )
+    report["figures"]["dashboards"] = {
+        "trend_rps": tr.rps, "trend_bare_rps": tb.rps, "trend_ratio": tr.rps / tb.rps,
+        "trend_p95_ms": tr.percentile(95) * 1000, "heatmap_p95_ms": hr.percentile(95) * 1000,
+        "heatmap_rps": hr.rps, "heatmap_bare_rps": hb.rps, "heatmap_ratio": hr.rps / hb.rps,
+        "statuses": {"trend": tr.statuses, "heatmap": hr.statuses},
+        "queries": query_counts(main, quarter),
+    }  # fmt: skip
+
+
 def run(size: Size, *, port: int, log_dir: Path, only: str | None = None) -> dict:
     from django.core.management import call_command
     from django.db import connection
@@ -576,7 +642,6 @@ def run(size: Size, *, port: int, log_dir: Path, only: str | None = None) -> dic
     from checkins.models import Cycle
     from checkins.tasks import cycle_close_task, cycle_open_chunk_task
     from config.celery import app
-    from wellbeing.models import Team, TeamLead
 
     load = LOAD[size.name]
     concurrency = load["concurrency"]
@@ -606,8 +671,9 @@ def run(size: Size, *, port: int, log_dir: Path, only: str | None = None) -> dic
     figures = report["figures"]
 
     # Close and scaling first, in this process (fresh close cycles, no background load).
-    say("close: three sizes")
-    figures.update(close_figures(orgs))
+    if only != "submit":
+        say("close: three sizes")
+        figures.update(close_figures(orgs))
     if only == "close":
         report["machine"]["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
         return report
@@ -618,62 +684,33 @@ def run(size: Size, *, port: int, log_dir: Path, only: str | None = None) -> dic
     base_url = f"http://127.0.0.1:{port}"
     try:
         assert servers.worker is not None
-        # Dashboards: the real API against .values() + JsonResponse, same server, same minute.
-        say("dashboards")
-        lead = (
-            TeamLead.objects.filter(team__organisation_id=main["organisation_id"], team__children__isnull=True)
-            .order_by("team_id").first()
-        )  # fmt: skip
-        team = Team.objects.get(pk=lead.team_id)
-        lead_cookie = {"Cookie": session_cookie(lead.user_id)}
-        admin_cookie = {"Cookie": session_cookie(main["admin_id"])}
-        n = load["dash"]
-        trend_real = [
-            Request(
-                "GET",
-                f"/api/teams/{team.public_id}/trend/?dimension=stress&cycles=104",
-                headers=lead_cookie,
-            )
-        ] * n
-        trend_bare = [
-            Request("GET", f"/bench/bare/trend/{team.public_id}/?cycles=104", headers=lead_cookie)
-        ] * n
-        heat_real = [Request("GET", "/api/heatmap/", headers=admin_cookie)] * max(4, n // 4)
-        heat_bare = [
-            Request(
-                "GET",
-                f"/bench/bare/heatmap/?organisation={main['organisation_id']}",
-                headers=admin_cookie,
-            )
-        ] * max(4, n // 4)
-        ok200 = lambda r: r.status_code == 200  # noqa: E731
-        tb, tr = interleaved(
-            base_url, trend_bare, trend_real, concurrency=concurrency, ok_a=ok200, ok_b=ok200
-        )
-        hb, hr = interleaved(
-            base_url, heat_bare, heat_real, concurrency=concurrency, ok_a=ok200, ok_b=ok200
-        )
-        figures["dashboards"] = {
-            "trend_rps": tr.rps, "trend_bare_rps": tb.rps, "trend_ratio": tr.rps / tb.rps,
-            "trend_p95_ms": tr.percentile(95) * 1000, "heatmap_p95_ms": hr.percentile(95) * 1000,
-            "heatmap_rps": hr.rps, "heatmap_bare_rps": hb.rps, "heatmap_ratio": hr.rps / hb.rps,
-            "statuses": {"trend": tr.statuses, "heatmap": hr.statuses},
-            "queries": query_counts(main, orgs["q"]),
-        }  # fmt: skip
+        if only is None:
+            dashboards(report, base_url, main, orgs["q"], load)
 
         # Submit: the real form endpoint against a bare one-INSERT view.
         say("submit: preparing sessions")
-        count = load["submits"]
-        links = submit_invitations(main["submit_cycle"], 3 * count)
+        count, under_load = load["submits"], load["loaded"]
+        links = submit_invitations(main["submit_cycle"], count + 2 * under_load)
         form = prepare_form_submits(base_url, links[:count], concurrency)
         bare = [Request("POST", "/bench/bare/insert/", r.data, r.headers) for r in form]
         say("submit: idle")
         sb, sf = interleaved(
-            base_url, bare, form, concurrency=concurrency,
+            base_url, bare, form, concurrency=concurrency, slices=load["slices"],
             ok_a=lambda r: r.status_code == 200, ok_b=lambda r: r.status_code == 302,
         )  # fmt: skip
-        loaded_form = prepare_form_submits(base_url, links[count : 2 * count], concurrency)
-        late_form = prepare_form_submits(base_url, links[2 * count :], concurrency)
+        figures["submit"] = {
+            "form_rps": sf.rps, "bare_rps": sb.rps, "ratio": sf.rps / sb.rps,
+            "submits_per_side": count, "slices": load["slices"],
+            "statuses": {"form": sf.statuses, "bare": sb.statuses},
+            "p95_idle_ms": sf.percentile(95) * 1000,
+            "endpoint": "form (POST /checkin/answer/ after the link exchange and the form GET)",
+        }  # fmt: skip
+        if only == "submit":
+            report["machine"]["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
+            return report
+        loaded_links = links[count : count + under_load]
+        loaded_form = prepare_form_submits(base_url, loaded_links, concurrency)
+        late_form = prepare_form_submits(base_url, links[count + under_load :], concurrency)
 
         # Fan-out alone, at two sizes, through the real worker.
         say("fan-out: main organisation")
@@ -715,19 +752,17 @@ def run(size: Size, *, port: int, log_dir: Path, only: str | None = None) -> dic
             wait_for(opened.exists, timeout=1800)
             wait_for(closed.exists, timeout=1800)
         on_time_load, late_load = loaded["on_time"]["result"], loaded["late"]["result"]
-        figures["submit"] = {
-            "form_rps": sf.rps, "bare_rps": sb.rps, "ratio": sf.rps / sb.rps,
-            "statuses": {"form": sf.statuses, "bare": sb.statuses,
-                         "loaded": on_time_load.statuses, "loaded_late": late_load.statuses},
-            "p95_idle_ms": sf.percentile(95) * 1000,
+        figures["submit"]["statuses"].update(
+            loaded=on_time_load.statuses, loaded_late=late_load.statuses
+        )
+        figures["submit"].update({
             "p95_loaded_ms": on_time_load.percentile(95) * 1000,
             "p95_ratio": on_time_load.percentile(95) / sf.percentile(95),
             "p95_loaded_late_ms": late_load.percentile(95) * 1000,
             "p95_late_ratio": late_load.percentile(95) / sf.percentile(95),
             "background_still_running_after_submits": loaded["on_time"]["background_still_running"],
             "background_still_running_after_submits_late": loaded["late"]["background_still_running"],
-            "endpoint": "form (POST /checkin/answer/ after the link exchange and the form GET)",
-        }  # fmt: skip
+        })  # fmt: skip
     finally:
         servers.stop()
     report["machine"]["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
@@ -754,13 +789,14 @@ TARGETS = [
 ]  # fmt: skip
 
 
-CLOSE_TARGETS = ("Close", "Scaling")
+# The rows each ``--only`` part produces.
+ONLY_TARGETS = {"close": ("Close", "Scaling"), "submit": ("Submit: ",)}
 
 
 def table(report: dict, *, only: str | None = None) -> list[dict]:
     rows = []
     for label, get, target, passes in TARGETS:
-        if only == "close" and not label.startswith(CLOSE_TARGETS):
+        if only is not None and not label.startswith(ONLY_TARGETS[only]):
             continue
         value = get(report["figures"])
         rows.append(
@@ -801,7 +837,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=18000)
     parser.add_argument("--results", default=str(RESULTS))
     parser.add_argument(
-        "--only", choices=["close"], help="run only this part (results go to pulse_<size>_<only>)"
+        "--only",
+        choices=["close", "submit"],
+        help="run only this part (results go to pulse_<size>_<only>)",
     )
     args = parser.parse_args(argv)
     size = SIZES[args.size]
