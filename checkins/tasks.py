@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import threading
 from typing import Any
 
 from celery import Task, shared_task
+
+from config.publishing import publish
 
 from . import services
 from .models import Cycle
@@ -16,58 +15,18 @@ from .models import Cycle
 logger = logging.getLogger("pulse.checkins")
 
 
-#: Per thread (and process): the broker connection publishes reuse, with the URL it was made for.
-_publishing = threading.local()
-
-
-def _publishing_connection(app: Any) -> tuple[Any, bool]:
-    """This thread's publishing connection and whether it is new.  One new connection per
-    publish cost a request several milliseconds; a changed broker URL (or a fork) gets a new one."""
-    key = (os.getpid(), app.conf.broker_url)
-    connection = getattr(_publishing, "connection", None)
-    if connection is not None and _publishing.key == key:
-        return connection, False
-    _drop_publishing_connection()
-    connection = app.connection_for_write()
-    _publishing.connection, _publishing.key = connection, key
-    return connection, True
-
-
-def _drop_publishing_connection() -> None:
-    connection = getattr(_publishing, "connection", None)
-    _publishing.connection = None
-    if connection is not None:
-        with contextlib.suppress(Exception):  # it is being thrown away
-            connection.release()
-
-
 def enqueue(task: Task, *args: Any) -> bool:
     """Queue ``task`` without letting a broker outage reach the caller.
 
-    Called from ``on_commit`` hooks, so the work is already committed: a failure is logged
-    (one quick retry, no long hang in a request) and left to the tick, which re-queues
-    unfinished openings, due releases and ended cycles every minute.  The connection is kept
-    for the next publish; one that fails is dropped, and a kept one that fails (the broker
-    restarted meanwhile) is replaced once by a fresh one."""
-    for _attempt in range(2):
-        try:
-            connection, fresh = _publishing_connection(task.app)
-            connection.ensure_connection(
-                max_retries=1, interval_start=0, interval_step=0.2, timeout=3
-            )
-            task.apply_async(args=args, connection=connection, retry=False)
-        except Exception as exc:  # kombu raises several types when the broker is unreachable
-            _drop_publishing_connection()
-            if not fresh:
-                continue
-            logger.warning(
-                "event=task_publish_failed task=%s error=%s detail=tick_will_retry",
-                task.name,
-                type(exc).__name__,
-            )
-            return False
-        return True
-    return False
+    Called from ``on_commit`` hooks, so the work is already committed: a failure is logged and
+    left to the tick, which re-queues unfinished openings, due releases and ended cycles every
+    minute (``config.publishing``: one quick retry, a kept connection per thread)."""
+    queued, error = publish(task, args=args)
+    if error is not None:
+        logger.warning(
+            "event=task_publish_failed task=%s error=%s detail=tick_will_retry", task.name, error
+        )
+    return queued == 1
 
 
 @shared_task(name="checkins.tasks.tick", ignore_result=True)

@@ -53,6 +53,7 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
+from config.publishing import publish
 from wellbeing.bulk import rows_insert_new
 from wellbeing.errors import ServiceError
 from wellbeing.models import Organisation, User
@@ -405,21 +406,13 @@ def _publish_delivery(*, message_ids: list[int] | None = None, expected: int = 1
     else:
         tasks = max(1, min(conf.max_parallel_tasks(), math.ceil(expected / conf.batch_size())))
         kwargs = {}
-    queued = 0
-    try:
-        with outbox_deliver.app.connection_for_write() as connection:
-            connection.ensure_connection(
-                max_retries=1, interval_start=0, interval_step=0.2, timeout=3
-            )
-            for _ in range(tasks):
-                outbox_deliver.apply_async(kwargs=kwargs, connection=connection, retry=False)
-                queued += 1
-    except Exception as exc:  # kombu raises several types when the broker is unreachable
+    queued, error = publish(outbox_deliver, kwargs=kwargs, times=tasks)
+    if error is not None:
         logger.warning(
             "event=outbox_publish_failed queued=%d wanted=%d error=%s detail=sweeper_will_retry",
             queued,
             tasks,
-            type(exc).__name__,
+            error,
         )
     return queued
 
