@@ -101,7 +101,8 @@ class OutgoingMessage:
 class _Lookups:
     """Everything needed to resolve channels and quiet hours for a batch, loaded in 3 queries."""
 
-    users: dict[int, User] = field(default_factory=dict)
+    # recipient id -> the time zone their messages keep quiet hours in (``effective_timezone``)
+    timezones: dict[int, str] = field(default_factory=dict)
     preferences: dict[int, NotificationPreference] = field(default_factory=dict)
     channel_settings: dict[int, ChannelSettings] = field(default_factory=dict)
     organisations: dict[int, Organisation] = field(default_factory=dict)
@@ -133,13 +134,12 @@ class _Lookups:
         org_ids = {m.organisation_id for m in messages}
         lookups = cls()
         if user_ids:
-            lookups.users = {
-                u.pk: u
-                for u in User.objects.filter(pk__in=user_ids)
-                .select_related("organisation")
-                .only(
-                    "pk", "timezone", "language", "organisation__timezone", "organisation__locale"
-                )
+            # Plain values, not model instances: an opening resolves thousands per batch.
+            lookups.timezones = {
+                pk: User.effective_timezone_of(own, organisation_id, organisation_timezone)
+                for pk, own, organisation_id, organisation_timezone in User.objects.filter(
+                    pk__in=user_ids
+                ).values_list("pk", "timezone", "organisation_id", "organisation__timezone")
             }
             lookups.preferences = {
                 p.user_id: p for p in NotificationPreference.objects.filter(user_id__in=user_ids)
@@ -240,8 +240,8 @@ def deliver_at_compute(
 
 def _build_row(message: OutgoingMessage, lookups: _Lookups, now: datetime) -> Message:
     _validate(message)
-    recipient = lookups.users.get(message.recipient_id) if message.recipient_id else None
-    if message.recipient_id is not None and recipient is None:
+    recipient_tz = lookups.timezones.get(message.recipient_id) if message.recipient_id else None
+    if message.recipient_id is not None and recipient_tz is None:
         raise ServiceError(
             "unknown_recipient",
             "The recipient does not exist.",
@@ -251,12 +251,12 @@ def _build_row(message: OutgoingMessage, lookups: _Lookups, now: datetime) -> Me
     channel_settings = lookups.channel_settings.get(message.organisation_id)
     channel = channel_resolve(
         requested=message.channel,
-        has_recipient=recipient is not None,
+        has_recipient=recipient_tz is not None,
         preference=preference,
         channel_settings=channel_settings,
     )
-    if recipient is not None:
-        tz = ZoneInfo(recipient.effective_timezone)
+    if recipient_tz is not None:
+        tz = ZoneInfo(recipient_tz)
     else:
         organisation = lookups.organisations.get(message.organisation_id)
         if organisation is None:

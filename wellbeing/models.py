@@ -151,9 +151,23 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     @property
     def effective_timezone(self) -> str:
-        if self.timezone:
-            return self.timezone
-        return self.organisation.timezone if self.organisation is not None else "UTC"
+        organisation = self.organisation
+        return self.effective_timezone_of(
+            self.timezone,
+            None if organisation is None else organisation.pk,
+            None if organisation is None else organisation.timezone,
+        )
+
+    @staticmethod
+    def effective_timezone_of(
+        own: str, organisation_id: int | None, organisation_timezone: str | None
+    ) -> str:
+        """The rule of ``effective_timezone`` on plain values (bulk reads without instances)."""
+        if own:
+            return own
+        if organisation_id is None or organisation_timezone is None:
+            return "UTC"
+        return organisation_timezone
 
 
 class Team(models.Model):
