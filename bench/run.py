@@ -334,6 +334,13 @@ def fanout_reset(cycle_id: int) -> None:
             )  # fmt: skip
             cursor.execute("DELETE FROM checkins_invitation WHERE cycle_id = %s", [cycle_id])
         Cycle.objects.filter(pk=cycle_id).update(open_cursor=0, opened_fully=False, invited_count=0)
+    # A real opening starts on tables without an earlier opening's 100,000 deleted rows in the
+    # way: without this the first chunks wade through their dead index entries (a first chunk
+    # of 12-16 s instead of about 1 s, measured in process), which says nothing of the product.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "VACUUM (ANALYZE) checkins_invitation, checkins_invitationtoken, notifications_message"
+        )
 
 
 def close_reset(cycle_id: int) -> None:
