@@ -172,11 +172,9 @@ def survey_questions(
     the caller read it with the invitation, lets a published survey come from memory."""
     alias = connection.alias
     if stamp is not None and stamp[0]:
-        with _SURVEY_ITEMS_LOCK:
-            cached = _SURVEY_ITEMS.get((alias, survey_id, stamp[1]))
-            if cached is not None:
-                _SURVEY_ITEMS.move_to_end((alias, survey_id, stamp[1]))
-                return cached
+        cached = _kept_survey_questions(survey_id, stamp[1])
+        if cached is not None:
+            return cached
     built = _prebuilt()
     question_cols: _Columns = built["question"]
     with prepared_cursor() as cursor:
@@ -191,6 +189,16 @@ def survey_questions(
             while len(_SURVEY_ITEMS) > _SURVEY_ITEMS_MAX:
                 _SURVEY_ITEMS.popitem(last=False)
     return questions
+
+
+def _kept_survey_questions(survey_id: int, created_at: object) -> tuple[Question, ...] | None:
+    """A published survey's questions if this process keeps them, else None."""
+    key = (connection.alias, survey_id, created_at)
+    with _SURVEY_ITEMS_LOCK:
+        cached = _SURVEY_ITEMS.get(key)
+        if cached is not None:
+            _SURVEY_ITEMS.move_to_end(key)
+        return cached
 
 
 def checkin_with_questions(*, public_id: object) -> tuple[Invitation, list[Question]] | None:
@@ -241,6 +249,62 @@ def _invitation_with_stamp(public_id: object) -> tuple[Invitation, tuple[bool, o
         cursor.execute(built["invitation_sql"], [prepared])
         row = cursor.fetchone()
     return None if row is None else _invitation_from_row(row)
+
+
+def checkin_snapshot(invitation: Invitation) -> dict[str, Any] | None:
+    """What a submit needs of an invitation whose survey is published, as JSON-ready values,
+    for the check-in's session when its link is used (None for a draft survey).  Nothing in it
+    changes while the invitation is open except what the submit statement re-checks."""
+    cycle = invitation.cycle
+    survey = cycle.survey
+    if not survey.is_published or invitation.answered:
+        return None
+    return {
+        "id": invitation.pk,
+        "team": invitation.team_id,
+        "shown": [int(q) for q in invitation.question_ids],
+        "cycle": cycle.pk,
+        "cycle_public": str(cycle.public_id),
+        "organisation": cycle.organisation_id,
+        "comments": cycle.organisation.comments_enabled,
+        "survey": survey.pk,
+        "survey_created": survey.created_at.isoformat(),
+    }
+
+
+def checkin_from_snapshot(snapshot: object) -> tuple[Invitation, list[Question]] | None:
+    """The invitation of a ``checkin_snapshot`` and the questions its form shows, without
+    reading its row; only for ``checkin_submit_quick``, whose statement re-checks what may have
+    changed.  None when the snapshot is not one (e.g. a session from an older release) or the
+    survey's questions are not in this process's memory."""
+    if not isinstance(snapshot, dict):
+        return None
+    try:
+        cycle = Cycle(
+            pk=int(snapshot["cycle"]),
+            public_id=uuid.UUID(str(snapshot["cycle_public"])),
+            organisation_id=int(snapshot["organisation"]),
+            survey_id=int(snapshot["survey"]),
+        )
+        cycle.organisation = Organisation(
+            pk=cycle.organisation_id, comments_enabled=bool(snapshot["comments"])
+        )
+        invitation = Invitation(
+            pk=int(snapshot["id"]),
+            cycle=cycle,
+            team_id=int(snapshot["team"]),
+            question_ids=[int(q) for q in snapshot["shown"]],
+            answered=False,
+        )
+        created_at = datetime.fromisoformat(str(snapshot["survey_created"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+    # Only questions already kept for exactly that survey: a miss (another process, or an id
+    # reused by another survey) goes the invitation's way, which reads and keeps them.
+    questions = _kept_survey_questions(cycle.survey_id, created_at)
+    if questions is None:
+        return None
+    return invitation, _shown_questions(invitation, questions)
 
 
 def invitation_for_checkin(*, public_id: object) -> Invitation | None:

@@ -800,7 +800,10 @@ def invitation_from_token(
         raise ServiceError("unknown", "This link is not valid.", status=404)
     row = (
         InvitationToken.objects.select_related(
-            "invitation", "invitation__cycle", "invitation__cycle__organisation"
+            "invitation",
+            "invitation__cycle",
+            "invitation__cycle__organisation",
+            "invitation__cycle__survey",  # for the form's snapshot (``checkin_snapshot``)
         )
         .filter(token_hash=token_hash(token))
         .first()
@@ -1041,35 +1044,56 @@ def checkin_submit(
     read of it; so are ``questions`` (e.g. the form's, from ``invitation_questions``) if they
     cover it.
 
-    On PostgreSQL, answers that pass the checks go in as one statement (``_SUBMIT_SQL``);
-    anything else, and every refusal, takes the checked path below, which names the reason."""
-    cycle = invitation.cycle
-    if connection.vendor == "postgresql":
-        try:
-            clean, text = _answers_validate(
-                invitation=invitation,
-                answers=answers,
-                comment=comment,
-                loaded=questions,
-                # The form's questions include the comment question when comments are on;
-                # the statement re-checks the switch under the lock.
-                comment_allowed=any(not q.is_scale for q in questions or ()) or None,
-            )
-        except ServiceError:
-            pass  # the checked path reports it in the right order
-        else:
-            outcome = _submit_in_one_statement(invitation=invitation, clean=clean, text=text)
-            if outcome is not None:
-                waiting, k = outcome
-                _queue_release(cycle.pk, invitation.team_id, waiting=waiting, k=k)
-                invitation.answered = True
-                invitation.question_ids = []
-                invitation.rotation_offset = None
-                logger.info("event=checkin_received cycle=%s", cycle.public_id)
-                return
+    On PostgreSQL, answers that pass the checks go in as one statement
+    (``checkin_submit_quick``); anything else, and every refusal, takes the checked path below,
+    which names the reason."""
+    if checkin_submit_quick(
+        invitation=invitation, answers=answers, comment=comment, questions=questions
+    ):
+        return
     _checkin_submit_checked(
         invitation=invitation, answers=answers, comment=comment, questions=questions
     )
+
+
+def checkin_submit_quick(
+    *,
+    invitation: Invitation,
+    answers: dict[int, int | None],
+    comment: str | None,
+    questions: Sequence[Question] | None = None,
+) -> bool:
+    """``checkin_submit``'s one-statement path alone (``_SUBMIT_SQL``): True when the answers
+    were stored.  False when they were not, with nothing changed: not PostgreSQL, answers the
+    checked path must name a problem with, or a refusal by the statement, which re-checks
+    against fresh rows everything that can change after the invitation was read (answered,
+    the cycle's state and window, comments switched off).  So the invitation may come from
+    the check-in's session snapshot instead of its row (``checkin_from_snapshot``)."""
+    if connection.vendor != "postgresql":
+        return False
+    cycle = invitation.cycle
+    try:
+        clean, text = _answers_validate(
+            invitation=invitation,
+            answers=answers,
+            comment=comment,
+            loaded=questions,
+            # The form's questions include the comment question when comments are on;
+            # the statement re-checks the switch under the lock.
+            comment_allowed=any(not q.is_scale for q in questions or ()) or None,
+        )
+    except ServiceError:
+        return False  # the checked path reports it in the right order
+    outcome = _submit_in_one_statement(invitation=invitation, clean=clean, text=text)
+    if outcome is None:
+        return False
+    waiting, k = outcome
+    _queue_release(cycle.pk, invitation.team_id, waiting=waiting, k=k)
+    invitation.answered = True
+    invitation.question_ids = []
+    invitation.rotation_offset = None
+    logger.info("event=checkin_received cycle=%s", cycle.public_id)
+    return True
 
 
 def _checkin_submit_checked(

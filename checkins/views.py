@@ -7,8 +7,9 @@ redirects with a token; every check-in page is ``no-store`` so answers do not si
 The one-time link (``/checkin/t/<token>/``) works in two steps.  A GET only *checks* the link
 and shows a "Start check-in" button: mail scanners and link previews fetch links before the
 person does, and must not use them up.  The button POSTs to the same address, which uses the
-link (single use), rotates the session key (no fixation) and keeps only the invitation's public
-id in the session for a short while, then redirects to the token-free ``/checkin/answer/``.
+link (single use), rotates the session key (no fixation) and keeps the invitation's public id
+and a snapshot of what its submit needs (never the token) in the session for a short while, then
+redirects to the token-free ``/checkin/answer/``.
 That POST is CSRF-exempt on purpose: the 256-bit token in its URL already proves it came from
 the link, and ``Referrer-Policy: no-referrer`` (which keeps the token out of Referer headers)
 makes browsers send ``Origin: null``, which Django's CSRF check would refuse.
@@ -39,13 +40,20 @@ from . import ratelimit
 from .forms import CheckinForm
 from .models import Cycle, Invitation, Question
 from .selectors import (
+    checkin_from_snapshot,
+    checkin_snapshot,
     checkin_with_questions,
     invitation_for_checkin,
     invitation_questions,
     invitations_open_for_user,
     support_resources_for,
 )
-from .services import checkin_submit, invitation_for_user, invitation_from_token
+from .services import (
+    checkin_submit,
+    checkin_submit_quick,
+    invitation_for_user,
+    invitation_from_token,
+)
 
 logger = logging.getLogger("pulse.checkins.web")
 
@@ -191,13 +199,15 @@ def _session_store(request: HttpRequest, invitation: Invitation) -> None:
         "invitation": str(invitation.public_id),
         "organisation": invitation.cycle.organisation_id,  # for the thanks page
         "until": until.isoformat(),
+        # lets the submit skip reading the invitation (``_submit_from_snapshot``)
+        "form": checkin_snapshot(invitation),
     }
     if not request.user.is_authenticated:
         request.session.set_expiry(max(1, int((until - timezone.now()).total_seconds())))
 
 
-def _session_public_id(request: HttpRequest) -> object | None:
-    """The public id of the invitation started in this browser, while the start is fresh."""
+def _session_checkin(request: HttpRequest) -> dict[str, Any] | None:
+    """The check-in started in this browser (``_session_store``), while the start is fresh."""
     data = request.session.get(SESSION_KEY)
     if not isinstance(data, dict):
         return None
@@ -208,7 +218,13 @@ def _session_public_id(request: HttpRequest) -> object | None:
     if timezone.now() >= until:
         request.session.pop(SESSION_KEY, None)
         return None
-    return data.get("invitation")
+    return data
+
+
+def _session_public_id(request: HttpRequest) -> object | None:
+    """The public id of the invitation started in this browser, while the start is fresh."""
+    data = _session_checkin(request)
+    return None if data is None else data.get("invitation")
 
 
 def _session_invitation(request: HttpRequest) -> Invitation | None:
@@ -264,13 +280,40 @@ def token_start(request: HttpRequest, token: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def answer(request: HttpRequest) -> HttpResponse:
     """The form for the invitation started from a link in this browser."""
-    public_id = _session_public_id(request)
+    started = _session_checkin(request)
+    if request.method == "POST" and started is not None and _submit_from_snapshot(request, started):
+        return _private(HttpResponseRedirect(reverse("checkins:thanks")))
+    public_id = None if started is None else started.get("invitation")
     loaded = None if public_id is None else checkin_with_questions(public_id=public_id)
     if loaded is None:
         return _problem(request, "no_session")
     invitation, questions = loaded
     return _checkin_form(
         request, invitation, action=reverse("checkins:answer"), questions=questions
+    )
+
+
+def _submit_from_snapshot(request: HttpRequest, started: dict[str, Any]) -> bool:
+    """Store a valid submit from the invitation's snapshot in the session, without reading the
+    invitation: True when stored.  Anything else (no snapshot, invalid answers, a refusal)
+    changes nothing and returns False, and the caller takes the form's full path, which reads
+    the invitation and names the problem in the person's language."""
+    if _too_large(request):
+        return False
+    found = checkin_from_snapshot(started.get("form"))
+    if found is None:
+        return False
+    invitation, questions = found
+    form = CheckinForm(
+        request.POST,
+        questions=questions,
+        comment_question=next((q for q in questions if not q.is_scale), None),
+        language=settings.LANGUAGE_CODE,
+    )
+    if not form.is_valid():
+        return False
+    return checkin_submit_quick(
+        invitation=invitation, answers=form.answers(), comment=form.comment(), questions=questions
     )
 
 
