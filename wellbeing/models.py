@@ -384,9 +384,18 @@ class Scope(models.TextChoices):
 class TeamAggregate(models.Model):
     """One group's figure for one dimension in one cycle; numbers only when published."""
 
-    result = models.ForeignKey(CycleResult, on_delete=models.CASCADE, related_name="aggregates")
+    # No single-column indexes on these two: the unique cell index starts with the result and
+    # the history index with the team, and every index slows the close's bulk write.
+    result = models.ForeignKey(
+        CycleResult, on_delete=models.CASCADE, related_name="aggregates", db_index=False
+    )
     team = models.ForeignKey(
-        Team, null=True, blank=True, on_delete=models.CASCADE, related_name="aggregates"
+        Team,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="aggregates",
+        db_index=False,
     )
     scope = models.CharField(max_length=12, choices=Scope.choices)
     dimension = models.CharField(max_length=40)
@@ -433,7 +442,14 @@ class TeamAggregate(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["team", "dimension", "scope"]),
+            # A team's history (dashboards, exports) and the close's look-back for the latest
+            # published figure of a cell, which reads only the index (result and published are
+            # in it) instead of visiting scattered heap pages for years of rows.
+            models.Index(
+                fields=["team", "dimension", "scope"],
+                include=["result", "published"],
+                name="teamaggregate_team_history",
+            ),
             # The close's trend detection reads a window of cycles of these two dimensions for
             # every team: an index-only scan (every column it reads is in the index, the
             # dimension too) instead of a heap visit per row.
@@ -458,7 +474,10 @@ class TeamAggregate(models.Model):
 class TeamParticipation(models.Model):
     """Invited and responded per group and cycle; responded/rate only when published."""
 
-    result = models.ForeignKey(CycleResult, on_delete=models.CASCADE, related_name="participation")
+    # the unique per-group index starts with the result: no single-column index besides it
+    result = models.ForeignKey(
+        CycleResult, on_delete=models.CASCADE, related_name="participation", db_index=False
+    )
     team = models.ForeignKey(
         Team, null=True, blank=True, on_delete=models.CASCADE, related_name="participation"
     )
