@@ -69,19 +69,19 @@ def field_name_for(question: Question) -> str:
 
 
 class CheckinForm(forms.Form):
-    """Built per invitation from the questions it shows, in the person's language."""
+    """Built per invitation from the questions it shows (its rating items, then the free-text
+    question when comments are on), in the person's language."""
 
     def __init__(
         self,
         *args: object,
         questions: list[Question],
-        comment_question: Question | None,
         language: str,
         **kwargs: object,
     ) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.questions = [q for q in questions if q.is_scale]
-        self.comment_question = comment_question
+        self.comment_question = next((q for q in questions if not q.is_scale), None)
         self.language = language
         self.choices: dict[str, list[tuple[str, str]]] = {}
         for question in self.questions:
@@ -99,13 +99,13 @@ class CheckinForm(forms.Form):
                     "invalid_choice": _("Please choose one of the options shown."),
                 },
             )
-        if comment_question is not None:
+        if self.comment_question is not None:
             self.fields["comment"] = forms.CharField(
                 required=False,
                 strip=True,
                 max_length=COMMENT_MAX_LENGTH,
                 widget=forms.Textarea(attrs={"rows": 4, "maxlength": COMMENT_MAX_LENGTH}),
-                label=comment_question.text_in(language),
+                label=self.comment_question.text_in(language),
                 error_messages={
                     "max_length": _(
                         "Please keep the comment to %(limit_value)d characters "

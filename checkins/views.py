@@ -304,12 +304,7 @@ def _submit_from_snapshot(request: HttpRequest, started: dict[str, Any]) -> bool
     if found is None:
         return False
     invitation, questions = found
-    form = CheckinForm(
-        request.POST,
-        questions=questions,
-        comment_question=next((q for q in questions if not q.is_scale), None),
-        language=settings.LANGUAGE_CODE,
-    )
+    form = CheckinForm(request.POST, questions=questions, language=settings.LANGUAGE_CODE)
     if not form.is_valid():
         return False
     return checkin_submit_quick(
@@ -356,12 +351,10 @@ def _checkin_form(
         return _problem(request, "too_large", language=language)
     if questions is None:
         questions = invitation_questions(invitation=invitation)
-    comment_question = next((q for q in questions if not q.is_scale), None)
     with translation.override(language):
         form = CheckinForm(
             request.POST if request.method == "POST" else None,
             questions=questions,
-            comment_question=comment_question,
             language=language,
         )
         status = 200
@@ -390,7 +383,7 @@ def _checkin_form(
             "organisation": organisation,
             "cycle": cycle,
             "action": action,
-            "has_comment": comment_question is not None,
+            "has_comment": form.comment_question is not None,
             "k": organisation.anonymity_threshold,
             "comment_threshold": organisation.comment_threshold or organisation.anonymity_threshold,
         }
