@@ -557,7 +557,9 @@ def _previous_published(
     """(team, scope, dimension) -> period of that cell's latest earlier published figure, for
     ``cells`` (the ones published now).  The cycles just before are read one at a time for the
     cells still unresolved (almost every cell was published last time); after ``steps`` of them
-    the rest is one MAX over the whole history of those cells' teams."""
+    the rest is one MAX over the whole history of those cells' teams.  Each query filters on
+    the result and the team only, so it probes the cell index once per pair and reads nothing
+    else (``published`` is in the index); the cells' dimensions are picked out here."""
     out: dict[tuple[int | None, str, str], date] = {}
     if not cells:
         return out
@@ -565,7 +567,6 @@ def _previous_published(
         organisation_id=result.organisation_id, period_start__lt=result.period_start
     )
     remaining = set(cells)
-    dimensions = sorted({dim for _, _, dim in cells})
     recent = list(earlier.order_by("-period_start").values_list("pk", "period_start")[:steps])
     by_period: dict[date, list[int]] = defaultdict(list)
     for pk, period in recent:
@@ -575,9 +576,7 @@ def _previous_published(
         if i == len(periods) - 1 and len(recent) == steps:
             break  # this period may have more results than were read: the MAX below covers it
         team_ids = sorted({t for t, _, _ in remaining if t is not None})
-        rows = TeamAggregate.objects.filter(
-            result_id__in=by_period[period], published=True, dimension__in=dimensions
-        )
+        rows = TeamAggregate.objects.filter(result_id__in=by_period[period], published=True)
         if any(t is None for t, _, _ in remaining):
             rows = rows.filter(Q(team_id__in=team_ids) | Q(team__isnull=True))
         else:
@@ -593,10 +592,9 @@ def _previous_published(
         result__organisation_id=result.organisation_id,
         result__period_start__lt=result.period_start,
         published=True,
-        dimension__in=dimensions,
     )
-    # the teams' cells by the team index, the organisation's cells apart (an OR with IS NULL
-    # would read the whole table)
+    # the teams' cells by the cell index, the organisation's cells apart (an OR with IS NULL
+    # would read every row of every result)
     parts = [history.filter(team_id__in=team_ids)] if team_ids else []
     if any(t is None for t, _, _ in remaining):
         parts.append(history.filter(team__isnull=True))

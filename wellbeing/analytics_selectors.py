@@ -123,7 +123,10 @@ def team_trend(*, team: Team, dimension: str, cycles: int = 26) -> list[TrendPoi
     if dimension not in DIMENSIONS:
         raise ValueError(f"unknown dimension {dimension!r}")
     rows = TeamAggregate.objects.filter(
-        team=team, dimension=dimension, scope__in=[Scope.TEAM, Scope.SUBTREE]
+        result__organisation_id=team.organisation_id,  # the cell index, by result (models)
+        team=team,
+        dimension=dimension,
+        scope__in=[Scope.TEAM, Scope.SUBTREE],
     ).order_by("-result__period_start", "-result__closed_at")[: cycles * 2]
     # result id -> (scope, published, n, index, ci_low, ci_high, period_start, closed_at) of the
     # team's headline row: a parent team's subtree before its direct members (``primary_rows``).
@@ -351,7 +354,10 @@ def team_latest_distribution(*, team: Team, dimension: str) -> Distribution | No
     """The spread of answers at the team's latest cycle; None when suppressed or no data."""
     rows = list(
         TeamAggregate.objects.filter(
-            team=team, dimension=dimension, scope__in=[Scope.TEAM, Scope.SUBTREE]
+            result__organisation_id=team.organisation_id,
+            team=team,
+            dimension=dimension,
+            scope__in=[Scope.TEAM, Scope.SUBTREE],
         )
         .select_related("result")
         .order_by("-result__period_start", "-result__closed_at")[:2]

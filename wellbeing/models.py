@@ -384,8 +384,9 @@ class Scope(models.TextChoices):
 class TeamAggregate(models.Model):
     """One group's figure for one dimension in one cycle; numbers only when published."""
 
-    # No single-column indexes on these two: the unique cell index starts with the result and
-    # the history index with the team, and every index slows the close's bulk write.
+    # No single-column indexes on these two: the unique cell index starts with the result, and
+    # every index slows the close's bulk write (see Meta).  Teams are deactivated, not deleted;
+    # deleting one in the Django admin is rare enough for its cascade to scan this table.
     result = models.ForeignKey(
         CycleResult, on_delete=models.CASCADE, related_name="aggregates", db_index=False
     )
@@ -410,9 +411,15 @@ class TeamAggregate(models.Model):
     distribution = models.JSONField(null=True, blank=True)
 
     class Meta:
+        # Every index here starts with the result, so the close's bulk write of a cycle's rows
+        # appends at the right edge of each.  A team's history is read through the unique cell
+        # index, one probe per result of its organisation (filter on
+        # ``result__organisation``): a few pages each, where an index led by the team would
+        # cost the close one scattered leaf page per new row.
         constraints = [
             models.UniqueConstraint(
                 fields=["result", "team", "scope", "dimension"],
+                include=["published"],  # the close's look-back reads only this index
                 name="teamaggregate_one_per_cell",
             ),
             models.UniqueConstraint(
@@ -442,14 +449,6 @@ class TeamAggregate(models.Model):
             ),
         ]
         indexes = [
-            # A team's history (dashboards, exports) and the close's look-back for the latest
-            # published figure of a cell, which reads only the index (result and published are
-            # in it) instead of visiting scattered heap pages for years of rows.
-            models.Index(
-                fields=["team", "dimension", "scope"],
-                include=["result", "published"],
-                name="teamaggregate_team_history",
-            ),
             # The close's trend detection reads a window of cycles of these two dimensions for
             # every team: an index-only scan (every column it reads is in the index, the
             # dimension too) instead of a heap visit per row.
