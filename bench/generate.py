@@ -607,6 +607,7 @@ def generate_org(
     from tqdm import tqdm
 
     from checkins.models import Cycle, PendingAnswer
+    from wellbeing.flags import detection_columns_store
     from wellbeing.models import CycleResult
 
     k = 5
@@ -686,6 +687,7 @@ def generate_org(
                 _copy(
                     cursor, "wellbeing_teamparticipation", PARTICIPATION_COLUMNS, participation_rows
                 )
+                detection_columns_store([result.pk])  # as the close packs what it stores
         bar.update(1)
     bar.close()
 

@@ -280,7 +280,7 @@ def cycle_results_store(
 
     A second call with the same ``cycle_key`` replaces the stored figures and returns [] (the
     flags were already updated for this cycle)."""
-    from .flags import flags_update
+    from .flags import detection_columns_store, flags_update
 
     k = organisation.anonymity_threshold
     with transaction.atomic():
@@ -318,6 +318,7 @@ def cycle_results_store(
                     str(exc).replace(" ", "_"),
                 )
         _aggregates_store(result=result, organisation=organisation, tree=tree, inputs=inputs, k=k)
+        detection_columns_store([result.pk])
         logger.info(
             "event=cycle_results_stored result_id=%s teams=%s recompute=%s",
             result.pk,

@@ -23,6 +23,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
+import psycopg
 from django.db import connection, transaction
 from django.utils import timezone
 from numpy.typing import NDArray
@@ -35,6 +36,7 @@ from .customer_metrics import customer_evidence, with_customer_evidence
 from .errors import ServiceError
 from .models import (
     CycleResult,
+    DetectionColumns,
     Flag,
     FlagEvent,
     FlagSettings,
@@ -45,7 +47,7 @@ from .models import (
     TeamParticipation,
     User,
 )
-from .packed import packed_records
+from .packed import packed_records, packed_values
 from .stats.detector import (
     HISTORY_CYCLES,
     IN_CONTROL,
@@ -408,53 +410,111 @@ _PARTICIPATION_RECORD = np.dtype(
 )  # fmt: skip
 
 
-def _packed_records(query: psycopg_sql.Composable, dtype: np.dtype[Any]) -> NDArray[Any]:
-    return packed_records(query, None, dtype)
+DETECTION_DIMENSIONS = ("stress", "client_burnout")  # the window's, in their stored codes
 
 
-def _history_columns_copy(
-    result_ids: Sequence[int], dimensions: Sequence[str]
-) -> tuple[dict[str, NDArray[Any]], dict[str, NDArray[Any]]]:
-    """``_history_columns_orm`` packed by PostgreSQL (see ``_packed_records``)."""
-    if not result_ids:
-        return _history_columns_orm(result_ids, dimensions)
-    ids = psycopg_sql.SQL(", ").join(psycopg_sql.Literal(int(r)) for r in result_ids)
-    names = psycopg_sql.SQL(", ").join(psycopg_sql.Literal(d) for d in dimensions)
+def _packed_aggregate_rows(
+    dimensions: Sequence[str], where: psycopg_sql.Composable
+) -> psycopg_sql.Composable:
+    """The team/subtree aggregate rows of ``dimensions`` matching ``where``, one ``packed``
+    value each in the ``_AGGREGATE_RECORD`` layout (the code: bit 0 subtree, bit 1 published,
+    the dimension's position above)."""
     dimension_code = psycopg_sql.SQL(" ").join(
         psycopg_sql.SQL("WHEN {} THEN {}").format(
             psycopg_sql.Literal(d), psycopg_sql.Literal(4 * i)
         )
         for i, d in enumerate(dimensions)
     )
-    aggregates = _packed_records(
-        psycopg_sql.SQL(
-            "SELECT int8send(result_id::int8) || int8send(team_id::int8) || int2send(("
-            "(CASE WHEN scope = 'subtree' THEN 1 ELSE 0 END)"
-            " + (CASE WHEN published THEN 2 ELSE 0 END)"
-            " + (CASE dimension {codes} END))::int2) || int8send(coalesce(n, 0)::int8)"
-            " || float8send(coalesce(index, 'NaN')::float8)"
-            " || float8send(coalesce(sd, 'NaN')::float8) AS packed "
-            "FROM {table} WHERE result_id IN ({ids}) AND dimension IN ({names}) "
-            "AND scope IN ('team', 'subtree') AND team_id IS NOT NULL"
-        ).format(
-            codes=dimension_code,
-            table=psycopg_sql.Identifier(TeamAggregate._meta.db_table),
-            ids=ids,
-            names=names,
-        ),
-        _AGGREGATE_RECORD,
+    return psycopg_sql.SQL(
+        "SELECT int8send(result_id::int8) || int8send(team_id::int8) || int2send(("
+        "(CASE WHEN scope = 'subtree' THEN 1 ELSE 0 END)"
+        " + (CASE WHEN published THEN 2 ELSE 0 END)"
+        " + (CASE dimension {codes} END))::int2) || int8send(coalesce(n, 0)::int8)"
+        " || float8send(coalesce(index, 'NaN')::float8)"
+        " || float8send(coalesce(sd, 'NaN')::float8) AS packed "
+        "FROM {table} WHERE {where} AND dimension IN ({names}) "
+        "AND scope IN ('team', 'subtree') AND team_id IS NOT NULL"
+    ).format(
+        codes=dimension_code,
+        table=psycopg_sql.Identifier(TeamAggregate._meta.db_table),
+        where=where,
+        names=psycopg_sql.SQL(", ").join(psycopg_sql.Literal(d) for d in dimensions),
     )
-    participation = _packed_records(
-        psycopg_sql.SQL(
-            "SELECT int8send(result_id::int8) || int8send(team_id::int8) || int2send(("
-            "(CASE WHEN scope = 'subtree' THEN 1 ELSE 0 END)"
-            " + (CASE WHEN published THEN 2 ELSE 0 END))::int2)"
-            " || float8send(coalesce(rate, 'NaN')::float8) AS packed "
-            "FROM {table} WHERE result_id IN ({ids}) "
-            "AND scope IN ('team', 'subtree') AND team_id IS NOT NULL"
-        ).format(table=psycopg_sql.Identifier(TeamParticipation._meta.db_table), ids=ids),
-        _PARTICIPATION_RECORD,
+
+
+def _packed_participation_rows(where: psycopg_sql.Composable) -> psycopg_sql.Composable:
+    """The team/subtree participation rows matching ``where`` (``_PARTICIPATION_RECORD``)."""
+    return psycopg_sql.SQL(
+        "SELECT int8send(result_id::int8) || int8send(team_id::int8) || int2send(("
+        "(CASE WHEN scope = 'subtree' THEN 1 ELSE 0 END)"
+        " + (CASE WHEN published THEN 2 ELSE 0 END))::int2)"
+        " || float8send(coalesce(rate, 'NaN')::float8) AS packed "
+        "FROM {table} WHERE {where} AND scope IN ('team', 'subtree') AND team_id IS NOT NULL"
+    ).format(table=psycopg_sql.Identifier(TeamParticipation._meta.db_table), where=where)
+
+
+def detection_columns_store(result_ids: Sequence[int]) -> None:
+    """Pack each result's window rows into its ``DetectionColumns`` (replacing any), in the
+    caller's transaction; nothing off PostgreSQL."""
+    if connection.vendor != "postgresql" or not result_ids:
+        return
+    each = psycopg_sql.SQL("result_id = r.id")
+    statement = psycopg_sql.SQL(
+        "INSERT INTO {columns} (result_id, aggregates, participation) SELECT r.id, "
+        "(SELECT coalesce(string_agg(packed, ''::bytea), ''::bytea) FROM ({aggregates}) a), "
+        "(SELECT coalesce(string_agg(packed, ''::bytea), ''::bytea) FROM ({participation}) p) "
+        "FROM {results} r WHERE r.id = ANY(%s) ON CONFLICT (result_id) DO UPDATE SET "
+        "aggregates = excluded.aggregates, participation = excluded.participation"
+    ).format(
+        columns=psycopg_sql.Identifier(DetectionColumns._meta.db_table),
+        aggregates=_packed_aggregate_rows(DETECTION_DIMENSIONS, each),
+        participation=_packed_participation_rows(each),
+        results=psycopg_sql.Identifier(CycleResult._meta.db_table),
     )
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(statement, [[int(r) for r in result_ids]])
+
+
+def _history_columns_copy(
+    result_ids: Sequence[int], dimensions: Sequence[str]
+) -> tuple[dict[str, NDArray[Any]], dict[str, NDArray[Any]]]:
+    """``_history_columns_orm`` packed by PostgreSQL (``wellbeing.packed``): the results'
+    ``DetectionColumns`` where they have them, the rows of the others."""
+    if not result_ids:
+        return _history_columns_orm(result_ids, dimensions)
+    stored: list[int] = []
+    if tuple(dimensions) == DETECTION_DIMENSIONS:
+        stored = list(
+            DetectionColumns.objects.filter(result_id__in=list(result_ids)).values_list(
+                "result_id", flat=True
+            )
+        )
+    rest = sorted(set(result_ids) - set(stored))
+    aggregates_parts, participation_parts = [], []
+    if stored:
+        columns = psycopg_sql.Identifier(DetectionColumns._meta.db_table)
+        for column, dtype, parts in (
+            ("aggregates", _AGGREGATE_RECORD, aggregates_parts),
+            ("participation", _PARTICIPATION_RECORD, participation_parts),
+        ):
+            query = psycopg_sql.SQL("SELECT {} AS packed FROM {} WHERE result_id = ANY(%s)")
+            parts.append(
+                packed_values(
+                    query.format(psycopg_sql.Identifier(column), columns), [stored], dtype
+                )
+            )
+    if rest:
+        ids = psycopg_sql.SQL(", ").join(psycopg_sql.Literal(int(r)) for r in rest)
+        where = psycopg_sql.SQL("result_id IN ({})").format(ids)
+        aggregates_parts.append(
+            packed_records(_packed_aggregate_rows(dimensions, where), None, _AGGREGATE_RECORD)
+        )
+        participation_parts.append(
+            packed_records(_packed_participation_rows(where), None, _PARTICIPATION_RECORD)
+        )
+    aggregates = np.concatenate(aggregates_parts)
+    participation = np.concatenate(participation_parts)
     code = aggregates["code"].astype(np.int64)
     agg = {
         "result": aggregates["result"].astype(np.int64),

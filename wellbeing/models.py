@@ -470,6 +470,25 @@ class TeamAggregate(models.Model):
         return not self.published
 
 
+class DetectionColumns(models.Model):
+    """The rows of one result that the flag step's window reads, packed (PostgreSQL only).
+
+    The stress and client-burnout figures of every team and subtree and their participation,
+    each row in the fixed-size binary layout of ``wellbeing.flags`` (``_AGGREGATE_RECORD``,
+    ``_PARTICIPATION_RECORD``).  A copy of the result's rows, written in the transaction that
+    stores them: the close reads a year of cycles as 52 values instead of a million rows.  A
+    result without one (older data, SQLite) is read from the rows themselves."""
+
+    result = models.OneToOneField(
+        CycleResult, on_delete=models.CASCADE, primary_key=True, related_name="detection_columns"
+    )
+    aggregates = models.BinaryField()
+    participation = models.BinaryField()
+
+    def __str__(self) -> str:
+        return f"Detection columns of {self.result_id}"
+
+
 class TeamParticipation(models.Model):
     """Invited and responded per group and cycle; responded/rate only when published."""
 

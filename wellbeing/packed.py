@@ -3,6 +3,8 @@
 The query returns one ``bytea`` column ``packed`` per row (its fields in network byte order, e.g.
 ``int8send(a) || float8send(b)``); PostgreSQL concatenates them into one value, which arrives in
 binary and becomes one numpy structured array.  Used by the close for its history and rosters.
+Values packed like that and stored (``wellbeing.models.DetectionColumns``) are read as they are,
+a few large rows joined here (``packed_values``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,21 @@ def packed_records(
         cursor.execute(statement, params, binary=True)
         row = cursor.fetchone()
     data = bytes(row[0]) if row and row[0] is not None else b""
+    if len(data) % dtype.itemsize:
+        raise ValueError("unexpected packed row layout")
+    return np.frombuffer(data, dtype=dtype)
+
+
+def packed_values(
+    query: sql.Composable | str, params: Sequence[Any] | None, dtype: np.dtype[Any]
+) -> NDArray[Any]:
+    """The stored ``packed`` values ``query`` selects (one ``bytea`` column, already in the
+    layout of ``dtype``) as one array: fetched row by row, since concatenating large values
+    in PostgreSQL costs more than sending them."""
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(query, params, binary=True)
+        data = b"".join(bytes(row[0]) for row in cursor.fetchall())
     if len(data) % dtype.itemsize:
         raise ValueError("unexpected packed row layout")
     return np.frombuffer(data, dtype=dtype)

@@ -9,11 +9,13 @@ import statistics
 import uuid
 
 import pytest
+from django.db import connection
 
 from tests.analytics.helpers import fixed_input, period, record, team_input
 from tests.factories import MembershipFactory, OrganisationFactory, TeamFactory
 from wellbeing.analytics import TeamCycleInput
-from wellbeing.models import CycleResult, TeamAggregate, TeamParticipation
+from wellbeing import flags as flags_module
+from wellbeing.models import CycleResult, DetectionColumns, TeamAggregate, TeamParticipation
 
 pytestmark = pytest.mark.django_db
 
@@ -168,6 +170,11 @@ def test_storing_the_same_cycle_again_replaces_its_rows():
     assert _cell(team).index == pytest.approx(30)
     assert TeamParticipation.objects.filter(team=team).count() == 1
     assert changes == []
+    if connection.vendor == "postgresql":  # the packed copy the close reads follows the rows
+        result = CycleResult.objects.get(cycle_key=key)
+        history = flags_module._History.load([result], flags_module.DETECTION_DIMENSIONS)
+        assert DetectionColumns.objects.filter(result=result).exists()
+        assert history.dims["stress"]["index"].tolist() == [[pytest.approx(30)]]
 
 
 def test_corrupted_team_input_does_not_stop_the_other_teams(caplog):

@@ -13,7 +13,7 @@ from tests.analytics.helpers import record
 from tests.factories import OrganisationFactory, TeamFactory
 from wellbeing import flags as flags_module
 from wellbeing.analytics import TeamCycleInput
-from wellbeing.models import CycleResult, Flag, FlagEvent, Team
+from wellbeing.models import CycleResult, DetectionColumns, Flag, FlagEvent, Team
 
 pytestmark = pytest.mark.django_db
 
@@ -128,18 +128,32 @@ def test_a_failing_screen_falls_back_to_evaluating_every_team(monkeypatch, caplo
     assert any(batch for batch in changes)
 
 
+def _assert_same_history(history, expected, dims):
+    assert history.team_ids.tolist() == expected.team_ids.tolist()
+    for dim in dims:
+        for key, values in expected.dims[dim].items():
+            assert np.array_equal(history.dims[dim][key], values, equal_nan=True), (dim, key)
+    for key, values in expected.rates.items():
+        assert np.array_equal(history.rates[key], values, equal_nan=True), key
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="binary COPY is PostgreSQL's")
 def test_history_read_with_binary_copy_equals_the_orm_read():
     organisation, teams = _org("d")
     _history(organisation, teams, seed=5)
     results = list(CycleResult.objects.filter(organisation=organisation).order_by("period_start"))
     dims = ("stress", "client_burnout")
-    binary = flags_module._History.load(results, dims, binary=True)
     orm = flags_module._History.load(results, dims, binary=False)
-    assert binary.team_ids.tolist() == orm.team_ids.tolist()
-    for dim in dims:
-        for key, values in orm.dims[dim].items():
-            assert np.array_equal(binary.dims[dim][key], values, equal_nan=True), (dim, key)
-    for key, values in orm.rates.items():
-        assert np.array_equal(binary.rates[key], values, equal_nan=True), key
     assert orm.dims["stress"]["subtree"].any() and not orm.dims["stress"]["published"].all()
+    # every result was packed when it was stored ...
+    stored = DetectionColumns.objects.filter(result__organisation=organisation)
+    assert stored.count() == len(results)
+    _assert_same_history(flags_module._History.load(results, dims, binary=True), orm, dims)
+    # ... and a result without its packed columns (older data) is read from its rows
+    stored.filter(result__in=results[::2]).delete()
+    _assert_same_history(flags_module._History.load(results, dims, binary=True), orm, dims)
+    stored.delete()
+    _assert_same_history(flags_module._History.load(results, dims, binary=True), orm, dims)
+    flags_module.detection_columns_store([r.pk for r in results])
+    assert stored.count() == len(results)
+    _assert_same_history(flags_module._History.load(results, dims, binary=True), orm, dims)
