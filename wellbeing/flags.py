@@ -185,24 +185,6 @@ class OrgBaseline:
         )
 
 
-def _org_baseline(rows: Sequence[TeamAggregate], latest_result_id: int) -> OrgBaseline:
-    published = [r for r in rows if r.published and r.index is not None]
-    if len(published) < 2:
-        return OrgBaseline()
-    indices = [float(r.index) for r in published if r.index is not None]
-    mean = sum(indices) / len(indices)
-    sd = math.sqrt(sum((x - mean) ** 2 for x in indices) / (len(indices) - 1))
-    sds = [float(r.sd) for r in published if r.sd is not None]
-    within = math.sqrt(sum(s * s for s in sds) / len(sds)) if sds else None
-    between = None
-    latest = [r for r in published if r.result_id == latest_result_id]
-    if within is not None and len(latest) >= 2:
-        between = math.sqrt(
-            between_team_variance([r.index for r in latest], [r.n or 0 for r in latest], within)
-        )
-    return OrgBaseline(mean=mean, sd=sd, within_sd=within, between_sd=between)
-
-
 # --- Rules ----------------------------------------------------------------------------------
 
 
@@ -659,16 +641,18 @@ class _History:
         )
 
     def org_baseline(self, dimension: str, latest_result_id: int) -> OrgBaseline:
-        """``_org_baseline`` over the window's primary rows of every team."""
+        """The organisation's figures over the window's published primary rows of every team:
+        mean and sd of the team indices, the pooled within-team sd, and the between-team sd of
+        the latest cycle."""
         m = self.dims[dimension]
         published = m["present"] & m["published"] & np.isfinite(m["index"])
         if int(published.sum()) < 2:
             return OrgBaseline()
-        indices = m["index"][published].tolist()
-        mean = sum(indices) / len(indices)
-        sd = math.sqrt(sum((x - mean) ** 2 for x in indices) / (len(indices) - 1))
-        sds = m["sd"][published & np.isfinite(m["sd"])].tolist()
-        within = math.sqrt(sum(v * v for v in sds) / len(sds)) if sds else None
+        indices = m["index"][published]
+        mean = float(indices.mean())
+        sd = float(indices.std(ddof=1))
+        sds = m["sd"][published & np.isfinite(m["sd"])]
+        within = float(np.sqrt(np.mean(sds * sds))) if sds.size else None
         between = None
         j = self.column.get(latest_result_id)
         last = published[:, j] if j is not None else np.zeros(len(self.team_ids), dtype=bool)

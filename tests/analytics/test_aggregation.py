@@ -13,8 +13,8 @@ from django.db import connection
 
 from tests.analytics.helpers import fixed_input, period, record, team_input
 from tests.factories import MembershipFactory, OrganisationFactory, TeamFactory
-from wellbeing.analytics import TeamCycleInput
 from wellbeing import flags as flags_module
+from wellbeing.analytics import TeamCycleInput
 from wellbeing.models import CycleResult, DetectionColumns, TeamAggregate, TeamParticipation
 
 pytestmark = pytest.mark.django_db
