@@ -1,6 +1,10 @@
 import math
 
+import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from scipy import stats as scipy_stats
 
 from wellbeing.stats.shrinkage import between_team_variance, shrink_mean, shrinkage_weight
 from wellbeing.stats.trend import mann_kendall, theil_sen
@@ -20,6 +24,38 @@ def test_theil_sen_uses_given_positions_and_skips_missing_points():
     # given a gap (cycle 2 hidden) the slope is per cycle, not per observation
     result = theil_sen([10, 12, None, 16], [0, 1, 2, 3])
     assert result.slope == pytest.approx(2.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=60),  # positions, with repeats
+            st.integers(min_value=0, max_value=20).map(lambda v: v * 5.0),  # values, with ties
+        ),
+        min_size=2,
+        max_size=40,
+    ),
+    st.sampled_from([0.9, 0.95, 0.99]),
+)
+def test_theil_sen_matches_scipy_theilslopes_with_ties(points, confidence):
+    xs = [float(x) for x, _ in points]
+    ys = [y for _, y in points]
+    assume(len(set(xs)) >= 2)
+    ours = theil_sen(ys, xs, confidence=confidence)
+    with np.errstate(invalid="ignore"):  # scipy's bounds are NaN when ties leave no variance
+        reference = scipy_stats.theilslopes(ys, xs, alpha=confidence)
+    assert ours.slope == pytest.approx(reference.slope, abs=1e-12)
+    assert ours.slope_low == pytest.approx(reference.low_slope, abs=1e-12, nan_ok=True)
+    assert ours.slope_high == pytest.approx(reference.high_slope, abs=1e-12, nan_ok=True)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=10).map(float), min_size=2, max_size=52))
+def test_mann_kendall_p_values_match_the_normal_distribution(values):
+    result = mann_kendall(values)
+    assert result.p_increasing == pytest.approx(scipy_stats.norm.sf(result.z), rel=1e-12, abs=0)
+    assert result.p_value == pytest.approx(min(1.0, 2 * scipy_stats.norm.sf(abs(result.z))))
 
 
 def test_theil_sen_needs_two_positions():
