@@ -67,7 +67,14 @@ def _clean_scores(values: object, responded: int) -> NDArray[np.float64]:
             raise CorruptInput("a score is not a number")
         arr = values.astype(np.float64, copy=False)
     elif isinstance(values, list) and set(map(type, values)) <= {float, int}:
-        arr = np.array(values, dtype=np.float64)  # plain numbers (the close's own hand-over)
+        # plain numbers (the close's own hand-over): a team's few values are checked in Python,
+        # which for a list this short costs less than numpy's per-call overhead
+        kept = [v for v in values if v == v]  # NaN is missing
+        if kept and not (0.0 <= min(kept) and max(kept) <= 100.0):
+            raise CorruptInput("a score is outside 0-100")
+        if len(kept) > responded:
+            raise CorruptInput("more scores than respondents")
+        return np.array(kept, dtype=np.float64)
     else:
         kept: list[float] = []
         for value in values:  # type: ignore[attr-defined]

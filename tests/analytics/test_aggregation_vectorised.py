@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import numpy as np
@@ -100,11 +101,15 @@ def test_stored_figures_equal_summarise_of_each_groups_scores(seed):
 def test_clean_scores_accepts_arrays_and_refuses_bad_values():
     assert _clean_scores(np.array([1.0, np.nan, 100.0]), 3).tolist() == [1.0, 100.0]
     assert _clean_scores([1, None, 2.5], 3).tolist() == [1.0, 2.5]
-    for bad in (np.array([101.0]), np.array(["a"]), [True], ["x"], [-1.0]):
+    # a list of plain numbers (the close's own hand-over) is held to the same rules
+    assert _clean_scores([1.0, math.nan, 100, 0.0], 3).tolist() == [1.0, 100.0, 0.0]
+    assert _clean_scores([math.nan], 0).tolist() == []
+    for bad in (np.array([101.0]), np.array(["a"]), [True], ["x"], [-1.0], [100.5], [math.inf]):
         with pytest.raises(CorruptInput):
             _clean_scores(bad, 5)
-    with pytest.raises(CorruptInput):
-        _clean_scores(np.array([1.0, 2.0]), 1)
+    for too_many in (np.array([1.0, 2.0]), [1.0, 2.0]):
+        with pytest.raises(CorruptInput):
+            _clean_scores(too_many, 1)
 
 
 @pytest.mark.parametrize("steps", [1, 4])
