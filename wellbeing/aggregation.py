@@ -70,7 +70,7 @@ def _clean_scores(values: object, responded: int) -> NDArray[np.float64]:
         # plain numbers (the close's own hand-over): a team's few values are checked in Python,
         # which for a list this short costs less than numpy's per-call overhead
         kept = [v for v in values if v == v]  # NaN is missing
-        if kept and not (0.0 <= min(kept) and max(kept) <= 100.0):
+        if kept and not (min(kept) >= 0.0 and max(kept) <= 100.0):
             raise CorruptInput("a score is outside 0-100")
         if len(kept) > responded:
             raise CorruptInput("more scores than respondents")

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import psycopg
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from numpy.typing import NDArray
 from psycopg import sql as psycopg_sql
@@ -804,65 +804,139 @@ def flags_update(*, result: CycleResult, tree: TeamTree | None = None) -> list[F
     )
     ctx = _Context(result, tree, settings, leads, admins, timezone.now())
 
-    changes: list[FlagChange] = []
+    planned: dict[int, _TeamWrites] = {}
     for team_id in evaluate:
+        writes = _TeamWrites()
         try:
-            with transaction.atomic():
-                stress = history.series(team_id, "stress")
-                rising, stress_det = _evaluate_rising_stress(stress, baselines["stress"])
-                evaluations = {
-                    Flag.Kind.HIGH_STRESS: _evaluate_high_stress(stress, settings),
-                    Flag.Kind.RISING_STRESS: rising,
-                }
-                if tree.teams[team_id].customer_facing:
-                    evaluations[Flag.Kind.EMPATHY_RISK] = _evaluate_empathy_risk(
-                        stress,
-                        stress_det,
-                        history.series(team_id, "client_burnout"),
-                        baselines["client_burnout"],
-                        settings,
-                        customer=customer.get(team_id),
-                    )
-                periods, rates = history.participation(team_id)
-                evaluations[Flag.Kind.PARTICIPATION_DROP] = _evaluate_participation(periods, rates)
-                for kind, evaluation in evaluations.items():
-                    change = _flag_apply(
-                        ctx=ctx,
-                        team_id=team_id,
-                        kind=kind,
-                        evaluation=evaluation,
-                        current=flags.get((team_id, kind)),
-                    )
-                    if change is not None:
-                        changes.append(change)
+            stress = history.series(team_id, "stress")
+            rising, stress_det = _evaluate_rising_stress(stress, baselines["stress"])
+            evaluations = {
+                Flag.Kind.HIGH_STRESS: _evaluate_high_stress(stress, settings),
+                Flag.Kind.RISING_STRESS: rising,
+            }
+            if tree.teams[team_id].customer_facing:
+                evaluations[Flag.Kind.EMPATHY_RISK] = _evaluate_empathy_risk(
+                    stress,
+                    stress_det,
+                    history.series(team_id, "client_burnout"),
+                    baselines["client_burnout"],
+                    settings,
+                    customer=customer.get(team_id),
+                )
+            periods, rates = history.participation(team_id)
+            evaluations[Flag.Kind.PARTICIPATION_DROP] = _evaluate_participation(periods, rates)
+            for kind, evaluation in evaluations.items():
+                _flag_apply(
+                    ctx=ctx,
+                    writes=writes,
+                    team_id=team_id,
+                    kind=kind,
+                    evaluation=evaluation,
+                    current=flags.get((team_id, kind)),
+                )
         except Exception as exc:
-            logger.error(
-                "event=flag_detection status=failed result_id=%s team_id=%s error=%s",
-                result.pk,
-                team_id,
-                type(exc).__name__,
-            )
-    return changes
+            _log_team_failure(result, team_id, exc)
+            continue
+        planned[team_id] = writes
+    return _flags_write(ctx, planned)
+
+
+def _log_team_failure(result: CycleResult, team_id: int, exc: Exception) -> None:
+    logger.error(
+        "event=flag_detection status=failed result_id=%s team_id=%s error=%s",
+        result.pk,
+        team_id,
+        type(exc).__name__,
+    )
+
+
+_FLAG_FIELDS = tuple(f.name for f in Flag._meta.concrete_fields if not f.primary_key)
+
+
+@dataclass
+class _TeamWrites:
+    """One team's flag writes, planned while its rules are evaluated (see ``_flags_write``)."""
+
+    inserts: list[Flag] = field(default_factory=list)
+    updates: list[tuple[Flag, tuple[str, ...]]] = field(default_factory=list)
+    events: list[tuple[Flag, dict[str, Any]]] = field(default_factory=list)
+    changes: list[tuple[Flag, str]] = field(default_factory=list)
+
+    def save(self, flag: Flag, fields: Sequence[str] = _FLAG_FIELDS) -> None:
+        if flag.pk is None:
+            self.inserts.append(flag)
+        else:
+            self.updates.append((flag, tuple(fields)))
+
+    def event(self, flag: Flag, kind: str, **values: Any) -> None:
+        """A life-cycle event, and the change it announces."""
+        self.events.append((flag, {"kind": kind, **values}))
+        self.changes.append((flag, kind))
+
+
+def _write(batches: Sequence[_TeamWrites]) -> None:
+    Flag.objects.bulk_create([flag for b in batches for flag in b.inserts])
+    by_fields: dict[tuple[str, ...], list[Flag]] = defaultdict(list)
+    for b in batches:
+        for flag, fields in b.updates:
+            by_fields[fields].append(flag)
+    for fields, flags in by_fields.items():
+        Flag.objects.bulk_update(flags, fields)
+    FlagEvent.objects.bulk_create(
+        [FlagEvent(flag_id=flag.pk, **values) for b in batches for flag, values in b.events]
+    )
+
+
+def _flags_write(ctx: _Context, planned: dict[int, _TeamWrites]) -> list[FlagChange]:
+    """Every team's planned writes in a few statements; if that fails, team by team, each in
+    its own savepoint, so one team's failure (logged) does not stop the others."""
+    written = list(planned)
+    try:
+        with transaction.atomic():
+            _write(list(planned.values()))
+    except DatabaseError:
+        written = []
+        for team_id, writes in planned.items():
+            for flag in writes.inserts:  # given an id by the insert that was rolled back
+                flag.pk = None
+                flag._state.adding = True
+            try:
+                with transaction.atomic():
+                    _write([writes])
+            except DatabaseError as exc:
+                _log_team_failure(ctx.result, team_id, exc)
+                continue
+            written.append(team_id)
+    return [_change(ctx, flag, kind) for t in written for flag, kind in planned[t].changes]
 
 
 def _flag_apply(
-    *, ctx: _Context, team_id: int, kind: str, evaluation: Evaluation, current: Flag | None
-) -> FlagChange | None:
+    *,
+    ctx: _Context,
+    writes: _TeamWrites,
+    team_id: int,
+    kind: str,
+    evaluation: Evaluation,
+    current: Flag | None,
+) -> None:
     period = ctx.result.period_start
     if current is not None and current.last_evaluated_period >= period:
-        return None  # this cycle was already counted for this flag
+        return  # this cycle was already counted for this flag
     if evaluation.status == FIRING:
-        return _on_firing(ctx=ctx, team_id=team_id, kind=kind, ev=evaluation, current=current)
+        _on_firing(
+            ctx=ctx, writes=writes, team_id=team_id, kind=kind, ev=evaluation, current=current
+        )
+        return
     if current is None:
-        return None
+        return
     current.last_evaluated_period = period
     if evaluation.status == NO_DATA:
-        current.save(update_fields=["last_evaluated_period"])
-        return None
+        writes.save(current, ["last_evaluated_period"])
+        return
     if evaluation.status == ELEVATED:
         current.in_control_streak = 0
-        current.save(update_fields=["last_evaluated_period", "in_control_streak"])
-        return None
+        writes.save(current, ["last_evaluated_period", "in_control_streak"])
+        return
     # back in control
     current.in_control_streak += 1
     if (
@@ -871,23 +945,28 @@ def _flag_apply(
     ):
         current.state = Flag.State.RESOLVED
         current.resolved_at = ctx.result.closed_at
-        current.save()
-        FlagEvent.objects.create(
-            flag=current,
-            kind=FlagEvent.Kind.RESOLVED,
+        writes.save(current)
+        writes.event(
+            current,
+            FlagEvent.Kind.RESOLVED,
             at=ctx.now,
             cycle_period=period,
             severity=current.severity,
             note=f"Back in control for {current.in_control_streak} check-ins.",
         )
-        return _change(ctx, current, FlagEvent.Kind.RESOLVED)
-    current.save(update_fields=["last_evaluated_period", "in_control_streak"])
-    return None
+        return
+    writes.save(current, ["last_evaluated_period", "in_control_streak"])
 
 
 def _on_firing(
-    *, ctx: _Context, team_id: int, kind: str, ev: Evaluation, current: Flag | None
-) -> FlagChange | None:
+    *,
+    ctx: _Context,
+    writes: _TeamWrites,
+    team_id: int,
+    kind: str,
+    ev: Evaluation,
+    current: Flag | None,
+) -> None:
     period = ctx.result.period_start
     actions = [SUGGESTED_ACTIONS[a] for a in ev.actions]
 
@@ -907,17 +986,16 @@ def _on_firing(
         refresh(current)
         if escalated:
             current.severity = ev.severity
-        current.save()
-        if not escalated:
-            return None
-        FlagEvent.objects.create(
-            flag=current,
-            kind=FlagEvent.Kind.ESCALATED,
-            at=ctx.now,
-            cycle_period=period,
-            severity=ev.severity,
-        )
-        return _change(ctx, current, FlagEvent.Kind.ESCALATED)
+        writes.save(current)
+        if escalated:
+            writes.event(
+                current,
+                FlagEvent.Kind.ESCALATED,
+                at=ctx.now,
+                cycle_period=period,
+                severity=ev.severity,
+            )
+        return
 
     if current is not None and current.state == Flag.State.DISMISSED:
         if (
@@ -927,8 +1005,8 @@ def _on_firing(
             # still the episode someone dismissed: keep it quiet
             current.last_cycle_period = period
             current.last_evaluated_period = period
-            current.save(update_fields=["last_cycle_period", "last_evaluated_period"])
-            return None
+            writes.save(current, ["last_cycle_period", "last_evaluated_period"])
+            return
         current = None  # worse than what was dismissed: a new flag
 
     if current is not None and current.state == Flag.State.RESOLVED:
@@ -938,15 +1016,11 @@ def _on_firing(
         current.resolved_at = None
         current.acknowledged_by = None
         current.acknowledged_at = None
-        current.save()
-        FlagEvent.objects.create(
-            flag=current,
-            kind=FlagEvent.Kind.REOPENED,
-            at=ctx.now,
-            cycle_period=period,
-            severity=ev.severity,
+        writes.save(current)
+        writes.event(
+            current, FlagEvent.Kind.REOPENED, at=ctx.now, cycle_period=period, severity=ev.severity
         )
-        return _change(ctx, current, FlagEvent.Kind.REOPENED)
+        return
 
     flag = Flag(
         organisation_id=ctx.result.organisation_id,
@@ -958,11 +1032,8 @@ def _on_firing(
         first_cycle_period=period,
     )
     refresh(flag)
-    flag.save()
-    FlagEvent.objects.create(
-        flag=flag, kind=FlagEvent.Kind.OPENED, at=ctx.now, cycle_period=period, severity=ev.severity
-    )
-    return _change(ctx, flag, FlagEvent.Kind.OPENED)
+    writes.save(flag)
+    writes.event(flag, FlagEvent.Kind.OPENED, at=ctx.now, cycle_period=period, severity=ev.severity)
 
 
 def flag_recipient_ids(

@@ -258,6 +258,49 @@ def test_one_teams_failing_detection_does_not_stop_the_others(monkeypatch, caplo
     assert "RuntimeError" in caplog.text and "71.0" not in caplog.text
 
 
+def test_a_refused_flag_write_is_retried_team_by_team_and_stops_only_that_team(monkeypatch, caplog):
+    # given two teams (and their department) high two cycles running, and a live flag for one of them written by
+    # someone else after the close read the flags (a second close of the organisation, say)
+    organisation, _, team, _, _ = _org_with_lead()
+    other = TeamFactory(organisation=organisation, name="Other")
+    import wellbeing.flags as flags_module
+
+    real = flags_module._flags_write
+    rounds = []
+
+    def write_after_a_concurrent_flag(ctx, planned):
+        rounds.append(sorted(planned))
+        if {team.pk, other.pk} <= set(planned):
+            Flag.objects.create(
+                organisation=organisation,
+                team=team,
+                kind="high_stress",
+                severity="watch",
+                opened_at=ctx.result.closed_at,
+                first_cycle_period=ctx.result.period_start,
+                last_cycle_period=ctx.result.period_start,
+                last_evaluated_period=ctx.result.period_start,
+            )
+        return real(ctx, planned)
+
+    monkeypatch.setattr(flags_module, "_flags_write", write_after_a_concurrent_flag)
+    changes = []
+    for i in range(2):
+        changes += record(
+            organisation, i, [fixed_input(team, stress=HIGH), fixed_input(other, stress=HIGH)]
+        )
+    # then the database refused the duplicate live flag; the bulk write rolled back and the
+    # teams were written one by one: the other team's flag, event and alert stand
+    assert len(rounds) == 1 and {team.pk, other.pk} <= set(rounds[0])  # the second cycle
+    opened = {c.team_id for c in changes if c.kind == "high_stress"}
+    assert other.pk in opened and team.pk not in opened
+    flag = Flag.objects.get(team=other, kind="high_stress")
+    assert flag.events.filter(kind="opened").count() == 1
+    assert Flag.objects.filter(team=team, kind="high_stress").count() == 1  # the other writer's
+    assert not FlagEvent.objects.filter(flag__team=team).exists()
+    assert f"team_id={team.pk} error=IntegrityError" in caplog.text
+
+
 def test_flag_evidence_and_alerts_contain_no_figure_from_fewer_than_k():
     # given a team that dips below k in some cycles while its stress climbs
     organisation = OrganisationFactory(anonymity_threshold=5)
