@@ -1,7 +1,11 @@
 """Control charts against published ARL figures and independent Monte-Carlo/Markov checks."""
 
+import math
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wellbeing.stats.cusum import cusum_upper, siegmund_arl
 from wellbeing.stats.ewma import ewma_upper, ewma_upper_arl, ewma_upper_batch
@@ -100,6 +104,45 @@ def test_a_growing_baseline_widens_each_limit_by_its_own_baseline_size():
     assert limits[0] == pytest.approx(expected, rel=1e-12)
     _, constant = ewma_upper_batch(z, L=2.9, baseline_n=np.full((1, 4), 12.0))
     assert constant[0] == pytest.approx(ewma_upper([0.0] * 4, baseline_n=12).limits, rel=1e-12)
+
+
+def _one_row_chart(z, *, lam, L, baseline_n):
+    """The reflected upper chart of one series, step by step from the module's formulas."""
+    stat, limit, seen, stats, limits = 0.0, math.nan, 0, [], []
+    for value, m in zip(z, baseline_n, strict=True):
+        if math.isfinite(value):
+            seen += 1
+            stat = max(0.0, (1 - lam) * stat + lam * value)
+            var = lam / (2 - lam) * (1 - (1 - lam) ** (2 * seen))
+            if math.isfinite(m) and m > 0:
+                var += (1 - (1 - lam) ** seen) ** 2 / m
+            limit = L * math.sqrt(var)
+        stats.append(stat)
+        limits.append(limit)
+    return stats, limits
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.integers(min_value=1, max_value=6),
+    cols=st.integers(min_value=1, max_value=40),
+    seed=st.integers(min_value=0, max_value=2**32 - 1),
+    gaps=st.floats(min_value=0.0, max_value=0.6),
+)
+def test_the_batch_chart_equals_each_series_charted_on_its_own(rows, cols, seed, gaps):
+    # given series with gaps and a baseline size per point (some unknown)
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0.5, 1.5, size=(rows, cols))
+    z[rng.random((rows, cols)) < gaps] = np.nan
+    m = rng.integers(0, 30, size=(rows, cols)).astype(float)
+    m[rng.random((rows, cols)) < 0.2] = np.nan
+    # when charted together
+    stats, limits = ewma_upper_batch(z, lam=0.2, L=2.7, baseline_n=m)
+    # then every row is what the step-by-step chart gives for it alone
+    for i in range(rows):
+        expected_stats, expected_limits = _one_row_chart(z[i], lam=0.2, L=2.7, baseline_n=m[i])
+        assert stats[i].tolist() == pytest.approx(expected_stats, rel=1e-12, abs=1e-12)
+        assert limits[i].tolist() == pytest.approx(expected_limits, rel=1e-12, nan_ok=True)
 
 
 def test_empty_input_gives_an_empty_chart():

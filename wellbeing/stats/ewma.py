@@ -70,29 +70,34 @@ def ewma_upper_batch(
     per_point = baseline_n is not None and np.ndim(baseline_n) > 0
     if per_point:
         m = np.broadcast_to(np.atleast_2d(np.asarray(baseline_n, dtype=float)), z.shape)
+    # The limits depend only on how many observations came before (and the baseline size), so
+    # they are computed for the whole matrix at once and carried over unobserved cycles; only
+    # the statistic's recursion runs cycle by cycle.
+    observed = np.isfinite(z)
+    t = np.maximum(np.cumsum(observed, axis=1), 1.0)
+    if per_point:
+        usable = observed & np.isfinite(m) & (m > 0)
+        var = _limit_variance(t, lam, np.where(usable, m, np.inf), asymptotic)
+    else:
+        scalar = float(baseline_n) if baseline_n else None  # type: ignore[arg-type]
+        var = _limit_variance(t, lam, scalar, asymptotic)
+    last_seen = np.maximum.accumulate(np.where(observed, np.arange(cols), -1), axis=1)
+    point_limits = start + L * np.sqrt(var)
+    limits = np.where(
+        last_seen >= 0,
+        np.take_along_axis(point_limits, np.maximum(last_seen, 0), axis=1),
+        np.nan,
+    )
     stats = np.empty_like(z)
-    limits = np.full_like(z, np.nan)
     current = np.full(rows, float(start))
-    seen = np.zeros(rows)
-    current_limit = np.full(rows, np.nan)
     for j in range(cols):
-        col = z[:, j]
-        observed = np.isfinite(col)
-        if observed.any():
-            updated = (1.0 - lam) * current + lam * np.where(observed, col, 0.0)
+        seen = observed[:, j]
+        if seen.any():
+            updated = (1.0 - lam) * current + lam * np.where(seen, z[:, j], 0.0)
             if reflect:
                 updated = np.maximum(start, updated)
-            current = np.where(observed, updated, current)
-            seen = seen + observed
-            if per_point:
-                m_j = np.where(observed & np.isfinite(m[:, j]) & (m[:, j] > 0), m[:, j], np.inf)
-                var = _limit_variance(np.maximum(seen, 1.0), lam, m_j, asymptotic)
-            else:
-                scalar = float(baseline_n) if baseline_n else None  # type: ignore[arg-type]
-                var = _limit_variance(np.maximum(seen, 1.0), lam, scalar, asymptotic)
-            current_limit = np.where(observed, start + L * np.sqrt(var), current_limit)
+            current = np.where(seen, updated, current)
         stats[:, j] = current
-        limits[:, j] = current_limit
     return stats, limits
 
 
