@@ -211,6 +211,7 @@ def team_chart_batch(
     lam: float = 0.2,
     L: float = DETECTOR_L,
     L_without_sd: float = DETECTOR_L_WITHOUT_SD,
+    base: TeamBaseline | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
     """Vectorised team-baseline chart: (statistics, limits, above) over teams x cycles.
 
@@ -219,10 +220,12 @@ def team_chart_batch(
     for a team with no organisation fallback.  The benchmark uses this; production calls it
     with one row, so both run the same code.  Teams whose baseline lacks respondent sds use
     ``L_without_sd`` (the between-cycle sd is estimated from far fewer degrees of freedom).
+    ``base``: ``team_baseline_batch`` of the same arrays, when the caller has it already.
     """
-    base = team_baseline_batch(
-        x, n, s, baseline_cycles=baseline_cycles, max_baseline_cycles=max_baseline_cycles
-    )
+    if base is None:
+        base = team_baseline_batch(
+            x, n, s, baseline_cycles=baseline_cycles, max_baseline_cycles=max_baseline_cycles
+        )
     stats, limits = ewma_upper_batch(base.z, lam=lam, L=1.0, baseline_n=base.size)
     # the limit is L x (the standardised limit); L depends on how the team's sd was estimated,
     # decided per cycle from its baseline (carried over unobserved cycles like the limit)
@@ -372,7 +375,7 @@ def detect_deterioration(
         kwargs = {"baseline_cycles": baseline_cycles, "max_baseline_cycles": max_baseline_cycles}
         base = team_baseline_batch(x, n, s, **kwargs)
         stats_m, limits_m, _ = team_chart_batch(
-            x, n, s, **kwargs, lam=lam, L=L, L_without_sd=L_without_sd
+            x, n, s, **kwargs, lam=lam, L=L, L_without_sd=L_without_sd, base=base
         )
         last_usable = np.flatnonzero(np.isfinite(base.mean[0]))[-1]
         base_mean = float(base.mean[0, last_usable])
