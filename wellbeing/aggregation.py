@@ -529,9 +529,13 @@ def _aggregates_store(
             continue  # the survey did not ask this dimension
         allowed = guard(counts)
         summaries = summarise_rollup(rollup, scores)
+        # as Python numbers once per dimension: indexing numpy arrays per row costs more
+        n, mean, sd = summaries.n.tolist(), summaries.mean.tolist(), summaries.sd.tolist()
+        ci_low, ci_high = summaries.ci_low.tolist(), summaries.ci_high.tolist()
+        distribution = summaries.distribution.tolist()
         for node, team_id, scope in layout.rows:
             i = rollup.position[node]
-            if node not in allowed or summaries.n[i] == 0:
+            if node not in allowed or n[i] == 0:
                 aggregates.append(
                     (result.pk, team_id, scope, dimension, False, False,
                      None, None, None, None, None, None)
@@ -541,9 +545,7 @@ def _aggregates_store(
             aggregates.append(
                 (
                     result.pk, team_id, scope, dimension, True, False,
-                    int(summaries.n[i]), float(summaries.mean[i]), float(summaries.sd[i]),
-                    float(summaries.ci_low[i]), float(summaries.ci_high[i]),
-                    summaries.distribution[i].tolist(),
+                    int(n[i]), mean[i], sd[i], ci_low[i], ci_high[i], distribution[i],
                 )
             )  # fmt: skip
     # The over-time rule for the published cells that were published before.
