@@ -69,12 +69,12 @@ def _clean_scores(values: object, responded: int) -> NDArray[np.float64]:
     elif isinstance(values, list) and set(map(type, values)) <= {float, int}:
         # plain numbers (the close's own hand-over): a team's few values are checked in Python,
         # which for a list this short costs less than numpy's per-call overhead
-        kept = [v for v in values if v == v]  # NaN is missing
-        if kept and not (min(kept) >= 0.0 and max(kept) <= 100.0):
+        numbers = [v for v in values if v == v]  # NaN is missing
+        if numbers and not (min(numbers) >= 0.0 and max(numbers) <= 100.0):
             raise CorruptInput("a score is outside 0-100")
-        if len(kept) > responded:
+        if len(numbers) > responded:
             raise CorruptInput("more scores than respondents")
-        return np.array(kept, dtype=np.float64)
+        return np.array(numbers, dtype=np.float64)
     else:
         kept: list[float] = []
         for value in values:  # type: ignore[attr-defined]

@@ -473,7 +473,8 @@ def _history_columns_copy(
             )
         )
     rest = sorted(set(result_ids) - set(stored))
-    aggregates_parts, participation_parts = [], []
+    aggregates_parts: list[NDArray[Any]] = []
+    participation_parts: list[NDArray[Any]] = []
     if stored:
         columns = psycopg_sql.Identifier(DetectionColumns._meta.db_table)
         for column, dtype, parts in (
@@ -806,7 +807,7 @@ def flags_update(*, result: CycleResult, tree: TeamTree | None = None) -> list[F
 
     planned: dict[int, _TeamWrites] = {}
     for team_id in evaluate:
-        writes = _TeamWrites()
+        writes = _TeamWrites(at=ctx.now, period=result.period_start)
         try:
             stress = history.series(team_id, "stress")
             rising, stress_det = _evaluate_rising_stress(stress, baselines["stress"])
@@ -855,8 +856,11 @@ _FLAG_FIELDS = tuple(f.name for f in Flag._meta.concrete_fields if not f.primary
 
 @dataclass
 class _TeamWrites:
-    """One team's flag writes, planned while its rules are evaluated (see ``_flags_write``)."""
+    """One team's flag writes, planned while its rules are evaluated (see ``_flags_write``);
+    its events happen ``at`` the close, for the cycle starting on ``period``."""
 
+    at: Any
+    period: date
     inserts: list[Flag] = field(default_factory=list)
     updates: list[tuple[Flag, tuple[str, ...]]] = field(default_factory=list)
     events: list[tuple[Flag, dict[str, Any]]] = field(default_factory=list)
@@ -868,8 +872,9 @@ class _TeamWrites:
         else:
             self.updates.append((flag, tuple(fields)))
 
-    def event(self, flag: Flag, kind: str, **values: Any) -> None:
+    def event(self, flag: Flag, kind: str, *, severity: str, note: str = "") -> None:
         """A life-cycle event, and the change it announces."""
+        values = {"at": self.at, "cycle_period": self.period, "severity": severity, "note": note}
         self.events.append((flag, {"kind": kind, **values}))
         self.changes.append((flag, kind))
 
@@ -949,8 +954,6 @@ def _flag_apply(
         writes.event(
             current,
             FlagEvent.Kind.RESOLVED,
-            at=ctx.now,
-            cycle_period=period,
             severity=current.severity,
             note=f"Back in control for {current.in_control_streak} check-ins.",
         )
@@ -988,13 +991,7 @@ def _on_firing(
             current.severity = ev.severity
         writes.save(current)
         if escalated:
-            writes.event(
-                current,
-                FlagEvent.Kind.ESCALATED,
-                at=ctx.now,
-                cycle_period=period,
-                severity=ev.severity,
-            )
+            writes.event(current, FlagEvent.Kind.ESCALATED, severity=ev.severity)
         return
 
     if current is not None and current.state == Flag.State.DISMISSED:
@@ -1017,9 +1014,7 @@ def _on_firing(
         current.acknowledged_by = None
         current.acknowledged_at = None
         writes.save(current)
-        writes.event(
-            current, FlagEvent.Kind.REOPENED, at=ctx.now, cycle_period=period, severity=ev.severity
-        )
+        writes.event(current, FlagEvent.Kind.REOPENED, severity=ev.severity)
         return
 
     flag = Flag(
@@ -1033,7 +1028,7 @@ def _on_firing(
     )
     refresh(flag)
     writes.save(flag)
-    writes.event(flag, FlagEvent.Kind.OPENED, at=ctx.now, cycle_period=period, severity=ev.severity)
+    writes.event(flag, FlagEvent.Kind.OPENED, severity=ev.severity)
 
 
 def flag_recipient_ids(

@@ -38,7 +38,7 @@ def packed_records(
 
 
 def packed_values(
-    query: sql.Composable | str, params: Sequence[Any] | None, dtype: np.dtype[Any]
+    query: sql.Composed, params: Sequence[Any] | None, dtype: np.dtype[Any]
 ) -> NDArray[Any]:
     """The stored ``packed`` values ``query`` selects (one ``bytea`` column, already in the
     layout of ``dtype``) as one array: fetched row by row, since concatenating large values
