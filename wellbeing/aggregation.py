@@ -39,6 +39,7 @@ from .models import (
     TeamParticipation,
 )
 from .packed import packed_records
+from .stats._data import sorted_unique
 
 if TYPE_CHECKING:
     from .analytics import FlagChange, TeamCycleInput
@@ -227,7 +228,7 @@ class _Rosters:
     def keys(self, mask: NDArray[np.bool_]) -> NDArray[np.int64]:
         """Sorted unique ``node position * base + user id`` of the memberships in ``mask``."""
         element, node = self.rollup.expand(self.owner[mask])
-        return np.unique(node * self.base + self.user[mask][element])
+        return sorted_unique(node * self.base + self.user[mask][element])
 
     def delta_publishable(self, then: date, now: date, *, k: int) -> NDArray[np.bool_]:
         """``delta_publishable`` of every node (``_Rollup.nodes`` order) between two days."""
@@ -236,7 +237,7 @@ class _Rosters:
             self._counts[now] = np.bincount(
                 self.keys(active_now) // self.base, minlength=self.nodes
             )
-        movers = np.isin(self.user, np.unique(self.user[active_now != active_then]))
+        movers = np.isin(self.user, sorted_unique(self.user[active_now != active_then]))
         now_movers = self.keys(active_now & movers)
         shared = self._counts[now] - np.bincount(now_movers // self.base, minlength=self.nodes)
         return _delta_publishable_nodes(

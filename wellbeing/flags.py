@@ -48,6 +48,7 @@ from .models import (
     User,
 )
 from .packed import packed_records, packed_values
+from .stats._data import sorted_unique
 from .stats.detector import (
     HISTORY_CYCLES,
     IN_CONTROL,
@@ -551,7 +552,7 @@ class _History:
             binary = connection.vendor == "postgresql"
         read = _history_columns_copy if binary else _history_columns_orm
         agg, part = read(result_ids, dimensions)
-        teams = np.union1d(agg["team"], part["team"]).astype(np.int64)
+        teams = sorted_unique(np.concatenate([agg["team"], part["team"]]).astype(np.int64))
         history.team_ids = teams
         history.row = {int(t): i for i, t in enumerate(teams)}
         shape = (len(teams), len(history.results))

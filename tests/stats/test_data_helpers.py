@@ -1,0 +1,23 @@
+"""The shared helpers of the statistics modules."""
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from wellbeing.stats._data import finite, is_number, sorted_unique
+
+
+@settings(max_examples=200, deadline=None)
+@given(hnp.arrays(np.int64, st.integers(min_value=0, max_value=300), elements=st.integers(-50, 50)))
+def test_sorted_unique_equals_numpy_unique(values):
+    result = sorted_unique(values)
+    assert result.dtype == values.dtype
+    assert result.tolist() == np.unique(values).tolist()
+
+
+def test_missing_values_are_not_numbers():
+    assert [is_number(v) for v in (1, 2.5, None, float("nan"), float("inf"), True, "x")] == [
+        True, True, False, False, False, False, False,
+    ]  # fmt: skip
+    assert finite([1, None, float("nan"), 3.0]) == [1.0, 3.0]
