@@ -109,9 +109,7 @@ def mann_kendall(y: Sequence[float | None]) -> MannKendall:
     arr = np.asarray(values)
     diffs = np.sign(arr[None, :] - arr[:, None])
     s = int(np.triu(diffs, k=1).sum())
-    _, tie_counts = np.unique(arr, return_counts=True)
-    ties = sum(int(t) * (int(t) - 1) * (2 * int(t) + 5) for t in tie_counts if t > 1)
-    var_s = (n * (n - 1) * (2 * n + 5) - ties) / 18.0
+    var_s = (n * (n - 1) * (2 * n + 5) - _repeat_term(arr)) / 18.0
     if var_s <= 0:
         z = 0.0
     elif s > 0:
