@@ -26,15 +26,7 @@ def packed_records(
     fields in the order the query packs them)."""
     inner = sql.SQL(query) if isinstance(query, str) else query  # type: ignore[arg-type]
     statement = sql.SQL("SELECT string_agg(packed, ''::bytea) FROM ({}) rows").format(inner)
-    connection.ensure_connection()
-    # psycopg's plain cursor on Django's connection: the bytea comes back binary, not as hex
-    with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(statement, params, binary=True)
-        row = cursor.fetchone()
-    data = bytes(row[0]) if row and row[0] is not None else b""
-    if len(data) % dtype.itemsize:
-        raise ValueError("unexpected packed row layout")
-    return np.frombuffer(data, dtype=dtype)
+    return packed_values(statement, params, dtype)
 
 
 def packed_values(
@@ -42,11 +34,12 @@ def packed_values(
 ) -> NDArray[Any]:
     """The stored ``packed`` values ``query`` selects (one ``bytea`` column, already in the
     layout of ``dtype``) as one array: fetched row by row, since concatenating large values
-    in PostgreSQL costs more than sending them."""
+    in PostgreSQL costs more than sending them.  A NULL (no rows to aggregate) is empty."""
     connection.ensure_connection()
+    # psycopg's plain cursor on Django's connection: the bytea comes back binary, not as hex
     with psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(query, params, binary=True)
-        data = b"".join(bytes(row[0]) for row in cursor.fetchall())
+        data = b"".join(bytes(row[0]) for row in cursor.fetchall() if row[0] is not None)
     if len(data) % dtype.itemsize:
         raise ValueError("unexpected packed row layout")
     return np.frombuffer(data, dtype=dtype)
