@@ -66,31 +66,25 @@ def _clean_scores(values: object, responded: int) -> NDArray[np.float64]:
     if isinstance(values, np.ndarray):
         if values.dtype.kind not in "fiu" or values.ndim != 1:
             raise CorruptInput("a score is not a number")
-        arr = values.astype(np.float64, copy=False)
+        numbers = values.astype(np.float64, copy=False).tolist()
     elif isinstance(values, list) and set(map(type, values)) <= {float, int}:
-        # plain numbers (the close's own hand-over): a team's few values are checked in Python,
-        # which for a list this short costs less than numpy's per-call overhead
-        numbers = [v for v in values if v == v]  # NaN is missing
-        if numbers and not (min(numbers) >= 0.0 and max(numbers) <= 100.0):
-            raise CorruptInput("a score is outside 0-100")
-        if len(numbers) > responded:
-            raise CorruptInput("more scores than respondents")
-        return np.array(numbers, dtype=np.float64)
+        numbers = values  # plain numbers (the close's own hand-over)
     else:
-        kept: list[float] = []
+        numbers = []
         for value in values:  # type: ignore[attr-defined]
             if value is None:
                 continue  # a skipped dimension: missing, not an error
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise CorruptInput("a score is not a number")
-            kept.append(float(value))
-        arr = np.array(kept, dtype=np.float64)
-    arr = arr[~np.isnan(arr)]
-    if arr.size and not bool(((arr >= 0.0) & (arr <= 100.0)).all()):
+            numbers.append(value)
+    # A team's few values are checked in Python, which for lists this short costs less than
+    # numpy's per-call overhead (the close does this for every team and dimension).
+    kept = [float(v) for v in numbers if v == v]  # NaN is missing
+    if kept and not (min(kept) >= 0.0 and max(kept) <= 100.0):
         raise CorruptInput("a score is outside 0-100")
-    if arr.size > responded:
+    if len(kept) > responded:
         raise CorruptInput("more scores than respondents")
-    return arr
+    return np.array(kept, dtype=np.float64)
 
 
 def _clean(team_input: TeamCycleInput) -> _CleanInput:
