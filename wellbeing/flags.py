@@ -808,7 +808,7 @@ def flags_update(*, result: CycleResult, tree: TeamTree | None = None) -> list[F
 
     planned: dict[int, _TeamWrites] = {}
     for team_id in evaluate:
-        writes = _TeamWrites(at=ctx.now, period=result.period_start)
+        writes = _TeamWrites()
         try:
             stress = history.series(team_id, "stress")
             rising, stress_det = _evaluate_rising_stress(stress, baselines["stress"])
@@ -857,15 +857,12 @@ _FLAG_FIELDS = tuple(f.name for f in Flag._meta.concrete_fields if not f.primary
 
 @dataclass
 class _TeamWrites:
-    """One team's flag writes, planned while its rules are evaluated (see ``_flags_write``);
-    its events happen ``at`` the close, for the cycle starting on ``period``."""
+    """One team's flag writes, planned while its rules are evaluated (see ``_flags_write``).
+    Each event is also the change it announces."""
 
-    at: Any
-    period: date
     inserts: list[Flag] = field(default_factory=list)
     updates: list[tuple[Flag, tuple[str, ...]]] = field(default_factory=list)
-    events: list[tuple[Flag, dict[str, Any]]] = field(default_factory=list)
-    changes: list[tuple[Flag, str]] = field(default_factory=list)
+    events: list[tuple[Flag, str, str, str]] = field(default_factory=list)  # kind, severity, note
 
     def save(self, flag: Flag, fields: Sequence[str] = _FLAG_FIELDS) -> None:
         if flag.pk is None:
@@ -874,13 +871,10 @@ class _TeamWrites:
             self.updates.append((flag, tuple(fields)))
 
     def event(self, flag: Flag, kind: str, *, severity: str, note: str = "") -> None:
-        """A life-cycle event, and the change it announces."""
-        values = {"at": self.at, "cycle_period": self.period, "severity": severity, "note": note}
-        self.events.append((flag, {"kind": kind, **values}))
-        self.changes.append((flag, kind))
+        self.events.append((flag, kind, severity, note))
 
 
-def _write(batches: Sequence[_TeamWrites]) -> None:
+def _write(ctx: _Context, batches: Sequence[_TeamWrites]) -> None:
     Flag.objects.bulk_create([flag for b in batches for flag in b.inserts])
     by_fields: dict[tuple[str, ...], list[Flag]] = defaultdict(list)
     for b in batches:
@@ -889,7 +883,18 @@ def _write(batches: Sequence[_TeamWrites]) -> None:
     for fields, flags in by_fields.items():
         Flag.objects.bulk_update(flags, fields)
     FlagEvent.objects.bulk_create(
-        [FlagEvent(flag_id=flag.pk, **values) for b in batches for flag, values in b.events]
+        [
+            FlagEvent(
+                flag_id=flag.pk,
+                kind=kind,
+                at=ctx.now,
+                cycle_period=ctx.result.period_start,
+                severity=severity,
+                note=note,
+            )
+            for b in batches
+            for flag, kind, severity, note in b.events
+        ]
     )
 
 
@@ -899,7 +904,7 @@ def _flags_write(ctx: _Context, planned: dict[int, _TeamWrites]) -> list[FlagCha
     written = list(planned)
     try:
         with transaction.atomic():
-            _write(list(planned.values()))
+            _write(ctx, list(planned.values()))
     except DatabaseError:
         written = []
         for team_id, writes in planned.items():
@@ -908,12 +913,12 @@ def _flags_write(ctx: _Context, planned: dict[int, _TeamWrites]) -> list[FlagCha
                 flag._state.adding = True
             try:
                 with transaction.atomic():
-                    _write([writes])
+                    _write(ctx, [writes])
             except DatabaseError as exc:
                 _log_team_failure(ctx.result, team_id, exc)
                 continue
             written.append(team_id)
-    return [_change(ctx, flag, kind) for t in written for flag, kind in planned[t].changes]
+    return [_change(ctx, flag, kind) for t in written for flag, kind, _, _ in planned[t].events]
 
 
 def _flag_apply(
