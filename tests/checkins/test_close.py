@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.db import connection
 
 from checkins import services
 from checkins.models import Cycle, Invitation, PendingAnswer, Question, Response
@@ -131,6 +132,34 @@ def test_close_wipes_rotations_and_cancels_unsent_reminders(cycle):
     assert not Invitation.objects.filter(rotation_offset__isnull=False).exists()
     assert Message.objects.filter(kind="reminder", state="pending").count() == 0
     assert not Message.objects.filter(kind="reminder", sensitive_context__isnull=False).exists()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's in-place updates")
+def test_answers_and_the_close_rewrite_invitations_in_place(cycle):
+    """Neither an answer nor the close's clearing changes an indexed column of an invitation,
+    and the table's pages keep room for the new row versions: every update is HOT."""
+
+    def updates() -> tuple[int, int]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables"
+                " WHERE relname = 'checkins_invitation'"
+            )
+            row = cursor.fetchone()
+        return (row[0], row[1]) if row else (0, 0)
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'checkins_invitation'")
+        assert "fillfactor=50" in cursor.fetchone()[0]
+    before_total, before_hot = updates()
+    # Given five of six people answered
+    answer_all(cycle, 5)
+    # When the cycle closes (its clearing rewrites all six invitations)
+    assert services.cycle_close(cycle=cycle, now=cycle.closes_at) is True
+    # Then all eleven invitation updates stayed on their page and wrote no index entry
+    total, hot = updates()
+    assert total - before_total == 11
+    assert hot - before_hot == 11
 
 
 def test_participation_is_withheld_below_k(cycle):
