@@ -697,7 +697,7 @@ def run(size: Size, *, port: int, log_dir: Path, only: str | None = None) -> dic
         # Submit: the real form endpoint against a bare one-INSERT view.
         say("submit: preparing sessions")
         count, under_load = load["submits"], load["loaded"]
-        links = submit_invitations(main["submit_cycle"], count + 2 * under_load)
+        links = submit_invitations(main["submit_cycle"], count + 4 * under_load)
         form = prepare_form_submits(base_url, links[:count], concurrency)
         bare = [Request("POST", "/bench/bare/insert/", r.data, r.headers) for r in form]
         say("submit: idle")
@@ -715,9 +715,13 @@ def run(size: Size, *, port: int, log_dir: Path, only: str | None = None) -> dic
         if only == "submit":
             report["machine"]["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
             return report
-        loaded_links = links[count : count + under_load]
-        loaded_form = prepare_form_submits(base_url, loaded_links, concurrency)
-        late_form = prepare_form_submits(base_url, links[count + under_load :], concurrency)
+        # Four sets of submits: for each opening (on time, late) one run idle and one under load.
+        sets = [
+            prepare_form_submits(
+                base_url, links[count + i * under_load : count + (i + 1) * under_load], concurrency
+            )
+            for i in range(4)
+        ]
 
         # Fan-out alone, at two sizes, through the real worker.
         say("fan-out: main organisation")
@@ -738,11 +742,17 @@ def run(size: Size, *, port: int, log_dir: Path, only: str | None = None) -> dic
 
         # Submit under load: the main cycle opens and a close runs in the worker meanwhile --
         # opened on time (the target) and late, with every invitation's delivery due at once.
+        # Its idle p95 is taken just before, on the same prepared tables, in the same minute.
         loaded: dict[str, dict] = {}
-        for label, on_time, forms in (("on_time", True, loaded_form), ("late", False, late_form)):
+        plan = (("on_time", True, sets[0], sets[1]), ("late", False, sets[2], sets[3]))
+        for label, on_time, idle_forms, forms in plan:
             say(f"submit under load ({label.replace('_', ' ')} opening)")
             fanout_prepare(main["fanout_cycle"], on_time=on_time)
             close_reset(main["close_cycle"])
+            idle = run_load(
+                base_url, idle_forms, concurrency=concurrency, time_limit=TIME_LIMIT,
+                ok=lambda r: r.status_code == 302,
+            )  # fmt: skip
             cycle_open_chunk_task.delay(main["fanout_cycle"])
             cycle_close_task.delay(main["close_cycle"])
             time.sleep(1.0)
@@ -753,20 +763,27 @@ def run(size: Size, *, port: int, log_dir: Path, only: str | None = None) -> dic
             opened = Cycle.objects.filter(pk=main["fanout_cycle"], opened_fully=True)
             closed = Cycle.objects.filter(pk=main["close_cycle"], state="closed")
             loaded[label] = {
+                "idle": idle,
                 "result": result,
                 "background_still_running": not (opened.exists() and closed.exists()),
             }
             wait_for(opened.exists, timeout=1800)
             wait_for(closed.exists, timeout=1800)
         on_time_load, late_load = loaded["on_time"]["result"], loaded["late"]["result"]
+        on_time_idle, late_idle = loaded["on_time"]["idle"], loaded["late"]["idle"]
         figures["submit"]["statuses"].update(
-            loaded=on_time_load.statuses, loaded_late=late_load.statuses
-        )
+            loaded=on_time_load.statuses, loaded_late=late_load.statuses,
+            idle_before=on_time_idle.statuses, idle_before_late=late_idle.statuses,
+        )  # fmt: skip
         figures["submit"].update({
+            "p95_idle_before_ms": on_time_idle.percentile(95) * 1000,
             "p95_loaded_ms": on_time_load.percentile(95) * 1000,
-            "p95_ratio": on_time_load.percentile(95) / sf.percentile(95),
+            "p95_ratio": on_time_load.percentile(95) / on_time_idle.percentile(95),
+            "p95_idle_before_late_ms": late_idle.percentile(95) * 1000,
             "p95_loaded_late_ms": late_load.percentile(95) * 1000,
-            "p95_late_ratio": late_load.percentile(95) / sf.percentile(95),
+            "p95_late_ratio": late_load.percentile(95) / late_idle.percentile(95),
+            # against the idle run at the start of the submit benchmark, minutes earlier
+            "p95_ratio_vs_first_idle": on_time_load.percentile(95) / sf.percentile(95),
             "background_still_running_after_submits": loaded["on_time"]["background_still_running"],
             "background_still_running_after_submits_late": loaded["late"]["background_still_running"],
         })  # fmt: skip
