@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from pathlib import Path
 
 from celery import Celery
+from celery.signals import celeryd_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
@@ -21,3 +24,25 @@ def heartbeat() -> str:
     """Logged every minute by the worker so an operator can see worker and beat are alive."""
     logger.info("event=heartbeat status=alive")
     return "alive"
+
+
+@celeryd_init.connect
+def worker_priority_lower(**kwargs) -> None:
+    """Lower the worker's CPU priority by ``PULSE_WORKER_NICENESS`` as it starts, before its
+    pool exists.  On Linux the niceness belongs to each thread and a new thread takes its
+    creator's: every thread already running gets it here, and pool threads and child processes
+    started later inherit it."""
+    from django.conf import settings
+
+    increment = int(getattr(settings, "PULSE_WORKER_NICENESS", 0))
+    if increment <= 0 or not hasattr(os, "nice"):
+        return
+    niceness = os.nice(0) + increment
+    threads = Path("/proc/self/task")
+    if threads.is_dir():
+        for thread in threads.iterdir():
+            with contextlib.suppress(OSError):  # a thread that has ended meanwhile
+                os.setpriority(os.PRIO_PROCESS, int(thread.name), niceness)
+    else:
+        os.nice(increment)
+    logger.info("event=worker_priority niceness=%d", niceness)

@@ -62,7 +62,9 @@ def database(name: str, default: str | None) -> dict:
     return config
 
 
-def integer(name: str, default: int, *, minimum: int | None = None) -> int:
+def integer(
+    name: str, default: int, *, minimum: int | None = None, maximum: int | None = None
+) -> int:
     raw = read(name)
     if raw is None or raw == "":
         return default
@@ -72,6 +74,8 @@ def integer(name: str, default: int, *, minimum: int | None = None) -> int:
         raise ConfigurationError(name, f"must be a whole number, got {raw!r}")
     if minimum is not None and value < minimum:
         raise ConfigurationError(name, f"must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigurationError(name, f"must be at most {maximum}, got {value}")
     return value
 
 

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,41 @@ def test_production_passes_the_deploy_check_with_no_warnings():
     result = start(PRODUCTION_ENV, "manage.py", "check", "--deploy", "--fail-level", "WARNING")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_a_worker_niceness_outside_0_to_19_is_refused_at_start():
+    result = start({**PRODUCTION_ENV, "PULSE_WORKER_NICENESS": "25"})
+    assert_refused(result, "PULSE_WORKER_NICENESS")
+
+
+@pytest.mark.skipif(not hasattr(os, "nice"), reason="Unix process priorities")
+def test_a_real_worker_runs_every_thread_at_the_configured_lower_priority(tmp_path):
+    """The niceness is added as the worker starts: every thread it has once it is ready runs
+    at the lower priority (later threads inherit it); the tests' own process does not change."""
+    log_path = tmp_path / "worker.log"
+    env = {
+        k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "PULSE_TEST_BROKER_URL"}
+    }
+    env.update(DJANGO_SETTINGS_MODULE="config.settings.test", PULSE_WORKER_NICENESS="7")
+    own = os.nice(0)
+    with log_path.open("wb") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=threads",
+             "--concurrency=3", "--without-heartbeat", "--without-gossip", "--without-mingle",
+             "--loglevel=INFO"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while "ready." not in log_path.read_text(errors="replace"):
+            assert worker.poll() is None, log_path.read_text(errors="replace")
+            assert time.monotonic() < deadline, "the worker did not become ready"
+            time.sleep(0.1)
+        tasks = list(Path(f"/proc/{worker.pid}/task").iterdir())
+        niceness = {int((t / "stat").read_text().rsplit(")", 1)[1].split()[16]) for t in tasks}
+        assert len(tasks) > 1 and niceness == {own + 7}
+        assert "event=worker_priority niceness=" in log_path.read_text()
+    finally:
+        worker.terminate()
+        worker.wait(timeout=20)
+    assert os.nice(0) == own
