@@ -19,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from itertools import chain, repeat
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,7 +28,7 @@ from django.db.models import Max, Q
 from numpy.typing import NDArray
 
 from .analytics_selectors import TeamTree, team_tree
-from .bulk import rows_copy
+from .bulk import rows_copy, rows_fetch
 from .errors import ServiceError
 from .guard import Node, publishable_nodes, validate_k
 from .models import (
@@ -53,16 +54,16 @@ ORGANISATION_NODE = 0  # team ids are positive; a parent's direct group is -team
 class _CleanInput:
     invited: int
     responded: int
-    scores: dict[str, NDArray[np.float64]]
+    scores: dict[str, list[float]]
 
 
 class CorruptInput(ValueError):
     """A team's hand-over cannot be trusted; the team is left out of this cycle's figures."""
 
 
-def _clean_scores(values: object, responded: int) -> NDArray[np.float64]:
-    """One dimension's indices as a float array without the missing ones; CorruptInput when a
-    value is not a number, outside 0-100, or there are more scores than respondents."""
+def _clean_scores(values: object, responded: int) -> list[float]:
+    """One dimension's indices as floats without the missing ones; CorruptInput when a value
+    is not a number, outside 0-100, or there are more scores than respondents."""
     if isinstance(values, np.ndarray):
         if values.dtype.kind not in "fiu" or values.ndim != 1:
             raise CorruptInput("a score is not a number")
@@ -84,7 +85,7 @@ def _clean_scores(values: object, responded: int) -> NDArray[np.float64]:
         raise CorruptInput("a score is outside 0-100")
     if len(kept) > responded:
         raise CorruptInput("more scores than respondents")
-    return np.array(kept, dtype=np.float64)
+    return kept
 
 
 def _clean(team_input: TeamCycleInput) -> _CleanInput:
@@ -97,7 +98,7 @@ def _clean(team_input: TeamCycleInput) -> _CleanInput:
         raise CorruptInput("counts must be non-negative integers")
     if responded > invited:
         raise CorruptInput("more respondents than invitees")
-    scores: dict[str, NDArray[np.float64]] = {}
+    scores: dict[str, list[float]] = {}
     for dimension, values in (team_input.scores or {}).items():
         if dimension not in DIMENSIONS:
             raise CorruptInput("unknown dimension")
@@ -387,7 +388,10 @@ BUCKETS = 5
 
 
 def summarise_rollup(
-    rollup: _Rollup, scores: Sequence[NDArray[np.float64]], *, confidence: float = 0.95
+    rollup: _Rollup,
+    scores: Sequence[Sequence[float] | NDArray[np.float64]],
+    *,
+    confidence: float = 0.95,
 ) -> _Summaries:
     """``summarise`` of every node's subtree scores at once (scores per direct node, in
     ``rollup.direct`` order; already clean: finite and within 0-100).  Two-pass spread about each
@@ -395,8 +399,10 @@ def summarise_rollup(
     from scipy import stats as scipy_stats
 
     nodes = len(rollup.nodes)
-    sizes = np.array([a.size for a in scores], dtype=np.int64)
-    values = np.concatenate(scores) if scores else np.zeros(0)
+    sizes = np.array([len(a) for a in scores], dtype=np.int64)
+    # one pass over every team's numbers (a concatenation of thousands of small arrays costs
+    # more than reading the same numbers from the lists)
+    values = np.fromiter(chain.from_iterable(scores), dtype=np.float64, count=int(sizes.sum()))
     owner = np.repeat(np.arange(len(scores), dtype=np.int64), sizes)
     element, node = rollup.expand(owner)
     x = values[element]
@@ -514,46 +520,60 @@ def _aggregates_store(
             )
         return bool(deltas[previous_period][rollup.position[node]])
 
-    aggregates: list[tuple[Any, ...]] = []
-    published_rows: list[tuple[int, int]] = []  # (row in aggregates, node)
-    empty = np.zeros(0)
+    # Every dimension's rows come in ``layout.rows`` order: the figures are taken at each row's
+    # node as whole columns and the rows zipped from them (building each row in a Python loop
+    # was the largest part of this function's own time).
+    row_nodes = [node for node, _, _ in layout.rows]
+    row_teams = [team_id for _, team_id, _ in layout.rows]
+    row_scopes = [scope for _, _, scope in layout.rows]
+    at = np.array([rollup.position[node] for node in row_nodes], dtype=np.int64)
+    planned: list[tuple[str, NDArray[np.bool_], _Summaries]] = []
+    empty: list[float] = []
     for dimension in DIMENSIONS:
         scores = [inputs[t].scores.get(dimension, empty) for t in direct_teams]
-        counts = [a.size for a in scores]
+        counts = [len(a) for a in scores]
         if not any(counts):
             continue  # the survey did not ask this dimension
         allowed = guard(counts)
         summaries = summarise_rollup(rollup, scores)
-        # as Python numbers once per dimension: indexing numpy arrays per row costs more
-        n, mean, sd = summaries.n.tolist(), summaries.mean.tolist(), summaries.sd.tolist()
-        ci_low, ci_high = summaries.ci_low.tolist(), summaries.ci_high.tolist()
-        distribution = summaries.distribution.tolist()
-        for node, team_id, scope in layout.rows:
-            i = rollup.position[node]
-            if node not in allowed or n[i] == 0:
-                aggregates.append(
-                    (result.pk, team_id, scope, dimension, False, False,
-                     None, None, None, None, None, None)
-                )  # fmt: skip
-                continue
-            published_rows.append((len(aggregates), node))
-            aggregates.append(
-                (
-                    result.pk, team_id, scope, dimension, True, False,
-                    int(n[i]), mean[i], sd[i], ci_low[i], ci_high[i], distribution[i],
-                )
-            )  # fmt: skip
+        visible = np.fromiter((node in allowed for node in row_nodes), bool, len(row_nodes))
+        planned.append((dimension, visible & (summaries.n[at] > 0), summaries))
     # The over-time rule for the published cells that were published before.
     previous = _previous_published(
-        result=result, cells={aggregates[row][1:4] for row, _ in published_rows}
+        result=result,
+        cells={
+            (row_teams[r], row_scopes[r], dimension)
+            for dimension, visible, _ in planned
+            for r in np.flatnonzero(visible).tolist()
+        },
     )
-    for row, node in published_rows:
-        previous_period = previous.get(aggregates[row][1:4])
-        if previous_period is not None and delta_ok(node, previous_period):
-            values = list(aggregates[row])
-            values[5] = True
-            aggregates[row] = tuple(values)
+    aggregates: list[tuple[Any, ...]] = []
+    for dimension, visible, summaries in planned:
+        published = visible.tolist()
+        delta = [False] * len(published)
+        for r in np.flatnonzero(visible).tolist():
+            previous_period = previous.get((row_teams[r], row_scopes[r], dimension))
+            delta[r] = previous_period is not None and delta_ok(row_nodes[r], previous_period)
+        distribution = summaries.distribution[at].tolist()
+        aggregates.extend(
+            zip(
+                repeat(result.pk), row_teams, row_scopes, repeat(dimension), published, delta,
+                *(
+                    _published_column(figure[at], visible)
+                    for figure in (summaries.n, summaries.mean, summaries.sd,
+                                   summaries.ci_low, summaries.ci_high)
+                ),
+                [d if p else None for d, p in zip(distribution, published, strict=True)],
+            )
+        )  # fmt: skip
     rows_copy(TeamAggregate, _AGGREGATE_COLUMNS, aggregates, json_columns=(11,))
+
+
+def _published_column(values: NDArray[Any], visible: NDArray[np.bool_]) -> list[Any]:
+    """Each row's figure as a Python number, None where the cell is not published."""
+    figures = values.astype(object)
+    figures[~visible] = None
+    return figures.tolist()
 
 
 def _previous_published(
@@ -586,7 +606,7 @@ def _previous_published(
             rows = rows.filter(Q(team_id__in=team_ids) | Q(team__isnull=True))
         else:
             rows = rows.filter(team_id__in=team_ids)
-        for cell in rows.values_list("team_id", "scope", "dimension"):
+        for cell in rows_fetch(rows.values_list("team_id", "scope", "dimension")):
             if cell in remaining:
                 out[cell] = period
                 remaining.discard(cell)
