@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import psycopg
 from django.db import DatabaseError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from numpy.typing import NDArray
 from psycopg import sql as psycopg_sql
@@ -765,16 +766,17 @@ def flags_update(*, result: CycleResult, tree: TeamTree | None = None) -> list[F
     }
     flags: dict[tuple[int, str], Flag] = {}
     reopen_after = result.closed_at - timedelta(days=settings.reopen_within_days)
-    for flag in Flag.objects.filter(organisation=organisation, team_id__in=current_teams).order_by(
-        "opened_at", "pk"
-    ):
-        live = flag.state in Flag.ACTIVE_STATES
-        recent = flag.state == Flag.State.RESOLVED and (
-            flag.resolved_at is not None and flag.resolved_at >= reopen_after
-        )
-        # A dismissed flag mutes its rule until the team has been back in control once.
-        muted = flag.state == Flag.State.DISMISSED and flag.in_control_streak == 0
-        if live or recent or muted:
+    in_cycle = set(current_teams)
+    # The organisation's flags this cycle can move: live, resolved recently (re-opened rather
+    # than duplicated), or dismissed and still muting their rule (until the team has been back
+    # in control once).  Picked by state, not by a list of thousands of team ids.
+    movable = (
+        Q(state__in=Flag.ACTIVE_STATES)
+        | Q(state=Flag.State.RESOLVED, resolved_at__gte=reopen_after)
+        | Q(state=Flag.State.DISMISSED, in_control_streak=0)
+    )
+    for flag in Flag.objects.filter(movable, organisation=organisation).order_by("opened_at", "pk"):
+        if flag.team_id in in_cycle:
             flags[(flag.team_id, flag.kind)] = flag  # ascending: the newest wins
     candidates = [t for t in current_teams if t not in newer and t in tree.teams]
     try:
