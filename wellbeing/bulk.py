@@ -43,16 +43,6 @@ def _copy(table: str, columns: Sequence[str], rows: Iterable, json_columns: Sequ
             copy.write_row(row)
 
 
-def rows_fetch(queryset: Any) -> list[tuple[Any, ...]]:
-    """The rows of a ``values_list`` queryset of plain columns (integers, text), as the driver
-    returns them: Django's per-row conversion skipped, which for tens of thousands of rows costs
-    more than the query.  Not for columns Django converts (dates on SQLite, JSON, decimals)."""
-    query, params = queryset.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(query, params)
-        return cursor.fetchall()
-
-
 def rows_copy(
     model: type[Any],
     columns: Sequence[str],

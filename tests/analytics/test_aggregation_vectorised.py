@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+from datetime import date
 
 import numpy as np
 import pytest
@@ -117,7 +118,7 @@ def test_clean_scores_accepts_arrays_and_refuses_bad_values():
 def test_previous_published_walk_equals_the_max_over_all_history(steps):
     from django.db.models import Max
 
-    from wellbeing.aggregation import _previous_published
+    from wellbeing.aggregation import _previous_published, cell_key
     from wellbeing.models import CycleResult
 
     rng = random.Random(steps)
@@ -150,7 +151,10 @@ def test_previous_published_walk_equals_the_max_over_all_history(steps):
         .annotate(latest=Max("result__period_start"))
         .values_list("team_id", "scope", "dimension", "latest")
     }
-    got = _previous_published(result=result, cells=cells, steps=steps)
+    order = sorted(cells, key=lambda c: (c[0] or 0, c[1], c[2]))
+    keys = np.array([cell_key(*cell) for cell in order], dtype=np.int64)
+    periods = _previous_published(result=result, keys=keys, steps=steps)
+    got = {cell: date.fromordinal(p) for cell, p in zip(order, periods.tolist(), strict=True) if p}
     assert got == expected
     assert len(set(expected.values())) > 1  # some cells were last published further back
 
