@@ -14,6 +14,7 @@ the cycle's rows in one transaction (and does not re-run flags for that cycle).
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -64,23 +65,33 @@ class CorruptInput(ValueError):
 def _clean_scores(values: object, responded: int) -> list[float]:
     """One dimension's indices as floats without the missing ones; CorruptInput when a value
     is not a number, outside 0-100, or there are more scores than respondents."""
-    if isinstance(values, np.ndarray):
-        if values.dtype.kind not in "fiu" or values.ndim != 1:
-            raise CorruptInput("a score is not a number")
-        numbers = values.astype(np.float64, copy=False).tolist()
-    elif isinstance(values, list) and set(map(type, values)) <= {float, int}:
-        numbers = values  # plain numbers (the close's own hand-over)
-    else:
-        numbers = []
-        for value in values:  # type: ignore[attr-defined]
-            if value is None:
-                continue  # a skipped dimension: missing, not an error
-            if isinstance(value, bool) or not isinstance(value, int | float):
+    try:
+        if isinstance(values, np.ndarray):
+            if values.dtype.kind not in "fiu" or values.ndim != 1:
                 raise CorruptInput("a score is not a number")
-            numbers.append(value)
+            numbers = values.astype(np.float64, copy=False).tolist()
+        elif isinstance(values, list) and (types := set(map(type, values))) <= {float, int}:
+            # plain numbers (the close's own hand-over: floats only)
+            numbers = [float(v) for v in values] if int in types else list(values)
+        else:
+            numbers = []
+            for value in values:  # type: ignore[attr-defined]
+                if value is None:
+                    continue  # a skipped dimension: missing, not an error
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise CorruptInput("a score is not a number")
+                numbers.append(float(value))
+    except OverflowError:
+        raise CorruptInput("a score is outside 0-100") from None
     # A team's few values are checked in Python, which for lists this short costs less than
-    # numpy's per-call overhead (the close does this for every team and dimension).
-    kept = [float(v) for v in numbers if v == v]  # NaN is missing
+    # numpy's per-call overhead (the close does this for every team and dimension).  One
+    # exact sum tells whether any value is NaN (missing) or infinite; only then is the list
+    # filtered value by value.
+    try:
+        total = math.fsum(numbers)
+    except (OverflowError, ValueError):  # infinities of both signs, or a huge value
+        total = math.inf
+    kept = numbers if math.isfinite(total) else [v for v in numbers if v == v]
     if kept and not (min(kept) >= 0.0 and max(kept) <= 100.0):
         raise CorruptInput("a score is outside 0-100")
     if len(kept) > responded:

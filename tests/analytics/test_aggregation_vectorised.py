@@ -106,7 +106,11 @@ def test_clean_scores_accepts_arrays_and_refuses_bad_values():
     assert _clean_scores([1.0, math.nan, 100, 0.0], 3) == [1.0, 100.0, 0.0]
     assert all(type(v) is float for v in _clean_scores([1, 2.5], 3))
     assert _clean_scores([math.nan], 0) == []
-    for bad in (np.array([101.0]), np.array(["a"]), [True], ["x"], [-1.0], [100.5], [math.inf]):
+    bad_values = (
+        np.array([101.0]), np.array(["a"]), [True], ["x"], [-1.0], [100.5], [math.inf],
+        [math.inf, -math.inf], [1e308, 1e308], [10**400], (1.0, 10**400),
+    )  # fmt: skip
+    for bad in bad_values:
         with pytest.raises(CorruptInput):
             _clean_scores(bad, 5)
     for too_many in (np.array([1.0, 2.0]), [1.0, 2.0]):
