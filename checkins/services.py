@@ -1341,7 +1341,7 @@ def _scores_statement(questions: Sequence[tuple[Any, ...]]) -> tuple[Any, list[s
         totals.append(sql.SQL("{} AS {}, {} AS {}").format(total, t, count, c))
         arrays.append(sql.SQL("array_agg(s.{t} / s.{c}) FILTER (WHERE s.{c} > 0)").format(t=t, c=c))
     statement = sql.SQL(
-        "SELECT r.team_id, sum(s.odd), {arrays} FROM checkins_response r "
+        "SELECT r.team_id, count(*), sum(s.odd), {arrays} FROM checkins_response r "
         "CROSS JOIN LATERAL jsonb_to_record(r.answers) AS j({record}) "
         "CROSS JOIN LATERAL (SELECT {indices}) x "
         "CROSS JOIN LATERAL (SELECT {totals}, {odd} AS odd) s "
@@ -1358,9 +1358,12 @@ def _scores_statement(questions: Sequence[tuple[Any, ...]]) -> tuple[Any, list[s
     return statement, dimensions
 
 
-def _cycle_scores_sql(*, cycle: Cycle) -> dict[int, dict[str, list[float]]] | None:
-    """``cycle_scores`` computed by PostgreSQL in one statement (``_scores_statement``); None
-    when an answer needs the Python path's handling (not a number, or outside its scale)."""
+def _cycle_scores_sql(
+    *, cycle: Cycle
+) -> tuple[dict[int, dict[str, list[float]]], dict[int, int]] | None:
+    """``cycle_scores`` computed by PostgreSQL in one statement (``_scores_statement``), with
+    each team's count of responses read in the same pass; None when an answer needs the Python
+    path's handling (not a number, or outside its scale) or the survey has no rating items."""
     from django.db import DatabaseError
 
     questions = list(
@@ -1369,7 +1372,7 @@ def _cycle_scores_sql(*, cycle: Cycle) -> dict[int, dict[str, list[float]]] | No
         ).values_list("pk", "dimension", "scale_min", "scale_max", "reverse", "higher_is_worse")
     )
     if not questions:
-        return {}
+        return None
     statement, dimensions = _scores_statement(questions)
     scores: dict[int, dict[str, list[float]]] = {}
     try:
@@ -1378,13 +1381,15 @@ def _cycle_scores_sql(*, cycle: Cycle) -> dict[int, dict[str, list[float]]] | No
             rows = cursor.fetchall()
     except DatabaseError:
         return None  # e.g. a text or boolean answer: the Python path decides what it means
-    for team_id, odd, *arrays in rows:
+    responded: dict[int, int] = {}
+    for team_id, count, odd, *arrays in rows:
         if odd:
             return None
+        responded[team_id] = count
         per_dimension = {d: a for d, a in zip(dimensions, arrays, strict=True) if a}
         if per_dimension:
             scores[team_id] = per_dimension
-    return scores
+    return scores, responded
 
 
 def cycle_results_inputs(*, cycle: Cycle) -> list[TeamCycleInput]:
@@ -1399,17 +1404,17 @@ def cycle_results_inputs(*, cycle: Cycle) -> list[TeamCycleInput]:
         .annotate(n=Count("pk"))
         .values_list("team_id", "n")
     )
-    responded = dict(
-        Response.objects.filter(cycle=cycle)
-        .values("team_id")
-        .annotate(n=Count("pk"))
-        .values_list("team_id", "n")
-    )
-    scores: dict[int, dict[str, list[float]]] | None = None
-    if connection.vendor == "postgresql":
-        scores = _cycle_scores_sql(cycle=cycle)
-    if scores is None:
+    scored = _cycle_scores_sql(cycle=cycle) if connection.vendor == "postgresql" else None
+    if scored is not None:
+        scores, responded = scored
+    else:
         scores = cycle_scores(cycle=cycle)
+        responded = dict(
+            Response.objects.filter(cycle=cycle)
+            .values("team_id")
+            .annotate(n=Count("pk"))
+            .values_list("team_id", "n")
+        )
     team_ids = sorted(set(cycle.team_ids) | set(invited))
     return [
         TeamCycleInput(

@@ -7,6 +7,7 @@ import random
 
 import pytest
 from django.db import connection
+from django.db.models import Count
 
 from checkins import services
 from checkins.models import Response
@@ -32,11 +33,24 @@ def test_sql_scores_equal_python_scores_bit_for_bit(cycle):
     response.answers[keys[3]] = None
     response.save()
     python = services.cycle_scores(cycle=cycle)
-    sql = services._cycle_scores_sql(cycle=cycle)
-    assert sql is not None and python
+    scored = services._cycle_scores_sql(cycle=cycle)
+    assert scored is not None and python
+    sql, responded = scored
     assert _sorted(sql) == _sorted(python)
+    # the responses counted in the same pass, as the ORM counts them
+    assert (
+        responded
+        == dict(
+            Response.objects.filter(cycle=cycle)
+            .values("team_id")
+            .annotate(n=Count("pk"))
+            .values_list("team_id", "n")
+        )
+        and sum(responded.values()) == 6
+    )
     inputs = services.cycle_results_inputs(cycle=cycle)
     assert _sorted({i.team_id: i.scores for i in inputs if i.scores}) == _sorted(python)
+    assert {i.team_id: i.responded for i in inputs if i.responded} == responded
 
 
 @pytest.mark.parametrize(
@@ -50,11 +64,11 @@ def test_unusual_answers_are_scored_as_the_python_scoring_does(cycle, odd, sql_h
     value = response.answers[key]
     response.answers[key] = {"text number": str(value), "word": "often", "boolean": True}[odd]
     response.save()
-    sql = services._cycle_scores_sql(cycle=cycle)
+    scored = services._cycle_scores_sql(cycle=cycle)
     python = services.cycle_scores(cycle=cycle)
-    assert (sql is not None) == sql_handles
-    if sql is not None:
-        assert _sorted(sql) == _sorted(python)
+    assert (scored is not None) == sql_handles
+    if scored is not None:
+        assert _sorted(scored[0]) == _sorted(python)
     inputs = services.cycle_results_inputs(cycle=cycle)
     assert _sorted({i.team_id: i.scores for i in inputs if i.scores}) == _sorted(python)
 
