@@ -29,7 +29,7 @@ from django.db.models import Max
 from numpy.typing import NDArray
 
 from .analytics_selectors import TeamTree, team_tree
-from .bulk import rows_copy
+from .bulk import JsonText, rows_copy
 from .errors import ServiceError
 from .guard import Node, publishable_nodes, validate_k
 from .models import (
@@ -587,10 +587,14 @@ def _aggregates_store(
                     for figure in (summaries.n, summaries.mean, summaries.sd,
                                    summaries.ci_low, summaries.ci_high)
                 ),
-                [d if p else None for d, p in zip(distribution, published, strict=True)],
+                [
+                    JsonText("[" + ", ".join(map(str, d)) + "]") if p else None
+                    for d, p in zip(distribution, published, strict=True)
+                ],
             )
         )  # fmt: skip
-    rows_copy(TeamAggregate, _AGGREGATE_COLUMNS, aggregates, json_columns=(11,))
+    # the distributions are JSON text already (a list of integers formatted in one step)
+    rows_copy(TeamAggregate, _AGGREGATE_COLUMNS, aggregates)
 
 
 def _published_column(values: NDArray[Any], visible: NDArray[np.bool_]) -> list[Any]:

@@ -15,6 +15,11 @@ from typing import Any
 from django.db import connection, transaction
 
 
+class JsonText(str):
+    """A JSON column's value already encoded (e.g. a short list of integers formatted at once
+    for thousands of rows): copied as it is, decoded for ``bulk_create``."""
+
+
 def _json_encoded(rows: Iterable[tuple[Any, ...]], json_columns: Sequence[int]) -> Iterable:
     if not json_columns:
         yield from rows
@@ -22,8 +27,8 @@ def _json_encoded(rows: Iterable[tuple[Any, ...]], json_columns: Sequence[int]) 
     for row in rows:
         values = list(row)
         for i in json_columns:
-            if values[i] is not None:  # JSON text: COPY's text format parses it as jsonb
-                values[i] = json.dumps(values[i])
+            if values[i] is not None and not isinstance(values[i], JsonText):
+                values[i] = json.dumps(values[i])  # COPY's text format parses it as jsonb
         yield values
 
 
@@ -57,7 +62,13 @@ def rows_copy(
     if connection.vendor == "postgresql":
         _copy(model._meta.db_table, columns, rows, json_columns)
         return
-    model.objects.bulk_create(model(**dict(zip(columns, row, strict=True))) for row in rows)
+    model.objects.bulk_create(
+        model(**{c: _decoded(v) for c, v in zip(columns, row, strict=True)}) for row in rows
+    )
+
+
+def _decoded(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, JsonText) else value
 
 
 def rows_insert_new(

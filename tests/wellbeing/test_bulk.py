@@ -8,7 +8,7 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from notifications.models import Message
-from wellbeing.bulk import rows_copy, rows_insert_new
+from wellbeing.bulk import JsonText, rows_copy, rows_insert_new
 
 pytestmark = pytest.mark.django_db
 
@@ -39,6 +39,14 @@ def test_copied_rows_land_with_their_json(organisation):
     message = Message.objects.get(idempotency_key="a")
     assert message.context == {"n": 1, "text": "tab\there"}
     assert message.next_attempt_at == AT
+
+
+def test_json_given_as_text_lands_as_the_same_value(organisation):
+    # with or without the column named as JSON, already encoded text is stored decoded
+    rows_copy(Message, COLUMNS, [row(organisation, "a", JsonText('{"n": [1, 2, 3]}'))])
+    rows_copy(Message, COLUMNS, [row(organisation, "b", JsonText('{"n": [4]}'))], json_columns=(5,))
+    assert Message.objects.get(idempotency_key="a").context == {"n": [1, 2, 3]}
+    assert Message.objects.get(idempotency_key="b").context == {"n": [4]}
 
 
 def test_a_copied_duplicate_fails_like_an_insert(organisation):
