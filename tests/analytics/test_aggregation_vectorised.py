@@ -122,7 +122,7 @@ def test_clean_scores_accepts_arrays_and_refuses_bad_values():
 def test_previous_published_walk_equals_the_max_over_all_history(steps):
     from django.db.models import Max
 
-    from wellbeing.aggregation import _previous_published, cell_key
+    from wellbeing.aggregation import _cell_key, _previous_published
     from wellbeing.models import CycleResult
 
     rng = random.Random(steps)
@@ -156,7 +156,7 @@ def test_previous_published_walk_equals_the_max_over_all_history(steps):
         .values_list("team_id", "scope", "dimension", "latest")
     }
     order = sorted(cells, key=lambda c: (c[0] or 0, c[1], c[2]))
-    keys = np.array([cell_key(*cell) for cell in order], dtype=np.int64)
+    keys = np.array([_cell_key(*cell) for cell in order], dtype=np.int64)
     periods = _previous_published(result=result, keys=keys, steps=steps)
     got = {cell: date.fromordinal(p) for cell, p in zip(order, periods.tolist(), strict=True) if p}
     assert got == expected
