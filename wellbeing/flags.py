@@ -796,9 +796,11 @@ def flags_update(*, result: CycleResult, tree: TeamTree | None = None) -> list[F
         team_ids=[t for t in evaluate if tree.teams[t].customer_facing],
         until=result.period_start,
     )
+    # Alerts go to the leads of an evaluated team and of its ancestors: only theirs are read.
+    alerted = {a for t in evaluate for a in (t, *tree.ancestors(t))}
     leads: dict[int, set[int]] = defaultdict(set)
     for team_id, user_id in TeamLead.objects.filter(
-        team__organisation=organisation, user__is_active=True
+        team__organisation=organisation, team_id__in=sorted(alerted), user__is_active=True
     ).values_list("team_id", "user_id"):
         leads[team_id].add(user_id)
     admins = list(
