@@ -399,20 +399,16 @@ BUCKETS = 5
 
 
 def summarise_rollup(
-    rollup: _Rollup,
-    scores: Sequence[Sequence[float] | NDArray[np.float64]],
-    *,
-    confidence: float = 0.95,
+    rollup: _Rollup, scores: Sequence[Sequence[float]], *, confidence: float = 0.95
 ) -> _Summaries:
     """``summarise`` of every node's subtree scores at once (scores per direct node, in
-    ``rollup.direct`` order; already clean: finite and within 0-100).  Two-pass spread about each
+    ``rollup.direct`` order, as ``_clean_scores`` gives them: finite and within 0-100).  Two-pass spread about each
     node's own mean; t quantiles once per distinct n."""
     from scipy import stats as scipy_stats
 
     nodes = len(rollup.nodes)
     sizes = np.array([len(a) for a in scores], dtype=np.int64)
-    # one pass over every team's numbers (a concatenation of thousands of small arrays costs
-    # more than reading the same numbers from the lists)
+    # one pass over every team's list of numbers
     values = np.fromiter(chain.from_iterable(scores), dtype=np.float64, count=int(sizes.sum()))
     owner = np.repeat(np.arange(len(scores), dtype=np.int64), sizes)
     element, node = rollup.expand(owner)
