@@ -9,10 +9,12 @@ from datetime import date
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.analytics.helpers import record
 from tests.factories import OrganisationFactory, TeamFactory
-from wellbeing.aggregation import CorruptInput, _clean_scores
+from wellbeing.aggregation import CorruptInput, _clean, _clean_batch, _clean_scores
 from wellbeing.analytics import TeamCycleInput
 from wellbeing.models import TeamAggregate, TeamParticipation
 from wellbeing.stats.summary import summarise
@@ -116,6 +118,63 @@ def test_clean_scores_accepts_arrays_and_refuses_bad_values():
     for too_many in (np.array([1.0, 2.0]), [1.0, 2.0]):
         with pytest.raises(CorruptInput):
             _clean_scores(too_many, 1)
+
+
+def _per_team(teams):
+    """What cleaning team by team keeps (None for a team it refuses)."""
+    out = {}
+    for team in teams:
+        try:
+            out[team.team_id] = _clean(team)
+        except CorruptInput:
+            out[team.team_id] = None
+    return out
+
+
+_score = st.one_of(
+    st.floats(min_value=0.0, max_value=100.0),
+    st.sampled_from([math.nan, math.inf, -1.0, 100.5, None, 7, True, "50"]),
+)
+_team = st.builds(
+    lambda i, invited, extra, scores: TeamCycleInput(
+        team_id=i, invited=invited + extra, responded=invited, scores=scores
+    ),
+    st.integers(1, 10**6),
+    st.integers(0, 6),
+    st.integers(-1, 3),
+    st.dictionaries(
+        st.sampled_from(["stress", "workload", "client_burnout", "no_such_dimension"]),
+        st.lists(_score, max_size=7),
+        max_size=3,
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_team, max_size=6, unique_by=lambda t: t.team_id))
+def test_the_batch_check_keeps_exactly_what_cleaning_team_by_team_keeps(teams):
+    # given any hand-over: clean, broken, or with values only team-by-team cleaning handles
+    per_team = _per_team(teams)
+    # when checked at once
+    batch = _clean_batch(teams)
+    # then it either declines (the caller cleans team by team) or keeps what that would keep;
+    # it never accepts a hand-over that cleaning team by team would refuse or change
+    if batch is not None:
+        assert batch == per_team
+    if any(v is None for v in per_team.values()):
+        assert batch is None
+
+
+def test_the_batch_check_accepts_the_closes_own_hand_over():
+    teams = [
+        TeamCycleInput(team_id=1, invited=9, responded=3, scores={"stress": [0.0, 50.0, 100.0]}),
+        TeamCycleInput(team_id=2, invited=4, responded=0, scores={}),
+        TeamCycleInput(team_id=3, invited=5, responded=2, scores={"stress": [], "support": [1.5]}),
+    ]
+    assert _clean_batch(teams) == _per_team(teams)
+    for odd in ([1.0, None], [1.0, math.nan], [1, 2.0], np.array([1.0])):
+        teams[0] = TeamCycleInput(team_id=1, invited=9, responded=3, scores={"stress": odd})
+        assert _clean_batch(teams) is None
 
 
 @pytest.mark.parametrize("steps", [1, 4])
