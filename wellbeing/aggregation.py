@@ -443,6 +443,7 @@ class _Summaries:
 
 
 BUCKETS = 5
+_DISTRIBUTION_JSON = "[" + ", ".join(["{}"] * BUCKETS) + "]"  # a row of bucket counts as JSON
 
 
 def summarise_rollup(
@@ -617,7 +618,9 @@ def _aggregates_store(
         for ordinal in sorted_unique(periods[periods > 0]).tolist():
             chosen = rows[periods == ordinal]
             delta[chosen] = delta_rule(date.fromordinal(ordinal))[at[chosen]]
-        distribution = summaries.distribution[at].tolist()
+        # each row's distribution as JSON text, formatted column-wise in one call per row
+        columns = summaries.distribution[at].T.tolist()
+        distribution = map(JsonText, map(_DISTRIBUTION_JSON.format, *columns))
         aggregates.extend(
             zip(
                 repeat(result.pk), row_teams, row_scopes, repeat(dimension), published,
@@ -627,10 +630,7 @@ def _aggregates_store(
                     for figure in (summaries.n, summaries.mean, summaries.sd,
                                    summaries.ci_low, summaries.ci_high)
                 ),
-                [
-                    JsonText("[" + ", ".join(map(str, d)) + "]") if p else None
-                    for d, p in zip(distribution, published, strict=True)
-                ],
+                [d if p else None for d, p in zip(distribution, published, strict=True)],
             )
         )  # fmt: skip
     # the distributions are JSON text already (a list of integers formatted in one step)
