@@ -25,6 +25,7 @@ Never raises on empty, short or all-missing histories: the answer is "not_enough
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -460,9 +461,10 @@ def participation_drop(
         )
 
     def drop_at(i: int) -> tuple[bool, float, float, float]:
-        history = np.asarray(values[max(0, i - baseline_cycles) : i])
-        ref = float(np.median(history))
-        spread = max(min_spread, 1.4826 * float(np.median(np.abs(history - ref))))
+        # a dozen values: plain Python (numpy's per-call cost is most of the time here)
+        history = values[max(0, i - baseline_cycles) : i]
+        ref = statistics.median(history)
+        spread = max(min_spread, 1.4826 * statistics.median([abs(v - ref) for v in history]))
         z = (ref - values[i]) / spread
         return (ref - values[i] >= min_drop and z >= z_limit), z, ref, spread
 
