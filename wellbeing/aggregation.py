@@ -633,8 +633,8 @@ def _aggregates_store(
                 [d if p else None for d, p in zip(distribution, published, strict=True)],
             )
         )  # fmt: skip
-    # the distributions are JSON text already (a list of integers formatted in one step)
-    rows_copy(TeamAggregate, _AGGREGATE_COLUMNS, aggregates)
+    # every value is of its column's type already (the distributions JSON text)
+    rows_copy(TeamAggregate, _AGGREGATE_COLUMNS, aggregates, binary=True)
 
 
 def _published_column(values: NDArray[Any], visible: NDArray[np.bool_]) -> list[Any]:

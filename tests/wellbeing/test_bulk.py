@@ -49,6 +49,27 @@ def test_json_given_as_text_lands_as_the_same_value(organisation):
     assert Message.objects.get(idempotency_key="b").context == {"n": [4]}
 
 
+def test_binary_copy_lands_the_same_values(organisation):
+    # the binary format (PostgreSQL; a plain insert elsewhere): JSON as an object or as text,
+    # a uuid, a time, an integer, a boolean and an empty string each land as given
+    first, second = row(organisation, "a", {"n": 1, "text": "tab\there"}), row(organisation, "b")
+    second = (*second[:5], JsonText('{"n": [4, 5]}'), True, *second[7:9], 3, *second[10:])
+    rows_copy(Message, COLUMNS, [first, second], binary=True)
+    a, b = Message.objects.get(idempotency_key="a"), Message.objects.get(idempotency_key="b")
+    assert (a.public_id, a.context, a.next_attempt_at, a.attempts) == (
+        first[0],
+        {"n": 1, "text": "tab\there"},
+        AT,
+        0,
+    )
+    assert (b.context, b.had_sensitive_context, b.attempts, b.last_error) == (
+        {"n": [4, 5]},
+        True,
+        3,
+        "",
+    )
+
+
 def test_a_copied_duplicate_fails_like_an_insert(organisation):
     rows_copy(Message, COLUMNS, [row(organisation, "a")], json_columns=(5,))
     with pytest.raises(IntegrityError), transaction.atomic():
