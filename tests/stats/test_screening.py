@@ -12,6 +12,7 @@ from wellbeing.stats.detector import (
     TREND_WINDOW,
     CyclePoint,
     detect_deterioration,
+    detect_deterioration_batch,
     high_level,
     participation_drop,
 )
@@ -155,3 +156,20 @@ def test_last_values_right_aligns_the_latest_finite_values():
     out = last_values(x, 2)
     assert out[0].tolist() == [2.0, 3.0]
     assert math.isnan(out[1, 0]) and out[1, 1] == 4.0
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_detecting_many_teams_at_once_equals_detecting_each_alone(seed):
+    # given histories of different lengths: long ones, short ones, with gaps and missing sds
+    x, n, s = _histories(seed, teams=120, cycles=52)
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(0, 53, size=len(x))
+    histories = [_points(x[i, :k], n[i, :k], s[i, :k]) for i, k in enumerate(lengths)]
+    org = {"org_mean": 45.0, "org_sd": 8.0, "org_within_sd": 14.0, "org_between_sd": 4.0}
+    # when detected in one batch
+    together = detect_deterioration_batch(histories, **org, label="Stress")
+    # then every team's detection is exactly the one it gets alone (same figures, to the bit)
+    alone = [detect_deterioration(h, **org, label="Stress") for h in histories]
+    assert [repr(d) for d in together] == [repr(d) for d in alone]
+    assert {d.baseline_source for d in together} >= {"team", "organisation"}
+    assert any(d.status == SIGNAL for d in together)

@@ -29,6 +29,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -361,27 +362,135 @@ def detect_deterioration(
     (``team_baseline_batch``); ``L`` is the limit when every baseline cycle carries the
     respondents' ``sd``, ``L_without_sd`` when not.
     """
+    return detect_deterioration_batch(
+        [history],
+        org_mean=org_mean,
+        org_sd=org_sd,
+        baseline_cycles=baseline_cycles,
+        min_history=min_history,
+        lam=lam,
+        L=L,
+        org_within_sd=org_within_sd,
+        org_between_sd=org_between_sd,
+        label=label,
+        max_baseline_cycles=max_baseline_cycles,
+        L_without_sd=L_without_sd,
+    )[0]
+
+
+@dataclass(frozen=True)
+class _Charts:
+    """The team-baseline charts of several histories, one row each (``_chart_rows``)."""
+
+    base: TeamBaseline
+    stats: NDArray[np.float64]
+    limits: NDArray[np.float64]
+
+
+def _chart_rows(
+    arrays: Sequence[tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]],
+    **chart: Any,
+) -> _Charts:
+    """``team_chart_batch`` of histories of different lengths in one matrix.  Every step of the
+    chart works row by row and only looks back, so a shorter history is padded at its end with
+    cycles that have no figure, and its row up to its own length is what it alone would give."""
+    width = max(x.size for x, _, _ in arrays)
+    padded = [np.full((len(arrays), width), np.nan) for _ in range(3)]
+    for row, columns in enumerate(arrays):
+        for matrix, values in zip(padded, columns, strict=True):
+            matrix[row, : values.size] = values
+    x, n, s = padded
+    lam, L, L_without_sd = chart.pop("lam"), chart.pop("L"), chart.pop("L_without_sd")
+    base = team_baseline_batch(x, n, s, **chart)
+    stats, limits, _ = team_chart_batch(
+        x, n, s, **chart, lam=lam, L=L, L_without_sd=L_without_sd, base=base
+    )
+    return _Charts(base=base, stats=stats, limits=limits)
+
+
+def detect_deterioration_batch(
+    histories: Sequence[Sequence[CyclePoint]],
+    *,
+    org_mean: float | None = None,
+    org_sd: float | None = None,
+    baseline_cycles: int = 12,
+    min_history: int = 6,
+    lam: float = 0.2,
+    L: float = DETECTOR_L,
+    org_within_sd: float | None = None,
+    org_between_sd: float | None = None,
+    label: str = "The index",
+    max_baseline_cycles: int = MAX_BASELINE_CYCLES,
+    L_without_sd: float = DETECTOR_L_WITHOUT_SD,
+) -> list[Detection]:
+    """``detect_deterioration`` of each history (same organisation figures and settings), the
+    team-baseline charts of all of them computed at once: the close evaluates hundreds of teams,
+    and one chart per call was mostly numpy's per-call cost."""
     if baseline_cycles < 2:
         raise ValueError("baseline_cycles must be at least 2")
     if min_history < 1:
         raise ValueError("min_history must be at least 1")
-    x, n, s = _as_arrays(history)
-    usable = int(np.isfinite(x).sum())
+    arrays = [_as_arrays(history) for history in histories]
+    usable = [int(np.isfinite(x).sum()) for x, _, _ in arrays]
+    charted = [i for i, count in enumerate(usable) if count > baseline_cycles]
+    kwargs = {"baseline_cycles": baseline_cycles, "max_baseline_cycles": max_baseline_cycles}
+    charts = (
+        _chart_rows([arrays[i] for i in charted], **kwargs, lam=lam, L=L, L_without_sd=L_without_sd)
+        if charted
+        else None
+    )
+    row_of = {i: row for row, i in enumerate(charted)}
+    out = []
+    for i, (x, n, s) in enumerate(arrays):
+        chart = None
+        if charts is not None and i in row_of:
+            row, size = row_of[i], x.size
+            chart = (
+                charts.base.mean[row, :size],
+                charts.base.sd[row, :size],
+                charts.stats[row, :size],
+                charts.limits[row, :size],
+            )
+        out.append(
+            _detect_one(
+                x, n, s, usable[i], chart,
+                org_mean=org_mean, org_sd=org_sd, baseline_cycles=baseline_cycles,
+                min_history=min_history, lam=lam, L=L, org_within_sd=org_within_sd,
+                org_between_sd=org_between_sd, label=label,
+            )
+        )  # fmt: skip
+    return out
+
+
+def _detect_one(
+    x: NDArray[np.float64],
+    n: NDArray[np.float64],
+    s: NDArray[np.float64],
+    usable: int,
+    chart: tuple[NDArray[np.float64], ...] | None,
+    *,
+    org_mean: float | None,
+    org_sd: float | None,
+    baseline_cycles: int,
+    min_history: int,
+    lam: float,
+    L: float,
+    org_within_sd: float | None,
+    org_between_sd: float | None,
+    label: str,
+) -> Detection:
+    """One history's detection; ``chart``: its team-baseline chart (baseline mean and sd,
+    statistics, limits) when it has more than ``baseline_cycles`` usable cycles."""
     if usable == 0:
         return _not_enough("There are no cycles with enough responses yet.")
 
     slope, slope_low, slope_high, mk_p = _trend(x)
-    if usable > baseline_cycles:
+    if chart is not None:
         source = "team"
-        kwargs = {"baseline_cycles": baseline_cycles, "max_baseline_cycles": max_baseline_cycles}
-        base = team_baseline_batch(x, n, s, **kwargs)
-        stats_m, limits_m, _ = team_chart_batch(
-            x, n, s, **kwargs, lam=lam, L=L, L_without_sd=L_without_sd, base=base
-        )
-        last_usable = np.flatnonzero(np.isfinite(base.mean[0]))[-1]
-        base_mean = float(base.mean[0, last_usable])
-        base_sd = float(base.sd[0, last_usable])
-        stats, limits = stats_m[0], limits_m[0]
+        mean_row, sd_row, stats, limits = chart
+        last_usable = np.flatnonzero(np.isfinite(mean_row))[-1]
+        base_mean = float(mean_row[last_usable])
+        base_sd = float(sd_row[last_usable])
         # limits are NaN on the baseline cycles: only later cycles are monitored
         monitored = np.isfinite(x) & np.isfinite(limits)
     elif usable >= min_history and is_number(org_mean) and is_number(org_sd):
