@@ -58,6 +58,7 @@ from .stats.detector import (
     CyclePoint,
     Detection,
     detect_deterioration,
+    detect_deterioration_batch,
     high_level,
     participation_drop,
 )
@@ -186,6 +187,21 @@ class OrgBaseline:
             label=label,
         )
 
+    def detect_many(
+        self, histories: Sequence[Sequence[CyclePoint]], *, label: str
+    ) -> list[Detection]:
+        return detect_deterioration_batch(
+            histories,
+            org_mean=self.mean,
+            org_sd=self.sd,
+            org_within_sd=self.within_sd,
+            org_between_sd=self.between_sd,
+            label=label,
+        )
+
+
+STRESS_LABEL, BURNOUT_LABEL = "Stress", "Client-related burnout"
+
 
 # --- Rules ----------------------------------------------------------------------------------
 
@@ -216,8 +232,12 @@ def _evaluate_high_stress(stress: _Series, settings: FlagSettings) -> Evaluation
     return Evaluation(ELEVATED if latest > level else IN_CONTROL_STATE)
 
 
-def _evaluate_rising_stress(stress: _Series, org: OrgBaseline) -> tuple[Evaluation, Detection]:
-    det = org.detect(stress.points, label="Stress")
+def _evaluate_rising_stress(
+    stress: _Series, org: OrgBaseline, det: Detection | None = None
+) -> tuple[Evaluation, Detection]:
+    """``det``: the stress detection of ``stress`` when the caller has it already."""
+    if det is None:
+        det = org.detect(stress.points, label=STRESS_LABEL)
     if stress.latest is None or det.status == NOT_ENOUGH_DATA:
         return Evaluation(NO_DATA), det
     if det.status != SIGNAL:
@@ -252,10 +272,12 @@ def _evaluate_empathy_risk(
     org: OrgBaseline,
     settings: FlagSettings,
     customer: dict[str, Any] | None = None,
+    burnout_det: Detection | None = None,
 ) -> Evaluation:
     if stress.latest is None or stress_det.status == NOT_ENOUGH_DATA:
         return Evaluation(NO_DATA)
-    burnout_det = org.detect(burnout.points, label="Client-related burnout")
+    if burnout_det is None:
+        burnout_det = org.detect(burnout.points, label=BURNOUT_LABEL)
     stress_signal = stress_det.status == SIGNAL
     stress_rising = stress_signal or _trend_up(stress_det)
     burnout_signal = burnout_det.status == SIGNAL
@@ -809,13 +831,22 @@ def flags_update(*, result: CycleResult, tree: TeamTree | None = None) -> list[F
         .values_list("pk", flat=True)
     )
     ctx = _Context(result, tree, settings, leads, admins, timezone.now())
+    series, detections = _detections_batch(
+        history, evaluate, tree=tree, baselines=baselines, result=result
+    )
+
+    def series_of(team_id: int, dimension: str) -> _Series:
+        found = series.get((team_id, dimension))
+        return found if found is not None else history.series(team_id, dimension)
 
     planned: dict[int, _TeamWrites] = {}
     for team_id in evaluate:
         writes = _TeamWrites()
         try:
-            stress = history.series(team_id, "stress")
-            rising, stress_det = _evaluate_rising_stress(stress, baselines["stress"])
+            stress = series_of(team_id, "stress")
+            rising, stress_det = _evaluate_rising_stress(
+                stress, baselines["stress"], detections.get((team_id, "stress"))
+            )
             evaluations = {
                 Flag.Kind.HIGH_STRESS: _evaluate_high_stress(stress, settings),
                 Flag.Kind.RISING_STRESS: rising,
@@ -824,10 +855,11 @@ def flags_update(*, result: CycleResult, tree: TeamTree | None = None) -> list[F
                 evaluations[Flag.Kind.EMPATHY_RISK] = _evaluate_empathy_risk(
                     stress,
                     stress_det,
-                    history.series(team_id, "client_burnout"),
+                    series_of(team_id, "client_burnout"),
                     baselines["client_burnout"],
                     settings,
                     customer=customer.get(team_id),
+                    burnout_det=detections.get((team_id, "client_burnout")),
                 )
             periods, rates = history.participation(team_id)
             evaluations[Flag.Kind.PARTICIPATION_DROP] = _evaluate_participation(periods, rates)
@@ -845,6 +877,40 @@ def flags_update(*, result: CycleResult, tree: TeamTree | None = None) -> list[F
             continue
         planned[team_id] = writes
     return _flags_write(ctx, planned)
+
+
+def _detections_batch(
+    history: _History,
+    team_ids: Sequence[int],
+    *,
+    tree: TeamTree,
+    baselines: dict[str, OrgBaseline],
+    result: CycleResult,
+) -> tuple[dict[tuple[int, str], _Series], dict[tuple[int, str], Detection]]:
+    """The series and detections the rules need, per (team, dimension): stress for every team in
+    ``team_ids``, client burnout for the customer-facing ones, each dimension's charts in one
+    batch.  Both empty if that fails (logged): each team then reads and detects on its own, in
+    its own ``try``, so one team's bad history cannot stop the others."""
+    series: dict[tuple[int, str], _Series] = {}
+    detections: dict[tuple[int, str], Detection] = {}
+    customer_facing = [t for t in team_ids if tree.teams[t].customer_facing]
+    try:
+        for dimension, label, teams in (
+            ("stress", STRESS_LABEL, team_ids),
+            ("client_burnout", BURNOUT_LABEL, customer_facing),
+        ):
+            keys = [(t, dimension) for t in teams]
+            series.update((key, history.series(*key)) for key in keys)
+            found = baselines[dimension].detect_many([series[k].points for k in keys], label=label)
+            detections.update(zip(keys, found, strict=True))
+    except Exception as exc:
+        logger.error(
+            "event=flag_detection_batch status=failed result_id=%s error=%s",
+            result.pk,
+            type(exc).__name__,
+        )
+        return {}, {}
+    return series, detections
 
 
 def _log_team_failure(result: CycleResult, team_id: int, exc: Exception) -> None:

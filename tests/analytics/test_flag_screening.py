@@ -128,6 +128,30 @@ def test_a_failing_screen_falls_back_to_evaluating_every_team(monkeypatch, caplo
     assert any(batch for batch in changes)
 
 
+def test_a_failing_batch_detection_falls_back_to_each_team_alone(monkeypatch, caplog):
+    # given the same history closed with the teams' charts in one batch, and with the batch
+    # failing so that every team detects on its own
+    batched_org, batched_teams = _org("d")
+    batched = _history(batched_org, batched_teams, seed=11)
+
+    def broken(self, histories, *, label):
+        raise FloatingPointError("boom")
+
+    monkeypatch.setattr(flags_module.OrgBaseline, "detect_many", broken)
+    alone_org, alone_teams = _org("e")
+    alone = _history(alone_org, alone_teams, seed=11)
+    # then the failure is logged and the flags, events and alerts are the same
+    assert "event=flag_detection_batch status=failed" in caplog.text
+    rename = dict(
+        Team.objects.filter(organisation__in=[batched_org, alone_org]).values_list("pk", "name")
+    )
+    assert [[(rename[t], *rest) for t, *rest in b] for b in batched] == [
+        [(rename[t], *rest) for t, *rest in b] for b in alone
+    ]
+    assert _flags(batched_org) == _flags(alone_org)
+    assert any(batch for batch in alone)
+
+
 def _assert_same_history(history, expected, dims):
     assert history.team_ids.tolist() == expected.team_ids.tolist()
     for dim in dims:
