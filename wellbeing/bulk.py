@@ -13,6 +13,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.db import connection, transaction
+from psycopg.adapt import Dumper
+from psycopg.postgres import types as postgres_types
+from psycopg.pq import Format
 
 
 class JsonText(str):
@@ -32,8 +35,16 @@ def _json_encoded(rows: Iterable[tuple[Any, ...]], json_columns: Sequence[int]) 
         yield values
 
 
-def _json_dumps(value: Any) -> str:
-    return value if isinstance(value, JsonText) else json.dumps(value)
+class _JsonbBinaryDumper(Dumper):
+    """jsonb for the binary COPY: the format's version byte, then the JSON text (a ``JsonText``
+    as it is, anything else encoded), in one call per value."""
+
+    format = Format.BINARY
+    oid = postgres_types["jsonb"].oid
+
+    def dump(self, obj: Any) -> bytes:
+        text = obj if isinstance(obj, JsonText) else json.dumps(obj)
+        return b"\x01" + text.encode()
 
 
 def _copy(
@@ -47,7 +58,6 @@ def _copy(
     """COPY ``rows`` into ``table``; with ``types`` (each column's PostgreSQL type) in the binary
     format, which spares formatting every number as text and the server parsing it back."""
     from psycopg import sql
-    from psycopg.types.json import set_json_dumps
 
     statement = sql.SQL("COPY {} ({}) FROM STDIN{}").format(
         sql.Identifier(table),
@@ -57,8 +67,8 @@ def _copy(
     # The raw cursor's copy bypasses Django's error translation: IntegrityError etc. as usual.
     with connection.wrap_database_errors, connection.cursor() as cursor:
         raw = cursor.cursor
-        if types:
-            set_json_dumps(_json_dumps, context=raw)  # JSON values as objects or JsonText
+        if types:  # this cursor's jsonb values, objects or JsonText, dumped in one step
+            raw.adapters.register_dumper(JsonText, _JsonbBinaryDumper)
         with raw.copy(statement.as_string(raw)) as copy:
             if types:
                 copy.set_types(list(types))
