@@ -29,7 +29,6 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -378,34 +377,18 @@ def detect_deterioration(
     )[0]
 
 
-@dataclass(frozen=True)
-class _Charts:
-    """The team-baseline charts of several histories, one row each (``_chart_rows``)."""
-
-    base: TeamBaseline
-    stats: NDArray[np.float64]
-    limits: NDArray[np.float64]
-
-
-def _chart_rows(
+def _padded(
     arrays: Sequence[tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]],
-    **chart: Any,
-) -> _Charts:
-    """``team_chart_batch`` of histories of different lengths in one matrix.  Every step of the
-    chart works row by row and only looks back, so a shorter history is padded at its end with
-    cycles that have no figure, and its row up to its own length is what it alone would give."""
+) -> list[NDArray[np.float64]]:
+    """Histories' (x, n, s) of different lengths as three matrices, one row each, padded at
+    their ends with cycles that have no figure.  Every step of the team chart works row by row
+    and only looks back, so a row up to its own length is what its history alone gives."""
     width = max(x.size for x, _, _ in arrays)
     padded = [np.full((len(arrays), width), np.nan) for _ in range(3)]
     for row, columns in enumerate(arrays):
         for matrix, values in zip(padded, columns, strict=True):
             matrix[row, : values.size] = values
-    x, n, s = padded
-    lam, L, L_without_sd = chart.pop("lam"), chart.pop("L"), chart.pop("L_without_sd")
-    base = team_baseline_batch(x, n, s, **chart)
-    stats, limits, _ = team_chart_batch(
-        x, n, s, **chart, lam=lam, L=L, L_without_sd=L_without_sd, base=base
-    )
-    return _Charts(base=base, stats=stats, limits=limits)
+    return padded
 
 
 def detect_deterioration_batch(
@@ -433,23 +416,24 @@ def detect_deterioration_batch(
     arrays = [_as_arrays(history) for history in histories]
     usable = [int(np.isfinite(x).sum()) for x, _, _ in arrays]
     charted = [i for i, count in enumerate(usable) if count > baseline_cycles]
-    kwargs = {"baseline_cycles": baseline_cycles, "max_baseline_cycles": max_baseline_cycles}
-    charts = (
-        _chart_rows([arrays[i] for i in charted], **kwargs, lam=lam, L=L, L_without_sd=L_without_sd)
-        if charted
-        else None
-    )
     row_of = {i: row for row, i in enumerate(charted)}
+    if charted:
+        kwargs = {"baseline_cycles": baseline_cycles, "max_baseline_cycles": max_baseline_cycles}
+        xm, nm, sm = _padded([arrays[i] for i in charted])
+        base = team_baseline_batch(xm, nm, sm, **kwargs)
+        stats, limits, _ = team_chart_batch(
+            xm, nm, sm, **kwargs, lam=lam, L=L, L_without_sd=L_without_sd, base=base
+        )
     out = []
     for i, (x, n, s) in enumerate(arrays):
         chart = None
-        if charts is not None and i in row_of:
+        if i in row_of:
             row, size = row_of[i], x.size
             chart = (
-                charts.base.mean[row, :size],
-                charts.base.sd[row, :size],
-                charts.stats[row, :size],
-                charts.limits[row, :size],
+                base.mean[row, :size],
+                base.sd[row, :size],
+                stats[row, :size],
+                limits[row, :size],
             )
         out.append(
             _detect_one(
