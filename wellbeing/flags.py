@@ -814,10 +814,8 @@ def flags_update(*, result: CycleResult, tree: TeamTree | None = None) -> list[F
     evaluate = [t for t in candidates if t in firing or t in with_flags]
     if not evaluate:
         return []
-    customer = customer_evidence(
-        team_ids=[t for t in evaluate if tree.teams[t].customer_facing],
-        until=result.period_start,
-    )
+    customer_facing = [t for t in evaluate if tree.teams[t].customer_facing]
+    customer = customer_evidence(team_ids=customer_facing, until=result.period_start)
     # Alerts go to the leads of an evaluated team and of its ancestors: only theirs are read.
     alerted = {a for t in evaluate for a in (t, *tree.ancestors(t))}
     leads: dict[int, set[int]] = defaultdict(set)
@@ -832,7 +830,7 @@ def flags_update(*, result: CycleResult, tree: TeamTree | None = None) -> list[F
     )
     ctx = _Context(result, tree, settings, leads, admins, timezone.now())
     series, detections = _detections_batch(
-        history, evaluate, tree=tree, baselines=baselines, result=result
+        history, evaluate, customer_facing, baselines=baselines, result=result
     )
 
     def series_of(team_id: int, dimension: str) -> _Series:
@@ -882,18 +880,17 @@ def flags_update(*, result: CycleResult, tree: TeamTree | None = None) -> list[F
 def _detections_batch(
     history: _History,
     team_ids: Sequence[int],
+    customer_facing: Sequence[int],
     *,
-    tree: TeamTree,
     baselines: dict[str, OrgBaseline],
     result: CycleResult,
 ) -> tuple[dict[tuple[int, str], _Series], dict[tuple[int, str], Detection]]:
     """The series and detections the rules need, per (team, dimension): stress for every team in
-    ``team_ids``, client burnout for the customer-facing ones, each dimension's charts in one
+    ``team_ids``, client burnout for those of them in ``customer_facing``, each dimension's charts in one
     batch.  Both empty if that fails (logged): each team then reads and detects on its own, in
     its own ``try``, so one team's bad history cannot stop the others."""
     series: dict[tuple[int, str], _Series] = {}
     detections: dict[tuple[int, str], Detection] = {}
-    customer_facing = [t for t in team_ids if tree.teams[t].customer_facing]
     try:
         for dimension, label, teams in (
             ("stress", STRESS_LABEL, team_ids),
