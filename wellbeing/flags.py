@@ -886,9 +886,9 @@ def _detections_batch(
     result: CycleResult,
 ) -> tuple[dict[tuple[int, str], _Series], dict[tuple[int, str], Detection]]:
     """The series and detections the rules need, per (team, dimension): stress for every team in
-    ``team_ids``, client burnout for those of them in ``customer_facing``, each dimension's charts in one
-    batch.  Both empty if that fails (logged): each team then reads and detects on its own, in
-    its own ``try``, so one team's bad history cannot stop the others."""
+    ``team_ids``, client burnout for those in ``customer_facing``, each dimension's charts in
+    one batch.  Both empty if that fails (logged): each team then reads and detects on its own,
+    in its own ``try``, so one team's bad history cannot stop the others."""
     series: dict[tuple[int, str], _Series] = {}
     detections: dict[tuple[int, str], Detection] = {}
     try:
