@@ -450,8 +450,8 @@ def summarise_rollup(
     rollup: _Rollup, scores: Sequence[Sequence[float]], *, confidence: float = 0.95
 ) -> _Summaries:
     """``summarise`` of every node's subtree scores at once (scores per direct node, in
-    ``rollup.direct`` order, as ``_clean_scores`` gives them: finite and within 0-100).  Two-pass spread about each
-    node's own mean; t quantiles once per distinct n."""
+    ``rollup.direct`` order, as ``_clean_scores`` gives them: finite and within 0-100).
+    Two-pass spread about each node's own mean; t quantiles once per distinct n."""
     from scipy import stats as scipy_stats
 
     nodes = len(rollup.nodes)
