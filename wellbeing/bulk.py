@@ -23,6 +23,11 @@ class JsonText(str):
     for thousands of rows): copied as it is, decoded for ``bulk_create``."""
 
 
+def _json_text(value: Any) -> str:
+    """A JSON column's value as JSON text: a ``JsonText`` as it is, anything else encoded."""
+    return value if isinstance(value, JsonText) else json.dumps(value)
+
+
 def _json_encoded(rows: Iterable[tuple[Any, ...]], json_columns: Sequence[int]) -> Iterable:
     if not json_columns:
         yield from rows
@@ -30,21 +35,20 @@ def _json_encoded(rows: Iterable[tuple[Any, ...]], json_columns: Sequence[int]) 
     for row in rows:
         values = list(row)
         for i in json_columns:
-            if values[i] is not None and not isinstance(values[i], JsonText):
-                values[i] = json.dumps(values[i])  # COPY's text format parses it as jsonb
+            if values[i] is not None:
+                values[i] = _json_text(values[i])  # COPY's text format parses it as jsonb
         yield values
 
 
 class _JsonbBinaryDumper(Dumper):
-    """jsonb for the binary COPY: the format's version byte, then the JSON text (a ``JsonText``
-    as it is, anything else encoded), in one call per value."""
+    """jsonb for the binary COPY: the format's version byte, then ``_json_text``, in one call
+    per value."""
 
     format = Format.BINARY
     oid = postgres_types["jsonb"].oid
 
     def dump(self, obj: Any) -> bytes:
-        text = obj if isinstance(obj, JsonText) else json.dumps(obj)
-        return b"\x01" + text.encode()
+        return b"\x01" + _json_text(obj).encode()
 
 
 def _copy(
