@@ -8,8 +8,17 @@ from hypothesis.extra import numpy as hnp
 from wellbeing.stats._data import finite, is_number, sorted_unique
 
 
-@settings(max_examples=200, deadline=None)
-@given(hnp.arrays(np.int64, st.integers(min_value=0, max_value=300), elements=st.integers(-50, 50)))
+def _int_arrays(elements):
+    return hnp.arrays(
+        st.sampled_from([np.int64, np.int32]),
+        st.integers(min_value=0, max_value=300),
+        elements=elements,
+    )
+
+
+@settings(max_examples=300, deadline=None)
+# narrow ranges take the table path, wide ones the sort
+@given(_int_arrays(st.integers(-50, 50)) | _int_arrays(st.integers(-(2**31), 2**31 - 1)))
 def test_sorted_unique_equals_numpy_unique(values):
     result = sorted_unique(values)
     assert result.dtype == values.dtype
