@@ -641,14 +641,21 @@ class _History:
         points: list[CyclePoint] = []
         if i is None:
             return _Series(periods, points)
-        for j in np.flatnonzero(m["present"][i]):
-            published = bool(m["published"][i, j])
-            index, sd = float(m["index"][i, j]), float(m["sd"][i, j])
+        columns = np.flatnonzero(m["present"][i])
+        # the row's cells as Python values at once (indexing numpy cell by cell is slow)
+        for j, published, index, n, sd in zip(
+            columns.tolist(),
+            m["published"][i, columns].tolist(),
+            m["index"][i, columns].tolist(),
+            m["n"][i, columns].tolist(),
+            m["sd"][i, columns].tolist(),
+            strict=True,
+        ):
             periods.append(self.periods[j])
             points.append(
                 CyclePoint(
                     index=index if published and not math.isnan(index) else None,
-                    n=int(m["n"][i, j]),
+                    n=int(n),
                     sd=sd if published and not math.isnan(sd) else None,
                 )
             )
