@@ -167,22 +167,6 @@ class _Layout:
     direct: dict[int, int] = field(default_factory=dict)  # node -> team whose input it holds
     rows: list[tuple[int, int | None, str]] = field(default_factory=list)  # node, team, scope
 
-    def subtree_nodes(self) -> dict[int, list[int]]:
-        """node -> every node in its subtree (itself included)."""
-        children: dict[int, list[int]] = defaultdict(list)
-        for node, parent in self.parent.items():
-            if parent is not None:
-                children[parent].append(node)
-        out: dict[int, list[int]] = {}
-        for node in self.parent:
-            stack, seen = [node], []
-            while stack:
-                current = stack.pop()
-                seen.append(current)
-                stack.extend(children.get(current, ()))
-            out[node] = seen
-        return out
-
 
 def _layout(tree: TeamTree, inputs: dict[int, _CleanInput]) -> _Layout:
     """Teams in the cycle and their ancestors; a parent with direct members gets a leaf node for
@@ -395,19 +379,32 @@ class _Rollup:
     """The layout as arrays: every node's subtree as (node, direct node) pairs, so any additive
     figure of the direct nodes rolls up to every node with one ``bincount``."""
 
-    def __init__(self, layout: _Layout, subtrees: dict[int, list[int]]) -> None:
+    def __init__(self, layout: _Layout) -> None:
         self.nodes = list(layout.parent)
         self.position = {node: i for i, node in enumerate(self.nodes)}
         self.direct = list(layout.direct)
-        direct_position = {node: i for i, node in enumerate(self.direct)}
-        pairs = sorted(
-            (direct_position[m], self.position[node])
-            for node, members in subtrees.items()
-            for m in members
-            if m in direct_position
+        # A node's subtree holds a direct node when it is that node or one of its ancestors:
+        # every direct node climbs the tree a level at a time, all of them at once.
+        parent = np.array(
+            [-1 if p is None else self.position[p] for p in layout.parent.values()], dtype=np.int64
         )
-        self.pair_direct = np.array([d for d, _ in pairs], dtype=np.int64)
-        self.pair_node = np.array([a for _, a in pairs], dtype=np.int64)
+        owner = np.arange(len(self.direct), dtype=np.int64)
+        at = np.array([self.position[node] for node in self.direct], dtype=np.int64)
+        owners: list[NDArray[np.int64]] = []
+        ats: list[NDArray[np.int64]] = []
+        while at.size:
+            if len(owners) > len(self.nodes):  # deeper than a tree of these nodes can be
+                raise ValueError("the layout's parents form a cycle")
+            owners.append(owner)
+            ats.append(at)
+            above = parent[at] >= 0
+            owner, at = owner[above], parent[at[above]]
+        empty = np.zeros(0, dtype=np.int64)
+        pair_direct = np.concatenate(owners) if owners else empty
+        pair_node = np.concatenate(ats) if ats else empty
+        order = np.lexsort((pair_node, pair_direct))
+        self.pair_direct = pair_direct[order]
+        self.pair_node = pair_node[order]
         # per direct node, its slice of the (sorted) pairs: the nodes whose subtree holds it
         self.count = np.bincount(self.pair_direct, minlength=len(self.direct))
         self.offset = np.concatenate([[0], np.cumsum(self.count)[:-1]]).astype(np.int64)
@@ -521,8 +518,7 @@ def _aggregates_store(
     if not inputs:
         return
     layout = _layout(tree, inputs)
-    subtrees = layout.subtree_nodes()
-    rollup = _Rollup(layout, subtrees)
+    rollup = _Rollup(layout)
     guarded: dict[tuple[int, ...], set[int]] = {}
 
     def guard(counts: Sequence[int]) -> set[int]:

@@ -46,6 +46,47 @@ def _descendants(team, teams):
     return out
 
 
+def _subtree_nodes(layout):
+    """node -> every node in its subtree (itself included), walked down from each node."""
+    children = {}
+    for node, parent in layout.parent.items():
+        children.setdefault(parent, []).append(node)
+    out = {}
+    for node in layout.parent:
+        stack, seen = [node], []
+        while stack:
+            current = stack.pop()
+            seen.append(current)
+            stack.extend(children.get(current, ()))
+        out[node] = seen
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_rollup_pairs_are_each_direct_node_with_every_node_whose_subtree_holds_it(seed):
+    from wellbeing.aggregation import _CleanInput, _layout, _Rollup
+    from wellbeing.analytics_selectors import team_tree
+
+    rng = random.Random(seed)
+    organisation = OrganisationFactory()
+    teams = _tree(organisation, rng)
+    # some teams have no input this cycle: they are in the layout only as ancestors, or not at all
+    inputs = {
+        t.pk: _CleanInput(invited=1, responded=1, scores={}) for t in teams if rng.random() < 0.7
+    }
+    layout = _layout(team_tree(organisation=organisation), inputs)
+    rollup = _Rollup(layout)
+    expected = sorted(
+        (rollup.direct.index(member), rollup.position[node])
+        for node, members in _subtree_nodes(layout).items()
+        for member in members
+        if member in layout.direct
+    )
+    got = list(zip(rollup.pair_direct.tolist(), rollup.pair_node.tolist(), strict=True))
+    assert got == expected
+    assert rollup.count.sum() == len(expected)
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_stored_figures_equal_summarise_of_each_groups_scores(seed):
     rng = random.Random(seed)
@@ -279,8 +320,8 @@ def test_rosters_from_movers_equal_delta_publishable_over_full_rosters(seed):
     tree = team_tree(organisation=organisation)
     inputs = {t.pk: _CleanInput(invited=1, responded=1, scores={}) for t in teams}
     layout = _layout(tree, inputs)
-    subtrees = layout.subtree_nodes()
-    rollup = _Rollup(layout, subtrees)
+    subtrees = _subtree_nodes(layout)
+    rollup = _Rollup(layout)
     rosters = _Rosters(organisation=organisation, layout=layout, rollup=rollup)
 
     def roster(node, day):
