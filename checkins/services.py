@@ -25,7 +25,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
-from wellbeing.bulk import rows_copy
+from wellbeing.bulk import gc_paused, rows_copy
 from wellbeing.errors import ServiceError, validation_fields
 from wellbeing.models import Organisation, Team, User
 from wellbeing.selectors import team_subtree_ids
@@ -1392,6 +1392,7 @@ def _cycle_scores_sql(
     return scores, responded
 
 
+@gc_paused()
 def cycle_results_inputs(*, cycle: Cycle) -> list[TeamCycleInput]:
     """What the close hands to wellbeing per team: invited and responded counts and the
     per-respondent indices, for every team the cycle was scheduled for or invited people in.

@@ -29,7 +29,7 @@ from django.db.models import Max
 from numpy.typing import NDArray
 
 from .analytics_selectors import TeamTree, team_tree
-from .bulk import JsonText, rows_copy
+from .bulk import JsonText, gc_paused, rows_copy
 from .errors import ServiceError
 from .guard import Node, publishable_nodes, validate_k
 from .models import (
@@ -308,6 +308,7 @@ def _delta_publishable_nodes(
     )
 
 
+@gc_paused()
 def cycle_results_store(
     *,
     organisation: Organisation,

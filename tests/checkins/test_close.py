@@ -100,6 +100,31 @@ def test_close_is_idempotent(cycle, recorded):
     assert len(calls) == 1
 
 
+def test_close_scores_and_stores_with_the_garbage_collector_paused(cycle, monkeypatch):
+    """``gc_paused`` around both halves of the analytic close, and restored after it."""
+    import gc
+
+    from wellbeing import aggregation
+
+    answer_all(cycle, 5)
+    seen: dict[str, bool] = {}
+    real_invited, real_store = services.Invitation.objects.filter, aggregation._aggregates_store
+
+    def invited(*args, **kwargs):
+        seen.setdefault("inputs", gc.isenabled())
+        return real_invited(*args, **kwargs)
+
+    def store(**kwargs):
+        seen["store"] = gc.isenabled()
+        return real_store(**kwargs)
+
+    monkeypatch.setattr(aggregation, "_aggregates_store", store)
+    monkeypatch.setattr(services.Invitation.objects, "filter", invited)
+    assert services.cycle_close(cycle=cycle, now=cycle.closes_at) is True
+    assert seen == {"inputs": False, "store": False}
+    assert gc.isenabled()
+
+
 def test_close_before_the_window_ends_does_nothing(cycle):
     assert services.cycle_close(cycle=cycle, now=cycle.closes_at - timedelta(seconds=1)) is False
     cycle.refresh_from_db()

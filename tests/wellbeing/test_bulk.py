@@ -111,3 +111,26 @@ def test_insert_new_rolls_back_with_the_callers_transaction(organisation):
         )
         raise Boom
     assert not Message.objects.exists()
+
+
+def test_gc_paused_restores_the_collector_and_nests():
+    import gc
+
+    from wellbeing.bulk import gc_paused
+
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), gc_paused():
+        assert not gc.isenabled()
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the inner pause left the outer one in place
+        raise RuntimeError
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()  # a collector paused by someone else stays paused
+    finally:
+        gc.enable()
+
