@@ -133,4 +133,3 @@ def test_gc_paused_restores_the_collector_and_nests():
         assert not gc.isenabled()  # a collector paused by someone else stays paused
     finally:
         gc.enable()
-
