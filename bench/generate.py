@@ -416,7 +416,7 @@ class Aggregator:
         from scipy import sparse
         from scipy import stats as scipy_stats
 
-        from wellbeing.aggregation import _layout
+        from wellbeing.aggregation import _layout, _Rollup
         from wellbeing.analytics_selectors import team_tree
         from wellbeing.models import Organisation
 
@@ -425,17 +425,13 @@ class Aggregator:
         occupied = np.unique(org.user_leaf)
         self.inputs = {int(org.leaf_ids[i]) for i in occupied}
         self.layout = _layout(tree, dict.fromkeys(self.inputs))  # type: ignore[arg-type]
-        subtrees = self.layout.subtree_nodes()
         self.nodes = [node for node, _, _ in self.layout.rows]
         self.node_pos = {node: i for i, node in enumerate(self.nodes)}
         leaf_pos = {int(t): i for i, t in enumerate(org.leaf_ids)}
-        ri, ci = [], []
-        for i, node in enumerate(self.nodes):
-            for member in subtrees[node]:
-                team = self.layout.direct.get(member)
-                if team is not None:
-                    ri.append(i)
-                    ci.append(leaf_pos[team])
+        # each node's row against the leaves its subtree holds, from the close's own rollup
+        rollup = _Rollup(self.layout)
+        ri = [self.node_pos[rollup.nodes[a]] for a in rollup.pair_node.tolist()]
+        ci = [leaf_pos[self.layout.direct[rollup.direct[d]]] for d in rollup.pair_direct.tolist()]
         self.matrix = sparse.csr_matrix(
             (np.ones(len(ri)), (ri, ci)), shape=(len(self.nodes), len(org.leaf_ids))
         )
