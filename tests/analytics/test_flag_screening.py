@@ -115,6 +115,63 @@ def test_screened_close_moves_flags_exactly_like_evaluating_every_team(monkeypat
     assert any(batch for batch in full)  # the histories do open flags
 
 
+# Ten respondents spread evenly about each cycle's mean: the means are exact, the spread steady.
+SPREAD = (-15.0, -12.0, -10.0, -5.0, 0.0, 0.0, 5.0, 10.0, 12.0, 15.0)
+
+
+def _gentle_rise(i: int, level: float) -> float:
+    """Flat for 20 cycles, then up 0.3 a cycle: a clear trend, too small for the chart."""
+    return level + 0.3 * max(0, i - 19)
+
+
+def test_the_screen_lets_through_empathy_risk_that_only_the_trend_and_burnout_raise():
+    # given two customer-facing teams whose stress rises by a trend the chart does not signal,
+    # one with client burnout high and flat, one with it low and rising by a trend, and a team
+    # not facing customers with the first one's figures
+    organisation = OrganisationFactory(slug="screen-empathy")
+    high = TeamFactory(organisation=organisation, name="High burnout", customer_facing=True)
+    rising = TeamFactory(organisation=organisation, name="Rising burnout", customer_facing=True)
+    internal = TeamFactory(organisation=organisation, name="Internal", customer_facing=False)
+    burnout_of = {high: lambda i: 75.0, rising: lambda i: _gentle_rise(i, 30.0)}
+    burnout_of[internal] = burnout_of[high]
+    for i in range(28):
+        record(
+            organisation,
+            i,
+            [
+                TeamCycleInput(
+                    team.pk,
+                    12,
+                    len(SPREAD),
+                    {
+                        "stress": [_gentle_rise(i, 40.0) + d for d in SPREAD],
+                        "client_burnout": [burnout(i) + d for d in SPREAD],
+                    },
+                )
+                for team, burnout in burnout_of.items()
+            ],
+        )
+    # then the screen passes both customer-facing teams on for evaluation and the internal
+    # team not, and the customer-facing teams' empathy flags are open, nothing else
+    results = list(CycleResult.objects.filter(organisation=organisation).order_by("period_start"))
+    history = flags_module._History.load(results, ("stress", "client_burnout"))
+    baselines = {d: history.org_baseline(d, results[-1].pk) for d in ("stress", "client_burnout")}
+    screened = flags_module._screen(
+        history,
+        [high.pk, rising.pk, internal.pk],
+        tree=flags_module.team_tree(organisation=organisation),
+        settings=flags_module.settings_for(organisation),
+        baselines=baselines,
+    )
+    assert screened == {high.pk, rising.pk}
+    assert sorted(
+        Flag.objects.filter(organisation=organisation).values_list("team__name", "kind", "state")
+    ) == [
+        ("High burnout", "empathy_risk", "open"),
+        ("Rising burnout", "empathy_risk", "open"),
+    ]
+
+
 def test_a_failing_screen_falls_back_to_evaluating_every_team(monkeypatch, caplog):
     organisation, teams = _org("c")
 
