@@ -713,13 +713,15 @@ def _screen(
     rows = history._rows(team_ids)
     ids = np.asarray(team_ids, dtype=np.int64)
 
-    def may_signal(dimension: str) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    def may_signal(
+        dimension: str, at: NDArray[np.int64]
+    ) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
         x, n, s = history.detector_arrays(dimension)
         org = baselines[dimension]
         return deterioration_may_signal(
-            x[rows],
-            n[rows],
-            s[rows],
+            x[at],
+            n[at],
+            s[at],
             org_mean=org.mean,
             org_sd=org.sd,
             org_within_sd=org.within_sd,
@@ -727,7 +729,7 @@ def _screen(
         )
 
     stress = history.dims["stress"]
-    stress_signal, stress_enough = may_signal("stress")
+    stress_signal, stress_enough = may_signal("stress", rows)
     high = high_level_may_fire(
         stress["index"][rows],
         threshold=settings.high_stress_level,
@@ -737,21 +739,23 @@ def _screen(
     fire = stress_signal | high | drop
     customer = np.array([tree.teams[int(t)].customer_facing for t in ids], dtype=bool)
     if customer.any():
-        x_stress = history.detector_arrays("stress")[0][rows]
-        stress_rising = stress_signal | trend_may_rise(x_stress)
+        # the empathy rule concerns customer-facing teams only: its figures for their rows
+        facing = rows[customer]
+        x_stress = history.detector_arrays("stress")[0][facing]
+        stress_rising = stress_signal[customer] | trend_may_rise(x_stress)
         burnout = history.dims["client_burnout"]
-        burnout_signal, _ = may_signal("client_burnout")
-        x_burnout = history.detector_arrays("client_burnout")[0][rows]
+        burnout_signal, _ = may_signal("client_burnout", facing)
+        x_burnout = history.detector_arrays("client_burnout")[0][facing]
         burnout_rising = burnout_signal | trend_may_rise(x_burnout)
         # the latest burnout figure is the last present row's (None when not published)
-        present = burnout["present"][rows]
+        present = burnout["present"][facing]
         has = present.any(axis=1)
         last = present.shape[1] - 1 - np.argmax(present[:, ::-1], axis=1)
-        latest = np.where(has, burnout["index"][rows, last], np.nan)
+        latest = np.where(has, burnout["index"][facing, last], np.nan)
         level = float(settings.client_burnout_level)
         with np.errstate(invalid="ignore"):
             burnout_high = np.isfinite(latest) & (latest >= level - 1e-7 * (1.0 + abs(level)))
-        fire |= customer & stress_enough & stress_rising & (burnout_rising | burnout_high)
+        fire[customer] |= stress_enough[customer] & stress_rising & (burnout_rising | burnout_high)
     return {int(t) for t in ids[fire]}
 
 
