@@ -20,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -713,10 +714,12 @@ def _screen(
     rows = history._rows(team_ids)
     ids = np.asarray(team_ids, dtype=np.int64)
 
+    detector_arrays = cache(history.detector_arrays)  # once per dimension for the screen
+
     def may_signal(
         dimension: str, at: NDArray[np.int64]
     ) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
-        x, n, s = history.detector_arrays(dimension)
+        x, n, s = detector_arrays(dimension)
         org = baselines[dimension]
         return deterioration_may_signal(
             x[at],
@@ -741,11 +744,11 @@ def _screen(
     if customer.any():
         # the empathy rule concerns customer-facing teams only: its figures for their rows
         facing = rows[customer]
-        x_stress = history.detector_arrays("stress")[0][facing]
+        x_stress = detector_arrays("stress")[0][facing]
         stress_rising = stress_signal[customer] | trend_may_rise(x_stress)
         burnout = history.dims["client_burnout"]
         burnout_signal, _ = may_signal("client_burnout", facing)
-        x_burnout = history.detector_arrays("client_burnout")[0][facing]
+        x_burnout = detector_arrays("client_burnout")[0][facing]
         burnout_rising = burnout_signal | trend_may_rise(x_burnout)
         # the latest burnout figure is the last present row's (None when not published)
         present = burnout["present"][facing]
