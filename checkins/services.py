@@ -1436,7 +1436,7 @@ def cycle_close(*, cycle: Cycle, now: datetime | None = None) -> bool:
         message_cancel_pending,
         messages_enqueue_bulk,
     )
-    from wellbeing.analytics import cycle_results_record
+    from wellbeing.analytics import cycle_results_reads, cycle_results_record
 
     now = now or timezone.now()
     # Barrier: wait for in-flight submissions (they hold a share lock on the cycle row).
@@ -1446,7 +1446,14 @@ def cycle_close(*, cycle: Cycle, now: datetime | None = None) -> bool:
             return False
     pending_release(cycle=barrier, force=True)
 
-    with transaction.atomic():
+    # What wellbeing will read that does not depend on the answers is read meanwhile, on a
+    # second connection (outside a caller's transaction; see ``wellbeing.close_reads``).
+    with (
+        cycle_results_reads(
+            organisation=barrier.organisation, period_start=barrier.period_start
+        ) as reads,
+        transaction.atomic(),
+    ):
         cycle = (
             Cycle.objects.select_for_update()
             .select_related("organisation", "survey")
@@ -1467,6 +1474,7 @@ def cycle_close(*, cycle: Cycle, now: datetime | None = None) -> bool:
             period_start=cycle.period_start,
             closed_at=now,
             teams=teams,
+            reads=reads,
         )
         analytic_done = perf_counter()
         CLOSE_PHASES.clear()

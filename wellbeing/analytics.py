@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
 from .models import Organisation
+
+if TYPE_CHECKING:
+    from .close_reads import CloseReads
 
 # Every dimension Pulse measures; indices are 0-100 with higher meaning worse.
 DIMENSIONS: tuple[str, ...] = (
@@ -65,10 +70,13 @@ def cycle_results_record(
     period_start: date,
     closed_at: datetime,
     teams: Sequence[TeamCycleInput],
+    reads: CloseReads | None = None,
 ) -> list[FlagChange]:
     """Store aggregates for a closed cycle, detect trends, update flags; idempotent per cycle_key.
 
-    Runs inside the caller's transaction.  Returns the flag changes that need alerts."""
+    Runs inside the caller's transaction.  Returns the flag changes that need alerts.
+    ``reads``: from ``cycle_results_reads`` for the same organisation and period, entered
+    before the caller computed ``teams``."""
     from .aggregation import cycle_results_store  # implemented with the trends capability
 
     return cycle_results_store(
@@ -77,4 +85,16 @@ def cycle_results_record(
         period_start=period_start,
         closed_at=closed_at,
         teams=teams,
+        reads=reads,
     )
+
+
+def cycle_results_reads(
+    *, organisation: Organisation, period_start: date
+) -> AbstractContextManager[CloseReads]:
+    """Start what ``cycle_results_record`` reads that does not depend on the answers, so the
+    database serves it while the caller scores them (``wellbeing.close_reads``).  Enter it
+    before starting the transaction that scores and records the cycle."""
+    from .close_reads import CloseReads
+
+    return CloseReads.ahead(organisation=organisation, period_start=period_start)

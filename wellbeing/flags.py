@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import cache
@@ -34,6 +34,7 @@ from psycopg import sql as psycopg_sql
 from . import policy
 from .analytics import FlagChange
 from .analytics_selectors import TeamTree, team_tree
+from .close_reads import CloseReads, Columns
 from .customer_metrics import customer_evidence, with_customer_evidence
 from .errors import ServiceError
 from .models import (
@@ -568,13 +569,16 @@ class _History:
         dimensions: Sequence[str],
         *,
         binary: bool | None = None,
+        read: Callable[[Sequence[int], Sequence[str]], Columns] | None = None,
     ) -> _History:
-        """The window's rows, read with a binary COPY on PostgreSQL (``binary``), else the ORM."""
+        """The window's rows, read with a binary COPY on PostgreSQL (``binary``), else the ORM,
+        or by ``read`` (``CloseReads.history_columns``)."""
         history = cls(results)
         result_ids = sorted(history.column)
         if binary is None:
             binary = connection.vendor == "postgresql"
-        read = _history_columns_copy if binary else _history_columns_orm
+        if read is None:
+            read = _history_columns_copy if binary else _history_columns_orm
         agg, part = read(result_ids, dimensions)
         teams = sorted_unique(np.concatenate([agg["team"], part["team"]]).astype(np.int64))
         history.team_ids = teams
@@ -762,7 +766,9 @@ def _screen(
     return {int(t) for t in ids[fire]}
 
 
-def flags_update(*, result: CycleResult, tree: TeamTree | None = None) -> list[FlagChange]:
+def flags_update(
+    *, result: CycleResult, tree: TeamTree | None = None, reads: CloseReads | None = None
+) -> list[FlagChange]:
     """Run detection for every team in ``result`` and move flags through their life cycle.
 
     The rules are first screened for every team at once (numpy over teams x cycles); a team is
@@ -779,7 +785,9 @@ def flags_update(*, result: CycleResult, tree: TeamTree | None = None) -> list[F
         ).order_by("-period_start", "-closed_at")[:HISTORY_CYCLES]
     )
     results.reverse()
-    history = _History.load(results, ("stress", "client_burnout"))
+    history = _History.load(
+        results, DETECTION_DIMENSIONS, read=reads.history_columns if reads else None
+    )
     column = history.column.get(result.pk)
     current_teams: list[int] = []
     if column is not None and len(history.team_ids):

@@ -1,0 +1,162 @@
+"""What a cycle close reads that does not depend on the cycle's answers, read while they are scored.
+
+The close's longest single step is PostgreSQL scoring the cycle's answers.  Four of its other
+reads need nothing from that step: the team tree, the organisation's memberships (for the
+over-time differencing rule), the cells the previous cycle published (the same rule's
+look-back) and the earlier cycles of the flag window.  ``CloseReads.ahead`` starts them on a
+second database connection in a thread, so PostgreSQL serves them on the other core while the
+scoring runs; the close then takes each one when it gets there.
+
+Only on PostgreSQL and only when the caller is outside a transaction: a second connection sees
+committed rows only, so inside someone's transaction (tests wrapped in one, a caller's atomic
+block) every read runs inline, through the same functions, when it is first needed.  A read
+ahead that fails (e.g. no connection slot left) is logged by its error type and done inline.
+
+What is read ahead is what the close would read half a second later: results are immutable once
+stored (a recompute stores a new one, which the close then reads inline, by its id), and a
+membership or team changed while a cycle closes is a race the close always had.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from django.db import connection, connections
+from numpy.typing import NDArray
+
+from .models import CycleResult, Organisation
+
+if TYPE_CHECKING:
+    from .analytics_selectors import TeamTree
+
+logger = logging.getLogger(__name__)
+
+# How many earlier cycles the look-back reads one at a time (``aggregation._previous_published``)
+LOOK_BACK_STEPS = 4
+
+Columns = tuple[dict[str, NDArray[Any]], dict[str, NDArray[Any]]]
+
+
+class CloseReads:
+    """The close's answer-independent reads for one organisation and period: each one either
+    read ahead (``ahead``) or, otherwise, read inline when asked for."""
+
+    def __init__(self, *, organisation: Organisation, period_start: date) -> None:
+        self.organisation = organisation
+        self.period_start = period_start
+        self._future: Future[dict[str, Any]] | None = None
+        self._early: dict[str, Any] | None = None
+
+    @classmethod
+    @contextmanager
+    def ahead(cls, *, organisation: Organisation, period_start: date) -> Iterator[CloseReads]:
+        """The reads, started now on a second connection when it would see what this one sees
+        (see the module docstring).  Leaving the block waits for the thread, which closes its
+        connection."""
+        reads = cls(organisation=organisation, period_start=period_start)
+        if connection.vendor != "postgresql" or connection.in_atomic_block:
+            yield reads
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="close-reads") as pool:
+            reads._future = pool.submit(reads._read_ahead)
+            yield reads
+
+    def _read_ahead(self) -> dict[str, Any]:
+        from .aggregation import _published_keys, membership_arrays
+        from .analytics_selectors import team_tree
+        from .flags import DETECTION_DIMENSIONS, HISTORY_CYCLES, _history_columns_copy
+
+        try:
+            earlier = CycleResult.objects.filter(
+                organisation=self.organisation, period_start__lt=self.period_start
+            )
+            recent = list(
+                earlier.order_by("-period_start").values_list("pk", "period_start")[
+                    :LOOK_BACK_STEPS
+                ]
+            )
+            latest = sorted(pk for pk, period in recent if period == recent[0][1]) if recent else []
+            window = sorted(
+                CycleResult.objects.filter(
+                    organisation=self.organisation, period_start__lte=self.period_start
+                )
+                .order_by("-period_start", "-closed_at")
+                .values_list("pk", flat=True)[:HISTORY_CYCLES]
+            )
+            return {
+                "tree": team_tree(organisation=self.organisation),
+                "memberships": membership_arrays(self.organisation),
+                "published": (latest, _published_keys(latest, None)),
+                "history": (window, _history_columns_copy(window, DETECTION_DIMENSIONS)),
+            }
+        finally:
+            connections.close_all()  # this thread's connections only
+
+    def _read(self, name: str) -> Any:
+        """What was read ahead under ``name``, or None (not read ahead, or the read failed)."""
+        if self._future is not None:
+            future, self._future = self._future, None
+            try:
+                self._early = future.result()
+            except Exception as exc:
+                logger.warning("event=close_reads status=failed error=%s", type(exc).__name__)
+        return None if self._early is None else self._early[name]
+
+    def tree(self) -> TeamTree:
+        from .analytics_selectors import team_tree
+
+        early = self._read("tree")
+        return early if early is not None else team_tree(organisation=self.organisation)
+
+    def memberships(self) -> tuple[NDArray[np.int64], ...]:
+        from .aggregation import membership_arrays
+
+        early = self._read("memberships")
+        return early if early is not None else membership_arrays(self.organisation)
+
+    def published_keys(
+        self, result_ids: Sequence[int], team_ids: NDArray[np.int64]
+    ) -> NDArray[np.int64]:
+        """``aggregation._published_keys``, from the previous cycle's cells read ahead when
+        ``result_ids`` are that cycle's."""
+        from .aggregation import _published_keys
+
+        early = self._read("published")
+        if early is not None and early[0] == sorted(result_ids):
+            keys: NDArray[np.int64] = early[1]
+            return keys[np.isin(keys // 32, team_ids)]
+        return _published_keys(result_ids, team_ids)
+
+    def history_columns(self, result_ids: Sequence[int], dimensions: Sequence[str]) -> Columns:
+        """``flags._history_columns_copy``: the results read ahead taken from what was read,
+        any other (the cycle being closed) read now."""
+        from .flags import DETECTION_DIMENSIONS, _history_columns_copy
+
+        early = self._read("history")
+        if early is None or tuple(dimensions) != DETECTION_DIMENSIONS:
+            return _history_columns_copy(result_ids, dimensions)
+        window, (agg, part) = early
+        have = sorted(set(window) & set(result_ids))
+        missing = sorted(set(result_ids) - set(have))
+        parts = [_rows_of(agg, part, have)]
+        if missing:
+            parts.append(_history_columns_copy(missing, dimensions))
+        return (
+            {key: np.concatenate([p[0][key] for p in parts]) for key in agg},
+            {key: np.concatenate([p[1][key] for p in parts]) for key in part},
+        )
+
+
+def _rows_of(
+    agg: dict[str, NDArray[Any]], part: dict[str, NDArray[Any]], result_ids: Sequence[int]
+) -> Columns:
+    """The rows of ``result_ids`` in history columns."""
+    ids = np.asarray(result_ids, dtype=np.int64)
+    a, p = np.isin(agg["result"], ids), np.isin(part["result"], ids)
+    return {k: v[a] for k, v in agg.items()}, {k: v[p] for k, v in part.items()}
