@@ -20,6 +20,7 @@ membership or team changed while a cycle closes is a race the close always had.
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -81,18 +82,21 @@ class CloseReads:
                     :LOOK_BACK_STEPS
                 ]
             )
-            latest = sorted(pk for pk, period in recent if period == recent[0][1]) if recent else []
+            by_period: dict[date, list[int]] = defaultdict(list)
+            for pk, period in recent:
+                by_period[period].append(pk)
+            # the window the flag job will read is this cycle's result and the ones before it
             window = sorted(
-                CycleResult.objects.filter(
-                    organisation=self.organisation, period_start__lte=self.period_start
-                )
-                .order_by("-period_start", "-closed_at")
-                .values_list("pk", flat=True)[:HISTORY_CYCLES]
+                earlier.order_by("-period_start", "-closed_at").values_list("pk", flat=True)[
+                    : HISTORY_CYCLES - 1
+                ]
             )
             return {
                 "tree": team_tree(organisation=self.organisation),
                 "memberships": membership_arrays(self.organisation),
-                "published": (latest, _published_keys(latest, None)),
+                "published": {
+                    tuple(sorted(ids)): _published_keys(ids, None) for ids in by_period.values()
+                },
                 "history": (window, _history_columns_copy(window, DETECTION_DIMENSIONS)),
             }
         finally:
@@ -123,15 +127,17 @@ class CloseReads:
     def published_keys(
         self, result_ids: Sequence[int], team_ids: NDArray[np.int64]
     ) -> NDArray[np.int64]:
-        """``aggregation._published_keys``, from the previous cycle's cells read ahead when
-        ``result_ids`` are that cycle's."""
+        """``aggregation._published_keys``, from the cells read ahead when ``result_ids`` are
+        the results of one of the periods just before."""
         from .aggregation import _published_keys
 
         early = self._read("published")
-        if early is not None and early[0] == sorted(result_ids):
-            keys: NDArray[np.int64] = early[1]
-            return keys[np.isin(keys // 32, team_ids)]
-        return _published_keys(result_ids, team_ids)
+        keys: NDArray[np.int64] | None = None
+        if early is not None:
+            keys = early.get(tuple(sorted(result_ids)))
+        if keys is None:
+            return _published_keys(result_ids, team_ids)
+        return keys[np.isin(keys // 32, team_ids)]
 
     def history_columns(self, result_ids: Sequence[int], dimensions: Sequence[str]) -> Columns:
         """``flags._history_columns_copy``: the results read ahead taken from what was read,
@@ -144,7 +150,7 @@ class CloseReads:
         window, (agg, part) = early
         have = sorted(set(window) & set(result_ids))
         missing = sorted(set(result_ids) - set(have))
-        parts = [_rows_of(agg, part, have)]
+        parts = [(agg, part) if have == window else _rows_of(agg, part, have)]
         if missing:
             parts.append(_history_columns_copy(missing, dimensions))
         return (
