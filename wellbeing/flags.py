@@ -51,7 +51,7 @@ from .models import (
     User,
 )
 from .packed import packed_records, packed_values
-from .stats._data import sorted_unique
+from .stats._data import positions, sorted_unique
 from .stats.detector import (
     HISTORY_CYCLES,
     IN_CONTROL,
@@ -587,13 +587,15 @@ class _History:
         sorted_ids = np.array(result_ids, dtype=np.int64)
         column_of = np.array([history.column[r] for r in result_ids], dtype=np.int64)
 
-        def place(
-            rows: dict[str, NDArray[Any]], selected: NDArray[np.bool_]
-        ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-            i = np.searchsorted(teams, rows["team"][selected])
-            j = column_of[np.searchsorted(sorted_ids, rows["result"][selected])]
-            return i, j
+        def cells(rows: dict[str, NDArray[Any]]) -> NDArray[np.int64]:
+            """Each row's cell in a flattened teams x cycles matrix."""
+            i = positions(teams, rows["team"])
+            return i * shape[1] + column_of[positions(sorted_ids, rows["result"])]
 
+        agg_cells, part_cells = cells(agg), cells(part)
+        published = agg["published"]
+        index = np.where(published, agg["index"], np.nan)
+        sd = np.where(published, agg["sd"], np.nan)
         for d, dimension in enumerate(dimensions):
             m = {
                 "present": np.zeros(shape, dtype=bool),
@@ -603,29 +605,32 @@ class _History:
                 "sd": np.full(shape, np.nan),
                 "subtree": np.zeros(shape, dtype=bool),
             }
+            flat = {name: matrix.reshape(-1) for name, matrix in m.items()}
+            of_dimension = agg["dim"] == d
             # team rows first, then subtree rows: the subtree row is the team's headline row
             for subtree in (False, True):
-                selected = (agg["dim"] == d) & (agg["subtree"] == subtree)
-                i, j = place(agg, selected)
-                published = agg["published"][selected]
-                m["present"][i, j] = True
-                m["subtree"][i, j] = subtree
-                m["published"][i, j] = published
-                m["n"][i, j] = agg["n"][selected]
-                m["index"][i, j] = np.where(published, agg["index"][selected], np.nan)
-                m["sd"][i, j] = np.where(published, agg["sd"][selected], np.nan)
+                selected = np.flatnonzero(of_dimension & (agg["subtree"] == subtree))
+                at = agg_cells[selected]
+                flat["present"][at] = True
+                flat["subtree"][at] = subtree
+                flat["published"][at] = published[selected]
+                flat["n"][at] = agg["n"][selected]
+                flat["index"][at] = index[selected]
+                flat["sd"][at] = sd[selected]
             history.dims[dimension] = m
         r = {
             "present": np.zeros(shape, dtype=bool),
             "rate": np.full(shape, np.nan),
             "subtree": np.zeros(shape, dtype=bool),
         }
+        flat = {name: matrix.reshape(-1) for name, matrix in r.items()}
+        rate = np.where(part["published"], part["rate"], np.nan)
         for subtree in (False, True):
-            selected = part["subtree"] == subtree
-            i, j = place(part, selected)
-            r["present"][i, j] = True
-            r["subtree"][i, j] = subtree
-            r["rate"][i, j] = np.where(part["published"][selected], part["rate"][selected], np.nan)
+            selected = np.flatnonzero(part["subtree"] == subtree)
+            at = part_cells[selected]
+            flat["present"][at] = True
+            flat["subtree"][at] = subtree
+            flat["rate"][at] = rate[selected]
         history.rates = r
         return history
 

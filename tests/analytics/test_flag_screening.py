@@ -13,7 +13,15 @@ from tests.analytics.helpers import record
 from tests.factories import OrganisationFactory, TeamFactory
 from wellbeing import flags as flags_module
 from wellbeing.analytics import TeamCycleInput
-from wellbeing.models import CycleResult, DetectionColumns, Flag, FlagEvent, Team
+from wellbeing.models import (
+    CycleResult,
+    DetectionColumns,
+    Flag,
+    FlagEvent,
+    Team,
+    TeamAggregate,
+    TeamParticipation,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -215,6 +223,65 @@ def _assert_same_history(history, expected, dims):
         for key, values in expected.dims[dim].items():
             assert np.array_equal(history.dims[dim][key], values, equal_nan=True), (dim, key)
     for key, values in expected.rates.items():
+        assert np.array_equal(history.rates[key], values, equal_nan=True), key
+
+
+def test_history_matrices_hold_each_stored_row_in_its_cell():
+    organisation, teams = _org("f")
+    # a team with members of its own and a team below it: both rows in every cycle
+    Team.objects.filter(pk=teams[4].pk).update(parent=teams[0])
+    _history(organisation, teams, seed=9)
+    results = list(CycleResult.objects.filter(organisation=organisation).order_by("period_start"))
+    dims = ("stress", "client_burnout")
+    history = flags_module._History.load(results, dims)
+    # the oracle: every stored team or subtree row put in its cell one by one, a team's own
+    # row first, its subtree row (the headline) over it
+    column = {r.pk: j for j, r in enumerate(results)}
+    team_ids = history.team_ids.tolist()
+    shape = (len(team_ids), len(results))
+    expected = {
+        d: {
+            "present": np.zeros(shape, dtype=bool),
+            "published": np.zeros(shape, dtype=bool),
+            "index": np.full(shape, np.nan),
+            "n": np.zeros(shape),
+            "sd": np.full(shape, np.nan),
+            "subtree": np.zeros(shape, dtype=bool),
+        }
+        for d in dims
+    }
+    rows = TeamAggregate.objects.filter(
+        result__in=results, dimension__in=dims, scope__in=["team", "subtree"]
+    ).order_by("-scope")  # "team" before "subtree"
+    for row in rows:
+        cell = (team_ids.index(row.team_id), column[row.result_id])
+        m = expected[row.dimension]
+        m["present"][cell] = True
+        m["subtree"][cell] = row.scope == "subtree"
+        m["published"][cell] = row.published
+        m["n"][cell] = row.n or 0
+        m["index"][cell] = row.index if row.published else np.nan
+        m["sd"][cell] = row.sd if row.published else np.nan
+    rates = {
+        "present": np.zeros(shape, dtype=bool),
+        "rate": np.full(shape, np.nan),
+        "subtree": np.zeros(shape, dtype=bool),
+    }
+    for row in TeamParticipation.objects.filter(
+        result__in=results, scope__in=["team", "subtree"]
+    ).order_by("-scope"):
+        cell = (team_ids.index(row.team_id), column[row.result_id])
+        rates["present"][cell] = True
+        rates["subtree"][cell] = row.scope == "subtree"
+        rates["rate"][cell] = row.rate if row.published else np.nan
+    both = TeamAggregate.objects.filter(result__in=results, team=teams[0], dimension="stress")
+    assert set(both.values_list("scope", flat=True)) == {"team", "subtree"}
+    assert any(m["subtree"].any() and not m["published"].all() for m in expected.values())
+    assert {t.pk for t in teams} <= set(team_ids)
+    for d in dims:
+        for key, values in expected[d].items():
+            assert np.array_equal(history.dims[d][key], values, equal_nan=True), (d, key)
+    for key, values in rates.items():
         assert np.array_equal(history.rates[key], values, equal_nan=True), key
 
 
