@@ -630,7 +630,7 @@ def _aggregates_store(
         keys=np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64),
         published_keys=reads.published_keys,
     )
-    aggregates: list[tuple[Any, ...]] = []
+    per_dimension: list[list[tuple[Any, ...]]] = []
     start = 0
     for (dimension, visible, summaries), rows in zip(planned, visible_rows, strict=True):
         published = visible.tolist()
@@ -643,8 +643,8 @@ def _aggregates_store(
         # each row's distribution as JSON text, formatted column-wise in one call per row
         columns = summaries.distribution[at].T.tolist()
         distribution = map(JsonText, map(_DISTRIBUTION_JSON.format, *columns))
-        aggregates.extend(
-            zip(
+        per_dimension.append(
+            list(zip(
                 repeat(result.pk), row_teams, row_scopes, repeat(dimension), published,
                 delta.tolist(),
                 *(
@@ -653,9 +653,13 @@ def _aggregates_store(
                                    summaries.ci_low, summaries.ci_high)
                 ),
                 [d if p else None for d, p in zip(distribution, published, strict=True)],
-            )
+            ))
         )  # fmt: skip
-    # every value is of its column's type already (the distributions JSON text)
+    # every value is of its column's type already (the distributions JSON text); a layout
+    # row's cells are copied one after another (every dimension has a row per layout row), so
+    # the unique cell index takes its entries in runs: about a tenth of the COPY's time less
+    # than a dimension at a time
+    aggregates = list(chain.from_iterable(zip(*per_dimension, strict=True)))
     rows_copy(TeamAggregate, _AGGREGATE_COLUMNS, aggregates, binary=True)
 
 
