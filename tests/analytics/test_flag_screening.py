@@ -234,55 +234,47 @@ def test_history_matrices_hold_each_stored_row_in_its_cell():
     results = list(CycleResult.objects.filter(organisation=organisation).order_by("period_start"))
     dims = ("stress", "client_burnout")
     history = flags_module._History.load(results, dims)
-    # the oracle: every stored team or subtree row put in its cell one by one, a team's own
-    # row first, its subtree row (the headline) over it
+    # the oracle: each stored team or subtree row by its (team, cycle) cell, a team's subtree
+    # row (its headline) taking the place of its own row
     column = {r.pk: j for j, r in enumerate(results)}
-    team_ids = history.team_ids.tolist()
-    shape = (len(team_ids), len(results))
-    expected = {
-        d: {
-            "present": np.zeros(shape, dtype=bool),
-            "published": np.zeros(shape, dtype=bool),
-            "index": np.full(shape, np.nan),
-            "n": np.zeros(shape),
-            "sd": np.full(shape, np.nan),
-            "subtree": np.zeros(shape, dtype=bool),
-        }
-        for d in dims
-    }
-    rows = TeamAggregate.objects.filter(
+    row_of = {t: i for i, t in enumerate(history.team_ids.tolist())}
+    cells: dict[tuple[str, int, int], TeamAggregate] = {}
+    for row in TeamAggregate.objects.filter(
         result__in=results, dimension__in=dims, scope__in=["team", "subtree"]
-    ).order_by("-scope")  # "team" before "subtree"
-    for row in rows:
-        cell = (team_ids.index(row.team_id), column[row.result_id])
-        m = expected[row.dimension]
-        m["present"][cell] = True
-        m["subtree"][cell] = row.scope == "subtree"
-        m["published"][cell] = row.published
-        m["n"][cell] = row.n or 0
-        m["index"][cell] = row.index if row.published else np.nan
-        m["sd"][cell] = row.sd if row.published else np.nan
-    rates = {
-        "present": np.zeros(shape, dtype=bool),
-        "rate": np.full(shape, np.nan),
-        "subtree": np.zeros(shape, dtype=bool),
-    }
+    ).order_by("-scope"):  # "team" before "subtree"
+        cells[(row.dimension, row_of[row.team_id], column[row.result_id])] = row
+    rates: dict[tuple[int, int], TeamParticipation] = {}
     for row in TeamParticipation.objects.filter(
         result__in=results, scope__in=["team", "subtree"]
     ).order_by("-scope"):
-        cell = (team_ids.index(row.team_id), column[row.result_id])
-        rates["present"][cell] = True
-        rates["subtree"][cell] = row.scope == "subtree"
-        rates["rate"][cell] = row.rate if row.published else np.nan
+        rates[(row_of[row.team_id], column[row.result_id])] = row
     both = TeamAggregate.objects.filter(result__in=results, team=teams[0], dimension="stress")
     assert set(both.values_list("scope", flat=True)) == {"team", "subtree"}
-    assert any(m["subtree"].any() and not m["published"].all() for m in expected.values())
-    assert {t.pk for t in teams} <= set(team_ids)
+    assert {t.pk for t in teams} <= set(row_of)
+    assert any(not row.published for row in cells.values())
     for d in dims:
-        for key, values in expected[d].items():
-            assert np.array_equal(history.dims[d][key], values, equal_nan=True), (d, key)
-    for key, values in rates.items():
-        assert np.array_equal(history.rates[key], values, equal_nan=True), key
+        m = history.dims[d]
+        present = {(i, j) for dim, i, j in cells if dim == d}
+        assert set(zip(*np.nonzero(m["present"]), strict=True)) == present
+        # cells without a row: nothing published, no figures
+        assert not (m["published"] | m["subtree"])[~m["present"]].any()
+        assert np.isnan(m["index"][~m["present"]]).all() and not m["n"][~m["present"]].any()
+        for (dim, i, j), row in cells.items():
+            if dim != d:
+                continue
+            assert m["subtree"][i, j] == (row.scope == "subtree")
+            assert m["published"][i, j] == row.published
+            assert m["n"][i, j] == (row.n or 0)
+            for key in ("index", "sd"):
+                want = getattr(row, key) if row.published else None
+                assert np.isnan(m[key][i, j]) if want is None else m[key][i, j] == want, key
+    r = history.rates
+    assert set(zip(*np.nonzero(r["present"]), strict=True)) == set(rates)
+    assert np.isnan(r["rate"][~r["present"]]).all() and not r["subtree"][~r["present"]].any()
+    for (i, j), row in rates.items():
+        assert r["subtree"][i, j] == (row.scope == "subtree")
+        want = row.rate if row.published else None
+        assert np.isnan(r["rate"][i, j]) if want is None else r["rate"][i, j] == want
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="binary COPY is PostgreSQL's")
