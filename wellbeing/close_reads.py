@@ -140,19 +140,21 @@ class CloseReads:
         return keys[np.isin(keys // 32, team_ids)]
 
     def history_columns(self, result_ids: Sequence[int], dimensions: Sequence[str]) -> Columns:
-        """``flags._history_columns_copy``: the results read ahead taken from what was read,
-        any other (the cycle being closed) read now."""
-        from .flags import DETECTION_DIMENSIONS, _history_columns_copy
+        """The flag window's columns (``flags._history_columns_copy``, or the ORM's on another
+        database): the results read ahead taken from what was read, any other (the cycle being
+        closed) read now."""
+        from .flags import DETECTION_DIMENSIONS, _history_columns_copy, _history_columns_orm
 
+        read = _history_columns_copy if connection.vendor == "postgresql" else _history_columns_orm
         early = self._read("history")
         if early is None or tuple(dimensions) != DETECTION_DIMENSIONS:
-            return _history_columns_copy(result_ids, dimensions)
+            return read(result_ids, dimensions)
         window, (agg, part) = early
         have = sorted(set(window) & set(result_ids))
         missing = sorted(set(result_ids) - set(have))
         parts = [(agg, part) if have == window else _rows_of(agg, part, have)]
         if missing:
-            parts.append(_history_columns_copy(missing, dimensions))
+            parts.append(read(missing, dimensions))
         return (
             {key: np.concatenate([p[0][key] for p in parts]) for key in agg},
             {key: np.concatenate([p[1][key] for p in parts]) for key in part},
