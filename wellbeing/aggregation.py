@@ -31,7 +31,7 @@ from psycopg import sql
 
 from .analytics_selectors import TeamTree
 from .bulk import JsonText, gc_paused, rows_copy
-from .close_reads import LOOK_BACK_STEPS, CloseReads
+from .close_reads import CloseReads
 from .errors import ServiceError
 from .guard import Node, publishable_nodes, validate_k
 from .models import (
@@ -238,20 +238,13 @@ class _Rosters:
     (for the cycle's own day) and each earlier day costs only its movers."""
 
     def __init__(
-        self,
-        *,
-        organisation: Organisation,
-        layout: _Layout,
-        rollup: _Rollup,
-        memberships: tuple[NDArray[np.int64], ...] | None = None,
+        self, *, layout: _Layout, rollup: _Rollup, memberships: tuple[NDArray[np.int64], ...]
     ) -> None:
-        """``memberships``: ``membership_arrays(organisation)`` if already read."""
+        """``memberships``: ``membership_arrays`` of the organisation."""
         self.rollup = rollup
         self.nodes = len(rollup.nodes)
         direct_teams = np.array([layout.direct[node] for node in rollup.direct], dtype=np.int64)
         order = np.argsort(direct_teams)
-        if memberships is None:
-            memberships = membership_arrays(organisation)
         teams, users, starts, ends = memberships
         if direct_teams.size and teams.size:
             found = np.minimum(
@@ -585,12 +578,7 @@ def _aggregates_store(
         if previous_period not in deltas:
             if rosters is None:
                 validate_k(k)
-                rosters = _Rosters(
-                    organisation=reads.organisation,
-                    layout=layout,
-                    rollup=rollup,
-                    memberships=reads.memberships(),
-                )
+                rosters = _Rosters(layout=layout, rollup=rollup, memberships=reads.memberships())
             deltas[previous_period] = rosters.delta_publishable(
                 previous_period, result.period_start, k=k
             )
@@ -674,11 +662,18 @@ def _published_column(values: NDArray[Any], visible: NDArray[np.bool_]) -> list[
 # (0 for the organisation's cells) times 32, plus the scope's code times 8, plus the dimension's
 # position in ``DIMENSIONS``.  The codes are the scopes' positions in this order.
 _SCOPE_CODES = {"team": 0, "subtree": 1, "organisation": 2}
+# How many earlier cycles the look-back reads one at a time (``_previous_published``)
+LOOK_BACK_STEPS = 4
 _CELL_KEY_RECORD = np.dtype([("key", ">i8")])
 
 
 def _cell_base(team_id: int | None, scope: str) -> int:
     return (team_id or 0) * 32 + _SCOPE_CODES[scope] * 8
+
+
+def cell_teams(keys: NDArray[np.int64]) -> NDArray[np.int64]:
+    """The team id (0: the organisation) of each ``_cell_key``."""
+    return keys // 32
 
 
 def _cell_key(team_id: int | None, scope: str, dimension: str) -> int:
@@ -724,6 +719,23 @@ def _published_keys(
     )
 
 
+def recent_results(
+    *, organisation_id: int, before: date, steps: int = LOOK_BACK_STEPS
+) -> tuple[dict[date, list[int]], bool]:
+    """The organisation's ``steps`` latest results before ``before``, by period, and whether
+    the earliest period's list is complete (fewer results were found than asked for, so none
+    of that period was cut off)."""
+    recent = list(
+        CycleResult.objects.filter(organisation_id=organisation_id, period_start__lt=before)
+        .order_by("-period_start")
+        .values_list("pk", "period_start")[:steps]
+    )
+    by_period: dict[date, list[int]] = defaultdict(list)
+    for pk, period in recent:
+        by_period[period].append(pk)
+    return dict(by_period), len(recent) < steps
+
+
 def _previous_published(
     *,
     result: CycleResult,
@@ -742,24 +754,20 @@ def _previous_published(
     out = np.zeros(keys.size, dtype=np.int64)
     if not keys.size:
         return out
-    earlier = CycleResult.objects.filter(
-        organisation_id=result.organisation_id, period_start__lt=result.period_start
+    by_period, complete = recent_results(
+        organisation_id=result.organisation_id, before=result.period_start, steps=steps
     )
-    recent = list(earlier.order_by("-period_start").values_list("pk", "period_start")[:steps])
-    by_period: dict[date, list[int]] = defaultdict(list)
-    for pk, period in recent:
-        by_period[period].append(pk)
     periods = sorted(by_period, reverse=True)
     for i, period in enumerate(periods):
-        if i == len(periods) - 1 and len(recent) == steps:
+        if i == len(periods) - 1 and not complete:
             break  # this period may have more results than were read: the MAX below covers it
         remaining = out == 0
-        published = published_keys(by_period[period], sorted_unique(keys[remaining] // 32))
+        published = published_keys(by_period[period], sorted_unique(cell_teams(keys[remaining])))
         out[remaining & np.isin(keys, published)] = period.toordinal()
         if out.all():
             return out
     remaining = out == 0
-    teams = sorted_unique(keys[remaining] // 32)
+    teams = sorted_unique(cell_teams(keys[remaining]))
     history = TeamAggregate.objects.filter(
         result__organisation_id=result.organisation_id,
         result__period_start__lt=result.period_start,

@@ -20,7 +20,6 @@ membership or team changed while a cycle closes is a race the close always had.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -37,9 +36,6 @@ if TYPE_CHECKING:
     from .analytics_selectors import TeamTree
 
 logger = logging.getLogger(__name__)
-
-# How many earlier cycles the look-back reads one at a time (``aggregation._previous_published``)
-LOOK_BACK_STEPS = 4
 
 Columns = tuple[dict[str, NDArray[Any]], dict[str, NDArray[Any]]]
 
@@ -69,27 +65,21 @@ class CloseReads:
             yield reads
 
     def _read_ahead(self) -> dict[str, Any]:
-        from .aggregation import _published_keys, membership_arrays
+        from .aggregation import _published_keys, membership_arrays, recent_results
         from .analytics_selectors import team_tree
         from .flags import DETECTION_DIMENSIONS, HISTORY_CYCLES, _history_columns_copy
 
         try:
-            earlier = CycleResult.objects.filter(
-                organisation=self.organisation, period_start__lt=self.period_start
+            by_period, _ = recent_results(
+                organisation_id=self.organisation.pk, before=self.period_start
             )
-            recent = list(
-                earlier.order_by("-period_start").values_list("pk", "period_start")[
-                    :LOOK_BACK_STEPS
-                ]
-            )
-            by_period: dict[date, list[int]] = defaultdict(list)
-            for pk, period in recent:
-                by_period[period].append(pk)
             # the window the flag job will read is this cycle's result and the ones before it
             window = sorted(
-                earlier.order_by("-period_start", "-closed_at").values_list("pk", flat=True)[
-                    : HISTORY_CYCLES - 1
-                ]
+                CycleResult.objects.filter(
+                    organisation=self.organisation, period_start__lt=self.period_start
+                )
+                .order_by("-period_start", "-closed_at")
+                .values_list("pk", flat=True)[: HISTORY_CYCLES - 1]
             )
             return {
                 "tree": team_tree(organisation=self.organisation),
@@ -129,7 +119,7 @@ class CloseReads:
     ) -> NDArray[np.int64]:
         """``aggregation._published_keys``, from the cells read ahead when ``result_ids`` are
         the results of one of the periods just before."""
-        from .aggregation import _published_keys
+        from .aggregation import _published_keys, cell_teams
 
         early = self._read("published")
         keys: NDArray[np.int64] | None = None
@@ -137,15 +127,15 @@ class CloseReads:
             keys = early.get(tuple(sorted(result_ids)))
         if keys is None:
             return _published_keys(result_ids, team_ids)
-        return keys[np.isin(keys // 32, team_ids)]
+        return keys[np.isin(cell_teams(keys), team_ids)]
 
     def history_columns(self, result_ids: Sequence[int], dimensions: Sequence[str]) -> Columns:
         """The flag window's columns (``flags._history_columns_copy``, or the ORM's on another
         database): the results read ahead taken from what was read, any other (the cycle being
         closed) read now."""
-        from .flags import DETECTION_DIMENSIONS, _history_columns_copy, _history_columns_orm
+        from .flags import DETECTION_DIMENSIONS, history_columns_reader
 
-        read = _history_columns_copy if connection.vendor == "postgresql" else _history_columns_orm
+        read = history_columns_reader()
         early = self._read("history")
         if early is None or tuple(dimensions) != DETECTION_DIMENSIONS:
             return read(result_ids, dimensions)

@@ -546,6 +546,16 @@ def _history_columns_copy(
     return agg, part
 
 
+def history_columns_reader(
+    *, binary: bool | None = None
+) -> Callable[[Sequence[int], Sequence[str]], Columns]:
+    """How the window's columns are read: a binary COPY (``binary``; by default on PostgreSQL)
+    or the ORM."""
+    if binary is None:
+        binary = connection.vendor == "postgresql"
+    return _history_columns_copy if binary else _history_columns_orm
+
+
 class _History:
     """Per dimension, teams x cycles matrices of the primary (subtree before team) rows of the
     window; a team's series is its row with the absent cycles left out."""
@@ -575,10 +585,8 @@ class _History:
         or by ``read`` (``CloseReads.history_columns``)."""
         history = cls(results)
         result_ids = sorted(history.column)
-        if binary is None:
-            binary = connection.vendor == "postgresql"
         if read is None:
-            read = _history_columns_copy if binary else _history_columns_orm
+            read = history_columns_reader(binary=binary)
         agg, part = read(result_ids, dimensions)
         teams = sorted_unique(np.concatenate([agg["team"], part["team"]]).astype(np.int64))
         history.team_ids = teams

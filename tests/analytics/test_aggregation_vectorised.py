@@ -298,7 +298,7 @@ def test_rosters_from_movers_equal_delta_publishable_over_full_rosters(seed):
 
     from tests.analytics.helpers import period
     from tests.factories import UserFactory
-    from wellbeing.aggregation import _CleanInput, _layout, _Rollup, _Rosters
+    from wellbeing.aggregation import _CleanInput, _layout, _Rollup, _Rosters, membership_arrays
     from wellbeing.analytics_selectors import team_tree
     from wellbeing.guard import delta_publishable
     from wellbeing.models import Membership
@@ -322,7 +322,7 @@ def test_rosters_from_movers_equal_delta_publishable_over_full_rosters(seed):
     layout = _layout(tree, inputs)
     subtrees = _subtree_nodes(layout)
     rollup = _Rollup(layout)
-    rosters = _Rosters(organisation=organisation, layout=layout, rollup=rollup)
+    rosters = _Rosters(layout=layout, rollup=rollup, memberships=membership_arrays(organisation))
 
     def roster(node, day):
         people = set()
