@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 from psycopg import sql
 
 from .analytics_selectors import TeamTree
-from .bulk import JsonText, gc_paused, rows_copy
+from .bulk import JsonText, gc_paused, rows_copy, rows_copying
 from .close_reads import CloseReads
 from .errors import ServiceError
 from .guard import Node, publishable_nodes, validate_k
@@ -330,7 +330,7 @@ def cycle_results_store(
     A second call with the same ``cycle_key`` replaces the stored figures and returns [] (the
     flags were already updated for this cycle).  ``reads``: the reads that do not depend on
     ``teams``, possibly started ahead (``CloseReads.ahead``)."""
-    from .flags import detection_columns_store, flags_update
+    from .flags import FlagStep, detection_columns_store
 
     k = organisation.anonymity_threshold
     with transaction.atomic():
@@ -374,7 +374,22 @@ def cycle_results_store(
                         team_input.team_id,
                         str(exc).replace(" ", "_"),
                     )
-        _aggregates_store(result=result, tree=tree, inputs=inputs, k=k, reads=reads)
+        aggregates, participation = _aggregates_store(
+            result=result, tree=tree, inputs=inputs, k=k, reads=reads
+        )
+        step = None
+        if not recompute:
+            # The flag step's reads first: its computing then runs while PostgreSQL takes the
+            # aggregate rows, from the rows themselves.
+            step = FlagStep.prepare(
+                result=result,
+                tree=tree,
+                reads=reads,
+                current=_detection_rows(aggregates, participation),
+            )
+        with rows_copying(TeamAggregate, _AGGREGATE_COLUMNS, aggregates, binary=True):
+            if step is not None:
+                step.compute()
         detection_columns_store([result.pk])
         logger.info(
             "event=cycle_results_stored result_id=%s teams=%s recompute=%s",
@@ -382,9 +397,7 @@ def cycle_results_store(
             len(inputs),
             recompute,
         )
-        if recompute:
-            return []
-        return flags_update(result=result, tree=tree, reads=reads)
+        return [] if step is None else step.write()
 
 
 class _Rollup:
@@ -524,11 +537,13 @@ def _aggregates_store(
     inputs: dict[int, _CleanInput],
     k: int,
     reads: CloseReads,
-) -> None:
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Copy the participation rows; returns the aggregate rows (``_AGGREGATE_COLUMNS``, for the
+    caller to copy) and the participation rows (``_PARTICIPATION_COLUMNS``)."""
     from .analytics import DIMENSIONS
 
     if not inputs:
-        return
+        return [], []
     layout = _layout(tree, inputs)
     rollup = _Rollup(layout)
     guarded: dict[tuple[int, ...], set[int]] = {}
@@ -647,8 +662,24 @@ def _aggregates_store(
     # row's cells are copied one after another (every dimension has a row per layout row), so
     # the unique cell index takes its entries in runs: about a tenth of the COPY's time less
     # than a dimension at a time
-    aggregates = list(chain.from_iterable(zip(*per_dimension, strict=True)))
-    rows_copy(TeamAggregate, _AGGREGATE_COLUMNS, aggregates, binary=True)
+    return list(chain.from_iterable(zip(*per_dimension, strict=True))), participation
+
+
+def _detection_rows(
+    aggregates: Sequence[tuple[Any, ...]], participation: Sequence[tuple[Any, ...]]
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The team and subtree rows of the flag window's dimensions (``_AGGREGATE_COLUMNS``) and
+    of participation (``_PARTICIPATION_COLUMNS``), as ``flags.columns_of_rows`` takes them."""
+    from .flags import DETECTION_DIMENSIONS
+
+    return (
+        [
+            (r[0], r[1], r[2], r[3], r[4], r[6], r[7], r[8])
+            for r in aggregates
+            if r[1] is not None and r[3] in DETECTION_DIMENSIONS
+        ],
+        [(r[0], r[1], r[2], r[4], r[6]) for r in participation if r[1] is not None],
+    )
 
 
 def _published_column(values: NDArray[Any], visible: NDArray[np.bool_]) -> list[Any]:

@@ -70,17 +70,22 @@ class _JsonbBinaryDumper(Dumper):
         return b"\x01" + _json_text(obj).encode()
 
 
-def _copy(
+@contextmanager
+def _copying(
     table: str,
     columns: Sequence[str],
     rows: Iterable,
     json_columns: Sequence[int],
     *,
     types: Sequence[str] | None = None,
-) -> None:
-    """COPY ``rows`` into ``table``; with ``types`` (each column's PostgreSQL type) in the binary
-    format, which spares formatting every number as text and the server parsing it back."""
+    queued: bool = False,
+) -> Iterator[None]:
+    """COPY ``rows`` into ``table``, ending when the block does; with ``types`` (each column's
+    PostgreSQL type) in the binary format, which spares formatting every number as text and the
+    server parsing it back.  ``queued``: a writer thread sends the rows, so the block runs while
+    PostgreSQL is still taking them (the block must not use the connection)."""
     from psycopg import sql
+    from psycopg.copy import QueuedLibpqWriter
 
     statement = sql.SQL("COPY {} ({}) FROM STDIN{}").format(
         sql.Identifier(table),
@@ -92,7 +97,8 @@ def _copy(
         raw = cursor.cursor
         if types:  # this cursor's jsonb values, objects or JsonText, dumped in one step
             raw.adapters.register_dumper(JsonText, _JsonbBinaryDumper)
-        with raw.copy(statement.as_string(raw)) as copy:
+        writer = QueuedLibpqWriter(raw) if queued else None
+        with raw.copy(statement.as_string(raw), writer=writer) as copy:
             if types:
                 copy.set_types(list(types))
                 for row in rows:
@@ -100,6 +106,19 @@ def _copy(
             else:
                 for row in _json_encoded(rows, json_columns):
                     copy.write_row(row)
+            yield
+
+
+def _copy(
+    table: str,
+    columns: Sequence[str],
+    rows: Iterable,
+    json_columns: Sequence[int],
+    *,
+    types: Sequence[str] | None = None,
+) -> None:
+    with _copying(table, columns, rows, json_columns, types=types):
+        pass
 
 
 def _column_type(model: type[Any], column: str) -> str:
@@ -121,15 +140,38 @@ def rows_copy(
     transaction), as an insert would.  ``binary``: on PostgreSQL, COPY in the binary format
     (each value must be of its column's Python type: an int for an integer column, and so on;
     JSON values as objects or ``JsonText``)."""
+    with rows_copying(model, columns, rows, json_columns=json_columns, binary=binary, queued=False):
+        pass
+
+
+@contextmanager
+def rows_copying(
+    model: type[Any],
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    *,
+    json_columns: Sequence[int] = (),
+    binary: bool = False,
+    queued: bool = True,
+) -> Iterator[None]:
+    """``rows_copy``, overlapped with the block: on PostgreSQL a writer thread sends the rows
+    while the block runs and PostgreSQL takes them meanwhile; leaving the block waits for the
+    last of them (and raises what the COPY raised).  The block must not use the connection;
+    elsewhere the rows are inserted before it runs."""
     if not rows:
+        yield
         return
     if connection.vendor == "postgresql":
         types = [_column_type(model, c) for c in columns] if binary else None
-        _copy(model._meta.db_table, columns, rows, json_columns, types=types)
+        with _copying(
+            model._meta.db_table, columns, rows, json_columns, types=types, queued=queued
+        ):
+            yield
         return
     model.objects.bulk_create(
         model(**{c: _decoded(v) for c, v in zip(columns, row, strict=True)}) for row in rows
     )
+    yield
 
 
 def _decoded(value: Any) -> Any:

@@ -372,21 +372,28 @@ def _history_columns_orm(
     result_ids: Sequence[int], dimensions: Sequence[str]
 ) -> tuple[dict[str, NDArray[Any]], dict[str, NDArray[Any]]]:
     """The window's team/subtree rows as columns (aggregates of ``dimensions``, participation)."""
-    aggregate_rows = list(
-        TeamAggregate.objects.filter(
-            result_id__in=list(result_ids),
-            dimension__in=list(dimensions),
-            scope__in=[Scope.TEAM, Scope.SUBTREE],
-            team__isnull=False,
-        ).values_list("result_id", "team_id", "scope", "dimension", "published", "n", "index", "sd")
-    )
-    participation_rows = list(
-        TeamParticipation.objects.filter(
-            result_id__in=list(result_ids),
-            scope__in=[Scope.TEAM, Scope.SUBTREE],
-            team__isnull=False,
-        ).values_list("result_id", "team_id", "scope", "published", "rate")
-    )
+    aggregate_rows = TeamAggregate.objects.filter(
+        result_id__in=list(result_ids),
+        dimension__in=list(dimensions),
+        scope__in=[Scope.TEAM, Scope.SUBTREE],
+        team__isnull=False,
+    ).values_list("result_id", "team_id", "scope", "dimension", "published", "n", "index", "sd")
+    participation_rows = TeamParticipation.objects.filter(
+        result_id__in=list(result_ids),
+        scope__in=[Scope.TEAM, Scope.SUBTREE],
+        team__isnull=False,
+    ).values_list("result_id", "team_id", "scope", "published", "rate")
+    return columns_of_rows(list(aggregate_rows), list(participation_rows), dimensions)
+
+
+def columns_of_rows(
+    aggregate_rows: Sequence[Sequence[Any]],
+    participation_rows: Sequence[Sequence[Any]],
+    dimensions: Sequence[str],
+) -> Columns:
+    """Window columns of team/subtree rows given as values: aggregates as (result, team, scope,
+    dimension, published, n, index, sd), participation as (result, team, scope, published,
+    rate), None where a figure is not published."""
     code = {dimension: d for d, dimension in enumerate(dimensions)}
     nan = math.nan
     agg = {
@@ -580,14 +587,17 @@ class _History:
         *,
         binary: bool | None = None,
         read: Callable[[Sequence[int], Sequence[str]], Columns] | None = None,
+        columns: Columns | None = None,
     ) -> _History:
         """The window's rows, read with a binary COPY on PostgreSQL (``binary``), else the ORM,
-        or by ``read`` (``CloseReads.history_columns``)."""
+        or by ``read`` (``CloseReads.history_columns``); or given as ``columns``."""
         history = cls(results)
         result_ids = sorted(history.column)
-        if read is None:
-            read = history_columns_reader(binary=binary)
-        agg, part = read(result_ids, dimensions)
+        if columns is None:
+            if read is None:
+                read = history_columns_reader(binary=binary)
+            columns = read(result_ids, dimensions)
+        agg, part = columns
         teams = sorted_unique(np.concatenate([agg["team"], part["team"]]).astype(np.int64))
         history.team_ids = teams
         history.row = {int(t): i for i, t in enumerate(teams)}
@@ -782,134 +792,211 @@ def _screen(
 def flags_update(
     *, result: CycleResult, tree: TeamTree | None = None, reads: CloseReads | None = None
 ) -> list[FlagChange]:
-    """Run detection for every team in ``result`` and move flags through their life cycle.
+    """Run detection for every team in ``result`` and move flags through their life cycle
+    (``FlagStep``'s three parts in a row)."""
+    step = FlagStep.prepare(result=result, tree=tree, reads=reads)
+    step.compute()
+    return step.write()
 
-    The rules are first screened for every team at once (numpy over teams x cycles); a team is
-    evaluated one by one (with its evidence) only when a rule may fire for it or it already has
-    a flag the cycle may move -- every other team's evaluation could not change anything.  Each
-    evaluated team runs in its own savepoint: a failure is logged (team id and error type only)
-    and the other teams carry on; a failure of the screening sends every team down that path."""
-    organisation = result.organisation
-    tree = tree or team_tree(organisation=organisation)
-    settings = settings_for(organisation)
-    results = list(
-        CycleResult.objects.filter(
-            organisation=organisation, period_start__lte=result.period_start
-        ).order_by("-period_start", "-closed_at")[:HISTORY_CYCLES]
-    )
-    results.reverse()
-    history = _History.load(
-        results, DETECTION_DIMENSIONS, read=reads.history_columns if reads else None
-    )
-    column = history.column.get(result.pk)
-    current_teams: list[int] = []
-    if column is not None and len(history.team_ids):
-        present_now = np.zeros(len(history.team_ids), dtype=bool)
-        for m in history.dims.values():
-            present_now |= m["present"][:, column]
-        current_teams = [int(t) for t in history.team_ids[present_now]]
-    # Figures stored later than this cycle (a past cycle recomputed or closed late): the flags
-    # already moved on for those teams.
-    newer = set(
-        TeamAggregate.objects.filter(
-            result__organisation=organisation, result__period_start__gt=result.period_start
+
+@dataclass
+class FlagStep:
+    """One cycle's flag step.  ``prepare`` reads what the rules need; ``compute`` screens the
+    rules for every team at once (numpy over teams x cycles) and runs the detectors of the teams
+    to evaluate, without touching the database; ``write`` evaluates those teams one by one (with
+    their evidence) and moves their flags.
+
+    A team is evaluated only when a rule may fire for it or it already has a flag the cycle may
+    move -- every other team's evaluation could not change anything.  Each evaluated team runs
+    in its own savepoint: a failure is logged (team id and error type only) and the other teams
+    carry on; a failure of the screening sends every team down that path.  The close computes
+    while its aggregate rows are still being copied, so it passes the result's own rows as
+    values (``current``) rather than reading them back."""
+
+    result: CycleResult
+    tree: TeamTree
+    settings: FlagSettings
+    results: list[CycleResult]
+    columns: Columns
+    newer: set[int]
+    movable: list[Flag]
+    current: tuple[Sequence[Sequence[Any]], Sequence[Sequence[Any]]] | None = None
+    history: _History | None = None
+    evaluate: list[int] = field(default_factory=list)
+    customer_facing: list[int] = field(default_factory=list)
+    flags: dict[tuple[int, str], Flag] = field(default_factory=dict)
+    baselines: dict[str, OrgBaseline] = field(default_factory=dict)
+    series: dict[tuple[int, str], _Series] = field(default_factory=dict)
+    detections: dict[tuple[int, str], Detection] = field(default_factory=dict)
+
+    @classmethod
+    def prepare(
+        cls,
+        *,
+        result: CycleResult,
+        tree: TeamTree | None = None,
+        reads: CloseReads | None = None,
+        current: tuple[Sequence[Sequence[Any]], Sequence[Sequence[Any]]] | None = None,
+    ) -> FlagStep:
+        """``current``: the result's own team and subtree rows of ``DETECTION_DIMENSIONS``
+        (``columns_of_rows``' layouts), when they are not readable yet; the window's other
+        results are read now."""
+        organisation = result.organisation
+        results = list(
+            CycleResult.objects.filter(
+                organisation=organisation, period_start__lte=result.period_start
+            ).order_by("-period_start", "-closed_at")[:HISTORY_CYCLES]
         )
-        .values_list("team_id", flat=True)
-        .distinct()
-    )
-    baselines = {
-        dimension: history.org_baseline(dimension, result.pk)
-        for dimension in ("stress", "client_burnout")
-    }
-    flags: dict[tuple[int, str], Flag] = {}
-    reopen_after = result.closed_at - timedelta(days=settings.reopen_within_days)
-    in_cycle = set(current_teams)
-    # The organisation's flags this cycle can move: live, resolved recently (re-opened rather
-    # than duplicated), or dismissed and still muting their rule (until the team has been back
-    # in control once).  Picked by state, not by a list of thousands of team ids.
-    movable = (
-        Q(state__in=Flag.ACTIVE_STATES)
-        | Q(state=Flag.State.RESOLVED, resolved_at__gte=reopen_after)
-        | Q(state=Flag.State.DISMISSED, in_control_streak=0)
-    )
-    for flag in Flag.objects.filter(movable, organisation=organisation).order_by("opened_at", "pk"):
-        if flag.team_id in in_cycle:
-            flags[(flag.team_id, flag.kind)] = flag  # ascending: the newest wins
-    candidates = [t for t in current_teams if t not in newer and t in tree.teams]
-    try:
-        firing = _screen(history, candidates, tree=tree, settings=settings, baselines=baselines)
-    except Exception as exc:
-        logger.error(
-            "event=flag_screening status=failed result_id=%s error=%s",
-            result.pk,
-            type(exc).__name__,
-        )
-        firing = set(candidates)
-    with_flags = {team for team, _ in flags}
-    evaluate = [t for t in candidates if t in firing or t in with_flags]
-    if not evaluate:
-        return []
-    customer_facing = [t for t in evaluate if tree.teams[t].customer_facing]
-    customer = customer_evidence(team_ids=customer_facing, until=result.period_start)
-    # Alerts go to the leads of an evaluated team and of its ancestors: only theirs are read.
-    alerted = {a for t in evaluate for a in (t, *tree.ancestors(t))}
-    leads: dict[int, set[int]] = defaultdict(set)
-    for team_id, user_id in TeamLead.objects.filter(
-        team__organisation=organisation, team_id__in=sorted(alerted), user__is_active=True
-    ).values_list("team_id", "user_id"):
-        leads[team_id].add(user_id)
-    admins = list(
-        User.objects.filter(organisation=organisation, is_org_admin=True, is_active=True)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
-    ctx = _Context(result, tree, settings, leads, admins, timezone.now())
-    series, detections = _detections_batch(
-        history, evaluate, customer_facing, baselines=baselines, result=result
-    )
-
-    def series_of(team_id: int, dimension: str) -> _Series:
-        found = series.get((team_id, dimension))
-        return found if found is not None else history.series(team_id, dimension)
-
-    planned: dict[int, _TeamWrites] = {}
-    for team_id in evaluate:
-        writes = _TeamWrites()
-        try:
-            stress = series_of(team_id, "stress")
-            rising, stress_det = _evaluate_rising_stress(
-                stress, baselines["stress"], detections.get((team_id, "stress"))
+        results.reverse()
+        read = reads.history_columns if reads else history_columns_reader()
+        ids = sorted(r.pk for r in results if current is None or r.pk != result.pk)
+        columns = read(ids, DETECTION_DIMENSIONS)
+        # Figures stored later than this cycle (a past cycle recomputed or closed late): the
+        # flags already moved on for those teams.
+        newer = set(
+            TeamAggregate.objects.filter(
+                result__organisation=organisation, result__period_start__gt=result.period_start
             )
-            evaluations = {
-                Flag.Kind.HIGH_STRESS: _evaluate_high_stress(stress, settings),
-                Flag.Kind.RISING_STRESS: rising,
-            }
-            if tree.teams[team_id].customer_facing:
-                evaluations[Flag.Kind.EMPATHY_RISK] = _evaluate_empathy_risk(
-                    stress,
-                    stress_det,
-                    series_of(team_id, "client_burnout"),
-                    baselines["client_burnout"],
-                    settings,
-                    customer=customer.get(team_id),
-                    burnout_det=detections.get((team_id, "client_burnout")),
-                )
-            periods, rates = history.participation(team_id)
-            evaluations[Flag.Kind.PARTICIPATION_DROP] = _evaluate_participation(periods, rates)
-            for kind, evaluation in evaluations.items():
-                _flag_apply(
-                    ctx=ctx,
-                    writes=writes,
-                    team_id=team_id,
-                    kind=kind,
-                    evaluation=evaluation,
-                    current=flags.get((team_id, kind)),
-                )
+            .values_list("team_id", flat=True)
+            .distinct()
+        )
+        settings = settings_for(organisation)
+        reopen_after = result.closed_at - timedelta(days=settings.reopen_within_days)
+        # The organisation's flags this cycle can move: live, resolved recently (re-opened
+        # rather than duplicated), or dismissed and still muting their rule (until the team has
+        # been back in control once).  Picked by state, not by a list of thousands of team ids.
+        movable = (
+            Q(state__in=Flag.ACTIVE_STATES)
+            | Q(state=Flag.State.RESOLVED, resolved_at__gte=reopen_after)
+            | Q(state=Flag.State.DISMISSED, in_control_streak=0)
+        )
+        return cls(
+            result=result,
+            tree=tree or team_tree(organisation=organisation),
+            settings=settings,
+            results=results,
+            columns=columns,
+            newer=newer,
+            movable=list(
+                Flag.objects.filter(movable, organisation=organisation).order_by("opened_at", "pk")
+            ),
+            current=current,
+        )
+
+    def compute(self) -> None:
+        """The screen and the detections; no database access."""
+        result, tree = self.result, self.tree
+        columns = self.columns
+        if self.current is not None:
+            own = columns_of_rows(*self.current, DETECTION_DIMENSIONS)
+            columns = (
+                {key: np.concatenate([columns[0][key], own[0][key]]) for key in own[0]},
+                {key: np.concatenate([columns[1][key], own[1][key]]) for key in own[1]},
+            )
+        history = self.history = _History.load(self.results, DETECTION_DIMENSIONS, columns=columns)
+        column = history.column.get(result.pk)
+        current_teams: list[int] = []
+        if column is not None and len(history.team_ids):
+            present_now = np.zeros(len(history.team_ids), dtype=bool)
+            for m in history.dims.values():
+                present_now |= m["present"][:, column]
+            current_teams = [int(t) for t in history.team_ids[present_now]]
+        self.baselines = {
+            dimension: history.org_baseline(dimension, result.pk)
+            for dimension in ("stress", "client_burnout")
+        }
+        in_cycle = set(current_teams)
+        for flag in self.movable:
+            if flag.team_id in in_cycle:
+                self.flags[(flag.team_id, flag.kind)] = flag  # ascending: the newest wins
+        candidates = [t for t in current_teams if t not in self.newer and t in tree.teams]
+        try:
+            firing = _screen(
+                history, candidates, tree=tree, settings=self.settings, baselines=self.baselines
+            )
         except Exception as exc:
-            _log_team_failure(result, team_id, exc)
-            continue
-        planned[team_id] = writes
-    return _flags_write(ctx, planned)
+            logger.error(
+                "event=flag_screening status=failed result_id=%s error=%s",
+                result.pk,
+                type(exc).__name__,
+            )
+            firing = set(candidates)
+        with_flags = {team for team, _ in self.flags}
+        self.evaluate = [t for t in candidates if t in firing or t in with_flags]
+        self.customer_facing = [t for t in self.evaluate if tree.teams[t].customer_facing]
+        if self.evaluate:
+            self.series, self.detections = _detections_batch(
+                history,
+                self.evaluate,
+                self.customer_facing,
+                baselines=self.baselines,
+                result=result,
+            )
+
+    def write(self) -> list[FlagChange]:
+        """Evaluate the teams ``compute`` chose and move their flags; the changes to alert."""
+        if not self.evaluate or self.history is None:
+            return []
+        result, tree, history, evaluate = self.result, self.tree, self.history, self.evaluate
+        organisation = result.organisation
+        customer = customer_evidence(team_ids=self.customer_facing, until=result.period_start)
+        # Alerts go to the leads of an evaluated team and of its ancestors: only theirs are read.
+        alerted = {a for t in evaluate for a in (t, *tree.ancestors(t))}
+        leads: dict[int, set[int]] = defaultdict(set)
+        for team_id, user_id in TeamLead.objects.filter(
+            team__organisation=organisation, team_id__in=sorted(alerted), user__is_active=True
+        ).values_list("team_id", "user_id"):
+            leads[team_id].add(user_id)
+        admins = list(
+            User.objects.filter(organisation=organisation, is_org_admin=True, is_active=True)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        ctx = _Context(result, tree, self.settings, leads, admins, timezone.now())
+        baselines, detections = self.baselines, self.detections
+
+        def series_of(team_id: int, dimension: str) -> _Series:
+            found = self.series.get((team_id, dimension))
+            return found if found is not None else history.series(team_id, dimension)
+
+        planned: dict[int, _TeamWrites] = {}
+        for team_id in evaluate:
+            writes = _TeamWrites()
+            try:
+                stress = series_of(team_id, "stress")
+                rising, stress_det = _evaluate_rising_stress(
+                    stress, baselines["stress"], detections.get((team_id, "stress"))
+                )
+                evaluations = {
+                    Flag.Kind.HIGH_STRESS: _evaluate_high_stress(stress, self.settings),
+                    Flag.Kind.RISING_STRESS: rising,
+                }
+                if tree.teams[team_id].customer_facing:
+                    evaluations[Flag.Kind.EMPATHY_RISK] = _evaluate_empathy_risk(
+                        stress,
+                        stress_det,
+                        series_of(team_id, "client_burnout"),
+                        baselines["client_burnout"],
+                        self.settings,
+                        customer=customer.get(team_id),
+                        burnout_det=detections.get((team_id, "client_burnout")),
+                    )
+                periods, rates = history.participation(team_id)
+                evaluations[Flag.Kind.PARTICIPATION_DROP] = _evaluate_participation(periods, rates)
+                for kind, evaluation in evaluations.items():
+                    _flag_apply(
+                        ctx=ctx,
+                        writes=writes,
+                        team_id=team_id,
+                        kind=kind,
+                        evaluation=evaluation,
+                        current=self.flags.get((team_id, kind)),
+                    )
+            except Exception as exc:
+                _log_team_failure(result, team_id, exc)
+                continue
+            planned[team_id] = writes
+        return _flags_write(ctx, planned)
 
 
 def _detections_batch(

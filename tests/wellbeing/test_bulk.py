@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from notifications.models import Message
-from wellbeing.bulk import JsonText, rows_copy, rows_insert_new
+from wellbeing.bulk import JsonText, rows_copy, rows_copying, rows_insert_new
 
 pytestmark = pytest.mark.django_db
 
@@ -133,3 +133,38 @@ def test_gc_paused_restores_the_collector_and_nests():
         assert not gc.isenabled()  # a collector paused by someone else stays paused
     finally:
         gc.enable()
+
+
+def test_rows_copying_runs_the_block_once_and_lands_every_row(organisation):
+    ran = []
+    rows = [row(organisation, f"k{i}") for i in range(2000)]
+    with rows_copying(Message, COLUMNS, rows, json_columns=(5,), binary=True):
+        ran.append(True)
+    assert ran == [True]
+    assert Message.objects.filter(idempotency_key__startswith="k").count() == 2000
+
+
+def test_rows_copying_raises_a_duplicate_on_leaving_and_keeps_nothing(organisation):
+    ran = []
+    with pytest.raises(IntegrityError), transaction.atomic():
+        rows = [row(organisation, "a"), row(organisation, "a")]
+        with rows_copying(Message, COLUMNS, rows, binary=True):
+            ran.append(True)
+    # on PostgreSQL the block ran and the rows failed when the COPY ended; elsewhere the rows
+    # are inserted before the block
+    assert ran == ([True] if connection.vendor == "postgresql" else [])
+    assert not Message.objects.filter(idempotency_key="a").exists()
+
+
+def test_rows_copying_abandons_the_copy_when_the_block_fails(organisation):
+    rows = [row(organisation, "a")]
+    with (
+        pytest.raises(ZeroDivisionError),
+        transaction.atomic(),
+        rows_copying(Message, COLUMNS, rows, binary=True),
+    ):
+        1 / 0  # noqa: B018
+    assert not Message.objects.filter(idempotency_key="a").exists()
+    # the connection is usable again
+    rows_copy(Message, COLUMNS, [row(organisation, "b")], binary=True)
+    assert Message.objects.filter(idempotency_key="b").exists()
