@@ -48,6 +48,11 @@ from .selectors import opening_members
 from .tokens import checkin_link, token_hash, token_minter
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import numpy as np
+    from numpy.typing import NDArray
+
     from wellbeing.analytics import TeamCycleInput
 
 logger = logging.getLogger("pulse.checkins")
@@ -1301,9 +1306,11 @@ def _scores_statement(questions: Sequence[tuple[Any, ...]]) -> tuple[Any, list[s
     """One pass over the cycle's responses: each response's answers read once as a record of
     float8 columns (JSON null = skipped; a numeric string is read as its number, as
     ``is_number`` does; anything else makes the statement fail), each item's 0-100 index with
-    the float operations of ``item_to_index``, per dimension their sum and count, per team the
-    respondents' indices as one array per dimension, and how many answers lie outside their
-    scale (NaN and infinities included).  Returns (statement, dimensions)."""
+    the float operations of ``item_to_index``, per dimension the mean of its answered items (NaN
+    when none was answered), and how many answers lie outside their scale (NaN and infinities
+    included).  One packed row per response (``wellbeing.packed``: team id, that count, one
+    float per dimension), so thousands of teams' indices arrive as one array, not as a Python
+    number each.  Returns (statement, dimensions)."""
     from psycopg import sql
 
     by_dimension: dict[str, list[int]] = defaultdict(list)
@@ -1328,8 +1335,8 @@ def _scores_statement(questions: Sequence[tuple[Any, ...]]) -> tuple[Any, list[s
         )
         by_dimension[dimension].append(i)
     dimensions = sorted(by_dimension)
-    totals, arrays = [], []
-    for d, dimension in enumerate(dimensions):
+    means = []
+    for dimension in dimensions:
         items = by_dimension[dimension]
         total = sql.SQL(" + ").join(
             sql.SQL("coalesce(x.{}, 0.0::float8)").format(sql.Identifier(f"x{i}")) for i in items
@@ -1337,34 +1344,40 @@ def _scores_statement(questions: Sequence[tuple[Any, ...]]) -> tuple[Any, list[s
         count = sql.SQL(" + ").join(
             sql.SQL("(x.{} IS NOT NULL)::int").format(sql.Identifier(f"x{i}")) for i in items
         )
-        t, c = sql.Identifier(f"t{d}"), sql.Identifier(f"c{d}")
-        totals.append(sql.SQL("{} AS {}, {} AS {}").format(total, t, count, c))
-        arrays.append(sql.SQL("array_agg(s.{t} / s.{c}) FILTER (WHERE s.{c} > 0)").format(t=t, c=c))
+        means.append(
+            sql.SQL(
+                " || float8send(coalesce(({total}) / nullif({count}, 0), 'NaN'::float8))"
+            ).format(total=total, count=count)
+        )
     statement = sql.SQL(
-        "SELECT r.team_id, count(*), sum(s.odd), {arrays} FROM checkins_response r "
+        "SELECT int8send(r.team_id::int8) || int4send({odd}){means} AS packed "
+        "FROM checkins_response r "
         "CROSS JOIN LATERAL jsonb_to_record(r.answers) AS j({record}) "
         "CROSS JOIN LATERAL (SELECT {indices}) x "
-        "CROSS JOIN LATERAL (SELECT {totals}, {odd} AS odd) s "
-        "WHERE r.cycle_id = %s GROUP BY r.team_id"
+        "WHERE r.cycle_id = %s"
     ).format(
-        arrays=sql.SQL(", ").join(arrays),
+        odd=sql.SQL(" + ").join(odd),
+        means=sql.SQL("").join(means),
         record=sql.SQL(", ").join(
             sql.SQL("{} float8").format(sql.Identifier(str(q[0]))) for q in questions
         ),
         indices=sql.SQL(", ").join(index_columns),
-        totals=sql.SQL(", ").join(totals),
-        odd=sql.SQL(" + ").join(odd),
     )
     return statement, dimensions
 
 
 def _cycle_scores_sql(
     *, cycle: Cycle
-) -> tuple[dict[int, dict[str, list[float]]], dict[int, int]] | None:
-    """``cycle_scores`` computed by PostgreSQL in one statement (``_scores_statement``), with
-    each team's count of responses read in the same pass; None when an answer needs the Python
-    path's handling (not a number, or outside its scale) or the survey has no rating items."""
+) -> tuple[dict[int, dict[str, NDArray[np.float64]]], dict[int, int]] | None:
+    """``cycle_scores`` computed by PostgreSQL in one statement (``_scores_statement``), each
+    team's indices of a dimension as one float array, with each team's count of responses;
+    None when an answer needs the Python path's handling (not a number, or outside its scale)
+    or the survey has no rating items."""
+    import numpy as np
+    import psycopg
     from django.db import DatabaseError
+
+    from wellbeing.packed import packed_records
 
     questions = list(
         Question.objects.filter(
@@ -1374,21 +1387,33 @@ def _cycle_scores_sql(
     if not questions:
         return None
     statement, dimensions = _scores_statement(questions)
-    scores: dict[int, dict[str, list[float]]] = {}
+    record = np.dtype(
+        [("team", ">i8"), ("odd", ">i4")] + [(f"d{d}", ">f8") for d in range(len(dimensions))]
+    )
     try:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(statement.as_string(cursor.cursor), [cycle.pk])
-            rows = cursor.fetchall()
-    except DatabaseError:
+        with transaction.atomic():
+            rows = packed_records(statement, [cycle.pk], record)
+    except (DatabaseError, psycopg.Error):
         return None  # e.g. a text or boolean answer: the Python path decides what it means
-    responded: dict[int, int] = {}
-    for team_id, count, odd, *arrays in rows:
-        if odd:
-            return None
-        responded[team_id] = count
-        per_dimension = {d: a for d, a in zip(dimensions, arrays, strict=True) if a}
-        if per_dimension:
-            scores[team_id] = per_dimension
+    if (rows["odd"] != 0).any():
+        return None
+    order = np.argsort(rows["team"], kind="stable")
+    team = rows["team"][order].astype(np.int64)
+    starts = np.flatnonzero(np.r_[True, team[1:] != team[:-1]]) if team.size else team
+    team_ids = team[starts].tolist()
+    responded = dict(zip(team_ids, np.diff(np.r_[starts, team.size]).tolist(), strict=True))
+    scores: dict[int, dict[str, NDArray[np.float64]]] = {}
+    for d, dimension in enumerate(dimensions):
+        values = rows[f"d{d}"][order].astype(np.float64)
+        answered = ~np.isnan(values)
+        kept = values[answered]
+        # each team's slice of the answered values (teams in order, so the slices too)
+        per_team = np.add.reduceat(answered.astype(np.int64), starts) if team.size else starts
+        bounds = np.r_[0, np.cumsum(per_team)]
+        edges = bounds.tolist()
+        for team_id, low, high in zip(team_ids, edges[:-1], edges[1:], strict=True):
+            if high > low:
+                scores.setdefault(team_id, {})[dimension] = kept[low:high]
     return scores, responded
 
 
@@ -1406,6 +1431,7 @@ def cycle_results_inputs(*, cycle: Cycle) -> list[TeamCycleInput]:
         .values_list("team_id", "n")
     )
     scored = _cycle_scores_sql(cycle=cycle) if connection.vendor == "postgresql" else None
+    scores: Mapping[int, Mapping[str, Sequence[float] | NDArray[np.float64]]]
     if scored is not None:
         scores, responded = scored
     else:

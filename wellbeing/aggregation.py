@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from itertools import chain, repeat
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from django.db import connection, transaction
@@ -53,11 +53,14 @@ logger = logging.getLogger(__name__)
 ORGANISATION_NODE = 0  # team ids are positive; a parent's direct group is -team_id
 
 
+Scores = Sequence[float] | NDArray[np.float64]  # one dimension's indices of a team
+
+
 @dataclass
 class _CleanInput:
     invited: int
     responded: int
-    scores: dict[str, list[float]]
+    scores: dict[str, Scores]  # finite, within 0-100
 
 
 class CorruptInput(ValueError):
@@ -111,7 +114,7 @@ def _clean(team_input: TeamCycleInput) -> _CleanInput:
         raise CorruptInput("counts must be non-negative integers")
     if responded > invited:
         raise CorruptInput("more respondents than invitees")
-    scores: dict[str, list[float]] = {}
+    scores: dict[str, Scores] = {}
     for dimension, values in (team_input.scores or {}).items():
         if dimension not in DIMENSIONS:
             raise CorruptInput("unknown dimension")
@@ -121,17 +124,18 @@ def _clean(team_input: TeamCycleInput) -> _CleanInput:
 
 def _clean_batch(teams: Sequence[TeamCycleInput]) -> dict[int, _CleanInput] | None:
     """Every team's hand-over checked at once, for the common case the close hands over: counts
-    as integers and each dimension's scores a list of floats within 0-100.  Then every list
-    passes ``_clean`` unchanged and is kept as it is.  None when any team needs ``_clean``'s
-    value-by-value handling (an integer or a missing value among the scores, or a broken rule):
-    the caller then cleans team by team, so only the broken team is left out.
+    as integers and each dimension's scores a list of floats or a float array, within 0-100.
+    Then every team's scores pass ``_clean`` unchanged and are kept as they are.  None when any
+    team needs ``_clean``'s value-by-value handling (an integer or a missing value among the
+    scores, or a broken rule): the caller then cleans team by team, so only the broken team is
+    left out.
 
     One pass per dimension over all teams' values instead of a check per team and dimension
     (tens of thousands of short lists at 8,000 teams)."""
     from .analytics import DIMENSIONS
 
     known = set(DIMENSIONS)
-    by_dimension: dict[str, list[list[float]]] = defaultdict(list)
+    by_dimension: dict[str, list[Any]] = defaultdict(list)
     out: dict[int, _CleanInput] = {}
     for team in teams:
         invited, responded = team.invited, team.responded
@@ -139,26 +143,32 @@ def _clean_batch(teams: Sequence[TeamCycleInput]) -> dict[int, _CleanInput] | No
             return None
         if not 0 <= responded <= invited:
             return None
-        scores: dict[str, list[float]] = {}
+        scores: dict[str, Scores] = {}
         for dimension, values in (team.scores or {}).items():
-            if type(values) is not list:  # a subclass or an array: team by team
-                return None
+            if type(values) is not list and not _float_vector(values):
+                return None  # a subclass, another array: team by team
             if dimension not in known or len(values) > responded:
                 return None
-            scores[dimension] = values  # its values are checked below, all teams at once
+            # its values are checked below, all teams at once
+            scores[dimension] = cast(Scores, values)
             by_dimension[dimension].append(values)
         out[team.team_id] = _CleanInput(invited=invited, responded=responded, scores=scores)
     for lists in by_dimension.values():
-        values = list(chain.from_iterable(lists))
-        if not values:
-            continue
-        if set(map(type, values)) != {float}:
+        values = list(chain.from_iterable(v for v in lists if type(v) is list))
+        if set(map(type, values)) - {float}:
             return None
-        array = np.array(values, dtype=np.float64)
+        arrays = [v for v in lists if type(v) is not list]
+        array = np.concatenate([np.array(values, dtype=np.float64), *arrays])
+        if not array.size:
+            continue
         # NaN fails both comparisons, an infinity one of them
         if not (array.min() >= 0.0 and array.max() <= 100.0):
             return None
     return out
+
+
+def _float_vector(values: object) -> bool:
+    return type(values) is np.ndarray and values.ndim == 1 and values.dtype == np.dtype(np.float64)
 
 
 @dataclass
@@ -469,7 +479,7 @@ _DISTRIBUTION_JSON = "[" + ", ".join(["{}"] * BUCKETS) + "]"  # a row of bucket 
 
 
 def summarise_rollup(
-    rollup: _Rollup, scores: Sequence[Sequence[float]], *, confidence: float = 0.95
+    rollup: _Rollup, scores: Sequence[Scores], *, confidence: float = 0.95
 ) -> _Summaries:
     """``summarise`` of every node's subtree scores at once (scores per direct node, in
     ``rollup.direct`` order, as ``_clean_scores`` gives them: finite and within 0-100).
@@ -478,8 +488,11 @@ def summarise_rollup(
 
     nodes = len(rollup.nodes)
     sizes = np.array([len(a) for a in scores], dtype=np.int64)
-    # one pass over every team's list of numbers
-    values = np.fromiter(chain.from_iterable(scores), dtype=np.float64, count=int(sizes.sum()))
+    # one pass over every team's numbers (lists), or their arrays joined
+    if any(type(a) is np.ndarray for a in scores):
+        values = np.concatenate([np.asarray(a, dtype=np.float64) for a in scores if len(a)])
+    else:
+        values = np.fromiter(chain.from_iterable(scores), np.float64, count=int(sizes.sum()))
     owner = np.repeat(np.arange(len(scores), dtype=np.int64), sizes)
     element, node = rollup.expand(owner)
     x = values[element]

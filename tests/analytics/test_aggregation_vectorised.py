@@ -14,7 +14,13 @@ from hypothesis import strategies as st
 
 from tests.analytics.helpers import record
 from tests.factories import OrganisationFactory, TeamFactory
-from wellbeing.aggregation import CorruptInput, _clean, _clean_batch, _clean_scores
+from wellbeing.aggregation import (
+    CorruptInput,
+    _clean,
+    _clean_batch,
+    _clean_scores,
+    _CleanInput,
+)
 from wellbeing.analytics import TeamCycleInput
 from wellbeing.models import TeamAggregate, TeamParticipation
 from wellbeing.stats.summary import summarise
@@ -176,6 +182,9 @@ _score = st.one_of(
     st.floats(min_value=0.0, max_value=100.0),
     st.sampled_from([math.nan, math.inf, -1.0, 100.5, None, 7, True, "50"]),
 )
+_float_score = st.one_of(
+    st.floats(min_value=0.0, max_value=100.0), st.sampled_from([math.nan, math.inf, -1.0, 100.5])
+)
 _team = st.builds(
     lambda i, invited, extra, scores: TeamCycleInput(
         team_id=i, invited=invited + extra, responded=invited, scores=scores
@@ -185,10 +194,28 @@ _team = st.builds(
     st.integers(-1, 3),
     st.dictionaries(
         st.sampled_from(["stress", "workload", "client_burnout", "no_such_dimension"]),
-        st.lists(_score, max_size=7),
+        st.one_of(
+            st.lists(_score, max_size=7),
+            # as the SQL scoring hands them over: a float array per dimension
+            st.lists(_float_score, max_size=7).map(lambda v: np.array(v, dtype=np.float64)),
+        ),
         max_size=3,
     ),
 )
+
+
+def _as_lists(cleaned):
+    """Cleaned inputs with every team's scores as a list (arrays compare element-wise)."""
+    return {
+        team: None
+        if c is None
+        else _CleanInput(
+            invited=c.invited,
+            responded=c.responded,
+            scores={d: [float(v) for v in vs] for d, vs in c.scores.items()},
+        )
+        for team, c in cleaned.items()
+    }
 
 
 @settings(max_examples=300, deadline=None)
@@ -201,7 +228,7 @@ def test_the_batch_check_keeps_exactly_what_cleaning_team_by_team_keeps(teams):
     # then it either declines (the caller cleans team by team) or keeps what that would keep;
     # it never accepts a hand-over that cleaning team by team would refuse or change
     if batch is not None:
-        assert batch == per_team
+        assert _as_lists(batch) == per_team
     if any(v is None for v in per_team.values()):
         assert batch is None
 
@@ -213,7 +240,15 @@ def test_the_batch_check_accepts_the_closes_own_hand_over():
         TeamCycleInput(team_id=3, invited=5, responded=2, scores={"stress": [], "support": [1.5]}),
     ]
     assert _clean_batch(teams) == _per_team(teams)
-    for odd in ([1.0, None], [1.0, math.nan], [1, 2.0], np.array([1.0])):
+    # the SQL scoring's float arrays, kept as they are
+    teams[1] = TeamCycleInput(team_id=2, invited=4, responded=2, scores={"stress": np.ones(2)})
+    batch = _clean_batch(teams)
+    assert batch is not None and batch[2].scores["stress"] is teams[1].scores["stress"]
+    odd_values = (
+        [1.0, None], [1.0, math.nan], [1, 2.0], np.array([1.0, np.nan]), np.array([101.0]),
+        np.array([1, 2]), np.ones((1, 1)), np.array([1.0], dtype=np.float32),
+    )  # fmt: skip
+    for odd in odd_values:
         teams[0] = TeamCycleInput(team_id=1, invited=9, responded=3, scores={"stress": odd})
         assert _clean_batch(teams) is None
 

@@ -72,7 +72,7 @@ def test_close_releases_everything_and_passes_per_team_indices(cycle, recorded):
     (call,) = calls
     (team_input,) = call["teams"]
     assert (team_input.invited, team_input.responded) == (6, 5)
-    assert team_input.scores["stress"] == [100.0] * 5
+    assert list(team_input.scores["stress"]) == [100.0] * 5
     # WHO-5 is scored so higher is worse: the best answers give 0
     assert set(team_input.scores) >= {"stress", "wellbeing", "client_burnout", "burnout"}
     assert all(len(v) == 5 for v in team_input.scores.values())
