@@ -1470,110 +1470,108 @@ def cycle_close(*, cycle: Cycle, now: datetime | None = None) -> bool:
         barrier = Cycle.objects.select_for_update().filter(pk=cycle.pk).first()
         if barrier is None or barrier.state != Cycle.State.OPEN or now < barrier.closes_at:
             return False
-    pending_release(cycle=barrier, force=True)
-
-    # What wellbeing will read that does not depend on the answers is read meanwhile, on a
-    # second connection (outside a caller's transaction; see ``wellbeing.close_reads``).
-    with (
-        cycle_results_reads(
-            organisation=barrier.organisation, period_start=barrier.period_start
-        ) as reads,
-        transaction.atomic(),
-    ):
-        cycle = (
-            Cycle.objects.select_for_update()
-            .select_related("organisation", "survey")
-            .get(pk=cycle.pk)
-        )
-        if cycle.state != Cycle.State.OPEN:
-            return False
-        organisation = cycle.organisation
-        k = organisation.anonymity_threshold
-        # What arrived between the release above and this lock (usually nothing).
-        pending_release(cycle=cycle, force=True)
-        analytic_started = perf_counter()
-        teams = cycle_results_inputs(cycle=cycle)
-        inputs_done = perf_counter()
-        changes = cycle_results_record(
-            organisation=organisation,
-            cycle_key=cycle.public_id,
-            period_start=cycle.period_start,
-            closed_at=now,
-            teams=teams,
-            reads=reads,
-        )
-        analytic_done = perf_counter()
-        CLOSE_PHASES.clear()
-        CLOSE_PHASES.update(
-            inputs=inputs_done - analytic_started,
-            record=analytic_done - inputs_done,
-            analytic=analytic_done - analytic_started,
-        )
-        messages = []
-        for change in changes:
-            for recipient_id in change.recipient_ids:
+    # What wellbeing will read that does not depend on the answers is read meanwhile, from the
+    # release of what is pending on, on a second connection (outside a caller's transaction;
+    # see ``wellbeing.close_reads``).
+    with cycle_results_reads(
+        organisation=barrier.organisation, period_start=barrier.period_start
+    ) as reads:
+        pending_release(cycle=barrier, force=True)
+        with transaction.atomic():
+            cycle = (
+                Cycle.objects.select_for_update()
+                .select_related("organisation", "survey")
+                .get(pk=cycle.pk)
+            )
+            if cycle.state != Cycle.State.OPEN:
+                return False
+            organisation = cycle.organisation
+            k = organisation.anonymity_threshold
+            # What arrived between the release above and this lock (usually nothing).
+            pending_release(cycle=cycle, force=True)
+            analytic_started = perf_counter()
+            teams = cycle_results_inputs(cycle=cycle)
+            inputs_done = perf_counter()
+            changes = cycle_results_record(
+                organisation=organisation,
+                cycle_key=cycle.public_id,
+                period_start=cycle.period_start,
+                closed_at=now,
+                teams=teams,
+                reads=reads,
+            )
+            analytic_done = perf_counter()
+            CLOSE_PHASES.clear()
+            CLOSE_PHASES.update(
+                inputs=inputs_done - analytic_started,
+                record=analytic_done - inputs_done,
+                analytic=analytic_done - analytic_started,
+            )
+            messages = []
+            for change in changes:
+                for recipient_id in change.recipient_ids:
+                    messages.append(
+                        OutgoingMessage(
+                            organisation_id=organisation.pk,
+                            kind="flag_alert",
+                            recipient_id=recipient_id,
+                            template="flag_alert",
+                            context={
+                                **change.context,
+                                "flag_id": change.flag_id,
+                                "team_id": change.team_id,
+                                "flag_kind": change.kind,
+                                "change": change.change,
+                                "severity": change.severity,
+                            },
+                            idempotency_key=f"{change.idempotency_key}:{recipient_id}",
+                            sensitive_context={},
+                            channel=None,
+                            not_before=None,
+                            jitter_seconds=0,
+                        )
+                    )
+            # Every response comes from an invitation, so every responding team is in ``teams``.
+            total_invited = sum(t.invited for t in teams)
+            total_responded = sum(t.responded for t in teams)
+            summary: dict[str, Any] = {
+                **_message_context(cycle),
+                "period_start": cycle.period_start.isoformat(),
+                "invited": total_invited,
+                "responded": None,
+                "participation_rate": None,
+                "flag_changes": len(changes),
+            }
+            if total_responded >= k:
+                summary["responded"] = total_responded
+                summary["participation_rate"] = round(total_responded / total_invited, 3)
+            for admin_id in User.objects.filter(
+                organisation=organisation, is_org_admin=True, is_active=True
+            ).values_list("pk", flat=True):
                 messages.append(
                     OutgoingMessage(
                         organisation_id=organisation.pk,
-                        kind="flag_alert",
-                        recipient_id=recipient_id,
-                        template="flag_alert",
-                        context={
-                            **change.context,
-                            "flag_id": change.flag_id,
-                            "team_id": change.team_id,
-                            "flag_kind": change.kind,
-                            "change": change.change,
-                            "severity": change.severity,
-                        },
-                        idempotency_key=f"{change.idempotency_key}:{recipient_id}",
+                        kind="cycle_summary",
+                        recipient_id=admin_id,
+                        template="cycle_summary",
+                        context=summary,
+                        idempotency_key=f"sum:{cycle.public_id}:{admin_id}",
                         sensitive_context={},
                         channel=None,
                         not_before=None,
                         jitter_seconds=0,
                     )
                 )
-        # Every response comes from an invitation, so every responding team is in ``teams``.
-        total_invited = sum(t.invited for t in teams)
-        total_responded = sum(t.responded for t in teams)
-        summary: dict[str, Any] = {
-            **_message_context(cycle),
-            "period_start": cycle.period_start.isoformat(),
-            "invited": total_invited,
-            "responded": None,
-            "participation_rate": None,
-            "flag_changes": len(changes),
-        }
-        if total_responded >= k:
-            summary["responded"] = total_responded
-            summary["participation_rate"] = round(total_responded / total_invited, 3)
-        for admin_id in User.objects.filter(
-            organisation=organisation, is_org_admin=True, is_active=True
-        ).values_list("pk", flat=True):
-            messages.append(
-                OutgoingMessage(
-                    organisation_id=organisation.pk,
-                    kind="cycle_summary",
-                    recipient_id=admin_id,
-                    template="cycle_summary",
-                    context=summary,
-                    idempotency_key=f"sum:{cycle.public_id}:{admin_id}",
-                    sensitive_context={},
-                    channel=None,
-                    not_before=None,
-                    jitter_seconds=0,
-                )
-            )
-        if messages:
-            messages_enqueue_bulk(messages)
-        # Reminders still waiting would carry a dead link (and a token): cancel them.
-        message_cancel_pending(idempotency_key_prefix=f"rem:{cycle.public_id}:")
-        # Touch every invitation in one statement: clears the rotation left on unanswered ones
-        # and gives all rows the same transaction id, so the order people answered in is gone
-        # from live rows (old tuple versions go with the next vacuum).  On PostgreSQL every row
-        # is rewritten in place, no index touched (migration 0005): 0.2 s at 100,000.
-        Invitation.objects.filter(cycle=cycle).update(question_ids=[], rotation_offset=None)
-        Cycle.objects.filter(pk=cycle.pk).update(state=Cycle.State.CLOSED, closed_at=now)
+            if messages:
+                messages_enqueue_bulk(messages)
+            # Reminders still waiting would carry a dead link (and a token): cancel them.
+            message_cancel_pending(idempotency_key_prefix=f"rem:{cycle.public_id}:")
+            # Touch every invitation in one statement: clears the rotation left on unanswered ones
+            # and gives all rows the same transaction id, so the order people answered in is gone
+            # from live rows (old tuple versions go with the next vacuum).  On PostgreSQL every row
+            # is rewritten in place, no index touched (migration 0005): 0.2 s at 100,000.
+            Invitation.objects.filter(cycle=cycle).update(question_ids=[], rotation_offset=None)
+            Cycle.objects.filter(pk=cycle.pk).update(state=Cycle.State.CLOSED, closed_at=now)
     logger.info(
         "event=cycle_closed cycle=%s teams=%d flag_changes=%d analytic_s=%.3f",
         cycle.public_id,

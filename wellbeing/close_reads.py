@@ -44,11 +44,15 @@ class CloseReads:
     """The close's answer-independent reads for one organisation and period: each one either
     read ahead (``ahead``) or, otherwise, read inline when asked for."""
 
+    # The reads ahead, in the order the close takes them, so it waits for none that it does not
+    # need yet: one after another on one thread and its connection.
+    NAMES = ("tree", "published_keys", "memberships", "history_columns")
+
     def __init__(self, *, organisation: Organisation, period_start: date) -> None:
         self.organisation = organisation
         self.period_start = period_start
-        self._future: Future[dict[str, Any]] | None = None
-        self._early: dict[str, Any] | None = None
+        self._futures: dict[str, Future[Any]] = {}
+        self._early: dict[str, Any] = {}
 
     @classmethod
     @contextmanager
@@ -61,18 +65,27 @@ class CloseReads:
             yield reads
             return
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="close-reads") as pool:
-            reads._future = pool.submit(reads._read_ahead)
+            for name in cls.NAMES:
+                reads._futures[name] = pool.submit(reads._read_ahead, name)
             yield reads
 
-    def _read_ahead(self) -> dict[str, Any]:
+    def _read_ahead(self, name: str) -> Any:
         from .aggregation import _published_keys, membership_arrays, recent_results
         from .analytics_selectors import team_tree
         from .flags import DETECTION_DIMENSIONS, HISTORY_CYCLES, _history_columns_copy
 
         try:
-            by_period, _ = recent_results(
-                organisation_id=self.organisation.pk, before=self.period_start
-            )
+            if name == "tree":
+                return team_tree(organisation=self.organisation)
+            if name == "memberships":
+                return membership_arrays(self.organisation)
+            if name == "published_keys":
+                by_period, _ = recent_results(
+                    organisation_id=self.organisation.pk, before=self.period_start
+                )
+                return {
+                    tuple(sorted(ids)): _published_keys(ids, None) for ids in by_period.values()
+                }
             # the window the flag job will read is this cycle's result and the ones before it
             window = sorted(
                 CycleResult.objects.filter(
@@ -81,26 +94,22 @@ class CloseReads:
                 .order_by("-period_start", "-closed_at")
                 .values_list("pk", flat=True)[: HISTORY_CYCLES - 1]
             )
-            return {
-                "tree": team_tree(organisation=self.organisation),
-                "memberships": membership_arrays(self.organisation),
-                "published": {
-                    tuple(sorted(ids)): _published_keys(ids, None) for ids in by_period.values()
-                },
-                "history": (window, _history_columns_copy(window, DETECTION_DIMENSIONS)),
-            }
+            return window, _history_columns_copy(window, DETECTION_DIMENSIONS)
         finally:
-            connections.close_all()  # this thread's connections only
+            if name == self.NAMES[-1]:
+                connections.close_all()  # this thread's connections only
 
     def _read(self, name: str) -> Any:
         """What was read ahead under ``name``, or None (not read ahead, or the read failed)."""
-        if self._future is not None:
-            future, self._future = self._future, None
+        future = self._futures.pop(name, None)
+        if future is not None:
             try:
-                self._early = future.result()
+                self._early[name] = future.result()
             except Exception as exc:
-                logger.warning("event=close_reads status=failed error=%s", type(exc).__name__)
-        return None if self._early is None else self._early[name]
+                logger.warning(
+                    "event=close_reads status=failed read=%s error=%s", name, type(exc).__name__
+                )
+        return self._early.get(name)
 
     def tree(self) -> TeamTree:
         from .analytics_selectors import team_tree
@@ -121,7 +130,7 @@ class CloseReads:
         the results of one of the periods just before."""
         from .aggregation import _published_keys, cell_teams
 
-        early = self._read("published")
+        early = self._read("published_keys")
         keys: NDArray[np.int64] | None = None
         if early is not None:
             keys = early.get(tuple(sorted(result_ids)))
@@ -136,7 +145,7 @@ class CloseReads:
         from .flags import DETECTION_DIMENSIONS, history_columns_reader
 
         read = history_columns_reader()
-        early = self._read("history")
+        early = self._read("history_columns")
         if early is None or tuple(dimensions) != DETECTION_DIMENSIONS:
             return read(result_ids, dimensions)
         window, (agg, part) = early

@@ -52,7 +52,7 @@ def checked_reads(monkeypatch):
     def checked(name):
         def method(self, *args):
             got = original[name](self, *args)
-            assert self._early is not None, f"{name} was read inline"
+            assert name in self._early, f"{name} was read inline"
             fresh = CloseReads(organisation=self.organisation, period_start=self.period_start)
             _same(name, got, original[name](fresh, *args))
             calls.append(name)
@@ -100,7 +100,7 @@ def test_the_reading_thread_closes_its_connection():
 def test_a_failed_read_ahead_is_logged_and_read_inline(monkeypatch, caplog):
     organisation = Organisation.objects.create(name="Acme", slug="acme")
 
-    def fails(self):
+    def fails(self, name):
         raise ConnectionError("no slot")
 
     monkeypatch.setattr(CloseReads, "_read_ahead", fails)
@@ -110,13 +110,14 @@ def test_a_failed_read_ahead_is_logged_and_read_inline(monkeypatch, caplog):
     ):
         assert reads.tree().teams == {}
         assert reads.memberships()[0].size == 0
-    assert "event=close_reads status=failed error=ConnectionError" in caplog.text
+    for name in ("tree", "memberships"):
+        assert f"event=close_reads status=failed read={name} error=ConnectionError" in caplog.text
 
 
 @pytest.mark.django_db
 def test_inside_a_transaction_nothing_is_read_ahead(monkeypatch):
     organisation = Organisation.objects.create(name="Acme", slug="acme")
-    monkeypatch.setattr(CloseReads, "_read_ahead", lambda self: pytest.fail("read ahead"))
+    monkeypatch.setattr(CloseReads, "_read_ahead", lambda self, name: pytest.fail("read ahead"))
     with (
         transaction.atomic(),
         CloseReads.ahead(organisation=organisation, period_start=date(2026, 11, 23)) as reads,
