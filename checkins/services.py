@@ -1417,19 +1417,28 @@ def _cycle_scores_sql(
     return scores, responded
 
 
-@gc_paused()
-def cycle_results_inputs(*, cycle: Cycle) -> list[TeamCycleInput]:
-    """What the close hands to wellbeing per team: invited and responded counts and the
-    per-respondent indices, for every team the cycle was scheduled for or invited people in.
-    Reads released responses only; ``recompute_aggregates`` rebuilds a closed cycle with it."""
-    from wellbeing.analytics import TeamCycleInput
-
-    invited = dict(
-        Invitation.objects.filter(cycle=cycle)
+def invited_counts(*, cycle_id: int) -> dict[int, int]:
+    """team id -> how many people the cycle invited there."""
+    return dict(
+        Invitation.objects.filter(cycle_id=cycle_id)
         .values("team_id")
         .annotate(n=Count("pk"))
         .values_list("team_id", "n")
     )
+
+
+@gc_paused()
+def cycle_results_inputs(
+    *, cycle: Cycle, invited: dict[int, int] | None = None
+) -> list[TeamCycleInput]:
+    """What the close hands to wellbeing per team: invited and responded counts and the
+    per-respondent indices, for every team the cycle was scheduled for or invited people in.
+    Reads released responses only; ``recompute_aggregates`` rebuilds a closed cycle with it.
+    ``invited``: ``invited_counts``, when read already."""
+    from wellbeing.analytics import TeamCycleInput
+
+    if invited is None:
+        invited = invited_counts(cycle_id=cycle.pk)
     scored = _cycle_scores_sql(cycle=cycle) if connection.vendor == "postgresql" else None
     scores: Mapping[int, Mapping[str, Sequence[float] | NDArray[np.float64]]]
     if scored is not None:
@@ -1474,7 +1483,14 @@ def cycle_close(*, cycle: Cycle, now: datetime | None = None) -> bool:
     # release of what is pending on, on a second connection (outside a caller's transaction;
     # see ``wellbeing.close_reads``).
     with cycle_results_reads(
-        organisation=barrier.organisation, period_start=barrier.period_start
+        organisation=barrier.organisation,
+        period_start=barrier.period_start,
+        # once the opening has written every invitation, the invited counts are final
+        first=(
+            {"invited": partial(invited_counts, cycle_id=barrier.pk)}
+            if barrier.opened_fully
+            else None
+        ),
     ) as reads:
         pending_release(cycle=barrier, force=True)
         with transaction.atomic():
@@ -1490,7 +1506,9 @@ def cycle_close(*, cycle: Cycle, now: datetime | None = None) -> bool:
             # What arrived between the release above and this lock (usually nothing).
             pending_release(cycle=cycle, force=True)
             analytic_started = perf_counter()
-            teams = cycle_results_inputs(cycle=cycle)
+            teams = cycle_results_inputs(
+                cycle=cycle, invited=reads.get("invited") if reads.first else None
+            )
             inputs_done = perf_counter()
             changes = cycle_results_record(
                 organisation=organisation,

@@ -9,11 +9,11 @@ alerts come back as plain data (``FlagChange``) for the caller to put in the not
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -90,11 +90,15 @@ def cycle_results_record(
 
 
 def cycle_results_reads(
-    *, organisation: Organisation, period_start: date
+    *,
+    organisation: Organisation,
+    period_start: date,
+    first: Mapping[str, Callable[[], Any]] | None = None,
 ) -> AbstractContextManager[CloseReads]:
     """Start what ``cycle_results_record`` reads that does not depend on the answers, so the
     database serves it while the caller scores them (``wellbeing.close_reads``).  Enter it
-    before starting the transaction that scores and records the cycle."""
+    before starting the transaction that scores and records the cycle.  ``first``: the
+    caller's own such reads, by name, read before the rest (``CloseReads.get``)."""
     from .close_reads import CloseReads
 
-    return CloseReads.ahead(organisation=organisation, period_start=period_start)
+    return CloseReads.ahead(organisation=organisation, period_start=period_start, first=first)

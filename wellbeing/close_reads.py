@@ -20,7 +20,7 @@ membership or team changed while a cycle closes is a race the close always had.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import date
@@ -48,26 +48,45 @@ class CloseReads:
     # need yet: one after another on one thread and its connection.
     NAMES = ("tree", "published_keys", "memberships", "history_columns")
 
-    def __init__(self, *, organisation: Organisation, period_start: date) -> None:
+    def __init__(
+        self,
+        *,
+        organisation: Organisation,
+        period_start: date,
+        first: Mapping[str, Callable[[], Any]] | None = None,
+    ) -> None:
         self.organisation = organisation
         self.period_start = period_start
+        self.first = dict(first or {})
         self._futures: dict[str, Future[Any]] = {}
         self._early: dict[str, Any] = {}
 
     @classmethod
     @contextmanager
-    def ahead(cls, *, organisation: Organisation, period_start: date) -> Iterator[CloseReads]:
+    def ahead(
+        cls,
+        *,
+        organisation: Organisation,
+        period_start: date,
+        first: Mapping[str, Callable[[], Any]] | None = None,
+    ) -> Iterator[CloseReads]:
         """The reads, started now on a second connection when it would see what this one sees
-        (see the module docstring).  Leaving the block waits for the thread, which closes its
-        connection."""
-        reads = cls(organisation=organisation, period_start=period_start)
+        (see the module docstring); ``first``: the caller's own reads of that kind, by name,
+        read before the rest (``get``).  Leaving the block waits for the thread, which closes
+        its connection."""
+        reads = cls(organisation=organisation, period_start=period_start, first=first)
         if connection.vendor != "postgresql" or connection.in_atomic_block:
             yield reads
             return
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="close-reads") as pool:
-            for name in cls.NAMES:
+            for name in (*reads.first, *cls.NAMES):
                 reads._futures[name] = pool.submit(reads._read_ahead, name)
             yield reads
+
+    def get(self, name: str) -> Any:
+        """The caller's own read ``name`` (given as ``first``): read ahead, or read now."""
+        early = self._read(name)
+        return early if early is not None else self.first[name]()
 
     def _read_ahead(self, name: str) -> Any:
         from .aggregation import _published_keys, membership_arrays, recent_results
@@ -75,6 +94,8 @@ class CloseReads:
         from .flags import DETECTION_DIMENSIONS, HISTORY_CYCLES, _history_columns_copy
 
         try:
+            if name in self.first:
+                return self.first[name]()
             if name == "tree":
                 return team_tree(organisation=self.organisation)
             if name == "memberships":

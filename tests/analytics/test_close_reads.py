@@ -62,6 +62,17 @@ def checked_reads(monkeypatch):
 
     for name in ACCESSORS:
         monkeypatch.setattr(CloseReads, name, checked(name))
+    get = CloseReads.get
+
+    def checked_get(self, name):
+        # the caller's own reads (the invited counts): read ahead, equal to a read now
+        got = get(self, name)
+        assert name in self._early, f"{name} was read inline"
+        assert got == self.first[name]()
+        calls.append(name)
+        return got
+
+    monkeypatch.setattr(CloseReads, "get", checked_get)
     return calls
 
 
@@ -72,6 +83,7 @@ def test_every_close_of_the_demo_takes_reads_ahead_equal_to_inline_reads(checked
     # every one of the twelve closes took the tree, the flag window and (from the second on,
     # with earlier published cells to look back to) the memberships and the previous cells
     assert checked_reads.count("tree") == 12
+    assert checked_reads.count("invited") == 12
     assert checked_reads.count("history_columns") == 12
     assert checked_reads.count("memberships") >= 10
     assert checked_reads.count("published_keys") >= 10

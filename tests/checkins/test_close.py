@@ -108,18 +108,19 @@ def test_close_scores_and_stores_with_the_garbage_collector_paused(cycle, monkey
 
     answer_all(cycle, 5)
     seen: dict[str, bool] = {}
-    real_invited, real_store = services.Invitation.objects.filter, aggregation._aggregates_store
+    real_scores, real_store = services.cycle_scores, aggregation._aggregates_store
 
-    def invited(*args, **kwargs):
+    def scores(**kwargs):
         seen.setdefault("inputs", gc.isenabled())
-        return real_invited(*args, **kwargs)
+        return real_scores(**kwargs)
 
     def store(**kwargs):
         seen["store"] = gc.isenabled()
         return real_store(**kwargs)
 
     monkeypatch.setattr(aggregation, "_aggregates_store", store)
-    monkeypatch.setattr(services.Invitation.objects, "filter", invited)
+    monkeypatch.setattr(services, "cycle_scores", scores)
+    monkeypatch.setattr(services, "_cycle_scores_sql", lambda **kwargs: None)  # Python scoring
     assert services.cycle_close(cycle=cycle, now=cycle.closes_at) is True
     assert seen == {"inputs": False, "store": False}
     assert gc.isenabled()
@@ -199,3 +200,25 @@ def test_library_questions_score_within_zero_and_hundred(weekly_pulse):
         scale = q.item_scale()
         values = [item_to_index(v, scale) for v in (q.scale_min, q.scale_max)]
         assert sorted(values) == [0.0, 100.0]
+
+
+@pytest.mark.parametrize("opened_fully", [True, False])
+def test_invited_counts_are_read_ahead_only_once_the_opening_is_complete(
+    cycle, monkeypatch, opened_fully
+):
+    # an opening still writing invitations could add some after a read ahead
+    Cycle.objects.filter(pk=cycle.pk).update(opened_fully=opened_fully)
+    firsts = []
+    reads = analytics.cycle_results_reads
+
+    def spy(**kwargs):
+        firsts.append(kwargs.get("first"))
+        return reads(**kwargs)
+
+    monkeypatch.setattr(analytics, "cycle_results_reads", spy)
+    answer_all(cycle, 5)
+    assert services.cycle_close(cycle=cycle, now=cycle.closes_at) is True
+    (first,) = firsts
+    assert (first is not None) == opened_fully
+    if first is not None:
+        assert first["invited"]() == {cycle.team_ids[0]: 6}
