@@ -13,11 +13,13 @@ the cycle's rows in one transaction (and does not re-run flags for that cycle).
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import math
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from itertools import chain, repeat
@@ -384,22 +386,32 @@ def cycle_results_store(
                         team_input.team_id,
                         str(exc).replace(" ", "_"),
                     )
-        aggregates, participation = _aggregates_store(
-            result=result, tree=tree, inputs=inputs, k=k, reads=reads
-        )
+        # The flag step's reads first.  Its computing (numpy over teams x cycles, no database)
+        # then runs on a thread from the cycle's own figures as soon as they are known, while
+        # this thread builds the aggregate rows and PostgreSQL takes them.
         step = None
         if not recompute:
-            # The flag step's reads first: its computing then runs while PostgreSQL takes the
-            # aggregate rows, from the rows themselves.
-            step = FlagStep.prepare(
-                result=result,
-                tree=tree,
-                reads=reads,
-                current=_detection_rows(aggregates, participation),
+            step = FlagStep.prepare(result=result, tree=tree, reads=reads, current_given=True)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="flag-step") as pool:
+            computing: list[Future[None]] = []
+
+            def figures(own: tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]) -> None:
+                if step is not None:
+                    step.read_window()  # read ahead by now, usually
+                    step.current = own
+                    # in this thread's context (its log fields)
+                    computing.append(pool.submit(contextvars.copy_context().run, step.compute))
+
+            aggregates = _aggregates_store(
+                result=result, tree=tree, inputs=inputs, k=k, reads=reads, figures=figures
             )
-        with rows_copying(TeamAggregate, _AGGREGATE_COLUMNS, aggregates, binary=True):
-            if step is not None:
-                step.compute()
+            with rows_copying(TeamAggregate, _AGGREGATE_COLUMNS, aggregates, binary=True):
+                for future in computing:
+                    future.result()
+        if step is not None and not computing:  # no figures at all this cycle
+            step.read_window()
+            step.current = ([], [])
+            step.compute()
         detection_columns_store([result.pk])
         logger.info(
             "event=cycle_results_stored result_id=%s teams=%s recompute=%s",
@@ -550,13 +562,17 @@ def _aggregates_store(
     inputs: dict[int, _CleanInput],
     k: int,
     reads: CloseReads,
-) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """Copy the participation rows; returns the aggregate rows (``_AGGREGATE_COLUMNS``, for the
-    caller to copy) and the participation rows (``_PARTICIPATION_COLUMNS``)."""
+    figures: Callable[[tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]], None] | None = None,
+) -> list[tuple[Any, ...]]:
+    """Copy the participation rows; returns the aggregate rows (``_AGGREGATE_COLUMNS``) for the
+    caller to copy.  ``figures`` is called, before those rows are built, with the team and
+    subtree rows of the flag window's dimensions and of participation, as
+    ``flags.columns_of_rows`` takes them."""
     from .analytics import DIMENSIONS
+    from .flags import DETECTION_DIMENSIONS
 
     if not inputs:
-        return [], []
+        return []
     layout = _layout(tree, inputs)
     rollup = _Rollup(layout)
     guarded: dict[tuple[int, ...], set[int]] = {}
@@ -630,6 +646,29 @@ def _aggregates_store(
         summaries = summarise_rollup(rollup, scores)
         visible = np.fromiter((node in allowed for node in row_nodes), bool, len(row_nodes))
         planned.append((dimension, visible & (summaries.n[at] > 0), summaries))
+    if figures is not None:
+        figures(
+            (
+                [
+                    row
+                    for dimension, visible, summaries in planned
+                    if dimension in DETECTION_DIMENSIONS
+                    for row in zip(
+                        repeat(result.pk),
+                        row_teams,
+                        row_scopes,
+                        repeat(dimension),
+                        visible.tolist(),
+                        *(
+                            _published_column(figure[at], visible)
+                            for figure in (summaries.n, summaries.mean, summaries.sd)
+                        ),
+                    )  # fmt: skip
+                    if row[1] is not None
+                ],
+                [(r[0], r[1], r[2], r[4], r[6]) for r in participation if r[1] is not None],
+            )
+        )
     # The over-time rule for the published cells that were published before: the keys of every
     # published cell at once, then per dimension the rows whose cell was, period by period.
     row_base = np.array(
@@ -675,24 +714,7 @@ def _aggregates_store(
     # row's cells are copied one after another (every dimension has a row per layout row), so
     # the unique cell index takes its entries in runs: about a tenth of the COPY's time less
     # than a dimension at a time
-    return list(chain.from_iterable(zip(*per_dimension, strict=True))), participation
-
-
-def _detection_rows(
-    aggregates: Sequence[tuple[Any, ...]], participation: Sequence[tuple[Any, ...]]
-) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """The team and subtree rows of the flag window's dimensions (``_AGGREGATE_COLUMNS``) and
-    of participation (``_PARTICIPATION_COLUMNS``), as ``flags.columns_of_rows`` takes them."""
-    from .flags import DETECTION_DIMENSIONS
-
-    return (
-        [
-            (r[0], r[1], r[2], r[3], r[4], r[6], r[7], r[8])
-            for r in aggregates
-            if r[1] is not None and r[3] in DETECTION_DIMENSIONS
-        ],
-        [(r[0], r[1], r[2], r[4], r[6]) for r in participation if r[1] is not None],
-    )
+    return list(chain.from_iterable(zip(*per_dimension, strict=True)))
 
 
 def _published_column(values: NDArray[Any], visible: NDArray[np.bool_]) -> list[Any]:

@@ -793,16 +793,17 @@ def flags_update(
     *, result: CycleResult, tree: TeamTree | None = None, reads: CloseReads | None = None
 ) -> list[FlagChange]:
     """Run detection for every team in ``result`` and move flags through their life cycle
-    (``FlagStep``'s three parts in a row)."""
+    (``FlagStep``'s parts in a row)."""
     step = FlagStep.prepare(result=result, tree=tree, reads=reads)
+    step.read_window()
     step.compute()
     return step.write()
 
 
 @dataclass
 class FlagStep:
-    """One cycle's flag step.  ``prepare`` reads what the rules need; ``compute`` screens the
-    rules for every team at once (numpy over teams x cycles) and runs the detectors of the teams
+    """One cycle's flag step.  ``prepare`` and ``read_window`` read what the rules need;
+    ``compute`` screens the rules for every team at once (numpy over teams x cycles) and runs the detectors of the teams
     to evaluate, without touching the database; ``write`` evaluates those teams one by one (with
     their evidence) and moves their flags.
 
@@ -810,16 +811,18 @@ class FlagStep:
     move -- every other team's evaluation could not change anything.  Each evaluated team runs
     in its own savepoint: a failure is logged (team id and error type only) and the other teams
     carry on; a failure of the screening sends every team down that path.  The close computes
-    while its aggregate rows are still being copied, so it passes the result's own rows as
-    values (``current``) rather than reading them back."""
+    on a thread while it builds and copies the aggregate rows, so it gives the result's own
+    rows as values (``current``) rather than reading them back."""
 
     result: CycleResult
     tree: TeamTree
     settings: FlagSettings
     results: list[CycleResult]
-    columns: Columns
     newer: set[int]
     movable: list[Flag]
+    reads: CloseReads | None = None
+    current_given: bool = False
+    columns: Columns | None = None
     current: tuple[Sequence[Sequence[Any]], Sequence[Sequence[Any]]] | None = None
     history: _History | None = None
     evaluate: list[int] = field(default_factory=list)
@@ -836,11 +839,11 @@ class FlagStep:
         result: CycleResult,
         tree: TeamTree | None = None,
         reads: CloseReads | None = None,
-        current: tuple[Sequence[Sequence[Any]], Sequence[Sequence[Any]]] | None = None,
+        current_given: bool = False,
     ) -> FlagStep:
-        """``current``: the result's own team and subtree rows of ``DETECTION_DIMENSIONS``
-        (``columns_of_rows``' layouts), when they are not readable yet; the window's other
-        results are read now."""
+        """``current_given``: the result's own team and subtree rows of ``DETECTION_DIMENSIONS``
+        will be given to ``compute`` as ``current`` (``columns_of_rows``' layouts) rather than
+        read.  The window's rows are read by ``read_window``."""
         organisation = result.organisation
         results = list(
             CycleResult.objects.filter(
@@ -848,9 +851,6 @@ class FlagStep:
             ).order_by("-period_start", "-closed_at")[:HISTORY_CYCLES]
         )
         results.reverse()
-        read = reads.history_columns if reads else history_columns_reader()
-        ids = sorted(r.pk for r in results if current is None or r.pk != result.pk)
-        columns = read(ids, DETECTION_DIMENSIONS)
         # Figures stored later than this cycle (a past cycle recomputed or closed late): the
         # flags already moved on for those teams.
         newer = set(
@@ -875,18 +875,26 @@ class FlagStep:
             tree=tree or team_tree(organisation=organisation),
             settings=settings,
             results=results,
-            columns=columns,
+            reads=reads,
+            current_given=current_given,
             newer=newer,
             movable=list(
                 Flag.objects.filter(movable, organisation=organisation).order_by("opened_at", "pk")
             ),
-            current=current,
         )
 
+    def read_window(self) -> None:
+        """Read the window's rows (but the result's own when they are given)."""
+        read = self.reads.history_columns if self.reads else history_columns_reader()
+        ids = [r.pk for r in self.results if not self.current_given or r.pk != self.result.pk]
+        self.columns = read(sorted(ids), DETECTION_DIMENSIONS)
+
     def compute(self) -> None:
-        """The screen and the detections; no database access."""
+        """The screen and the detections (after ``read_window``); no database access."""
         result, tree = self.result, self.tree
         columns = self.columns
+        if columns is None:
+            raise RuntimeError("the window was not read")
         if self.current is not None:
             own = columns_of_rows(*self.current, DETECTION_DIMENSIONS)
             columns = (

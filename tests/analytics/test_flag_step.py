@@ -37,3 +37,28 @@ def test_every_close_of_the_demo_computes_flags_from_the_rows_it_stores(monkeypa
         stored = flags_module._History.load(step.results, flags_module.DETECTION_DIMENSIONS)
         _assert_same_history(step.history, stored, flags_module.DETECTION_DIMENSIONS)
     assert Flag.objects.filter(team__organisation=organisation).exists()
+
+
+def test_a_failure_of_the_flag_computing_fails_the_whole_record(monkeypatch):
+    import random
+
+    from tests.analytics.helpers import period, record, team_input
+    from tests.factories import OrganisationFactory, TeamFactory
+    from wellbeing.models import CycleResult, TeamAggregate
+
+    organisation = OrganisationFactory(anonymity_threshold=3)
+    team = TeamFactory(organisation=organisation)
+    rng = random.Random(5)
+    record(organisation, 0, [team_input(team, rng=rng)])
+
+    def fails(self):
+        raise RuntimeError("computing failed")
+
+    monkeypatch.setattr(flags_module.FlagStep, "compute", fails)
+    # the computing runs on its own thread; its failure reaches the caller, and the cycle's
+    # figures are not stored without their flags
+    with pytest.raises(RuntimeError, match="computing failed"):
+        record(organisation, 1, [team_input(team, rng=rng)])
+    assert CycleResult.objects.filter(organisation=organisation).count() == 1
+    stored = TeamAggregate.objects.filter(result__organisation=organisation)
+    assert stored.exists() and not stored.exclude(result__period_start=period(0)).exists()
