@@ -1,16 +1,19 @@
 """What a cycle close reads that does not depend on the cycle's answers, read while they are scored.
 
-The close's longest single step is PostgreSQL scoring the cycle's answers.  Four of its other
-reads need nothing from that step: the team tree, the organisation's memberships (for the
-over-time differencing rule), the cells the previous cycle published (the same rule's
-look-back) and the earlier cycles of the flag window.  ``CloseReads.ahead`` starts them on a
-second database connection in a thread, so PostgreSQL serves them on the other core while the
-scoring runs; the close then takes each one when it gets there.
+The close's longest single step is PostgreSQL scoring the cycle's answers.  Several of its other
+reads need nothing from that step: the team tree, the cells the previous cycles published (the
+over-time differencing rule's look-back), the organisation's memberships (the same rule's
+rosters), the earlier cycles of the flag window, and reads of the caller's own (the check-in
+close: each team's invited count, once the opening has written every invitation).
+``CloseReads.ahead`` starts them on a second database connection in a thread, one after another
+in the order the close takes them, so PostgreSQL serves them on the other core while the scoring
+runs; the close then takes each one when it gets there, waiting only for those not read yet.
 
 Only on PostgreSQL and only when the caller is outside a transaction: a second connection sees
 committed rows only, so inside someone's transaction (tests wrapped in one, a caller's atomic
 block) every read runs inline, through the same functions, when it is first needed.  A read
-ahead that fails (e.g. no connection slot left) is logged by its error type and done inline.
+ahead that fails (e.g. no connection slot left) is logged by its name and error type and done
+inline.
 
 What is read ahead is what the close would read half a second later: results are immutable once
 stored (a recompute stores a new one, which the close then reads inline, by its id), and a
