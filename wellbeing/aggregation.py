@@ -663,7 +663,7 @@ def _aggregates_store(
                             _published_column(figure[at], visible)
                             for figure in (summaries.n, summaries.mean, summaries.sd)
                         ),
-                    )  # fmt: skip
+                    )
                     if row[1] is not None
                 ],
                 [(r[0], r[1], r[2], r[4], r[6]) for r in participation if r[1] is not None],
