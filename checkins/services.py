@@ -1506,9 +1506,7 @@ def cycle_close(*, cycle: Cycle, now: datetime | None = None) -> bool:
             # What arrived between the release above and this lock (usually nothing).
             pending_release(cycle=cycle, force=True)
             analytic_started = perf_counter()
-            teams = cycle_results_inputs(
-                cycle=cycle, invited=reads.get("invited") if reads.first else None
-            )
+            teams = cycle_results_inputs(cycle=cycle, invited=reads.get("invited"))
             inputs_done = perf_counter()
             changes = cycle_results_record(
                 organisation=organisation,

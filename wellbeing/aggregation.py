@@ -391,27 +391,25 @@ def cycle_results_store(
         # this thread builds the aggregate rows and PostgreSQL takes them.
         step = None
         if not recompute:
-            step = FlagStep.prepare(result=result, tree=tree, reads=reads, current_given=True)
+            step = FlagStep.prepare(result=result, tree=tree, reads=reads)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="flag-step") as pool:
             computing: list[Future[None]] = []
 
             def figures(own: tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]) -> None:
                 if step is not None:
-                    step.read_window()  # read ahead by now, usually
                     step.current = own
+                    step.read_window()  # read ahead by now, usually
                     # in this thread's context (its log fields)
                     computing.append(pool.submit(contextvars.copy_context().run, step.compute))
 
             aggregates = _aggregates_store(
                 result=result, tree=tree, inputs=inputs, k=k, reads=reads, figures=figures
             )
+            if not computing:  # no figures at all this cycle
+                figures(([], []))
             with rows_copying(TeamAggregate, _AGGREGATE_COLUMNS, aggregates, binary=True):
                 for future in computing:
                     future.result()
-        if step is not None and not computing:  # no figures at all this cycle
-            step.read_window()
-            step.current = ([], [])
-            step.compute()
         detection_columns_store([result.pk])
         logger.info(
             "event=cycle_results_stored result_id=%s teams=%s recompute=%s",

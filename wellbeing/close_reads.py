@@ -87,7 +87,10 @@ class CloseReads:
             yield reads
 
     def get(self, name: str) -> Any:
-        """The caller's own read ``name`` (given as ``first``): read ahead, or read now."""
+        """The caller's own read ``name`` (given as ``first``): read ahead, or read now; None
+        when it was not given."""
+        if name not in self.first:
+            return None
         early = self._read(name)
         return early if early is not None else self.first[name]()
 
@@ -175,6 +178,8 @@ class CloseReads:
         window, (agg, part) = early
         have = sorted(set(window) & set(result_ids))
         missing = sorted(set(result_ids) - set(have))
+        if have == window and not missing:
+            return agg, part  # the whole window read ahead: as it is, not copied
         parts = [(agg, part) if have == window else _rows_of(agg, part, have)]
         if missing:
             parts.append(read(missing, dimensions))

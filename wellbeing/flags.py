@@ -586,17 +586,14 @@ class _History:
         dimensions: Sequence[str],
         *,
         binary: bool | None = None,
-        read: Callable[[Sequence[int], Sequence[str]], Columns] | None = None,
         columns: Columns | None = None,
     ) -> _History:
-        """The window's rows, read with a binary COPY on PostgreSQL (``binary``), else the ORM,
-        or by ``read`` (``CloseReads.history_columns``); or given as ``columns``."""
+        """The window's rows, read with a binary COPY on PostgreSQL (``binary``), else the ORM;
+        or given as ``columns``."""
         history = cls(results)
         result_ids = sorted(history.column)
         if columns is None:
-            if read is None:
-                read = history_columns_reader(binary=binary)
-            columns = read(result_ids, dimensions)
+            columns = history_columns_reader(binary=binary)(result_ids, dimensions)
         agg, part = columns
         teams = sorted_unique(np.concatenate([agg["team"], part["team"]]).astype(np.int64))
         history.team_ids = teams
@@ -789,23 +786,13 @@ def _screen(
     return {int(t) for t in ids[fire]}
 
 
-def flags_update(
-    *, result: CycleResult, tree: TeamTree | None = None, reads: CloseReads | None = None
-) -> list[FlagChange]:
-    """Run detection for every team in ``result`` and move flags through their life cycle
-    (``FlagStep``'s parts in a row)."""
-    step = FlagStep.prepare(result=result, tree=tree, reads=reads)
-    step.read_window()
-    step.compute()
-    return step.write()
-
-
 @dataclass
 class FlagStep:
-    """One cycle's flag step.  ``prepare`` and ``read_window`` read what the rules need;
-    ``compute`` screens the rules for every team at once (numpy over teams x cycles) and runs the detectors of the teams
-    to evaluate, without touching the database; ``write`` evaluates those teams one by one (with
-    their evidence) and moves their flags.
+    """One cycle's flag step: detection for every team in the result, and flags moved through
+    their life cycle.  ``prepare`` and ``read_window`` read what the rules need; ``compute``
+    screens the rules for every team at once (numpy over teams x cycles) and runs the detectors
+    of the teams to evaluate, without touching the database; ``write`` evaluates those teams one
+    by one (with their evidence) and moves their flags.
 
     A team is evaluated only when a rule may fire for it or it already has a flag the cycle may
     move -- every other team's evaluation could not change anything.  Each evaluated team runs
@@ -821,7 +808,6 @@ class FlagStep:
     newer: set[int]
     movable: list[Flag]
     reads: CloseReads | None = None
-    current_given: bool = False
     columns: Columns | None = None
     current: tuple[Sequence[Sequence[Any]], Sequence[Sequence[Any]]] | None = None
     history: _History | None = None
@@ -839,11 +825,10 @@ class FlagStep:
         result: CycleResult,
         tree: TeamTree | None = None,
         reads: CloseReads | None = None,
-        current_given: bool = False,
     ) -> FlagStep:
-        """``current_given``: the result's own team and subtree rows of ``DETECTION_DIMENSIONS``
-        will be given to ``compute`` as ``current`` (``columns_of_rows``' layouts) rather than
-        read.  The window's rows are read by ``read_window``."""
+        """The window's rows are read by ``read_window``: give the result's own team and
+        subtree rows of ``DETECTION_DIMENSIONS`` as ``current`` (``columns_of_rows``' layouts)
+        before it, when they are not readable yet."""
         organisation = result.organisation
         results = list(
             CycleResult.objects.filter(
@@ -876,7 +861,6 @@ class FlagStep:
             settings=settings,
             results=results,
             reads=reads,
-            current_given=current_given,
             newer=newer,
             movable=list(
                 Flag.objects.filter(movable, organisation=organisation).order_by("opened_at", "pk")
@@ -884,9 +868,9 @@ class FlagStep:
         )
 
     def read_window(self) -> None:
-        """Read the window's rows (but the result's own when they are given)."""
+        """Read the window's rows (but the result's own when they are given as ``current``)."""
         read = self.reads.history_columns if self.reads else history_columns_reader()
-        ids = [r.pk for r in self.results if not self.current_given or r.pk != self.result.pk]
+        ids = [r.pk for r in self.results if self.current is None or r.pk != self.result.pk]
         self.columns = read(sorted(ids), DETECTION_DIMENSIONS)
 
     def compute(self) -> None:
