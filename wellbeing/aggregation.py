@@ -18,7 +18,7 @@ import logging
 import math
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -633,24 +633,29 @@ def _aggregates_store(
     row_teams = [team_id for _, team_id, _ in layout.rows]
     row_scopes = [scope for _, _, scope in layout.rows]
     at = np.array([rollup.position[node] for node in row_nodes], dtype=np.int64)
-    planned: list[tuple[str, NDArray[np.bool_], _Summaries]] = []
+    summarised: dict[str, tuple[NDArray[np.bool_], _Summaries]] = {}
     empty: list[float] = []
-    for dimension in DIMENSIONS:
-        scores = [inputs[t].scores.get(dimension, empty) for t in direct_teams]
-        counts = [len(a) for a in scores]
-        if not any(counts):
-            continue  # the survey did not ask this dimension
-        allowed = guard(counts)
-        summaries = summarise_rollup(rollup, scores)
-        visible = np.fromiter((node in allowed for node in row_nodes), bool, len(row_nodes))
-        planned.append((dimension, visible & (summaries.n[at] > 0), summaries))
+
+    def summarise(dimensions: Iterable[str]) -> None:
+        for dimension in dimensions:
+            scores = [inputs[t].scores.get(dimension, empty) for t in direct_teams]
+            counts = [len(a) for a in scores]
+            if not any(counts):
+                continue  # the survey did not ask this dimension
+            allowed = guard(counts)
+            summaries = summarise_rollup(rollup, scores)
+            visible = np.fromiter((node in allowed for node in row_nodes), bool, len(row_nodes))
+            summarised[dimension] = (visible & (summaries.n[at] > 0), summaries)
+
+    # The flag window's dimensions first: the flag step computes from them (on the caller's
+    # thread) while the other dimensions are summarised.
+    summarise(d for d in DIMENSIONS if d in DETECTION_DIMENSIONS)
     if figures is not None:
         figures(
             (
                 [
                     row
-                    for dimension, visible, summaries in planned
-                    if dimension in DETECTION_DIMENSIONS
+                    for dimension, (visible, summaries) in summarised.items()
                     for row in zip(
                         repeat(result.pk),
                         row_teams,
@@ -667,6 +672,8 @@ def _aggregates_store(
                 [(r[0], r[1], r[2], r[4], r[6]) for r in participation if r[1] is not None],
             )
         )
+    summarise(d for d in DIMENSIONS if d not in DETECTION_DIMENSIONS)
+    planned = [(d, *summarised[d]) for d in DIMENSIONS if d in summarised]
     # The over-time rule for the published cells that were published before: the keys of every
     # published cell at once, then per dimension the rows whose cell was, period by period.
     row_base = np.array(
