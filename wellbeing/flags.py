@@ -837,13 +837,21 @@ class FlagStep:
         )
         results.reverse()
         # Figures stored later than this cycle (a past cycle recomputed or closed late): the
-        # flags already moved on for those teams.
-        newer = set(
-            TeamAggregate.objects.filter(
-                result__organisation=organisation, result__period_start__gt=result.period_start
+        # flags already moved on for those teams.  A weekly close has none: the results are
+        # looked up first, and their figures only when there are some.
+        later = list(
+            CycleResult.objects.filter(
+                organisation=organisation, period_start__gt=result.period_start
+            ).values_list("pk", flat=True)
+        )
+        newer = (
+            set(
+                TeamAggregate.objects.filter(result_id__in=later)
+                .values_list("team_id", flat=True)
+                .distinct()
             )
-            .values_list("team_id", flat=True)
-            .distinct()
+            if later
+            else set()
         )
         settings = settings_for(organisation)
         reopen_after = result.closed_at - timedelta(days=settings.reopen_within_days)

@@ -98,6 +98,23 @@ def _high_stress(team):
     return Flag.objects.get(team=team, kind=Flag.Kind.HIGH_STRESS)
 
 
+def test_a_cycle_closed_late_leaves_the_flags_of_teams_with_later_figures_alone():
+    # given two desks above the level in cycle 0, and cycle 2 stored already for one of them
+    organisation, _, team, _, _ = _org_with_lead()
+    other = TeamFactory(organisation=organisation, name="Counter")
+    record(organisation, 0, [fixed_input(team, stress=HIGH), fixed_input(other, stress=HIGH)])
+    record(organisation, 2, [fixed_input(team, stress=LOW)])
+    assert not Flag.objects.exists()
+    # when cycle 1 closes late, above the level for both
+    changes = record(
+        organisation, 1, [fixed_input(team, stress=HIGH), fixed_input(other, stress=HIGH)]
+    )
+    # then the flags already moved on past cycle 1 for the desk (cycle 2 is stored), so only
+    # the desk without later figures gets its flag
+    assert {(c.team_id, c.kind) for c in changes} == {(other.pk, "high_stress")}
+    assert not Flag.objects.filter(team=team).exists()
+
+
 def test_high_stress_opens_only_after_consecutive_cycles_and_alerts_leads_and_admins():
     # given a desk under a department, both with leads, and an admin
     organisation, department, team, lead, head = _org_with_lead()
