@@ -50,10 +50,7 @@ from .tokens import checkin_link, token_hash, token_minter
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    import numpy as np
-    from numpy.typing import NDArray
-
-    from wellbeing.analytics import TeamCycleInput
+    from wellbeing.analytics import CycleScores, TeamCycleInput
 
 logger = logging.getLogger("pulse.checkins")
 
@@ -1366,17 +1363,16 @@ def _scores_statement(questions: Sequence[tuple[Any, ...]]) -> tuple[Any, list[s
     return statement, dimensions
 
 
-def _cycle_scores_sql(
-    *, cycle: Cycle
-) -> tuple[dict[int, dict[str, NDArray[np.float64]]], dict[int, int]] | None:
-    """``cycle_scores`` computed by PostgreSQL in one statement (``_scores_statement``), each
-    team's indices of a dimension as one float array, with each team's count of responses;
-    None when an answer needs the Python path's handling (not a number, or outside its scale)
-    or the survey has no rating items."""
+def _cycle_scores_sql(*, cycle: Cycle) -> tuple[CycleScores, dict[int, int]] | None:
+    """``cycle_scores`` computed by PostgreSQL in one statement (``_scores_statement``), every
+    team's indices at once (``CycleScores``), with each team's count of responses; None when an
+    answer needs the Python path's handling (not a number, or outside its scale) or the survey
+    has no rating items."""
     import numpy as np
     import psycopg
     from django.db import DatabaseError
 
+    from wellbeing.analytics import CycleScores
     from wellbeing.packed import packed_records
 
     questions = list(
@@ -1399,22 +1395,16 @@ def _cycle_scores_sql(
         return None
     order = np.argsort(rows["team"], kind="stable")
     team = rows["team"][order].astype(np.int64)
-    starts = np.flatnonzero(np.r_[True, team[1:] != team[:-1]]) if team.size else team
-    team_ids = team[starts].tolist()
-    responded = dict(zip(team_ids, np.diff(np.r_[starts, team.size]).tolist(), strict=True))
-    scores: dict[int, dict[str, NDArray[np.float64]]] = {}
+    team_ids, owner, per_team = np.unique(team, return_inverse=True, return_counts=True)
+    responded = dict(zip(team_ids.tolist(), per_team.tolist(), strict=True))
+    counts, values = {}, {}
     for d, dimension in enumerate(dimensions):
-        values = rows[f"d{d}"][order].astype(np.float64)
-        answered = ~np.isnan(values)
-        kept = values[answered]
-        # each team's slice of the answered values (teams in order, so the slices too)
-        per_team = np.add.reduceat(answered.astype(np.int64), starts) if team.size else starts
-        bounds = np.r_[0, np.cumsum(per_team)]
-        edges = bounds.tolist()
-        for team_id, low, high in zip(team_ids, edges[:-1], edges[1:], strict=True):
-            if high > low:
-                scores.setdefault(team_id, {})[dimension] = kept[low:high]
-    return scores, responded
+        column = rows[f"d{d}"][order].astype(np.float64)
+        answered = ~np.isnan(column)
+        # teams in order, so each team's answered values are one slice
+        counts[dimension] = np.bincount(owner[answered], minlength=team_ids.size).astype(np.int64)
+        values[dimension] = column[answered]
+    return CycleScores(team_ids=team_ids.astype(np.int64), counts=counts, values=values), responded
 
 
 def invited_counts(*, cycle_id: int) -> dict[int, int]:
@@ -1428,21 +1418,23 @@ def invited_counts(*, cycle_id: int) -> dict[int, int]:
 
 
 @gc_paused()
-def cycle_results_inputs(
+def cycle_results_hand_over(
     *, cycle: Cycle, invited: dict[int, int] | None = None
-) -> list[TeamCycleInput]:
-    """What the close hands to wellbeing per team: invited and responded counts and the
-    per-respondent indices, for every team the cycle was scheduled for or invited people in.
-    Reads released responses only; ``recompute_aggregates`` rebuilds a closed cycle with it.
-    ``invited``: ``invited_counts``, when read already."""
+) -> tuple[list[TeamCycleInput], CycleScores | None]:
+    """What the close hands to wellbeing: per team the invited and responded counts, for every
+    team the cycle was scheduled for or invited people in; and the per-respondent indices,
+    every team's at once (``CycleScores``, on PostgreSQL) or else in each team's own
+    ``scores``.  Reads released responses only; ``recompute_aggregates`` rebuilds a closed
+    cycle with it.  ``invited``: ``invited_counts``, when read already."""
     from wellbeing.analytics import TeamCycleInput
 
     if invited is None:
         invited = invited_counts(cycle_id=cycle.pk)
     scored = _cycle_scores_sql(cycle=cycle) if connection.vendor == "postgresql" else None
-    scores: Mapping[int, Mapping[str, Sequence[float] | NDArray[np.float64]]]
+    batch: CycleScores | None = None
+    scores: Mapping[int, Mapping[str, Sequence[float]]] = {}
     if scored is not None:
-        scores, responded = scored
+        batch, responded = scored
     else:
         scores = cycle_scores(cycle=cycle)
         responded = dict(
@@ -1452,7 +1444,7 @@ def cycle_results_inputs(
             .values_list("team_id", "n")
         )
     team_ids = sorted(set(cycle.team_ids) | set(invited))
-    return [
+    teams = [
         TeamCycleInput(
             team_id=tid,
             invited=invited.get(tid, 0),
@@ -1461,6 +1453,7 @@ def cycle_results_inputs(
         )
         for tid in team_ids
     ]
+    return teams, batch
 
 
 def cycle_close(*, cycle: Cycle, now: datetime | None = None) -> bool:
@@ -1506,7 +1499,7 @@ def cycle_close(*, cycle: Cycle, now: datetime | None = None) -> bool:
             # What arrived between the release above and this lock (usually nothing).
             pending_release(cycle=cycle, force=True)
             analytic_started = perf_counter()
-            teams = cycle_results_inputs(cycle=cycle, invited=reads.get("invited"))
+            teams, scores = cycle_results_hand_over(cycle=cycle, invited=reads.get("invited"))
             inputs_done = perf_counter()
             changes = cycle_results_record(
                 organisation=organisation,
@@ -1515,6 +1508,7 @@ def cycle_close(*, cycle: Cycle, now: datetime | None = None) -> bool:
                 closed_at=now,
                 teams=teams,
                 reads=reads,
+                scores=scores,
             )
             analytic_done = perf_counter()
             CLOSE_PHASES.clear()

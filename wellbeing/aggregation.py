@@ -20,7 +20,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from itertools import chain, repeat
 from typing import TYPE_CHECKING, Any, cast
@@ -48,7 +48,7 @@ from .packed import packed_records
 from .stats._data import sorted_unique
 
 if TYPE_CHECKING:
-    from .analytics import FlagChange, TeamCycleInput
+    from .analytics import CycleScores, FlagChange, TeamCycleInput
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +167,74 @@ def _clean_batch(teams: Sequence[TeamCycleInput]) -> dict[int, _CleanInput] | No
         if not (array.min() >= 0.0 and array.max() <= 100.0):
             return None
     return out
+
+
+def _batch_checked(scores: CycleScores, teams: Sequence[TeamCycleInput]) -> CycleScores | None:
+    """``scores`` when every team's indices can be vouched for at once, as ``_clean_batch``
+    does for teams' own: the arrays well formed, every index within 0-100 (NaN fails) and no
+    team with more indices than respondents; else None (the caller then goes team by team).
+    Indices of teams not in ``teams`` are left out (``_owned_scores``)."""
+    from .analytics import DIMENSIONS
+
+    if any(team.scores for team in teams):
+        raise ValueError("each team's own scores must be empty when scores are given")
+    team_ids = scores.team_ids
+    if not (
+        type(team_ids) is np.ndarray
+        and team_ids.ndim == 1
+        and team_ids.dtype == np.dtype(np.int64)
+        and bool((np.diff(team_ids) > 0).all())
+        and set(scores.counts) == set(scores.values)
+        and set(scores.counts) <= set(DIMENSIONS)
+    ):
+        return None
+    # each batch team's respondents (no limit for a team not handed over: left out anyway)
+    limit = np.full(team_ids.size, np.iinfo(np.int64).max, dtype=np.int64)
+    at = _positions_in(np.array([t.team_id for t in teams], dtype=np.int64), team_ids)
+    responded = np.array([t.responded for t in teams], dtype=np.int64)
+    limit[at >= 0] = responded[at[at >= 0]]
+    for dimension, counts in scores.counts.items():
+        values = scores.values[dimension]
+        if not (
+            type(counts) is np.ndarray
+            and counts.shape == team_ids.shape
+            and counts.dtype == np.dtype(np.int64)
+            and _float_vector(values)
+            and int(counts.sum()) == values.size
+            and bool((counts >= 0).all())
+            and bool((counts <= limit).all())
+        ):
+            return None
+        # NaN fails both comparisons, an infinity one of them
+        if values.size and not (values.min() >= 0.0 and values.max() <= 100.0):
+            return None
+    return scores
+
+
+def _positions_in(haystack: NDArray[np.int64], needles: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Each needle's position in ``haystack`` (distinct values, any order), -1 where absent."""
+    if not haystack.size:
+        return np.full(needles.size, -1, dtype=np.int64)
+    order = np.argsort(haystack)
+    at = order[np.minimum(np.searchsorted(haystack, needles, sorter=order), haystack.size - 1)]
+    return np.where(haystack[at] == needles, at, -1).astype(np.int64)
+
+
+def _owned_scores(
+    scores: CycleScores, dimension: str, direct_teams: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+    """One dimension's indices of ``scores`` for the layout's direct teams: per direct team its
+    count, and the indices with each one's direct team (position in ``direct_teams``)."""
+    per_direct = np.zeros(direct_teams.size, dtype=np.int64)
+    counts = scores.counts.get(dimension)
+    if counts is None:
+        return per_direct, np.zeros(0, dtype=np.int64), np.zeros(0)
+    direct_of = _positions_in(direct_teams, scores.team_ids)
+    found = direct_of >= 0
+    per_direct[direct_of[found]] = counts[found]
+    owner = np.repeat(direct_of, counts)
+    kept = owner >= 0
+    return per_direct, owner[kept], scores.values[dimension][kept]
 
 
 def _float_vector(values: object) -> bool:
@@ -336,6 +404,7 @@ def cycle_results_store(
     closed_at: datetime,
     teams: Sequence[TeamCycleInput],
     reads: CloseReads | None = None,
+    scores: CycleScores | None = None,
 ) -> list[FlagChange]:
     """Store the cycle's guarded aggregates and update flags; returns flag changes to alert.
 
@@ -373,7 +442,14 @@ def cycle_results_store(
                 )
                 continue
             known.append(team_input)
-        inputs = _clean_batch(known)
+        batch = _batch_checked(scores, known) if scores is not None else None
+        inputs = _clean_batch(known) if scores is None or batch is not None else None
+        if inputs is None and scores is not None:
+            # as if each team had handed over its own indices
+            by_team = scores.by_team()
+            known = [replace(t, scores=by_team.get(t.team_id, {})) for t in known]
+            batch = None
+            inputs = _clean_batch(known)
         if inputs is None:
             inputs = {}
             for team_input in known:
@@ -403,7 +479,13 @@ def cycle_results_store(
                     computing.append(pool.submit(contextvars.copy_context().run, step.compute))
 
             aggregates = _aggregates_store(
-                result=result, tree=tree, inputs=inputs, k=k, reads=reads, figures=figures
+                result=result,
+                tree=tree,
+                inputs=inputs,
+                k=k,
+                reads=reads,
+                figures=figures,
+                batch=batch,
             )
             if not computing:  # no figures at all this cycle
                 figures(([], []))
@@ -494,9 +576,6 @@ def summarise_rollup(
     """``summarise`` of every node's subtree scores at once (scores per direct node, in
     ``rollup.direct`` order, as ``_clean_scores`` gives them: finite and within 0-100).
     Two-pass spread about each node's own mean; t quantiles once per distinct n."""
-    from scipy import stats as scipy_stats
-
-    nodes = len(rollup.nodes)
     sizes = np.array([len(a) for a in scores], dtype=np.int64)
     # one pass over every team's numbers (lists), or their arrays joined
     if any(type(a) is np.ndarray for a in scores):
@@ -504,6 +583,21 @@ def summarise_rollup(
     else:
         values = np.fromiter(chain.from_iterable(scores), np.float64, count=int(sizes.sum()))
     owner = np.repeat(np.arange(len(scores), dtype=np.int64), sizes)
+    return summarise_owned(rollup, owner, values, confidence=confidence)
+
+
+def summarise_owned(
+    rollup: _Rollup,
+    owner: NDArray[np.int64],
+    values: NDArray[np.float64],
+    *,
+    confidence: float = 0.95,
+) -> _Summaries:
+    """``summarise_rollup`` of scores given as one array, with each score's direct node
+    (position in ``rollup.direct``)."""
+    from scipy import stats as scipy_stats
+
+    nodes = len(rollup.nodes)
     element, node = rollup.expand(owner)
     x = values[element]
     n = np.bincount(node, minlength=nodes)
@@ -561,11 +655,13 @@ def _aggregates_store(
     k: int,
     reads: CloseReads,
     figures: Callable[[tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]], None] | None = None,
+    batch: CycleScores | None = None,
 ) -> list[tuple[Any, ...]]:
     """Copy the participation rows; returns the aggregate rows (``_AGGREGATE_COLUMNS``) for the
     caller to copy.  ``figures`` is called, before those rows are built, with the team and
     subtree rows of the flag window's dimensions and of participation, as
-    ``flags.columns_of_rows`` takes them."""
+    ``flags.columns_of_rows`` takes them.  ``batch``: the teams' indices handed over at once,
+    checked (``_batch_checked``); each team's own are empty then."""
     from .analytics import DIMENSIONS
     from .flags import DETECTION_DIMENSIONS
 
@@ -590,6 +686,7 @@ def _aggregates_store(
 
     # Participation: the respondent count is itself a figure about fewer-than-k people.
     direct_teams = [layout.direct[node] for node in rollup.direct]
+    direct_array = np.array(direct_teams, dtype=np.int64)
     responded = np.array([inputs[t].responded for t in direct_teams], dtype=np.float64)
     invited = np.array([inputs[t].invited for t in direct_teams], dtype=np.float64)
     shown = guard(responded.astype(np.int64).tolist())
@@ -638,12 +735,18 @@ def _aggregates_store(
 
     def summarise(dimensions: Iterable[str]) -> None:
         for dimension in dimensions:
-            scores = [inputs[t].scores.get(dimension, empty) for t in direct_teams]
-            counts = [len(a) for a in scores]
-            if not any(counts):
-                continue  # the survey did not ask this dimension
-            allowed = guard(counts)
-            summaries = summarise_rollup(rollup, scores)
+            if batch is not None:
+                counts, owner, values = _owned_scores(batch, dimension, direct_array)
+                if not counts.any():
+                    continue  # the survey did not ask this dimension
+                summaries = summarise_owned(rollup, owner, values)
+            else:
+                scores = [inputs[t].scores.get(dimension, empty) for t in direct_teams]
+                counts = np.array([len(a) for a in scores], dtype=np.int64)
+                if not counts.any():
+                    continue  # the survey did not ask this dimension
+                summaries = summarise_rollup(rollup, scores)
+            allowed = guard(counts.tolist())
             visible = np.fromiter((node in allowed for node in row_nodes), bool, len(row_nodes))
             summarised[dimension] = (visible & (summaries.n[at] > 0), summaries)
 

@@ -48,6 +48,30 @@ class TeamCycleInput:
 
 
 @dataclass(frozen=True)
+class CycleScores:
+    """Every team's per-respondent indices of one cycle at once, as the close computes them:
+    ``team_ids`` sorted, and per dimension each team's count of indices (``team_ids`` order)
+    and all of them in one float array, team after team.  Handed over beside the teams
+    (``cycle_results_record``), so thousands of teams' indices need no object per team."""
+
+    team_ids: NDArray[np.int64]
+    counts: Mapping[str, NDArray[np.int64]]
+    values: Mapping[str, NDArray[np.float64]]
+
+    def by_team(self) -> dict[int, dict[str, NDArray[np.float64]]]:
+        """The same indices team by team (``TeamCycleInput.scores``), each a view."""
+        out: dict[int, dict[str, NDArray[np.float64]]] = {}
+        team_ids = self.team_ids.tolist()
+        for dimension, counts in self.counts.items():
+            edges = np.concatenate([[0], np.cumsum(counts)]).tolist()
+            values = self.values[dimension]
+            for team_id, low, high in zip(team_ids, edges[:-1], edges[1:], strict=True):
+                if high > low:
+                    out.setdefault(team_id, {})[dimension] = values[low:high]
+        return out
+
+
+@dataclass(frozen=True)
 class FlagChange:
     """A flag opened, escalated or resolved by this cycle, with whom to alert and what to say.
 
@@ -71,12 +95,14 @@ def cycle_results_record(
     closed_at: datetime,
     teams: Sequence[TeamCycleInput],
     reads: CloseReads | None = None,
+    scores: CycleScores | None = None,
 ) -> list[FlagChange]:
     """Store aggregates for a closed cycle, detect trends, update flags; idempotent per cycle_key.
 
     Runs inside the caller's transaction.  Returns the flag changes that need alerts.
     ``reads``: from ``cycle_results_reads`` for the same organisation and period, entered
-    before the caller computed ``teams``."""
+    before the caller computed ``teams``.  ``scores``: every team's indices at once, instead
+    of each team's own ``scores`` (which must then be empty)."""
     from .aggregation import cycle_results_store  # implemented with the trends capability
 
     return cycle_results_store(
@@ -86,6 +112,7 @@ def cycle_results_record(
         closed_at=closed_at,
         teams=teams,
         reads=reads,
+        scores=scores,
     )
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 import random
+import uuid
+from dataclasses import replace
 from datetime import date
 
 import numpy as np
@@ -12,16 +14,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.analytics.helpers import record
+from tests.analytics.helpers import closed_at, period, record
 from tests.factories import OrganisationFactory, TeamFactory
 from wellbeing.aggregation import (
     CorruptInput,
+    _batch_checked,
     _clean,
     _clean_batch,
     _clean_scores,
     _CleanInput,
 )
-from wellbeing.analytics import TeamCycleInput
+from wellbeing.analytics import CycleScores, TeamCycleInput, cycle_results_record
 from wellbeing.models import TeamAggregate, TeamParticipation
 from wellbeing.stats.summary import summarise
 
@@ -380,3 +383,112 @@ def test_rosters_from_movers_equal_delta_publishable_over_full_rosters(seed):
             assert got[rollup.position[node]] == expected, (node, then)
             outcomes.add(expected)
     assert outcomes == {True, False}  # both answers occur: the comparison can fail
+
+
+def _batch_of(teams):
+    """The per-team float arrays of ``teams`` as one ``CycleScores`` (teams in id order), and the
+    teams with their own scores emptied, as the close hands them over."""
+    ordered = sorted(teams, key=lambda t: t.team_id)
+    dimensions = sorted({d for t in ordered for d in t.scores})
+    empty = np.zeros(0)
+    batch = CycleScores(
+        team_ids=np.array([t.team_id for t in ordered], dtype=np.int64),
+        counts={
+            d: np.array([len(t.scores.get(d, empty)) for t in ordered], dtype=np.int64)
+            for d in dimensions
+        },
+        values={
+            d: np.concatenate([np.zeros(0), *(t.scores.get(d, empty) for t in ordered)])
+            for d in dimensions
+        },
+    )
+    return batch, [replace(t, scores={}) for t in teams]
+
+
+_array_team = st.builds(
+    lambda i, invited, extra, scores: TeamCycleInput(
+        team_id=i, invited=invited + extra, responded=invited, scores=scores
+    ),
+    st.integers(1, 10**6),
+    st.integers(0, 6),
+    st.integers(0, 3),
+    st.dictionaries(
+        st.sampled_from(["stress", "workload", "client_burnout", "no_such_dimension"]),
+        st.lists(_float_score, max_size=7).map(lambda v: np.array(v, dtype=np.float64)),
+        max_size=3,
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_array_team, max_size=6, unique_by=lambda t: t.team_id))
+def test_a_batch_of_every_teams_indices_is_kept_only_when_team_by_team_keeps_it_all(teams):
+    # given the teams' indices handed over at once
+    batch, bare = _batch_of(teams)
+    per_team = _per_team(teams)
+    # when the batch is checked
+    kept = _batch_checked(batch, bare)
+    # then it is kept only when cleaning team by team would keep every index unchanged, and a
+    # team cleaning refuses always sends the close down that path
+    if kept is not None:
+        assert kept is batch
+        by_team = batch.by_team()
+        for team in teams:
+            cleaned = per_team[team.team_id]
+            assert cleaned is not None
+            assert {d: list(v) for d, v in cleaned.scores.items() if len(v)} == {
+                d: list(v) for d, v in by_team.get(team.team_id, {}).items()
+            }
+    if any(v is None for v in per_team.values()):
+        assert kept is None
+
+
+def test_a_team_with_its_own_indices_beside_a_batch_is_a_caller_error():
+    batch, bare = _batch_of([TeamCycleInput(1, 3, 2, {"stress": np.array([1.0, 2.0])})])
+    with pytest.raises(ValueError, match="must be empty"):
+        _batch_checked(batch, [TeamCycleInput(1, 3, 2, {"stress": [1.0]})])
+    assert _batch_checked(batch, bare) is batch
+
+
+def _stored(organisation):
+    return sorted(
+        TeamAggregate.objects.filter(result__organisation=organisation).values_list(
+            "team_id", "scope", "dimension", "published", "n", "index", "sd", "distribution"
+        ),
+        key=repr,
+    )
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_a_cycle_handed_over_at_once_stores_what_team_by_team_stores(broken):
+    rng = random.Random(21)
+    organisation = OrganisationFactory(anonymity_threshold=3)
+    teams = _tree(organisation, rng)
+    inputs = []
+    for team in teams:
+        responded = rng.randint(0, 9)
+        scores = {
+            d: np.array([round(rng.uniform(0, 100), 1) for _ in range(responded)])
+            for d in ("stress", "client_burnout", "support")
+        }
+        inputs.append(TeamCycleInput(team.pk, responded + 2, responded, scores))
+    if broken:  # one team's index out of its scale: that team is left out either way
+        bad = next(t for t in inputs if t.responded)
+        bad.scores["stress"][0] = 150.0
+    # when the cycle is recorded team by team, then recorded again (same key) at once
+    record(organisation, 0, inputs)
+    team_by_team = _stored(organisation)
+    batch, bare = _batch_of(inputs)
+    assert (_batch_checked(batch, bare) is None) == broken
+    cycle_results_record(
+        organisation=organisation,
+        cycle_key=uuid.uuid5(uuid.NAMESPACE_URL, f"{organisation.pk}:0"),
+        period_start=period(0),
+        closed_at=closed_at(0),
+        teams=bare,
+        scores=batch,
+    )
+    # then the same figures are stored
+    assert _stored(organisation) == team_by_team
+    if broken:
+        assert not TeamAggregate.objects.filter(team_id=bad.team_id, scope="team").exists()

@@ -22,6 +22,13 @@ def _sorted(scores):
     return {t: {d: sorted(v) for d, v in dims.items()} for t, dims in scores.items()}
 
 
+def _handed_over(cycle):
+    """Each team's indices as the close hands them over (at once, or in each team's own)."""
+    teams, batch = services.cycle_results_hand_over(cycle=cycle)
+    by_team = batch.by_team() if batch is not None else {t.team_id: t.scores for t in teams}
+    return teams, {t: s for t, s in by_team.items() if s}
+
+
 def test_sql_scores_equal_python_scores_bit_for_bit(cycle):
     rng = random.Random(3)
     answer_all(cycle, 6, value_of=lambda q: rng.randint(q.scale_min, q.scale_max))
@@ -35,8 +42,12 @@ def test_sql_scores_equal_python_scores_bit_for_bit(cycle):
     python = services.cycle_scores(cycle=cycle)
     scored = services._cycle_scores_sql(cycle=cycle)
     assert scored is not None and python
-    sql, responded = scored
-    assert _sorted(sql) == _sorted(python)
+    batch, responded = scored
+    assert _sorted(batch.by_team()) == _sorted(python)
+    # every team's indices at once: teams in order, each dimension's counts adding up
+    assert batch.team_ids.tolist() == sorted(responded)
+    for dimension, counts in batch.counts.items():
+        assert int(counts.sum()) == batch.values[dimension].size
     # the responses counted in the same pass, as the ORM counts them
     assert (
         responded
@@ -48,8 +59,8 @@ def test_sql_scores_equal_python_scores_bit_for_bit(cycle):
         )
         and sum(responded.values()) == 6
     )
-    inputs = services.cycle_results_inputs(cycle=cycle)
-    assert _sorted({i.team_id: i.scores for i in inputs if i.scores}) == _sorted(python)
+    inputs, handed = _handed_over(cycle)
+    assert _sorted(handed) == _sorted(python)
     assert {i.team_id: i.responded for i in inputs if i.responded} == responded
 
 
@@ -68,9 +79,8 @@ def test_unusual_answers_are_scored_as_the_python_scoring_does(cycle, odd, sql_h
     python = services.cycle_scores(cycle=cycle)
     assert (scored is not None) == sql_handles
     if scored is not None:
-        assert _sorted(scored[0]) == _sorted(python)
-    inputs = services.cycle_results_inputs(cycle=cycle)
-    assert _sorted({i.team_id: i.scores for i in inputs if i.scores}) == _sorted(python)
+        assert _sorted(scored[0].by_team()) == _sorted(python)
+    assert _sorted(_handed_over(cycle)[1]) == _sorted(python)
 
 
 def test_an_answer_outside_its_scale_is_left_to_the_python_scoring(cycle):
@@ -82,4 +92,4 @@ def test_an_answer_outside_its_scale_is_left_to_the_python_scoring(cycle):
     response.save()
     assert services._cycle_scores_sql(cycle=cycle) is None
     with pytest.raises(ValueError):
-        services.cycle_results_inputs(cycle=cycle)
+        services.cycle_results_hand_over(cycle=cycle)

@@ -1,7 +1,7 @@
 """Recompute a closed cycle's stored aggregates from its released responses.  Idempotent.
 
 Rebuilds exactly what the close job hands to wellbeing
-(``checkins.services.cycle_results_inputs``: invited and responded per team, and the
+(``checkins.services.cycle_results_hand_over``: invited and responded per team, and the
 per-respondent indices) and stores it again under the same cycle key, replacing that cycle's rows
 in one transaction.  Flags are not re-run for a cycle they have already seen, so no alert is sent
 twice.  Prints counts only, never answers.
@@ -15,7 +15,7 @@ import uuid
 from django.core.management.base import BaseCommand, CommandError
 
 from checkins.models import Cycle
-from checkins.services import cycle_results_inputs
+from checkins.services import cycle_results_hand_over
 from wellbeing.analytics import cycle_results_record
 
 
@@ -36,7 +36,7 @@ class Command(BaseCommand):
             raise CommandError("No cycle with that key.")
         if cycle.state != Cycle.State.CLOSED or cycle.closed_at is None:
             raise CommandError(f"The cycle is {cycle.state}; only closed cycles are recomputed.")
-        teams = cycle_results_inputs(cycle=cycle)
+        teams, scores = cycle_results_hand_over(cycle=cycle)
         self.stdout.write(f"Recomputing cycle {key} ({len(teams)} teams)…")
         changes = cycle_results_record(
             organisation=cycle.organisation,
@@ -44,6 +44,7 @@ class Command(BaseCommand):
             period_start=cycle.period_start,
             closed_at=cycle.closed_at,
             teams=teams,
+            scores=scores,
         )
         self.stdout.write(
             self.style.SUCCESS(
