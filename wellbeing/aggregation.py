@@ -690,23 +690,28 @@ def _aggregates_store(
     responded = np.array([inputs[t].responded for t in direct_teams], dtype=np.float64)
     invited = np.array([inputs[t].invited for t in direct_teams], dtype=np.float64)
     shown = guard(responded.astype(np.int64).tolist())
-    total_invited = rollup.totals(invited)
-    total_responded = rollup.totals(responded)
-    participation = []
-    for node, team_id, scope in layout.rows:
-        i = rollup.position[node]
-        published = node in shown
-        node_invited, node_responded = int(total_invited[i]), int(total_responded[i])
-        rate = (
-            (min(1.0, node_responded / node_invited) if node_invited else 1.0)
-            if published
-            else None
+    # Every row's figures taken at its node as whole columns (see the aggregate rows below).
+    row_nodes = [node for node, _, _ in layout.rows]
+    row_teams = [team_id for _, team_id, _ in layout.rows]
+    row_scopes = [scope for _, _, scope in layout.rows]
+    at = np.array([rollup.position[node] for node in row_nodes], dtype=np.int64)
+    row_invited = rollup.totals(invited)[at].astype(np.int64)
+    row_responded = rollup.totals(responded)[at].astype(np.int64)
+    row_shown = np.fromiter((node in shown for node in row_nodes), bool, len(row_nodes))
+    rate = np.minimum(1.0, row_responded / np.maximum(row_invited, 1))
+    participation = list(
+        zip(
+            repeat(result.pk),
+            row_teams,
+            row_scopes,
+            row_invited.tolist(),
+            row_shown.tolist(),
+            _published_column(row_responded, row_shown),
+            _published_column(np.where(row_invited > 0, rate, 1.0), row_shown),
+            strict=False,
         )
-        participation.append(
-            (result.pk, team_id, scope, node_invited, published,
-             node_responded if published else None, rate)
-        )  # fmt: skip
-    rows_copy(TeamParticipation, _PARTICIPATION_COLUMNS, participation)
+    )
+    rows_copy(TeamParticipation, _PARTICIPATION_COLUMNS, participation, binary=True)
 
     rosters: _Rosters | None = None
     deltas: dict[date, NDArray[np.bool_]] = {}
@@ -726,10 +731,6 @@ def _aggregates_store(
     # Every dimension's rows come in ``layout.rows`` order: the figures are taken at each row's
     # node as whole columns and the rows zipped from them (building each row in a Python loop
     # was the largest part of this function's own time).
-    row_nodes = [node for node, _, _ in layout.rows]
-    row_teams = [team_id for _, team_id, _ in layout.rows]
-    row_scopes = [scope for _, _, scope in layout.rows]
-    at = np.array([rollup.position[node] for node in row_nodes], dtype=np.int64)
     summarised: dict[str, tuple[NDArray[np.bool_], _Summaries]] = {}
     empty: list[float] = []
 
