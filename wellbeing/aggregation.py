@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 from psycopg import sql
 
 from .analytics_selectors import TeamTree
-from .bulk import JsonText, gc_paused, rows_copy, rows_copying
+from .bulk import JsonText, gc_paused, rows_copying
 from .close_reads import CloseReads
 from .errors import ServiceError
 from .guard import Node, publishable_nodes, validate_k
@@ -711,7 +711,6 @@ def _aggregates_store(
             strict=False,
         )
     )
-    rows_copy(TeamParticipation, _PARTICIPATION_COLUMNS, participation, binary=True)
 
     rosters: _Rosters | None = None
     deltas: dict[date, NDArray[np.bool_]] = {}
@@ -752,8 +751,10 @@ def _aggregates_store(
             summarised[dimension] = (visible & (summaries.n[at] > 0), summaries)
 
     # The flag window's dimensions first: the flag step computes from them (on the caller's
-    # thread) while the other dimensions are summarised.
-    summarise(d for d in DIMENSIONS if d in DETECTION_DIMENSIONS)
+    # thread) while the other dimensions are summarised.  PostgreSQL takes the participation
+    # rows meanwhile (nothing in between uses the connection).
+    with rows_copying(TeamParticipation, _PARTICIPATION_COLUMNS, participation, binary=True):
+        summarise(d for d in DIMENSIONS if d in DETECTION_DIMENSIONS)
     if figures is not None:
         figures(
             (
