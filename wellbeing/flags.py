@@ -731,10 +731,10 @@ def _screen(
     tree: TeamTree,
     settings: FlagSettings,
     baselines: dict[str, OrgBaseline],
-) -> set[int]:
+) -> Screened:
     """Teams among ``team_ids`` for which some rule may fire (all of them vectorised)."""
     if not team_ids:
-        return set()
+        return Screened(set(), set())
     rows = history._rows(team_ids)
     ids = np.asarray(team_ids, dtype=np.int64)
 
@@ -783,7 +783,16 @@ def _screen(
         with np.errstate(invalid="ignore"):
             burnout_high = np.isfinite(latest) & (latest >= level - 1e-7 * (1.0 + abs(level)))
         fire[customer] |= stress_enough[customer] & stress_rising & (burnout_rising | burnout_high)
-    return {int(t) for t in ids[fire]}
+    return Screened(teams={int(t) for t in ids[fire]}, participation={int(t) for t in ids[drop]})
+
+
+@dataclass(frozen=True)
+class Screened:
+    """What ``_screen`` lets through: the teams for which some rule may fire, and among them
+    those whose participation may have dropped (the one rule costly to evaluate)."""
+
+    teams: set[int]
+    participation: set[int]
 
 
 @dataclass
@@ -812,6 +821,7 @@ class FlagStep:
     current: tuple[Sequence[Sequence[Any]], Sequence[Sequence[Any]]] | None = None
     history: _History | None = None
     evaluate: list[int] = field(default_factory=list)
+    participation: set[int] = field(default_factory=set)  # screened: may have dropped
     customer_facing: list[int] = field(default_factory=list)
     flags: dict[tuple[int, str], Flag] = field(default_factory=dict)
     baselines: dict[str, OrgBaseline] = field(default_factory=dict)
@@ -911,7 +921,7 @@ class FlagStep:
                 self.flags[(flag.team_id, flag.kind)] = flag  # ascending: the newest wins
         candidates = [t for t in current_teams if t not in self.newer and t in tree.teams]
         try:
-            firing = _screen(
+            screened = _screen(
                 history, candidates, tree=tree, settings=self.settings, baselines=self.baselines
             )
         except Exception as exc:
@@ -920,9 +930,10 @@ class FlagStep:
                 result.pk,
                 type(exc).__name__,
             )
-            firing = set(candidates)
+            screened = Screened(set(candidates), set(candidates))
         with_flags = {team for team, _ in self.flags}
-        self.evaluate = [t for t in candidates if t in firing or t in with_flags]
+        self.participation = screened.participation
+        self.evaluate = [t for t in candidates if t in screened.teams or t in with_flags]
         self.customer_facing = [t for t in self.evaluate if tree.teams[t].customer_facing]
         if self.evaluate:
             self.series, self.detections = _detections_batch(
@@ -981,8 +992,16 @@ class FlagStep:
                         customer=customer.get(team_id),
                         burnout_det=detections.get((team_id, "client_burnout")),
                     )
-                periods, rates = history.participation(team_id)
-                evaluations[Flag.Kind.PARTICIPATION_DROP] = _evaluate_participation(periods, rates)
+                # without a flag to move, a rule that cannot fire changes nothing: participation
+                # is evaluated only where the screen says it may have dropped
+                if (
+                    team_id in self.participation
+                    or (team_id, Flag.Kind.PARTICIPATION_DROP) in self.flags
+                ):
+                    periods, rates = history.participation(team_id)
+                    evaluations[Flag.Kind.PARTICIPATION_DROP] = _evaluate_participation(
+                        periods, rates
+                    )
                 for kind, evaluation in evaluations.items():
                     _flag_apply(
                         ctx=ctx,

@@ -105,7 +105,7 @@ def test_screened_close_moves_flags_exactly_like_evaluating_every_team(monkeypat
     screened = _history(screened_org, screened_teams, seed)
 
     def every_team(history, team_ids, **kwargs):
-        return set(team_ids)
+        return flags_module.Screened(set(team_ids), set(team_ids))
 
     monkeypatch.setattr(flags_module, "_screen", every_team)
     full_org, full_teams = _org("b")
@@ -171,7 +171,7 @@ def test_the_screen_lets_through_empathy_risk_that_only_the_trend_and_burnout_ra
         settings=flags_module.settings_for(organisation),
         baselines=baselines,
     )
-    assert screened == {high.pk, rising.pk}
+    assert screened.teams == {high.pk, rising.pk} and not screened.participation
     assert sorted(
         Flag.objects.filter(organisation=organisation).values_list("team__name", "kind", "state")
     ) == [
