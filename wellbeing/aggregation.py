@@ -324,17 +324,11 @@ class _Rosters:
         self.rollup = rollup
         self.nodes = len(rollup.nodes)
         direct_teams = np.array([layout.direct[node] for node in rollup.direct], dtype=np.int64)
-        order = np.argsort(direct_teams)
         teams, users, starts, ends = memberships
-        if direct_teams.size and teams.size:
-            found = np.minimum(
-                np.searchsorted(direct_teams, teams, sorter=order), len(direct_teams) - 1
-            )
-            keep = direct_teams[order[found]] == teams
-        else:
-            found = np.zeros(teams.size, dtype=np.int64)
-            keep = np.zeros(teams.size, dtype=bool)
-        self.owner = order[found[keep]].astype(np.int64)
+        # each membership's direct node; memberships of other teams are left out
+        owner = _positions_in(direct_teams, teams)
+        keep = owner >= 0
+        self.owner = owner[keep]
         self.user = users[keep]
         self.start, self.end = starts[keep], ends[keep]
         self.base = int(self.user.max()) + 1 if self.user.size else 1
