@@ -48,8 +48,10 @@ class CloseReads:
     read ahead (``ahead``) or, otherwise, read inline when asked for."""
 
     # The reads ahead, in the order the close takes them, so it waits for none that it does not
-    # need yet: one after another on one thread and its connection.
-    NAMES = ("tree", "published_keys", "memberships", "history_columns")
+    # need yet: one after another on one thread and its connection.  The flag window's columns
+    # are wanted once the window's dimensions are summarised, before the look-back and the
+    # rosters of the over-time rule.
+    NAMES = ("tree", "history_columns", "published_keys", "memberships")
 
     def __init__(
         self,
