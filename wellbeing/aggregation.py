@@ -35,7 +35,7 @@ from .analytics_selectors import TeamTree
 from .bulk import JsonText, gc_paused, rows_copying
 from .close_reads import CloseReads
 from .errors import ServiceError
-from .guard import Node, publishable_nodes, validate_k
+from .guard import GuardTree, validate_k
 from .models import (
     CycleResult,
     Membership,
@@ -663,19 +663,18 @@ def _aggregates_store(
         return []
     layout = _layout(tree, inputs)
     rollup = _Rollup(layout)
-    guarded: dict[tuple[int, ...], set[int]] = {}
+    guard_tree = GuardTree(rollup.nodes, [layout.parent[node] for node in rollup.nodes])
+    direct_at = np.array([rollup.position[node] for node in rollup.direct], dtype=np.int64)
+    guarded: dict[bytes, set[int]] = {}
 
-    def guard(counts: Sequence[int]) -> set[int]:
+    def guard(counts: NDArray[np.int64]) -> set[int]:
         """Publishable nodes for direct-node counts (``rollup.direct`` order), once per
         distinct set of counts (dimensions answered by the same people share it)."""
-        key = tuple(int(c) for c in counts)
+        key = counts.tobytes()
         if key not in guarded:
-            by_node = dict(zip(rollup.direct, key, strict=True))
-            nodes = [
-                Node(id=node, parent_id=parent, n=by_node.get(node, 0))
-                for node, parent in layout.parent.items()
-            ]
-            guarded[key] = publishable_nodes(nodes, k=k)
+            by_node = np.zeros(len(rollup.nodes), dtype=np.int64)
+            by_node[direct_at] = counts
+            guarded[key] = guard_tree.publishable(by_node.tolist(), k=k)
         return guarded[key]
 
     # Participation: the respondent count is itself a figure about fewer-than-k people.
@@ -683,7 +682,7 @@ def _aggregates_store(
     direct_array = np.array(direct_teams, dtype=np.int64)
     responded = np.array([inputs[t].responded for t in direct_teams], dtype=np.float64)
     invited = np.array([inputs[t].invited for t in direct_teams], dtype=np.float64)
-    shown = guard(responded.astype(np.int64).tolist())
+    shown = guard(responded.astype(np.int64))
     # Every row's figures taken at its node as whole columns (see the aggregate rows below).
     row_nodes = [node for node, _, _ in layout.rows]
     row_teams = [team_id for _, team_id, _ in layout.rows]
@@ -740,7 +739,7 @@ def _aggregates_store(
                 if not counts.any():
                     continue  # the survey did not ask this dimension
                 summaries = summarise_rollup(rollup, scores)
-            allowed = guard(counts.tolist())
+            allowed = guard(counts.astype(np.int64))
             visible = np.fromiter((node in allowed for node in row_nodes), bool, len(row_nodes))
             summarised[dimension] = (visible & (summaries.n[at] > 0), summaries)
 

@@ -46,71 +46,138 @@ class Node:
     n: int  # respondents DIRECTLY in this team (not in its sub-teams) for this cycle/dimension
 
 
-class _Tree:
-    def __init__(self, nodes: Sequence[Node]) -> None:
-        self.by_id: dict[int, Node] = {}
-        for node in nodes:
-            if node.id in self.by_id:
-                raise ValueError(f"duplicate node id {node.id}")
-            if node.n < 0:
-                raise ValueError("counts cannot be negative")
-            self.by_id[node.id] = node
-        self.children: dict[int, list[int]] = {i: [] for i in self.by_id}
-        for node in nodes:
-            if node.parent_id is not None and node.parent_id in self.by_id:
-                self.children[node.parent_id].append(node.id)
-        # post-order (children before parents) from every root; parents outside the list
-        # make a node a root.  A cycle is a caller bug.
+class GuardTree:
+    """An organisation's tree for guarding many sets of counts (one per dimension of a cycle):
+    the shape is checked and ordered once, and each ``publishable`` call only adds up counts.
+
+    ``ids`` and ``parent_ids`` line up; a parent that is not among ``ids`` makes its node a
+    root.  Counts given to the methods line up with ``ids`` too."""
+
+    def __init__(self, ids: Sequence[int], parent_ids: Sequence[int | None]) -> None:
+        if len(ids) != len(parent_ids):
+            raise ValueError("every node needs its parent (or None)")
+        self.ids = list(ids)
+        self.position: dict[int, int] = {}
+        for i, node_id in enumerate(self.ids):
+            if node_id in self.position:
+                raise ValueError(f"duplicate node id {node_id}")
+            self.position[node_id] = i
+        self.parent = [self.position.get(p, -1) if p is not None else -1 for p in parent_ids]
+        self.children: list[list[int]] = [[] for _ in self.ids]
+        for i, parent in enumerate(self.parent):
+            if parent >= 0:
+                self.children[parent].append(i)
+        for below in self.children:
+            below.sort(key=self.ids.__getitem__)
+        # post-order (children before parents, children by id) from every root, in the given
+        # order.  A cycle is a caller bug.
         self.order: list[int] = []
-        seen: set[int] = set()
-        roots = [n.id for n in nodes if n.parent_id is None or n.parent_id not in self.by_id]
-        for root in roots:
+        seen = 0
+        for root in (i for i, parent in enumerate(self.parent) if parent < 0):
             stack: list[tuple[int, bool]] = [(root, False)]
             while stack:
-                node_id, done = stack.pop()
+                i, done = stack.pop()
                 if done:
-                    self.order.append(node_id)
+                    self.order.append(i)
                     continue
-                seen.add(node_id)
-                stack.append((node_id, True))
-                for child in sorted(self.children[node_id], reverse=True):
-                    stack.append((child, False))
-        if len(seen) != len(self.by_id):
+                seen += 1
+                stack.append((i, True))
+                stack.extend((child, False) for child in reversed(self.children[i]))
+        if seen != len(self.ids):
             raise ValueError("the team tree contains a cycle")
-        self.total: dict[int, int] = {}
-        for node_id in self.order:
-            self.total[node_id] = self.by_id[node_id].n + sum(
-                self.total[c] for c in self.children[node_id]
-            )
 
-    def top_published(self, node_id: int, published: set[int]) -> list[int]:
-        """Published proper descendants of node_id with no published node in between."""
+    def totals(self, counts: Sequence[int]) -> list[int]:
+        """Respondents covered by each node's figure (its own count plus its descendants')."""
+        if len(counts) != len(self.ids):
+            raise ValueError("one count per node is needed")
+        total = [int(c) for c in counts]
+        if any(c < 0 for c in total):
+            raise ValueError("counts cannot be negative")
+        parent = self.parent
+        for i in self.order:  # children before parents
+            if parent[i] >= 0:
+                total[parent[i]] += total[i]
+        return total
+
+    def _top_published(self, i: int, published: list[bool]) -> list[int]:
+        """Published proper descendants of ``i`` with no published node in between."""
         found: list[int] = []
-        stack = list(self.children[node_id])
+        stack = list(self.children[i])
         while stack:
             current = stack.pop()
-            if current in published:
+            if published[current]:
                 found.append(current)
             else:
                 stack.extend(self.children[current])
         return found
 
-    def residual(self, node_id: int, published: set[int]) -> int:
-        return self.total[node_id] - sum(
-            self.total[d] for d in self.top_published(node_id, published)
-        )
+    def publishable(
+        self, counts: Sequence[int], *, k: int, hidden: Collection[int] = ()
+    ) -> set[int]:
+        """``publishable_nodes`` for these counts (see there)."""
+        validate_k(k)
+        total = self.totals(counts)
+        forced = {self.position[h] for h in hidden if h in self.position}
+        published = [t >= k and i not in forced for i, t in enumerate(total)]
+        # covered[i]: people in i's top published descendants, so i's residual (the people
+        # "i minus its published descendants" isolates) is total[i] - covered[i].  What a
+        # child adds is its total when it is published, else what it covers itself.
+        covered = [0] * len(total)
+        parent = self.parent
+        for i in self.order:
+            if parent[i] >= 0:
+                covered[parent[i]] += total[i] if published[i] else covered[i]
+
+        def hide(i: int) -> None:
+            published[i] = False
+            change, above = covered[i] - total[i], parent[i]
+            while above >= 0:  # up to the first published ancestor, whose cover it was
+                covered[above] += change
+                if published[above]:
+                    break
+                above = parent[above]
+
+        changed = True
+        while changed:
+            changed = False
+            for i in self.order:  # bottom-up: descendants are settled before their parents
+                residual = total[i] - covered[i]
+                if not published[i] or residual == 0 or residual >= k:
+                    continue
+                # Hide the smallest complementary cell that uncovers people (its own residual
+                # > 0), which restores residual >= k here because a settled descendant's
+                # residual is >= k.
+                candidates = [
+                    d for d in self._top_published(i, published) if total[d] - covered[d] > 0
+                ]
+                if candidates:
+                    hide(min(candidates, key=lambda d: (total[d], self.ids[d])))
+                else:
+                    hide(i)
+                changed = True
+        return {self.ids[i] for i, shown in enumerate(published) if shown}
+
+
+def _guard_tree(nodes: Sequence[Node]) -> tuple[GuardTree, list[int]]:
+    return GuardTree([n.id for n in nodes], [n.parent_id for n in nodes]), [n.n for n in nodes]
 
 
 def subtree_totals(nodes: Sequence[Node]) -> dict[int, int]:
     """Respondents covered by each node's figure (its own n plus all descendants)."""
-    return dict(_Tree(nodes).total)
+    tree, counts = _guard_tree(nodes)
+    return dict(zip(tree.ids, tree.totals(counts), strict=True))
 
 
 def residuals(nodes: Sequence[Node], published: Collection[int]) -> dict[int, int]:
     """For each published node: its total minus its top published descendants' totals."""
-    tree = _Tree(nodes)
-    pub = set(published)
-    return {node_id: tree.residual(node_id, pub) for node_id in pub if node_id in tree.by_id}
+    tree, counts = _guard_tree(nodes)
+    total = tree.totals(counts)
+    shown = [node_id in published for node_id in tree.ids]
+    return {
+        tree.ids[i]: total[i] - sum(total[d] for d in tree._top_published(i, shown))
+        for i in range(len(shown))
+        if shown[i]
+    }
 
 
 def publishable_nodes(nodes: Sequence[Node], *, k: int, hidden: Collection[int] = ()) -> set[int]:
@@ -119,32 +186,12 @@ def publishable_nodes(nodes: Sequence[Node], *, k: int, hidden: Collection[int] 
     ``hidden``: nodes the caller will not publish anyway (their figures count as unknown).
     If an organisation-wide figure is published, pass the organisation as the root node.
     Deterministic: ties are broken by node id.  Idempotent: feeding the hidden complement of the
-    result back as ``hidden`` returns the same set.
+    result back as ``hidden`` returns the same set.  ``GuardTree`` does the same for many sets
+    of counts on one tree.
     """
     validate_k(k)
-    tree = _Tree(nodes)
-    forced = set(hidden)
-    published = {i for i, total in tree.total.items() if total >= k and i not in forced}
-    changed = True
-    while changed:
-        changed = False
-        for node_id in tree.order:  # bottom-up: descendants are settled before their parents
-            if node_id not in published:
-                continue
-            residual = tree.residual(node_id, published)
-            if residual == 0 or residual >= k:
-                continue
-            # Hide the smallest complementary cell that uncovers people (its own residual > 0),
-            # which restores residual >= k here because a settled descendant's residual is >= k.
-            candidates = [
-                d for d in tree.top_published(node_id, published) if tree.residual(d, published) > 0
-            ]
-            if candidates:
-                published.discard(min(candidates, key=lambda d: (tree.total[d], d)))
-            else:
-                published.discard(node_id)
-            changed = True
-    return published
+    tree, counts = _guard_tree(nodes)
+    return tree.publishable(counts, k=k, hidden=hidden)
 
 
 def publishable_filters(
