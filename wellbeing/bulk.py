@@ -144,6 +144,32 @@ def rows_copy(
         pass
 
 
+def instances_copy(model: type[Any], objs: Sequence[Any]) -> None:
+    """``bulk_create`` of new ``model`` instances (their ids set on them as it sets them), by a
+    binary COPY on PostgreSQL: the ids are drawn from the table's own sequence first.  Worth it
+    for rows with JSON values, which ``bulk_create`` sends as text arrays (every quote in them
+    escaped one by one).  Elsewhere, or for a single row, ``bulk_create`` itself."""
+    if connection.vendor != "postgresql" or len(objs) < 2:
+        model.objects.bulk_create(objs)
+        return
+    meta = model._meta
+    fields = [f for f in meta.concrete_fields if f is not meta.pk]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [meta.db_table, meta.pk.column, len(objs)],
+        )
+        ids = [pk for (pk,) in cursor.fetchall()]
+    rows = [
+        (pk, *(getattr(obj, f.attname) for f in fields)) for obj, pk in zip(objs, ids, strict=True)
+    ]
+    rows_copy(model, [meta.pk.column, *(f.column for f in fields)], rows, binary=True)
+    for obj, pk in zip(objs, ids, strict=True):
+        obj.pk = pk
+        obj._state.adding = False
+        obj._state.db = connection.alias
+
+
 @contextmanager
 def rows_copying(
     model: type[Any],

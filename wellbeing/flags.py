@@ -34,6 +34,7 @@ from psycopg import sql as psycopg_sql
 from . import policy
 from .analytics import FlagChange
 from .analytics_selectors import TeamTree, team_tree
+from .bulk import instances_copy
 from .close_reads import CloseReads, Columns
 from .customer_metrics import customer_evidence, with_customer_evidence
 from .errors import ServiceError
@@ -1083,7 +1084,7 @@ class _TeamWrites:
 
 
 def _write(ctx: _Context, batches: Sequence[_TeamWrites]) -> None:
-    Flag.objects.bulk_create([flag for b in batches for flag in b.inserts])
+    instances_copy(Flag, [flag for b in batches for flag in b.inserts])
     by_fields: dict[tuple[str, ...], list[Flag]] = defaultdict(list)
     for b in batches:
         for flag, fields in b.updates:

@@ -8,7 +8,7 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 
 from notifications.models import Message
-from wellbeing.bulk import JsonText, rows_copy, rows_copying, rows_insert_new
+from wellbeing.bulk import JsonText, instances_copy, rows_copy, rows_copying, rows_insert_new
 
 pytestmark = pytest.mark.django_db
 
@@ -168,3 +168,55 @@ def test_rows_copying_abandons_the_copy_when_the_block_fails(organisation):
     # the connection is usable again
     rows_copy(Message, COLUMNS, [row(organisation, "b")], binary=True)
     assert Message.objects.filter(idempotency_key="b").exists()
+
+
+def test_copied_instances_get_their_ids_and_land_as_bulk_create_would(organisation):
+    # ids drawn from the table's sequence (PostgreSQL) or given by bulk_create (elsewhere):
+    # either way each instance is saved, under its own id, with its JSON and defaults
+    messages = [
+        Message(
+            organisation=organisation,
+            kind="digest",
+            channel="email",
+            template="digest",
+            context={"n": i, "quote": 'say "hi"\\n'},
+            idempotency_key=f"k{i}",
+            next_attempt_at=AT,
+        )
+        for i in range(3)
+    ]
+    earlier = Message.objects.create(
+        organisation=organisation, kind="digest", channel="email", template="digest",
+        idempotency_key="before", next_attempt_at=AT,
+    )  # fmt: skip
+    instances_copy(Message, messages)
+    assert all(m.pk is not None and not m._state.adding for m in messages)
+    assert len({m.pk for m in messages} | {earlier.pk}) == 4
+    for i, message in enumerate(messages):
+        stored = Message.objects.get(pk=message.pk)
+        assert (stored.idempotency_key, stored.context) == (
+            f"k{i}",
+            {"n": i, "quote": 'say "hi"\\n'},
+        )
+        assert (stored.public_id, stored.state, stored.attempts) == (
+            message.public_id,
+            "pending",
+            0,
+        )
+    # the sequence moved past the copied ids: the next plain insert does not collide
+    later = Message.objects.create(
+        organisation=organisation, kind="digest", channel="email", template="digest",
+        idempotency_key="after", next_attempt_at=AT,
+    )  # fmt: skip
+    assert later.pk > max(m.pk for m in messages)
+
+
+def test_copied_instances_roll_back_with_the_callers_transaction(organisation):
+    messages = [
+        Message(organisation=organisation, kind="digest", channel="email", template="digest",
+                idempotency_key=key, next_attempt_at=AT)
+        for key in ("a", "a")
+    ]  # fmt: skip
+    with pytest.raises(IntegrityError), transaction.atomic():
+        instances_copy(Message, messages)
+    assert not Message.objects.filter(idempotency_key="a").exists()
