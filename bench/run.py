@@ -671,16 +671,23 @@ def dashboards(report: dict, base_url: str, main: dict, quarter: dict, load: dic
 
 
 def run(size: Size, *, port: int, log_dir: Path, only: str | None = None) -> dict:
+    from django.conf import settings
     from django.core.management import call_command
     from django.db import connection
 
     from checkins.models import Cycle
     from checkins.tasks import cycle_close_task, cycle_open_chunk_task
+    from config.allocator import keep_freed_memory
     from config.celery import app
 
     load = LOAD[size.name]
     concurrency = load["concurrency"]
     report: dict = {"size": size.name, "machine": machine(), "figures": {}}
+    # The close is timed in this process: with the allocator settings a worker starts with
+    # (``config.celery.worker_heap_kept``); the worker that opens cycles has them too.
+    keep_mb = int(settings.PULSE_WORKER_HEAP_KEEP_MB)
+    report["machine"]["worker_heap_keep_mb"] = keep_mb
+    report["machine"]["heap_kept"] = keep_freed_memory(keep_mb * 1024 * 1024)
     say("migrating")
     call_command("migrate", "--no-input", verbosity=0)
     started = time.perf_counter()
@@ -869,7 +876,8 @@ def markdown(report: dict) -> str:
         f"# Pulse benchmark, size {report['size']}",
         "",
         f"Machine: {m['nproc']} CPUs, {m['ram_gb']} GB RAM, load average {m['load_avg']} at the start, "
-        f"{m.get('load_avg_end')} at the end; {m['at']}. Data generated in {report['generate_seconds']} s.",
+        f"{m.get('load_avg_end')} at the end; {m['at']}. Data generated in {report['generate_seconds']} s. "
+        f"Worker heap kept: {m.get('worker_heap_keep_mb')} MiB (taken: {m.get('heap_kept')}).",
         "",
         "| benchmark | value | target | met |",
         "| --- | ---: | --- | --- |",

@@ -46,3 +46,15 @@ def worker_priority_lower(**kwargs) -> None:
     else:
         os.nice(increment)
     logger.info("event=worker_priority niceness=%d", niceness)
+
+
+@celeryd_init.connect
+def worker_heap_kept(**kwargs) -> None:
+    """Let the worker keep ``PULSE_WORKER_HEAP_KEEP_MB`` of freed memory for its next large
+    arrays (``config.allocator``), before its pool exists: pool processes forked later start
+    with the same allocator settings."""
+    from django.conf import settings
+
+    from .allocator import keep_freed_memory
+
+    keep_freed_memory(int(getattr(settings, "PULSE_WORKER_HEAP_KEEP_MB", 0)) * 1024 * 1024)
