@@ -47,11 +47,13 @@ class CloseReads:
     """The close's answer-independent reads for one organisation and period: each one either
     read ahead (``ahead``) or, otherwise, read inline when asked for."""
 
-    # The reads ahead, in the order the close takes them, so it waits for none that it does not
-    # need yet: one after another on one thread and its connection.  The flag window's columns
-    # are wanted once the window's dimensions are summarised, before the look-back and the
-    # rosters of the over-time rule.
-    NAMES = ("tree", "history_columns", "published_keys", "memberships")
+    # The reads ahead, one after another on one thread and its connection, so that each is
+    # there when the close asks for it: the tree first; the flag window's columns, the largest,
+    # once the window's dimensions are summarised (the scoring of the answers takes about as
+    # long as the reads up to them); the look-back's cells and the rosters of the over-time rule
+    # after that.  The look-back's cells, small, go before the window's columns: read after
+    # them, they came later than the look-back asked for them.
+    NAMES = ("tree", "published_keys", "history_columns", "memberships")
 
     def __init__(
         self,
