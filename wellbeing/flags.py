@@ -587,16 +587,21 @@ class _History:
         dimensions: Sequence[str],
         *,
         binary: bool | None = None,
-        columns: Columns | None = None,
+        columns: Sequence[Columns] | None = None,
     ) -> _History:
         """The window's rows, read with a binary COPY on PostgreSQL (``binary``), else the ORM;
-        or given as ``columns``."""
+        or given as ``columns``, in one or more parts (e.g. what was read ahead and the cycle's
+        own rows), each placed where it belongs without joining them first."""
         history = cls(results)
         result_ids = sorted(history.column)
-        if columns is None:
-            columns = history_columns_reader(binary=binary)(result_ids, dimensions)
-        agg, part = columns
-        teams = sorted_unique(np.concatenate([agg["team"], part["team"]]).astype(np.int64))
+        parts = (
+            list(columns)
+            if columns is not None
+            else [history_columns_reader(binary=binary)(result_ids, dimensions)]
+        )
+        teams = sorted_unique(
+            np.concatenate([rows["team"] for part in parts for rows in part]).astype(np.int64)
+        )
         history.team_ids = teams
         history.row = {int(t): i for i, t in enumerate(teams)}
         shape = (len(teams), len(history.results))
@@ -608,10 +613,15 @@ class _History:
             i = positions(teams, rows["team"])
             return i * shape[1] + column_of[positions(sorted_ids, rows["result"])]
 
-        agg_cells, part_cells = cells(agg), cells(part)
-        published = agg["published"]
-        index = np.where(published, agg["index"], np.nan)
-        sd = np.where(published, agg["sd"], np.nan)
+        placed = [
+            (
+                agg,
+                cells(agg),
+                np.where(agg["published"], agg["index"], np.nan),
+                np.where(agg["published"], agg["sd"], np.nan),
+            )
+            for agg, _ in parts
+        ]
         for d, dimension in enumerate(dimensions):
             m = {
                 "present": np.zeros(shape, dtype=bool),
@@ -622,17 +632,17 @@ class _History:
                 "subtree": np.zeros(shape, dtype=bool),
             }
             flat = {name: matrix.reshape(-1) for name, matrix in m.items()}
-            of_dimension = agg["dim"] == d
             # team rows first, then subtree rows: the subtree row is the team's headline row
             for subtree in (False, True):
-                selected = np.flatnonzero(of_dimension & (agg["subtree"] == subtree))
-                at = agg_cells[selected]
-                flat["present"][at] = True
-                flat["subtree"][at] = subtree
-                flat["published"][at] = published[selected]
-                flat["n"][at] = agg["n"][selected]
-                flat["index"][at] = index[selected]
-                flat["sd"][at] = sd[selected]
+                for agg, agg_cells, index, sd in placed:
+                    selected = np.flatnonzero((agg["dim"] == d) & (agg["subtree"] == subtree))
+                    at = agg_cells[selected]
+                    flat["present"][at] = True
+                    flat["subtree"][at] = subtree
+                    flat["published"][at] = agg["published"][selected]
+                    flat["n"][at] = agg["n"][selected]
+                    flat["index"][at] = index[selected]
+                    flat["sd"][at] = sd[selected]
             history.dims[dimension] = m
         r = {
             "present": np.zeros(shape, dtype=bool),
@@ -640,13 +650,13 @@ class _History:
             "subtree": np.zeros(shape, dtype=bool),
         }
         flat = {name: matrix.reshape(-1) for name, matrix in r.items()}
-        rate = np.where(part["published"], part["rate"], np.nan)
         for subtree in (False, True):
-            selected = np.flatnonzero(part["subtree"] == subtree)
-            at = part_cells[selected]
-            flat["present"][at] = True
-            flat["subtree"][at] = subtree
-            flat["rate"][at] = rate[selected]
+            for _, part in parts:
+                selected = np.flatnonzero(part["subtree"] == subtree)
+                at = cells(part)[selected]
+                flat["present"][at] = True
+                flat["subtree"][at] = subtree
+                flat["rate"][at] = np.where(part["published"], part["rate"], np.nan)[selected]
         history.rates = r
         return history
 
@@ -895,16 +905,12 @@ class FlagStep:
     def compute(self) -> None:
         """The screen and the detections (after ``read_window``); no database access."""
         result, tree = self.result, self.tree
-        columns = self.columns
-        if columns is None:
+        if self.columns is None:
             raise RuntimeError("the window was not read")
+        parts = [self.columns]
         if self.current is not None:
-            own = columns_of_rows(*self.current, DETECTION_DIMENSIONS)
-            columns = (
-                {key: np.concatenate([columns[0][key], own[0][key]]) for key in own[0]},
-                {key: np.concatenate([columns[1][key], own[1][key]]) for key in own[1]},
-            )
-        history = self.history = _History.load(self.results, DETECTION_DIMENSIONS, columns=columns)
+            parts.append(columns_of_rows(*self.current, DETECTION_DIMENSIONS))
+        history = self.history = _History.load(self.results, DETECTION_DIMENSIONS, columns=parts)
         column = history.column.get(result.pk)
         current_teams: list[int] = []
         if column is not None and len(history.team_ids):
