@@ -148,11 +148,14 @@ def instances_copy(model: type[Any], objs: Sequence[Any]) -> None:
     """``bulk_create`` of new ``model`` instances (their ids set on them as it sets them), by a
     binary COPY on PostgreSQL: the ids are drawn from the table's own sequence first.  Worth it
     for rows with JSON values, which ``bulk_create`` sends as text arrays (every quote in them
-    escaped one by one).  Elsewhere, or for a single row, ``bulk_create`` itself."""
-    if connection.vendor != "postgresql" or len(objs) < 2:
+    escaped one by one).  The values are copied as set on the instances: no ``pre_save``
+    (``auto_now``) is applied.  Elsewhere, for a single row, or for a key that is not drawn
+    from a sequence, ``bulk_create`` itself."""
+    meta = model._meta
+    drawn = meta.pk.get_internal_type() in ("AutoField", "BigAutoField", "SmallAutoField")
+    if connection.vendor != "postgresql" or len(objs) < 2 or not drawn:
         model.objects.bulk_create(objs)
         return
-    meta = model._meta
     fields = [f for f in meta.concrete_fields if f is not meta.pk]
     with connection.cursor() as cursor:
         cursor.execute(
