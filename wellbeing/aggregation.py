@@ -739,7 +739,7 @@ def _aggregates_store(
                 if not counts.any():
                     continue  # the survey did not ask this dimension
                 summaries = summarise_rollup(rollup, scores)
-            allowed = guard(counts.astype(np.int64))
+            allowed = guard(counts)
             visible = np.fromiter((node in allowed for node in row_nodes), bool, len(row_nodes))
             summarised[dimension] = (visible & (summaries.n[at] > 0), summaries)
 

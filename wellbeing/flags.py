@@ -632,10 +632,11 @@ class _History:
                 "subtree": np.zeros(shape, dtype=bool),
             }
             flat = {name: matrix.reshape(-1) for name, matrix in m.items()}
+            of_dimension = [agg["dim"] == d for agg, _, _, _ in placed]
             # team rows first, then subtree rows: the subtree row is the team's headline row
             for subtree in (False, True):
-                for agg, agg_cells, index, sd in placed:
-                    selected = np.flatnonzero((agg["dim"] == d) & (agg["subtree"] == subtree))
+                for (agg, agg_cells, index, sd), mine in zip(placed, of_dimension, strict=True):
+                    selected = np.flatnonzero(mine & (agg["subtree"] == subtree))
                     at = agg_cells[selected]
                     flat["present"][at] = True
                     flat["subtree"][at] = subtree
@@ -650,13 +651,17 @@ class _History:
             "subtree": np.zeros(shape, dtype=bool),
         }
         flat = {name: matrix.reshape(-1) for name, matrix in r.items()}
+        rates = [
+            (part, cells(part), np.where(part["published"], part["rate"], np.nan))
+            for _, part in parts
+        ]
         for subtree in (False, True):
-            for _, part in parts:
+            for part, part_cells, rate in rates:
                 selected = np.flatnonzero(part["subtree"] == subtree)
-                at = cells(part)[selected]
+                at = part_cells[selected]
                 flat["present"][at] = True
                 flat["subtree"][at] = subtree
-                flat["rate"][at] = np.where(part["published"], part["rate"], np.nan)[selected]
+                flat["rate"][at] = rate[selected]
         history.rates = r
         return history
 
