@@ -48,7 +48,7 @@ from .selectors import opening_members
 from .tokens import checkin_link, token_hash, token_minter
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from wellbeing.analytics import CycleScores, TeamCycleInput
 
@@ -1419,18 +1419,24 @@ def invited_counts(*, cycle_id: int) -> dict[int, int]:
 
 @gc_paused()
 def cycle_results_hand_over(
-    *, cycle: Cycle, invited: dict[int, int] | None = None
+    *,
+    cycle: Cycle,
+    invited: Mapping[int, int] | Callable[[], Mapping[int, int] | None] | None = None,
 ) -> tuple[list[TeamCycleInput], CycleScores | None]:
     """What the close hands to wellbeing: per team the invited and responded counts, for every
     team the cycle was scheduled for or invited people in; and the per-respondent indices,
     every team's at once (``CycleScores``, on PostgreSQL) or else in each team's own
     ``scores``.  Reads released responses only; ``recompute_aggregates`` rebuilds a closed
-    cycle with it.  ``invited``: ``invited_counts``, when read already."""
+    cycle with it.  ``invited``: ``invited_counts``, when read already, or a function giving
+    them (or None) called once the answers are scored, so a read of them under way elsewhere
+    does not hold the scoring back."""
     from wellbeing.analytics import TeamCycleInput
 
+    scored = _cycle_scores_sql(cycle=cycle) if connection.vendor == "postgresql" else None
+    if callable(invited):
+        invited = invited()
     if invited is None:
         invited = invited_counts(cycle_id=cycle.pk)
-    scored = _cycle_scores_sql(cycle=cycle) if connection.vendor == "postgresql" else None
     batch: CycleScores | None = None
     scores: Mapping[int, Mapping[str, Sequence[float]]] = {}
     if scored is not None:
@@ -1499,7 +1505,9 @@ def cycle_close(*, cycle: Cycle, now: datetime | None = None) -> bool:
             # What arrived between the release above and this lock (usually nothing).
             pending_release(cycle=cycle, force=True)
             analytic_started = perf_counter()
-            teams, scores = cycle_results_hand_over(cycle=cycle, invited=reads.get("invited"))
+            teams, scores = cycle_results_hand_over(
+                cycle=cycle, invited=partial(reads.get, "invited")
+            )
             inputs_done = perf_counter()
             changes = cycle_results_record(
                 organisation=organisation,

@@ -93,3 +93,30 @@ def test_an_answer_outside_its_scale_is_left_to_the_python_scoring(cycle):
     assert services._cycle_scores_sql(cycle=cycle) is None
     with pytest.raises(ValueError):
         services.cycle_results_hand_over(cycle=cycle)
+
+
+def test_invited_counts_given_as_a_function_are_taken_once_the_answers_are_scored(
+    cycle, monkeypatch
+):
+    # given released answers, and the scoring and the invited counts recording their order
+    answer_all(cycle, 5)
+    services.pending_release(cycle=cycle, force=True)
+    order = []
+    score = services._cycle_scores_sql
+    monkeypatch.setattr(
+        services, "_cycle_scores_sql", lambda **kw: order.append("scored") or score(**kw)
+    )
+    counts = services.invited_counts(cycle_id=cycle.pk)
+
+    def invited():
+        order.append("invited")
+        return counts
+
+    # when the close hands over with the invited counts still being read elsewhere
+    teams, _ = services.cycle_results_hand_over(cycle=cycle, invited=invited)
+    # then the scoring did not wait for them, and the counts handed over are theirs
+    assert order == ["scored", "invited"]
+    assert {t.team_id: t.invited for t in teams if t.invited} == counts
+    # and a function with nothing to give (its read failed) falls back to reading them
+    teams, _ = services.cycle_results_hand_over(cycle=cycle, invited=lambda: None)
+    assert {t.team_id: t.invited for t in teams if t.invited} == counts
