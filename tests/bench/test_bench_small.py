@@ -54,9 +54,9 @@ def test_ci_size_benchmark_runs_end_to_end_and_reports_every_figure(bench_env):
     report = json.loads((results / "pulse_ci.json").read_text())
     assert (results / "pulse_ci.md").read_text().count("| ") > 10
     labels = [row["benchmark"] for row in report["table"]]
-    # 12 targets and three informational rows: the whole close, the late opening and the submits
-    # under it
-    assert len(labels) == 15
+    # 12 targets and four informational rows: the whole close, the organisation's first close,
+    # the late opening and the submits under it
+    assert len(labels) == 16
     for row in report["table"]:
         assert isinstance(row["value"], int | float), row
     figures = report["figures"]
@@ -71,6 +71,10 @@ def test_ci_size_benchmark_runs_end_to_end_and_reports_every_figure(bench_env):
         # the analytic part is timed inside the close, so it is part of the whole close
         assert 0 < close["analytic_seconds"] <= close["close_seconds"]
         assert close["ratio"] <= close["whole_close_ratio"]
+        # both sides timed in alternating rounds, each figure the median of its rounds
+        assert len(close["rounds"]) == 3
+        assert all(r["analytic_seconds"] > 0 for r in close["rounds"])
+        assert all(len(r["group_by_seconds_by_plan"]) == 2 for r in close["rounds"])
     assert figures["dashboards"]["statuses"]["heatmap"] == {"200": 10}
 
 
