@@ -33,7 +33,7 @@ from psycopg import sql
 
 from .analytics_selectors import TeamTree
 from .bulk import JsonText, gc_paused, rows_copying
-from .close_reads import CloseReads
+from .close_reads import CloseReads, Columns
 from .errors import ServiceError
 from .guard import GuardTree, validate_k
 from .models import (
@@ -405,7 +405,7 @@ def cycle_results_store(
     A second call with the same ``cycle_key`` replaces the stored figures and returns [] (the
     flags were already updated for this cycle).  ``reads``: the reads that do not depend on
     ``teams``, possibly started ahead (``CloseReads.ahead``)."""
-    from .flags import FlagStep, detection_columns_store
+    from .flags import DETECTION_DIMENSIONS, FlagStep, columns_of_rows, detection_columns_store
 
     k = organisation.anonymity_threshold
     with transaction.atomic():
@@ -465,7 +465,7 @@ def cycle_results_store(
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="flag-step") as pool:
             computing: list[Future[None]] = []
 
-            def figures(own: tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]) -> None:
+            def figures(own: Columns) -> None:
                 if step is not None:
                     step.current = own
                     step.read_window()  # read ahead by now, usually
@@ -482,7 +482,7 @@ def cycle_results_store(
                 batch=batch,
             )
             if not computing:  # no figures at all this cycle
-                figures(([], []))
+                figures(columns_of_rows([], [], DETECTION_DIMENSIONS))
             with rows_copying(TeamAggregate, _AGGREGATE_COLUMNS, aggregates, binary=True):
                 for future in computing:
                     future.result()
@@ -648,13 +648,13 @@ def _aggregates_store(
     inputs: dict[int, _CleanInput],
     k: int,
     reads: CloseReads,
-    figures: Callable[[tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]], None] | None = None,
+    figures: Callable[[Columns], None] | None = None,
     batch: CycleScores | None = None,
 ) -> list[tuple[Any, ...]]:
     """Copy the participation rows; returns the aggregate rows (``_AGGREGATE_COLUMNS``) for the
     caller to copy.  ``figures`` is called, before those rows are built, with the team and
-    subtree rows of the flag window's dimensions and of participation, as
-    ``flags.columns_of_rows`` takes them.  ``batch``: the teams' indices handed over at once,
+    subtree rows of the flag window's dimensions and of participation as columns, as
+    ``flags.columns_of_rows`` gives them.  ``batch``: the teams' indices handed over at once,
     checked (``_batch_checked``); each team's own are empty then."""
     from .analytics import DIMENSIONS
     from .flags import DETECTION_DIMENSIONS
@@ -692,6 +692,7 @@ def _aggregates_store(
     row_responded = rollup.totals(responded)[at].astype(np.int64)
     row_shown = np.fromiter((node in shown for node in row_nodes), bool, len(row_nodes))
     rate = np.minimum(1.0, row_responded / np.maximum(row_invited, 1))
+    own_rates = np.where(row_invited > 0, rate, 1.0)
     participation = list(
         zip(
             repeat(result.pk),
@@ -700,7 +701,7 @@ def _aggregates_store(
             row_invited.tolist(),
             row_shown.tolist(),
             _published_column(row_responded, row_shown),
-            _published_column(np.where(row_invited > 0, rate, 1.0), row_shown),
+            _published_column(own_rates, row_shown),
             strict=False,
         )
     )
@@ -749,27 +750,7 @@ def _aggregates_store(
     with rows_copying(TeamParticipation, _PARTICIPATION_COLUMNS, participation, binary=True):
         summarise(d for d in DIMENSIONS if d in DETECTION_DIMENSIONS)
     if figures is not None:
-        figures(
-            (
-                [
-                    row
-                    for dimension, (visible, summaries) in summarised.items()
-                    for row in zip(
-                        repeat(result.pk),
-                        row_teams,
-                        row_scopes,
-                        repeat(dimension),
-                        visible.tolist(),
-                        *(
-                            _published_column(figure[at], visible)
-                            for figure in (summaries.n, summaries.mean, summaries.sd)
-                        ),
-                    )
-                    if row[1] is not None
-                ],
-                [(r[0], r[1], r[2], r[4], r[6]) for r in participation if r[1] is not None],
-            )
-        )
+        figures(_window_columns(result.pk, layout.rows, summarised, at, row_shown, own_rates))
     summarise(d for d in DIMENSIONS if d not in DETECTION_DIMENSIONS)
     planned = [(d, *summarised[d]) for d in DIMENSIONS if d in summarised]
     # The over-time rule for the published cells that were published before: the keys of every
@@ -818,6 +799,58 @@ def _aggregates_store(
     # the unique cell index takes its entries in runs: about a tenth of the COPY's time less
     # than a dimension at a time
     return list(chain.from_iterable(zip(*per_dimension, strict=True)))
+
+
+def _window_columns(
+    result_id: int,
+    rows: Sequence[tuple[int, int | None, str]],
+    summarised: dict[str, tuple[NDArray[np.bool_], _Summaries]],
+    at: NDArray[np.int64],
+    shown: NDArray[np.bool_],
+    rates: NDArray[np.float64],
+) -> Columns:
+    """The flag window's columns (as ``flags.columns_of_rows`` gives them) of this cycle's team
+    and subtree rows (``rows``: ``_Layout.rows``; the organisation's has no team), taken from
+    the figures as they are: per dimension of ``summarised`` in the flag window, whether each
+    row is published and its n, mean and sd (unpublished: 0 and NaN); per row whether its
+    participation is published (``shown``) and its rate (``rates``)."""
+    from .flags import DETECTION_DIMENSIONS
+
+    teamed = np.array([team_id is not None for _, team_id, _ in rows], dtype=bool)
+    teams = np.array([team_id for _, team_id, _ in rows if team_id is not None], dtype=np.int64)
+    subtree = np.array([scope == Scope.SUBTREE for _, _, scope in rows], dtype=bool)[teamed]
+    parts: dict[str, list[NDArray[Any]]] = defaultdict(list)
+    for dimension, (visible, summaries) in summarised.items():
+        if dimension not in DETECTION_DIMENSIONS:
+            continue
+        published = visible[teamed]
+        for name, values in (
+            ("result", np.full(teams.size, result_id, dtype=np.int64)),
+            ("team", teams),
+            ("subtree", subtree),
+            ("dim", np.full(teams.size, DETECTION_DIMENSIONS.index(dimension), dtype=np.int64)),
+            ("published", published),
+            ("n", np.where(published, summaries.n[at][teamed], 0.0)),
+            ("index", np.where(published, summaries.mean[at][teamed], np.nan)),
+            ("sd", np.where(published, summaries.sd[at][teamed], np.nan)),
+        ):
+            parts[name].append(values)
+    kinds = {"result": np.int64, "team": np.int64, "subtree": bool, "dim": np.int64,
+             "published": bool, "n": np.float64, "index": np.float64, "sd": np.float64}  # fmt: skip
+    published = shown[teamed]
+    return (
+        {
+            name: np.concatenate(parts[name]).astype(kind) if parts[name] else np.zeros(0, kind)
+            for name, kind in kinds.items()
+        },
+        {
+            "result": np.full(teams.size, result_id, dtype=np.int64),
+            "team": teams,
+            "subtree": subtree,
+            "published": published,
+            "rate": np.where(published, rates[teamed], np.nan),
+        },
+    )
 
 
 def _published_column(values: NDArray[Any], visible: NDArray[np.bool_]) -> list[Any]:

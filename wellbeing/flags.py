@@ -834,7 +834,7 @@ class FlagStep:
     movable: list[Flag]
     reads: CloseReads | None = None
     columns: Columns | None = None
-    current: tuple[Sequence[Sequence[Any]], Sequence[Sequence[Any]]] | None = None
+    current: Columns | None = None
     history: _History | None = None
     evaluate: list[int] = field(default_factory=list)
     participation: set[int] = field(default_factory=set)  # screened: may have dropped
@@ -853,8 +853,8 @@ class FlagStep:
         reads: CloseReads | None = None,
     ) -> FlagStep:
         """The window's rows are read by ``read_window``: give the result's own team and
-        subtree rows of ``DETECTION_DIMENSIONS`` as ``current`` (``columns_of_rows``' layouts)
-        before it, when they are not readable yet."""
+        subtree rows of ``DETECTION_DIMENSIONS`` as ``current`` (columns as
+        ``columns_of_rows`` gives them) before it, when they are not readable yet."""
         organisation = result.organisation
         results = list(
             CycleResult.objects.filter(
@@ -914,7 +914,7 @@ class FlagStep:
             raise RuntimeError("the window was not read")
         parts = [self.columns]
         if self.current is not None:
-            parts.append(columns_of_rows(*self.current, DETECTION_DIMENSIONS))
+            parts.append(self.current)
         history = self.history = _History.load(self.results, DETECTION_DIMENSIONS, columns=parts)
         column = history.column.get(result.pk)
         current_teams: list[int] = []

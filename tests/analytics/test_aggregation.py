@@ -255,3 +255,60 @@ def test_change_since_last_cycle_is_hidden_when_fewer_than_k_people_joined():
     # then the change would be about one person: hidden
     third = TeamAggregate.objects.get(team=team, dimension="stress", result__period_start=period(2))
     assert third.published and not third.delta_published
+
+
+def test_the_flag_step_is_given_the_cycles_figures_as_stored(monkeypatch):
+    # given a parent with a hidden child, a customer-facing team and a team below k
+    organisation = OrganisationFactory(anonymity_threshold=5)
+    parent = TeamFactory(organisation=organisation, name="Parent")
+    children = [
+        TeamFactory(organisation=organisation, parent=parent, name="Big"),
+        TeamFactory(organisation=organisation, parent=parent, name="Small"),
+        TeamFactory(organisation=organisation, name="Desk", customer_facing=True),
+        TeamFactory(organisation=organisation, name="Tiny"),
+    ]
+    given = []
+    compute = flags_module.FlagStep.compute
+
+    def keep(step):
+        given.append(step.current)
+        return compute(step)
+
+    monkeypatch.setattr(flags_module.FlagStep, "compute", keep)
+    # when a cycle with figures of every kind is stored
+    record(
+        organisation,
+        0,
+        [
+            TeamCycleInput(children[0].pk, 12, 6, {"stress": [20, 30, 40, 50, 60, 70]}),
+            TeamCycleInput(children[1].pk, 4, 2, {"stress": [90, 80]}),
+            TeamCycleInput(
+                children[2].pk, 9, 6,
+                {"stress": [10, 15, 20, 25, 30], "client_burnout": [50, 60, 70, 80, 90, 55]},
+            ),
+            TeamCycleInput(children[3].pk, 0, 0, {}),
+        ],
+    )  # fmt: skip
+    # then the columns the flag step computed from are those read back from the stored rows
+    result = CycleResult.objects.get()
+    (agg, part), read = (
+        given[0],
+        flags_module._history_columns_orm([result.pk], flags_module.DETECTION_DIMENSIONS),
+    )
+
+    def rows(columns, keys):
+        return sorted(
+            tuple(
+                None if isinstance(v, float) and math.isnan(v) else v
+                for v in (columns[k][i].item() for k in keys)
+            )
+            for i in range(len(columns["team"]))
+        )
+
+    agg_keys = ("result", "team", "subtree", "dim", "published", "n", "index", "sd")
+    part_keys = ("result", "team", "subtree", "published", "rate")
+    assert rows(agg, agg_keys) == rows(read[0], agg_keys)
+    assert rows(part, part_keys) == rows(read[1], part_keys)
+    assert any(agg["published"]) and not all(agg["published"])
+    for name, column in read[0].items():
+        assert agg[name].dtype == column.dtype, name
