@@ -448,19 +448,6 @@ class TeamAggregate(models.Model):
                 name="teamaggregate_suppressed_has_no_numbers",
             ),
         ]
-        indexes = [
-            # The close's trend detection reads a window of cycles of these two dimensions for
-            # every team: an index-only scan (every column it reads is in the index, the
-            # dimension too) instead of a heap visit per row.
-            models.Index(
-                fields=["result"],
-                include=["team", "scope", "dimension", "published", "n", "index", "sd"],
-                condition=Q(
-                    dimension__in=["stress", "client_burnout"], scope__in=["team", "subtree"]
-                ),
-                name="teamaggregate_detection",
-            ),
-        ]
 
     def __str__(self) -> str:
         return f"{self.dimension} {self.scope} {self.team_id} in {self.result_id}"
