@@ -18,7 +18,7 @@ import logging
 import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from functools import cache
 from typing import Any
@@ -274,9 +274,10 @@ def _evaluate_empathy_risk(
     burnout: _Series,
     org: OrgBaseline,
     settings: FlagSettings,
-    customer: dict[str, Any] | None = None,
     burnout_det: Detection | None = None,
 ) -> Evaluation:
+    """The empathy-risk rule; a firing evaluation cites no customer evidence yet
+    (``_with_customer_evidence``)."""
     if stress.latest is None or stress_det.status == NOT_ENOUGH_DATA:
         return Evaluation(NO_DATA)
     if burnout_det is None:
@@ -305,8 +306,6 @@ def _evaluate_empathy_risk(
         "have less empathy to give, so the quality of customer contacts may suffer. "
         + stress_det.explanation
     )
-    # A worsening customer metric is cited as supporting evidence; it never fires the flag.
-    explanation = with_customer_evidence(explanation, customer)
     return Evaluation(
         FIRING,
         severity=severity,
@@ -328,8 +327,19 @@ def _evaluate_empathy_risk(
                 "high_level": settings.client_burnout_level,
                 "cycles": burnout.published(),
             },
-            **({"customer": customer} if customer else {}),
         },
+    )
+
+
+def _with_customer_evidence(evaluation: Evaluation, customer: dict[str, Any] | None) -> Evaluation:
+    """A firing empathy-risk evaluation citing the team's worsening customer metric, if any, as
+    supporting evidence (it never fires the flag)."""
+    if evaluation.status != FIRING:
+        return evaluation
+    return replace(
+        evaluation,
+        explanation=with_customer_evidence(evaluation.explanation, customer),
+        evidence={**evaluation.evidence, **({"customer": customer} if customer else {})},
     )
 
 
@@ -815,16 +825,17 @@ class Screened:
 class FlagStep:
     """One cycle's flag step: detection for every team in the result, and flags moved through
     their life cycle.  ``prepare`` and ``read_window`` read what the rules need; ``compute``
-    screens the rules for every team at once (numpy over teams x cycles) and runs the detectors
-    of the teams to evaluate, without touching the database; ``write`` evaluates those teams one
-    by one (with their evidence) and moves their flags.
+    screens the rules for every team at once (numpy over teams x cycles), runs the detectors of
+    the teams to evaluate and evaluates their rules one team at a time (with their evidence),
+    without touching the database; ``write`` adds the customer evidence an empathy flag cites
+    and moves their flags.
 
     A team is evaluated only when a rule may fire for it or it already has a flag the cycle may
-    move -- every other team's evaluation could not change anything.  Each evaluated team runs
-    in its own savepoint: a failure is logged (team id and error type only) and the other teams
-    carry on; a failure of the screening sends every team down that path.  The close computes
-    on a thread while it builds and copies the aggregate rows, so it gives the result's own
-    rows as values (``current``) rather than reading them back."""
+    move -- every other team's evaluation could not change anything.  Each team is evaluated on
+    its own and written in its own savepoint: a failure is logged (team id and error type only)
+    and the other teams carry on; a failure of the screening sends every team down that path.
+    The close computes on a thread while it builds and copies the aggregate rows, so it gives
+    the result's own rows as values (``current``) rather than reading them back."""
 
     result: CycleResult
     tree: TeamTree
@@ -843,6 +854,7 @@ class FlagStep:
     baselines: dict[str, OrgBaseline] = field(default_factory=dict)
     series: dict[tuple[int, str], _Series] = field(default_factory=dict)
     detections: dict[tuple[int, str], Detection] = field(default_factory=dict)
+    evaluations: dict[int, dict[str, Evaluation]] = field(default_factory=dict)
 
     @classmethod
     def prepare(
@@ -955,42 +967,28 @@ class FlagStep:
                 baselines=self.baselines,
                 result=result,
             )
+        self._evaluate()
 
-    def write(self) -> list[FlagChange]:
-        """Evaluate the teams ``compute`` chose and move their flags; the changes to alert."""
-        if not self.evaluate or self.history is None:
-            return []
-        result, tree, history, evaluate = self.result, self.tree, self.history, self.evaluate
-        organisation = result.organisation
-        customer = customer_evidence(team_ids=self.customer_facing, until=result.period_start)
-        # Alerts go to the leads of an evaluated team and of its ancestors: only theirs are read.
-        alerted = {a for t in evaluate for a in (t, *tree.ancestors(t))}
-        leads: dict[int, set[int]] = defaultdict(set)
-        for team_id, user_id in TeamLead.objects.filter(
-            team__organisation=organisation, team_id__in=sorted(alerted), user__is_active=True
-        ).values_list("team_id", "user_id"):
-            leads[team_id].add(user_id)
-        admins = list(
-            User.objects.filter(organisation=organisation, is_org_admin=True, is_active=True)
-            .order_by("pk")
-            .values_list("pk", flat=True)
-        )
-        ctx = _Context(result, tree, self.settings, leads, admins, timezone.now())
-        baselines, detections = self.baselines, self.detections
+    def _evaluate(self) -> None:
+        """Every rule of each team ``compute`` chose, from the window alone (no database): the
+        customer evidence an empathy flag cites is added by ``write``.  A team whose evaluation
+        fails is logged and left out."""
+        history, baselines, detections, tree = (
+            self.history, self.baselines, self.detections, self.tree
+        )  # fmt: skip
+        assert history is not None
 
         def series_of(team_id: int, dimension: str) -> _Series:
             found = self.series.get((team_id, dimension))
             return found if found is not None else history.series(team_id, dimension)
 
-        planned: dict[int, _TeamWrites] = {}
-        for team_id in evaluate:
-            writes = _TeamWrites()
+        for team_id in self.evaluate:
             try:
                 stress = series_of(team_id, "stress")
                 rising, stress_det = _evaluate_rising_stress(
                     stress, baselines["stress"], detections.get((team_id, "stress"))
                 )
-                evaluations = {
+                evaluations: dict[str, Evaluation] = {
                     Flag.Kind.HIGH_STRESS: _evaluate_high_stress(stress, self.settings),
                     Flag.Kind.RISING_STRESS: rising,
                 }
@@ -1001,7 +999,6 @@ class FlagStep:
                         series_of(team_id, "client_burnout"),
                         baselines["client_burnout"],
                         self.settings,
-                        customer=customer.get(team_id),
                         burnout_det=detections.get((team_id, "client_burnout")),
                     )
                 # without a flag to move, a rule that cannot fire changes nothing: participation
@@ -1014,7 +1011,38 @@ class FlagStep:
                     evaluations[Flag.Kind.PARTICIPATION_DROP] = _evaluate_participation(
                         periods, rates
                     )
+            except Exception as exc:
+                _log_team_failure(self.result, team_id, exc)
+                continue
+            self.evaluations[team_id] = evaluations
+
+    def write(self) -> list[FlagChange]:
+        """Move the flags of the teams ``compute`` evaluated; the changes to alert."""
+        if not self.evaluations:
+            return []
+        result, tree = self.result, self.tree
+        organisation = result.organisation
+        customer = customer_evidence(team_ids=self.customer_facing, until=result.period_start)
+        # Alerts go to the leads of an evaluated team and of its ancestors: only theirs are read.
+        alerted = {a for t in self.evaluations for a in (t, *tree.ancestors(t))}
+        leads: dict[int, set[int]] = defaultdict(set)
+        for team_id, user_id in TeamLead.objects.filter(
+            team__organisation=organisation, team_id__in=sorted(alerted), user__is_active=True
+        ).values_list("team_id", "user_id"):
+            leads[team_id].add(user_id)
+        admins = list(
+            User.objects.filter(organisation=organisation, is_org_admin=True, is_active=True)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        ctx = _Context(result, tree, self.settings, leads, admins, timezone.now())
+        planned: dict[int, _TeamWrites] = {}
+        for team_id, evaluations in self.evaluations.items():
+            writes = _TeamWrites()
+            try:
                 for kind, evaluation in evaluations.items():
+                    if kind == Flag.Kind.EMPATHY_RISK:
+                        evaluation = _with_customer_evidence(evaluation, customer.get(team_id))
                     _flag_apply(
                         ctx=ctx,
                         writes=writes,

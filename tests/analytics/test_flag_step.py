@@ -32,7 +32,8 @@ def test_every_close_of_the_demo_computes_flags_from_the_rows_it_stores(monkeypa
     assert len(steps) == 12
     for step in steps:
         # the close passed the cycle's rows rather than reading them back ...
-        assert step.current is not None and step.current[0] and step.current[1]
+        assert step.current is not None
+        assert step.current[0]["team"].size and step.current[1]["team"].size
         # ... and the window built from them is the one read from what was stored
         stored = flags_module._History.load(step.results, flags_module.DETECTION_DIMENSIONS)
         _assert_same_history(step.history, stored, flags_module.DETECTION_DIMENSIONS)
