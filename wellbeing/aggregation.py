@@ -405,7 +405,13 @@ def cycle_results_store(
     A second call with the same ``cycle_key`` replaces the stored figures and returns [] (the
     flags were already updated for this cycle).  ``reads``: the reads that do not depend on
     ``teams``, possibly started ahead (``CloseReads.ahead``)."""
-    from .flags import DETECTION_DIMENSIONS, FlagStep, columns_of_rows, detection_columns_store
+    from .flags import (
+        DETECTION_DIMENSIONS,
+        FlagStep,
+        columns_of_rows,
+        detection_columns_of,
+        detection_columns_store,
+    )
 
     k = organisation.anonymity_threshold
     with transaction.atomic():
@@ -486,7 +492,10 @@ def cycle_results_store(
             with rows_copying(TeamAggregate, _AGGREGATE_COLUMNS, aggregates, binary=True):
                 for future in computing:
                     future.result()
-        detection_columns_store([result.pk])
+        if step is not None and step.current is not None:
+            detection_columns_of(result.pk, step.current)
+        else:
+            detection_columns_store([result.pk])
         logger.info(
             "event=cycle_results_stored result_id=%s teams=%s recompute=%s",
             result.pk,

@@ -502,6 +502,45 @@ def detection_columns_store(result_ids: Sequence[int]) -> None:
         cursor.execute(statement, [[int(r) for r in result_ids]])
 
 
+def detection_columns_of(result_id: int, columns: Columns) -> None:
+    """Store a result's ``DetectionColumns`` (replacing any) packed from its window columns as
+    ``columns_of_rows`` gives them (``DETECTION_DIMENSIONS``), the values
+    ``detection_columns_store`` packs from its stored rows: for the close, which has them in
+    hand, so PostgreSQL need not read back what it has just been given.  In the caller's
+    transaction; nothing off PostgreSQL."""
+    if connection.vendor != "postgresql":
+        return
+    agg, part = columns
+    aggregates = np.empty(agg["team"].size, dtype=_AGGREGATE_RECORD)
+    aggregates["result"] = agg["result"]
+    aggregates["team"] = agg["team"]
+    aggregates["code"] = agg["subtree"] + 2 * agg["published"] + 4 * agg["dim"]
+    aggregates["n"] = agg["n"]
+    aggregates["index"] = agg["index"]
+    aggregates["sd"] = agg["sd"]
+    participation = np.empty(part["team"].size, dtype=_PARTICIPATION_RECORD)
+    participation["result"] = part["result"]
+    participation["team"] = part["team"]
+    participation["code"] = part["subtree"] + 2 * part["published"]
+    participation["rate"] = part["rate"]
+    if not (
+        (agg["result"] == result_id).all()
+        and (part["result"] == result_id).all()
+        and (aggregates["n"] == agg["n"]).all()
+    ):
+        raise ValueError("columns of another result, or a count that is not a whole number")
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(
+            psycopg_sql.SQL(
+                "INSERT INTO {} (result_id, aggregates, participation) VALUES (%s, %b, %b) "
+                "ON CONFLICT (result_id) DO UPDATE SET aggregates = excluded.aggregates, "
+                "participation = excluded.participation"
+            ).format(psycopg_sql.Identifier(DetectionColumns._meta.db_table)),
+            [result_id, aggregates.tobytes(), participation.tobytes()],
+        )
+
+
 def _history_columns_copy(
     result_ids: Sequence[int], dimensions: Sequence[str]
 ) -> tuple[dict[str, NDArray[Any]], dict[str, NDArray[Any]]]:

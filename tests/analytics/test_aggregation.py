@@ -312,3 +312,48 @@ def test_the_flag_step_is_given_the_cycles_figures_as_stored(monkeypatch):
     assert any(agg["published"]) and not all(agg["published"])
     for name, column in read[0].items():
         assert agg[name].dtype == column.dtype, name
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="packed columns: PostgreSQL")
+def test_the_closes_packed_columns_are_those_packed_from_the_stored_rows():
+    import numpy as np
+
+    # given a cycle with published, hidden, subtree and customer-facing figures, stored by a
+    # close, which packs the flag window's columns from the figures it has in hand
+    organisation = OrganisationFactory(anonymity_threshold=5)
+    parent = TeamFactory(organisation=organisation, name="Parent")
+    big = TeamFactory(organisation=organisation, parent=parent, name="Big")
+    small = TeamFactory(organisation=organisation, parent=parent, name="Small")
+    desk = TeamFactory(organisation=organisation, name="Desk", customer_facing=True)
+    record(
+        organisation,
+        0,
+        [
+            TeamCycleInput(big.pk, 12, 6, {"stress": [20, 30, 40, 50, 60, 71.5]}),
+            TeamCycleInput(small.pk, 4, 2, {"stress": [90, 80]}),
+            TeamCycleInput(
+                desk.pk, 9, 6,
+                {"stress": [10, 15, 20, 25, 30, 35], "client_burnout": [50, 60, 70, 80, 90, 5]},
+            ),
+        ],
+    )  # fmt: skip
+    result = CycleResult.objects.get()
+
+    def packed():
+        stored = DetectionColumns.objects.get(result=result)
+        return [
+            sorted(np.frombuffer(bytes(value), dtype=dtype).tolist(), key=repr)
+            for value, dtype in (
+                (stored.aggregates, flags_module._AGGREGATE_RECORD),
+                (stored.participation, flags_module._PARTICIPATION_RECORD),
+            )
+        ]
+
+    from_figures = packed()
+    # when the same result is packed again from its stored rows, by PostgreSQL
+    flags_module.detection_columns_store([result.pk])
+    # then both hold the same records, NaN for every figure not published
+    from_rows = packed()
+    assert repr(from_figures) == repr(from_rows)
+    # a row per team (the parent's is its subtree) and dimension, and per team for participation
+    assert len(from_figures[0]) == 2 * 4 and len(from_figures[1]) == 4
