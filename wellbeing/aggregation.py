@@ -18,7 +18,7 @@ import logging
 import math
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -659,9 +659,9 @@ def _aggregates_store(
     reads: CloseReads,
     figures: Callable[[Columns], None] | None = None,
     batch: CycleScores | None = None,
-) -> list[tuple[Any, ...]]:
+) -> Iterator[tuple[Any, ...]]:
     """Copy the participation rows; returns the aggregate rows (``_AGGREGATE_COLUMNS``) for the
-    caller to copy.  ``figures`` is called, before those rows are built, with the team and
+    caller to copy, built as they are taken (nothing in building them uses the database).  ``figures`` is called, before those rows are built, with the team and
     subtree rows of the flag window's dimensions and of participation as columns, as
     ``flags.columns_of_rows`` gives them.  ``batch``: the teams' indices handed over at once,
     checked (``_batch_checked``); each team's own are empty then."""
@@ -669,7 +669,7 @@ def _aggregates_store(
     from .flags import DETECTION_DIMENSIONS
 
     if not inputs:
-        return []
+        return iter(())
     layout = _layout(tree, inputs)
     rollup = _Rollup(layout)
     guard_tree = GuardTree(rollup.nodes, [layout.parent[node] for node in rollup.nodes])
@@ -778,7 +778,7 @@ def _aggregates_store(
         keys=np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64),
         published_keys=reads.published_keys,
     )
-    per_dimension: list[list[tuple[Any, ...]]] = []
+    per_dimension: list[Iterator[tuple[Any, ...]]] = []
     start = 0
     for (dimension, visible, summaries), rows in zip(planned, visible_rows, strict=True):
         published = visible.tolist()
@@ -792,22 +792,23 @@ def _aggregates_store(
         columns = summaries.distribution[at].T.tolist()
         distribution = map(JsonText, map(_DISTRIBUTION_JSON.format, *columns))
         per_dimension.append(
-            list(zip(
+            zip(
                 repeat(result.pk), row_teams, row_scopes, repeat(dimension), published,
                 delta.tolist(),
-                *(
+                *[
                     _published_column(figure[at], visible)
                     for figure in (summaries.n, summaries.mean, summaries.sd,
                                    summaries.ci_low, summaries.ci_high)
-                ),
-                [d if p else None for d, p in zip(distribution, published, strict=True)],
-            ))
+                ],
+                (d if p else None for d, p in zip(distribution, published, strict=True)),
+            )
         )  # fmt: skip
     # every value is of its column's type already (the distributions JSON text); a layout
     # row's cells are copied one after another (every dimension has a row per layout row), so
     # the unique cell index takes its entries in runs: about a tenth of the COPY's time less
-    # than a dimension at a time
-    return list(chain.from_iterable(zip(*per_dimension, strict=True)))
+    # than a dimension at a time.  The rows are built as the COPY takes them: PostgreSQL
+    # starts on the first ones while the later ones are built.
+    return chain.from_iterable(zip(*per_dimension, strict=True))
 
 
 def _window_columns(

@@ -177,7 +177,7 @@ def instances_copy(model: type[Any], objs: Sequence[Any]) -> None:
 def rows_copying(
     model: type[Any],
     columns: Sequence[str],
-    rows: Sequence[tuple[Any, ...]],
+    rows: Iterable[tuple[Any, ...]],
     *,
     json_columns: Sequence[int] = (),
     binary: bool = False,
@@ -186,8 +186,9 @@ def rows_copying(
     """``rows_copy``, overlapped with the block: on PostgreSQL a writer thread sends the rows
     while the block runs and PostgreSQL takes them meanwhile; leaving the block waits for the
     last of them (and raises what the COPY raised).  The block must not use the connection;
-    elsewhere the rows are inserted before it runs."""
-    if not rows:
+    elsewhere the rows are inserted before it runs.  ``rows`` may be built as they are taken
+    (an iterator): PostgreSQL then starts on the first while the later ones are built."""
+    if isinstance(rows, Sequence) and not rows:
         yield
         return
     if connection.vendor == "postgresql":
