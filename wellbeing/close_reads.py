@@ -5,9 +5,10 @@ reads need nothing from that step: the team tree, the cells the previous cycles 
 over-time differencing rule's look-back), the organisation's memberships (the same rule's
 rosters), the earlier cycles of the flag window, and reads of the caller's own (the check-in
 close: each team's invited count, once the opening has written every invitation).
-``CloseReads.ahead`` starts them on a second database connection in a thread, one after another
-in the order the close takes them, so PostgreSQL serves them on the other core while the scoring
-runs; the close then takes each one when it gets there, waiting only for those not read yet.
+``CloseReads.ahead`` starts them on other database connections, in two threads that each read
+theirs one after another in the order the close takes them, so PostgreSQL serves them on the
+other core while the scoring runs; the close then takes each one when it gets there, waiting only
+for those not read yet.
 
 Only on PostgreSQL and only when the caller is outside a transaction: a second connection sees
 committed rows only, so inside someone's transaction (tests wrapped in one, a caller's atomic
@@ -25,7 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -47,13 +48,15 @@ class CloseReads:
     """The close's answer-independent reads for one organisation and period: each one either
     read ahead (``ahead``) or, otherwise, read inline when asked for."""
 
-    # The reads ahead, one after another on one thread and its connection, so that each is
-    # there when the close asks for it: the tree first; the flag window's columns, the largest,
-    # once the window's dimensions are summarised (the scoring of the answers takes about as
-    # long as the reads up to them); the look-back's cells and the rosters of the over-time rule
-    # after that.  The look-back's cells, small, go before the window's columns: read after
-    # them, they came later than the look-back asked for them.
-    NAMES = ("tree", "published_keys", "history_columns", "memberships")
+    # The reads ahead, in two lanes, each one after another on its own thread and connection,
+    # so that each is there when the close asks for it.  The first lane: the caller's own, the
+    # tree, then the flag window's columns, the largest, wanted once the window's dimensions
+    # are summarised (the scoring of the answers takes about as long as the reads up to them).
+    # The second lane: the look-back's cells, then the rosters of the over-time rule, both
+    # wanted after the window's columns; in one lane with them, the rosters came later than the
+    # rule asked for them.
+    LANES = (("tree", "history_columns"), ("published_keys", "memberships"))
+    NAMES = tuple(name for lane in LANES for name in lane)
 
     def __init__(
         self,
@@ -85,9 +88,14 @@ class CloseReads:
         if connection.vendor != "postgresql" or connection.in_atomic_block:
             yield reads
             return
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="close-reads") as pool:
-            for name in (*reads.first, *cls.NAMES):
-                reads._futures[name] = pool.submit(reads._read_ahead, name)
+        with ExitStack() as lanes:
+            for i, names in enumerate(cls.LANES):
+                pool = lanes.enter_context(
+                    ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"close-reads-{i}")
+                )
+                lane = (*reads.first, *names) if i == 0 else names
+                for name in lane:
+                    reads._futures[name] = pool.submit(reads._read_ahead, name, last=lane[-1])
             yield reads
 
     def get(self, name: str) -> Any:
@@ -98,7 +106,8 @@ class CloseReads:
         early = self._read(name)
         return early if early is not None else self.first[name]()
 
-    def _read_ahead(self, name: str) -> Any:
+    def _read_ahead(self, name: str, *, last: str) -> Any:
+        """Read ``name`` on this thread's connection, closed after ``last``, its lane's last."""
         from .aggregation import _published_keys, membership_arrays, recent_results
         from .analytics_selectors import team_tree
         from .flags import DETECTION_DIMENSIONS, HISTORY_CYCLES, _history_columns_copy
@@ -127,7 +136,7 @@ class CloseReads:
             )
             return window, _history_columns_copy(window, DETECTION_DIMENSIONS)
         finally:
-            if name == self.NAMES[-1]:
+            if name == last:
                 connections.close_all()  # this thread's connections only
 
     def _read(self, name: str) -> Any:
