@@ -1,4 +1,4 @@
-"""The close's reads that do not depend on the answers, read ahead on a second connection."""
+"""The close's reads that do not depend on the answers, read ahead on other connections."""
 
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def test_every_close_of_the_demo_takes_reads_ahead_equal_to_inline_reads(checked
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_reading_thread_closes_its_connection():
+def test_the_reading_threads_close_their_connections():
     organisation = Organisation.objects.create(name="Acme", slug="acme")
 
     def backends():
@@ -112,7 +112,7 @@ def test_the_reading_thread_closes_its_connection():
 def test_a_failed_read_ahead_is_logged_and_read_inline(monkeypatch, caplog):
     organisation = Organisation.objects.create(name="Acme", slug="acme")
 
-    def fails(self, name):
+    def fails(self, name, **kwargs):
         raise ConnectionError("no slot")
 
     monkeypatch.setattr(CloseReads, "_read_ahead", fails)
@@ -129,7 +129,9 @@ def test_a_failed_read_ahead_is_logged_and_read_inline(monkeypatch, caplog):
 @pytest.mark.django_db
 def test_inside_a_transaction_nothing_is_read_ahead(monkeypatch):
     organisation = Organisation.objects.create(name="Acme", slug="acme")
-    monkeypatch.setattr(CloseReads, "_read_ahead", lambda self, name: pytest.fail("read ahead"))
+    monkeypatch.setattr(
+        CloseReads, "_read_ahead", lambda self, name, **kw: pytest.fail("read ahead")
+    )
     with (
         transaction.atomic(),
         CloseReads.ahead(organisation=organisation, period_start=date(2026, 11, 23)) as reads,
