@@ -338,6 +338,16 @@ class _Rosters:
         ordinal = day.toordinal()
         return (self.start <= ordinal) & (self.end >= ordinal)
 
+    def counts(self, mask: NDArray[np.bool_]) -> NDArray[np.int64]:
+        """Per node (``_Rollup.nodes`` order), the people of the memberships in ``mask``, each
+        counted once.  When nobody has two of them, every (node, person) pair is one already:
+        no need to sort them all to drop the repeats."""
+        users = np.sort(self.user[mask])
+        if (users[1:] == users[:-1]).any():
+            return np.bincount(self.keys(mask) // self.base, minlength=self.nodes)
+        _, node = self.rollup.expand(self.owner[mask])
+        return np.bincount(node, minlength=self.nodes)
+
     def keys(self, mask: NDArray[np.bool_]) -> NDArray[np.int64]:
         """Sorted unique ``node position * base + user id`` of the memberships in ``mask``."""
         element, node = self.rollup.expand(self.owner[mask])
@@ -347,9 +357,7 @@ class _Rosters:
         """``delta_publishable`` of every node (``_Rollup.nodes`` order) between two days."""
         active_now, active_then = self._active(now), self._active(then)
         if now not in self._counts:
-            self._counts[now] = np.bincount(
-                self.keys(active_now) // self.base, minlength=self.nodes
-            )
+            self._counts[now] = self.counts(active_now)
         movers = np.isin(self.user, sorted_unique(self.user[active_now != active_then]))
         now_movers = self.keys(active_now & movers)
         shared = self._counts[now] - np.bincount(now_movers // self.base, minlength=self.nodes)
