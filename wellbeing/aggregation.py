@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 from psycopg import sql
 
 from .analytics_selectors import TeamTree
-from .bulk import JsonText, gc_paused, rows_copying
+from .bulk import JSONB_WIRE_VERSION, gc_paused, rows_copying
 from .close_reads import CloseReads, Columns
 from .errors import ServiceError
 from .guard import GuardTree, validate_k
@@ -497,7 +497,10 @@ def cycle_results_store(
             )
             if not computing:  # no figures at all this cycle
                 figures(columns_of_rows([], [], DETECTION_DIMENSIONS))
-            with rows_copying(TeamAggregate, _AGGREGATE_COLUMNS, aggregates, binary=True):
+            with rows_copying(
+                TeamAggregate, _AGGREGATE_COLUMNS, aggregates, binary=True,
+                jsonb_wire=[_AGGREGATE_COLUMNS.index("distribution")],
+            ):  # fmt: skip
                 for future in computing:
                     future.result()
         if step is not None and step.current is not None:
@@ -578,7 +581,8 @@ class _Summaries:
 
 
 BUCKETS = 5
-_DISTRIBUTION_JSON = "[" + ", ".join(["{}"] * BUCKETS) + "]"  # a row of bucket counts as JSON
+# a row of bucket counts as JSON, in jsonb's binary format (``bulk.JSONB_WIRE_VERSION`` first)
+_DISTRIBUTION_JSONB = JSONB_WIRE_VERSION + b"[" + b", ".join([b"%d"] * BUCKETS) + b"]"
 
 
 def summarise_rollup(
@@ -796,9 +800,10 @@ def _aggregates_store(
         for ordinal in sorted_unique(periods[periods > 0]).tolist():
             chosen = rows[periods == ordinal]
             delta[chosen] = delta_rule(date.fromordinal(ordinal))[at[chosen]]
-        # each row's distribution as JSON text, formatted column-wise in one call per row
-        columns = summaries.distribution[at].T.tolist()
-        distribution = map(JsonText, map(_DISTRIBUTION_JSON.format, *columns))
+        # each row's distribution as jsonb, formatted in one call per row
+        distribution = map(
+            _DISTRIBUTION_JSONB.__mod__, zip(*summaries.distribution[at].T.tolist(), strict=True)
+        )
         per_dimension.append(
             zip(
                 repeat(result.pk), row_teams, row_scopes, repeat(dimension), published,
@@ -811,7 +816,7 @@ def _aggregates_store(
                 (d if p else None for d, p in zip(distribution, published, strict=True)),
             )
         )  # fmt: skip
-    # every value is of its column's type already (the distributions JSON text); a layout
+    # every value is of its column's type already (the distributions jsonb, ready to send); a layout
     # row's cells are copied one after another (every dimension has a row per layout row), so
     # the unique cell index takes its entries in runs: about a tenth of the COPY's time less
     # than a dimension at a time.  The rows are built as the COPY takes them: PostgreSQL

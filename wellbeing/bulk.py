@@ -67,7 +67,7 @@ class _JsonbBinaryDumper(Dumper):
     oid = postgres_types["jsonb"].oid
 
     def dump(self, obj: Any) -> bytes:
-        return b"\x01" + _json_text(obj).encode()
+        return JSONB_WIRE_VERSION + _json_text(obj).encode()
 
 
 @contextmanager
@@ -182,29 +182,49 @@ def rows_copying(
     json_columns: Sequence[int] = (),
     binary: bool = False,
     queued: bool = True,
+    jsonb_wire: Sequence[int] = (),
 ) -> Iterator[None]:
     """``rows_copy``, overlapped with the block: on PostgreSQL a writer thread sends the rows
     while the block runs and PostgreSQL takes them meanwhile; leaving the block waits for the
     last of them (and raises what the COPY raised).  The block must not use the connection;
     elsewhere the rows are inserted before it runs.  ``rows`` may be built as they are taken
-    (an iterator): PostgreSQL then starts on the first while the later ones are built."""
+    (an iterator): PostgreSQL then starts on the first while the later ones are built.
+    ``jsonb_wire`` (with ``binary``): the positions of jsonb columns whose values are given as
+    ``bytes`` in jsonb's binary format (``JSONB_WIRE_VERSION`` then the JSON text), sent as they
+    are, without a call per value to encode them."""
     if isinstance(rows, Sequence) and not rows:
         yield
         return
     if connection.vendor == "postgresql":
-        types = [_column_type(model, c) for c in columns] if binary else None
+        types = None
+        if binary:
+            types = [_column_type(model, c) for c in columns]
+            for i in jsonb_wire:
+                types[i] = "bytea"  # the server reads the column's own type: jsonb
         with _copying(
             model._meta.db_table, columns, rows, json_columns, types=types, queued=queued
         ):
             yield
         return
+    wire = set(jsonb_wire)
     model.objects.bulk_create(
-        model(**{c: _decoded(v) for c, v in zip(columns, row, strict=True)}) for row in rows
+        model(
+            **{c: _decoded(v, i in wire) for i, (c, v) in enumerate(zip(columns, row, strict=True))}
+        )
+        for row in rows
     )
     yield
 
 
-def _decoded(value: Any) -> Any:
+# jsonb's binary format: this version byte, then the JSON text.
+JSONB_WIRE_VERSION = b"\x01"
+
+
+def _decoded(value: Any, wire: bool = False) -> Any:
+    if wire and value is not None:
+        if not value.startswith(JSONB_WIRE_VERSION):
+            raise ValueError("not a jsonb value in its binary format")
+        return json.loads(value[len(JSONB_WIRE_VERSION) :])
     return json.loads(value) if isinstance(value, JsonText) else value
 
 
