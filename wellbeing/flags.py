@@ -1061,7 +1061,13 @@ class FlagStep:
             return []
         result, tree = self.result, self.tree
         organisation = result.organisation
-        customer = customer_evidence(team_ids=self.customer_facing, until=result.period_start)
+        # Customer evidence is cited by a firing empathy flag only: only those teams' is read.
+        citing = [
+            team_id
+            for team_id, evaluations in self.evaluations.items()
+            if (empathy := evaluations.get(Flag.Kind.EMPATHY_RISK)) and empathy.status == FIRING
+        ]
+        customer = customer_evidence(team_ids=citing, until=result.period_start)
         # Alerts go to the leads of an evaluated team and of its ancestors: only theirs are read.
         alerted = {a for t in self.evaluations for a in (t, *tree.ancestors(t))}
         leads: dict[int, set[int]] = defaultdict(set)
