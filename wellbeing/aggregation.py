@@ -673,9 +673,10 @@ def _aggregates_store(
     batch: CycleScores | None = None,
 ) -> Iterator[tuple[Any, ...]]:
     """Copy the participation rows; returns the aggregate rows (``_AGGREGATE_COLUMNS``) for the
-    caller to copy, built as they are taken (nothing in building them uses the database).  ``figures`` is called, before those rows are built, with the team and
-    subtree rows of the flag window's dimensions and of participation as columns, as
-    ``flags.columns_of_rows`` gives them.  ``batch``: the teams' indices handed over at once,
+    caller to copy, built as they are taken (nothing in building them uses the database).
+    ``figures`` is called, before those rows are built, with the team and subtree rows of the
+    flag window's dimensions and of participation as columns, as ``flags.columns_of_rows``
+    gives them.  ``batch``: the teams' indices handed over at once,
     checked (``_batch_checked``); each team's own are empty then."""
     from .analytics import DIMENSIONS
     from .flags import DETECTION_DIMENSIONS
@@ -816,8 +817,8 @@ def _aggregates_store(
                 (d if p else None for d, p in zip(distribution, published, strict=True)),
             )
         )  # fmt: skip
-    # every value is of its column's type already (the distributions jsonb, ready to send); a layout
-    # row's cells are copied one after another (every dimension has a row per layout row), so
+    # every value is of its column's type already (the distributions jsonb, ready to send); a
+    # layout row's cells are copied one after another (every dimension has a row per layout row), so
     # the unique cell index takes its entries in runs: about a tenth of the COPY's time less
     # than a dimension at a time.  The rows are built as the COPY takes them: PostgreSQL
     # starts on the first ones while the later ones are built.
@@ -837,7 +838,7 @@ def _window_columns(
     the figures as they are: per dimension of ``summarised`` in the flag window, whether each
     row is published and its n, mean and sd (unpublished: 0 and NaN); per row whether its
     participation is published (``shown``) and its rate (``rates``)."""
-    from .flags import DETECTION_DIMENSIONS
+    from .flags import DETECTION_DIMENSIONS, columns_of_rows
 
     teamed = np.array([team_id is not None for _, team_id, _ in rows], dtype=bool)
     teams = np.array([team_id for _, team_id, _ in rows if team_id is not None], dtype=np.int64)
@@ -858,13 +859,12 @@ def _window_columns(
             ("sd", np.where(published, summaries.sd[at][teamed], np.nan)),
         ):
             parts[name].append(values)
-    kinds = {"result": np.int64, "team": np.int64, "subtree": bool, "dim": np.int64,
-             "published": bool, "n": np.float64, "index": np.float64, "sd": np.float64}  # fmt: skip
+    empty, _ = columns_of_rows([], [], DETECTION_DIMENSIONS)  # each column's type
     published = shown[teamed]
     return (
         {
-            name: np.concatenate(parts[name]).astype(kind) if parts[name] else np.zeros(0, kind)
-            for name, kind in kinds.items()
+            name: np.concatenate(parts[name]).astype(none.dtype) if parts[name] else none
+            for name, none in empty.items()
         },
         {
             "result": np.full(teams.size, result_id, dtype=np.int64),

@@ -59,6 +59,10 @@ def _json_encoded(rows: Iterable[tuple[Any, ...]], json_columns: Sequence[int]) 
         yield values
 
 
+# jsonb's binary format: this version byte, then the JSON text.
+JSONB_WIRE_VERSION = b"\x01"
+
+
 class _JsonbBinaryDumper(Dumper):
     """jsonb for the binary COPY: the format's version byte, then ``_json_text``, in one call
     per value."""
@@ -214,10 +218,6 @@ def rows_copying(
         for row in rows
     )
     yield
-
-
-# jsonb's binary format: this version byte, then the JSON text.
-JSONB_WIRE_VERSION = b"\x01"
 
 
 def _decoded(value: Any, wire: bool = False) -> Any:
