@@ -603,6 +603,7 @@ def generate_org(
     from tqdm import tqdm
 
     from checkins.models import Cycle, PendingAnswer
+    from checkins.services import response_scores_store
     from wellbeing.flags import detection_columns_store
     from wellbeing.models import CycleResult
 
@@ -669,6 +670,7 @@ def generate_org(
                             for pos, text in answers.answers_json.items()
                         ),
                     )
+                    response_scores_store(cycle=cycle)  # as each release scores its batch
                 result = CycleResult.objects.create(
                     organisation_id=org.organisation_id,
                     cycle_key=cycle.public_id,
@@ -729,6 +731,7 @@ def generate_org(
                 ["id", "answers", "comment", "cycle_id", "team_id"],
                 (f"{uuid.uuid4()}\t{t}\t\t{close.pk}\t{team}" for team, t in released),
             )
+            response_scores_store(cycle=close)
             _copy(
                 cursor,
                 PendingAnswer._meta.db_table,

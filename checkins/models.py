@@ -3,7 +3,8 @@
 Anonymity invariants that live here (DESIGN.md §4):
 
 - ``Response`` and ``PendingAnswer`` hold only the cycle, the team the respondent belonged to
-  when invited, the answers and the optional comment.  Random UUID primary keys, no user, no
+  when invited, the answers and the optional comment (and a released response, its answers'
+  indices, derived from them alone).  Random UUID primary keys, no user, no
   invitation, no token, no timestamps of any kind.  Never add a column that points to a person.
 - ``Invitation`` records participation as a boolean only (``answered``): reminders need no more,
   and a time would help line a person up with a released batch.
@@ -17,7 +18,7 @@ from __future__ import annotations
 import uuid
 import zoneinfo
 from datetime import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -391,16 +392,37 @@ class PendingAnswer(models.Model):
 class Response(models.Model):
     """A released, anonymous response.  Only cycle, team, answers and comment — see module doc.
 
-    ``answers`` maps question id (as a string) to the chosen value; skipped items are absent."""
+    ``answers`` maps question id (as a string) to the chosen value; skipped items are absent.
+    ``scores``: the answers' index per dimension, packed as the close reads them, computed by
+    PostgreSQL when the response is released (``services.response_scores_store``); NULL
+    until then, elsewhere, or when the answers need the close's own handling."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     cycle = models.ForeignKey(Cycle, on_delete=models.CASCADE, related_name="responses")
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
     answers = models.JSONField(default=dict)
     comment = models.TextField(blank=True)
+    scores = models.BinaryField(null=True, editable=False)
+
+    class Meta:
+        indexes = [
+            # the released responses still to score: a handful at a time, found without
+            # reading the cycle's others
+            models.Index(
+                fields=["cycle"], condition=Q(scores__isnull=True), name="response_unscored"
+            ),
+        ]
 
     def __str__(self) -> str:
         return "response"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # The stored indices follow from the answers: a response saved again (answers edited
+        # by hand; the product never does) is scored afresh at its cycle's close.
+        self.scores = None
+        if kwargs.get("update_fields") is not None:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "scores"}
+        super().save(*args, **kwargs)
 
 
 # --- Support --------------------------------------------------------------------------------

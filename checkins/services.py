@@ -1175,6 +1175,10 @@ def pending_release(*, cycle: Cycle, force: bool = False, team_id: int | None = 
             remixed = remixed or mixed
     if released:
         logger.info("event=pending_released cycle=%s count=%d", cycle.public_id, released)
+        # Scored now rather than at close.  The rows' earlier versions (the same answers, no
+        # scores) go with the next autovacuum: unlike the rows a re-shuffle deletes, they tell
+        # nothing the live rows do not.
+        response_scores_store(cycle=cycle)
         _vacuum(["checkins_pendinganswer"] + (["checkins_response"] if remixed else []))
     return released
 
@@ -1299,15 +1303,23 @@ def cycle_scores(*, cycle: Cycle) -> dict[int, dict[str, list[float]]]:
     return {tid: dict(d) for tid, d in scores.items()}
 
 
-def _scores_statement(questions: Sequence[tuple[Any, ...]]) -> tuple[Any, list[str]]:
-    """One pass over the cycle's responses: each response's answers read once as a record of
-    float8 columns (JSON null = skipped; a numeric string is read as its number, as
-    ``is_number`` does; anything else makes the statement fail), each item's 0-100 index with
-    the float operations of ``item_to_index``, per dimension the mean of its answered items (NaN
-    when none was answered), and how many answers lie outside their scale (NaN and infinities
-    included).  One packed row per response (``wellbeing.packed``: team id, that count, one
-    float per dimension), so thousands of teams' indices arrive as one array, not as a Python
-    number each.  Returns (statement, dimensions)."""
+def _scale_questions(survey_id: int) -> list[tuple[Any, ...]]:
+    """The survey's rating items as ``_scores_sql`` takes them."""
+    return list(
+        Question.objects.filter(
+            survey_items__survey_id=survey_id, kind=Question.Kind.SCALE
+        ).values_list("pk", "dimension", "scale_min", "scale_max", "reverse", "higher_is_worse")
+    )
+
+
+def _scores_sql(questions: Sequence[tuple[Any, ...]]) -> tuple[Any, Any, list[str]]:
+    """How PostgreSQL scores one response ``r`` of a survey with these rating items: its answers
+    read once as a record of float8 columns (JSON null = skipped; a numeric string is read as
+    its number, as ``is_number`` does; anything else makes the statement fail), each item's
+    0-100 index with the float operations of ``item_to_index``, per dimension the mean of its
+    answered items (NaN when none was answered), and how many answers lie outside their scale
+    (NaN and infinities included).  Returns (the lateral joins to add after ``r``, the packed
+    value: that count then one float per dimension, the dimensions in their order)."""
     from psycopg import sql
 
     by_dimension: dict[str, list[int]] = defaultdict(list)
@@ -1346,21 +1358,72 @@ def _scores_statement(questions: Sequence[tuple[Any, ...]]) -> tuple[Any, list[s
                 " || float8send(coalesce(({total}) / nullif({count}, 0), 'NaN'::float8))"
             ).format(total=total, count=count)
         )
-    statement = sql.SQL(
-        "SELECT int8send(r.team_id::int8) || int4send({odd}){means} AS packed "
-        "FROM checkins_response r "
+    joins = sql.SQL(
         "CROSS JOIN LATERAL jsonb_to_record(r.answers) AS j({record}) "
-        "CROSS JOIN LATERAL (SELECT {indices}) x "
-        "WHERE r.cycle_id = %s"
+        "CROSS JOIN LATERAL (SELECT {indices}) x"
     ).format(
-        odd=sql.SQL(" + ").join(odd),
-        means=sql.SQL("").join(means),
         record=sql.SQL(", ").join(
             sql.SQL("{} float8").format(sql.Identifier(str(q[0]))) for q in questions
         ),
         indices=sql.SQL(", ").join(index_columns),
     )
+    packed = sql.SQL("int4send({odd}){means}").format(
+        odd=sql.SQL(" + ").join(odd), means=sql.SQL("").join(means)
+    )
+    return joins, packed, dimensions
+
+
+def _scores_statement(questions: Sequence[tuple[Any, ...]]) -> tuple[Any, list[str]]:
+    """One pass over the cycle's responses (parameters: the cycle id, twice), one packed row per
+    response (``wellbeing.packed``: team id, then ``_scores_sql``'s value), so thousands of
+    teams' indices arrive as one array, not as a Python number each: the value stored when the
+    response was released (``response_scores_store``), else computed now.  Returns (statement,
+    dimensions)."""
+    from psycopg import sql
+
+    joins, packed, dimensions = _scores_sql(questions)
+    width = sql.Literal(4 + 8 * len(dimensions))
+    statement = sql.SQL(
+        "SELECT int8send(r.team_id::int8) || r.scores AS packed FROM checkins_response r "
+        "WHERE r.cycle_id = %s AND octet_length(r.scores) = {width} "
+        "UNION ALL "
+        "SELECT int8send(r.team_id::int8) || {packed} AS packed FROM checkins_response r {joins} "
+        "WHERE r.cycle_id = %s AND (r.scores IS NULL OR octet_length(r.scores) <> {width})"
+    ).format(width=width, packed=packed, joins=joins)
     return statement, dimensions
+
+
+def response_scores_store(*, cycle: Cycle) -> int:
+    """Store the indices of the cycle's released responses that have none (``Response.scores``),
+    so the close reads them instead of scoring every answer then; returns how many.  On
+    PostgreSQL, in a savepoint: when an answer makes the scoring fail (e.g. text where a number
+    is due), nothing is stored and the close scores and judges them itself, as before."""
+    import psycopg
+    from django.db import DatabaseError
+    from psycopg import sql
+
+    if connection.vendor != "postgresql":
+        return 0
+    questions = _scale_questions(cycle.survey_id)
+    if not questions:
+        return 0
+    joins, packed, _ = _scores_sql(questions)
+    statement = sql.SQL(
+        "UPDATE checkins_response t SET scores = s.packed FROM ("
+        "SELECT r.id, {packed} AS packed FROM checkins_response r {joins} "
+        "WHERE r.cycle_id = %s AND r.scores IS NULL) s WHERE t.id = s.id"
+    ).format(packed=packed, joins=joins)
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(statement.as_string(cursor.connection), [cycle.pk])
+            return int(cursor.rowcount)
+    except (DatabaseError, psycopg.Error) as exc:
+        logger.warning(
+            "event=response_scores status=skipped cycle=%s error=%s",
+            cycle.public_id,
+            type(exc).__name__,
+        )
+        return 0
 
 
 def _cycle_scores_sql(*, cycle: Cycle) -> tuple[CycleScores, dict[int, int]] | None:
@@ -1375,11 +1438,7 @@ def _cycle_scores_sql(*, cycle: Cycle) -> tuple[CycleScores, dict[int, int]] | N
     from wellbeing.analytics import CycleScores
     from wellbeing.packed import packed_records
 
-    questions = list(
-        Question.objects.filter(
-            survey_items__survey_id=cycle.survey_id, kind=Question.Kind.SCALE
-        ).values_list("pk", "dimension", "scale_min", "scale_max", "reverse", "higher_is_worse")
-    )
+    questions = _scale_questions(cycle.survey_id)
     if not questions:
         return None
     statement, dimensions = _scores_statement(questions)
@@ -1388,7 +1447,7 @@ def _cycle_scores_sql(*, cycle: Cycle) -> tuple[CycleScores, dict[int, int]] | N
     )
     try:
         with transaction.atomic():
-            rows = packed_records(statement, [cycle.pk], record)
+            rows = packed_records(statement, [cycle.pk, cycle.pk], record)
     except (DatabaseError, psycopg.Error):
         return None  # e.g. a text or boolean answer: the Python path decides what it means
     if (rows["odd"] != 0).any():

@@ -3,7 +3,9 @@ as the Python scoring (``cycle_scores``), which stays the path for anything unus
 
 from __future__ import annotations
 
+import logging
 import random
+import struct
 
 import pytest
 from django.db import connection
@@ -120,3 +122,65 @@ def test_invited_counts_given_as_a_function_are_taken_once_the_answers_are_score
     # and a function with nothing to give (its read failed) falls back to reading them
     teams, _ = services.cycle_results_hand_over(cycle=cycle, invited=lambda: None)
     assert {t.team_id: t.invited for t in teams if t.invited} == counts
+
+
+def _scores_of(cycle):
+    return dict(Response.objects.filter(cycle=cycle).values_list("pk", "scores"))
+
+
+def test_released_responses_are_scored_once_and_the_close_reads_what_was_stored(cycle):
+    rng = random.Random(5)
+    answer_all(cycle, 6, value_of=lambda q: rng.randint(q.scale_min, q.scale_max))
+    services.pending_release(cycle=cycle, force=True)
+    stored = _scores_of(cycle)
+    assert len(stored) == 6 and all(s is not None for s in stored.values())
+    # scoring again stores nothing: only what has no scores yet is scored
+    assert services.response_scores_store(cycle=cycle) == 0
+    from_stored = services._cycle_scores_sql(cycle=cycle)
+    python = services.cycle_scores(cycle=cycle)
+    assert from_stored is not None
+    assert _sorted(from_stored[0].by_team()) == _sorted(python)
+    # what was stored is what the close reads: changed behind the product's back, it shows
+    first = next(iter(stored))
+    odd = bytes(stored[first])[:4]
+    nines = b"".join(struct.pack(">d", 99.0) for _ in range((len(stored[first]) - 4) // 8))
+    Response.objects.filter(pk=first).update(scores=odd + nines)
+    changed = services._cycle_scores_sql(cycle=cycle)
+    assert changed is not None
+    assert 99.0 in {v for values in changed[0].values.values() for v in values.tolist()}
+    # and computed afresh, every response gives the indices stored at release, bit for bit
+    Response.objects.filter(cycle=cycle).update(scores=None)
+    computed = services._cycle_scores_sql(cycle=cycle)
+    assert computed is not None and computed[1] == from_stored[1]
+    assert _sorted(computed[0].by_team()) == _sorted(from_stored[0].by_team())
+
+
+def test_stored_and_unscored_responses_are_read_together(cycle):
+    rng = random.Random(6)
+    answer_all(cycle, 6, value_of=lambda q: rng.randint(q.scale_min, q.scale_max))
+    services.pending_release(cycle=cycle, force=True)
+    ids = sorted(_scores_of(cycle))
+    Response.objects.filter(pk__in=ids[:2]).update(scores=None)  # never scored
+    Response.objects.filter(pk=ids[2]).update(scores=b"\x00" * 3)  # not this survey's layout
+    scored = services._cycle_scores_sql(cycle=cycle)
+    assert scored is not None
+    assert _sorted(scored[0].by_team()) == _sorted(services.cycle_scores(cycle=cycle))
+    assert sum(scored[1].values()) == 6
+
+
+def test_answers_the_scoring_cannot_read_are_left_unscored_and_released_all_the_same(cycle, caplog):
+    # a released response whose answer is a word: PostgreSQL cannot score it
+    answer_all(cycle, 5)
+    services.pending_release(cycle=cycle, force=True)
+    response = Response.objects.filter(cycle=cycle).first()
+    response.answers[sorted(response.answers)[0]] = "often"
+    response.save()
+    assert Response.objects.get(pk=response.pk).scores is None  # a saved change unscores it
+    with caplog.at_level(logging.WARNING, logger="pulse.checkins"):
+        assert services.response_scores_store(cycle=cycle) == 0
+    assert "event=response_scores status=skipped" in caplog.text
+    assert "often" not in caplog.text
+    # nothing stored for it, the close's own handling decides (the Python path)
+    assert Response.objects.get(pk=response.pk).scores is None
+    assert services._cycle_scores_sql(cycle=cycle) is None
+    assert _sorted(_handed_over(cycle)[1]) == _sorted(services.cycle_scores(cycle=cycle))
