@@ -1318,8 +1318,8 @@ def _scores_sql(questions: Sequence[tuple[Any, ...]]) -> tuple[Any, Any, list[st
     its number, as ``is_number`` does; anything else makes the statement fail), each item's
     0-100 index with the float operations of ``item_to_index``, per dimension the mean of its
     answered items (NaN when none was answered), and how many answers lie outside their scale
-    (NaN and infinities included).  Returns (the lateral joins to add after ``r``, the packed
-    value: that count then one float per dimension, the dimensions in their order)."""
+    (NaN and infinities included).  Returns (the FROM items that read ``r.answers``, the
+    packed value: that count then one float per dimension, the dimensions in their order)."""
     from psycopg import sql
 
     by_dimension: dict[str, list[int]] = defaultdict(list)
@@ -1358,9 +1358,8 @@ def _scores_sql(questions: Sequence[tuple[Any, ...]]) -> tuple[Any, Any, list[st
                 " || float8send(coalesce(({total}) / nullif({count}, 0), 'NaN'::float8))"
             ).format(total=total, count=count)
         )
-    joins = sql.SQL(
-        "CROSS JOIN LATERAL jsonb_to_record(r.answers) AS j({record}) "
-        "CROSS JOIN LATERAL (SELECT {indices}) x"
+    sources = sql.SQL(
+        "jsonb_to_record(r.answers) AS j({record}) CROSS JOIN LATERAL (SELECT {indices}) x"
     ).format(
         record=sql.SQL(", ").join(
             sql.SQL("{} float8").format(sql.Identifier(str(q[0]))) for q in questions
@@ -1370,7 +1369,7 @@ def _scores_sql(questions: Sequence[tuple[Any, ...]]) -> tuple[Any, Any, list[st
     packed = sql.SQL("int4send({odd}){means}").format(
         odd=sql.SQL(" + ").join(odd), means=sql.SQL("").join(means)
     )
-    return joins, packed, dimensions
+    return sources, packed, dimensions
 
 
 def _scores_statement(questions: Sequence[tuple[Any, ...]]) -> tuple[Any, list[str]]:
@@ -1381,15 +1380,16 @@ def _scores_statement(questions: Sequence[tuple[Any, ...]]) -> tuple[Any, list[s
     dimensions)."""
     from psycopg import sql
 
-    joins, packed, dimensions = _scores_sql(questions)
+    sources, packed, dimensions = _scores_sql(questions)
     width = sql.Literal(4 + 8 * len(dimensions))
     statement = sql.SQL(
         "SELECT int8send(r.team_id::int8) || r.scores AS packed FROM checkins_response r "
         "WHERE r.cycle_id = %s AND octet_length(r.scores) = {width} "
         "UNION ALL "
-        "SELECT int8send(r.team_id::int8) || {packed} AS packed FROM checkins_response r {joins} "
+        "SELECT int8send(r.team_id::int8) || {packed} AS packed "
+        "FROM checkins_response r CROSS JOIN LATERAL {sources} "
         "WHERE r.cycle_id = %s AND (r.scores IS NULL OR octet_length(r.scores) <> {width})"
-    ).format(width=width, packed=packed, joins=joins)
+    ).format(width=width, packed=packed, sources=sources)
     return statement, dimensions
 
 
@@ -1407,12 +1407,12 @@ def response_scores_store(*, cycle: Cycle) -> int:
     questions = _scale_questions(cycle.survey_id)
     if not questions:
         return 0
-    joins, packed, _ = _scores_sql(questions)
+    sources, packed, _ = _scores_sql(questions)
+    # each row scored from its own answers, found through the index of unscored rows
     statement = sql.SQL(
-        "UPDATE checkins_response t SET scores = s.packed FROM ("
-        "SELECT r.id, {packed} AS packed FROM checkins_response r {joins} "
-        "WHERE r.cycle_id = %s AND r.scores IS NULL) s WHERE t.id = s.id"
-    ).format(packed=packed, joins=joins)
+        "UPDATE checkins_response r SET scores = (SELECT {packed} FROM {sources}) "
+        "WHERE r.cycle_id = %s AND r.scores IS NULL"
+    ).format(packed=packed, sources=sources)
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(statement.as_string(cursor.connection), [cycle.pk])

@@ -1,14 +1,14 @@
-"""What a cycle close reads that does not depend on the cycle's answers, read while they are scored.
+"""What a cycle close reads that does not depend on the cycle's answers, read while it reads them.
 
-The close's longest single step is PostgreSQL scoring the cycle's answers.  Several of its other
-reads need nothing from that step: the team tree, the cells the previous cycles published (the
-over-time differencing rule's look-back), the organisation's memberships (the same rule's
-rosters), the earlier cycles of the flag window, and reads of the caller's own (the check-in
-close: each team's invited count, once the opening has written every invitation).
-``CloseReads.ahead`` starts them on other database connections, in two threads that each read
-theirs one after another in the order the close takes them, so PostgreSQL serves them on the
-other core while the scoring runs; the close then takes each one when it gets there, waiting only
-for those not read yet.
+The close starts by reading the cycle's answers' indices (stored when they were released, or
+scored then by PostgreSQL when they were not).  Several of its other reads need nothing from
+that step: the team tree, the cells the previous cycles published (the over-time differencing
+rule's look-back), the organisation's memberships (the same rule's rosters), the earlier cycles
+of the flag window, and reads of the caller's own (the check-in close: each team's invited
+count, once the opening has written every invitation).  ``CloseReads.ahead`` starts them on
+other database connections, in two threads that each read theirs one after another in the
+order the close takes them, so PostgreSQL serves them on the other core meanwhile; the close
+then takes each one when it gets there, waiting only for those not read yet.
 
 Only on PostgreSQL and only when the caller is outside a transaction: a second connection sees
 committed rows only, so inside someone's transaction (tests wrapped in one, a caller's atomic
@@ -51,7 +51,7 @@ class CloseReads:
     # The reads ahead, in two lanes, each one after another on its own thread and connection,
     # so that each is there when the close asks for it.  The first lane: the caller's own, the
     # tree, then the flag window's columns, the largest, wanted once the window's dimensions
-    # are summarised (the scoring of the answers takes about as long as the reads up to them).
+    # are summarised.
     # The second lane: the look-back's cells, then the rosters of the over-time rule, both
     # wanted after the window's columns; in one lane with them, the rosters came later than the
     # rule asked for them.
