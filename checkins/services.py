@@ -1381,15 +1381,24 @@ def _scores_statement(questions: Sequence[tuple[Any, ...]]) -> tuple[Any, list[s
     from psycopg import sql
 
     sources, packed, dimensions = _scores_sql(questions)
-    width = sql.Literal(4 + 8 * len(dimensions))
+    width = 4 + 8 * len(dimensions)
+    # A stored value of another layout (never written by this survey's items) reads as one odd
+    # answer, which sends the whole cycle to the Python scoring.  The two halves split on NULL
+    # alone, so PostgreSQL's estimate of each (from the column's null fraction) holds.
     statement = sql.SQL(
-        "SELECT int8send(r.team_id::int8) || r.scores AS packed FROM checkins_response r "
-        "WHERE r.cycle_id = %s AND octet_length(r.scores) = {width} "
+        "SELECT int8send(r.team_id::int8) || CASE WHEN octet_length(r.scores) = {width} "
+        "THEN r.scores ELSE int4send(1) || decode(repeat('00', {floats}), 'hex') END AS packed "
+        "FROM checkins_response r WHERE r.cycle_id = %s AND r.scores IS NOT NULL "
         "UNION ALL "
         "SELECT int8send(r.team_id::int8) || {packed} AS packed "
         "FROM checkins_response r CROSS JOIN LATERAL {sources} "
-        "WHERE r.cycle_id = %s AND (r.scores IS NULL OR octet_length(r.scores) <> {width})"
-    ).format(width=width, packed=packed, sources=sources)
+        "WHERE r.cycle_id = %s AND r.scores IS NULL"
+    ).format(
+        width=sql.Literal(width),
+        floats=sql.Literal(width - 4),
+        packed=packed,
+        sources=sources,
+    )
     return statement, dimensions
 
 
