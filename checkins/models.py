@@ -390,7 +390,8 @@ class PendingAnswer(models.Model):
 
 
 class Response(models.Model):
-    """A released, anonymous response.  Only cycle, team, answers and comment — see module doc.
+    """A released, anonymous response.  Only cycle, team, answers, comment and the indices
+    derived from the answers — see module doc.
 
     ``answers`` maps question id (as a string) to the chosen value; skipped items are absent.
     ``scores``: the answers' index per dimension, packed as the close reads them, computed by

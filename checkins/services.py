@@ -1436,10 +1436,10 @@ def response_scores_store(*, cycle: Cycle) -> int:
 
 
 def _cycle_scores_sql(*, cycle: Cycle) -> tuple[CycleScores, dict[int, int]] | None:
-    """``cycle_scores`` computed by PostgreSQL in one statement (``_scores_statement``), every
-    team's indices at once (``CycleScores``), with each team's count of responses; None when an
-    answer needs the Python path's handling (not a number, or outside its scale) or the survey
-    has no rating items."""
+    """``cycle_scores`` from PostgreSQL in one statement (``_scores_statement``: the indices
+    stored at release, the others computed), every team's indices at once (``CycleScores``),
+    with each team's count of responses; None when an answer needs the Python path's handling
+    (not a number, or outside its scale) or the survey has no rating items."""
     import numpy as np
     import psycopg
     from django.db import DatabaseError

@@ -1,5 +1,6 @@
-"""On PostgreSQL the close scores every response in one statement: the same indices, bit for bit,
-as the Python scoring (``cycle_scores``), which stays the path for anything unusual."""
+"""On PostgreSQL the close takes every response's indices in one statement, stored at release or
+computed then: the same indices, bit for bit, as the Python scoring (``cycle_scores``), which
+stays the path for anything unusual."""
 
 from __future__ import annotations
 
