@@ -585,6 +585,18 @@ BUCKETS = 5
 _DISTRIBUTION_JSONB = JSONB_WIRE_VERSION + b"[" + b", ".join([b"%d"] * BUCKETS) + b"]"
 
 
+def _buckets(x: NDArray[np.float64]) -> NDArray[np.int64]:
+    """Each score's bucket, as ``stats.summary`` counts it (``min(x // width, BUCKETS - 1)``
+    for scores within 0-100): the number of bucket edges at or below the score.  The edges are
+    exact multiples of the width, so this is the same bucket, without a float division per
+    score (several times slower over a cycle's scores)."""
+    width = 100.0 / BUCKETS
+    bucket = np.zeros(x.size, dtype=np.int64)
+    for edge in range(1, BUCKETS):
+        bucket += x >= edge * width
+    return bucket
+
+
 def summarise_rollup(
     rollup: _Rollup, scores: Sequence[Scores], *, confidence: float = 0.95
 ) -> _Summaries:
@@ -637,8 +649,7 @@ def summarise_owned(
         half = t * sd / np.sqrt(n)
         ci_low = np.where(several, np.maximum(0.0, mean - half), 0.0)
         ci_high = np.where(several, np.minimum(100.0, mean + half), 100.0)
-    width = 100.0 / BUCKETS
-    bucket = np.minimum((x // width).astype(np.int64), BUCKETS - 1)
+    bucket = _buckets(x)
     distribution = np.bincount(node * BUCKETS + bucket, minlength=nodes * BUCKETS).reshape(
         nodes, BUCKETS
     )

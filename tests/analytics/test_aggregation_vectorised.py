@@ -493,3 +493,19 @@ def test_a_cycle_handed_over_at_once_stores_what_team_by_team_stores(broken):
     assert _stored(organisation) == team_by_team
     if broken:
         assert not TeamAggregate.objects.filter(team_id=bad.team_id, scope="team").exists()
+
+
+_score = st.floats(min_value=0.0, max_value=100.0, allow_nan=False)
+_edge = st.sampled_from([0.0, 20.0, 40.0, 60.0, 80.0, 100.0]).flatmap(
+    lambda e: st.sampled_from([e, math.nextafter(e, -1.0), math.nextafter(e, 101.0)])
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(_score, _edge.filter(lambda v: 0.0 <= v <= 100.0)), min_size=1))
+def test_the_closes_buckets_are_summarises_buckets_at_the_edges_too(values):
+    from wellbeing.aggregation import BUCKETS, _buckets
+
+    expected = summarise(values, buckets=BUCKETS).distribution
+    got = np.bincount(_buckets(np.array(values, dtype=np.float64)), minlength=BUCKETS)
+    assert tuple(got.tolist()) == expected
