@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from functools import cache
@@ -797,9 +797,9 @@ def _screen(
     settings: FlagSettings,
     baselines: dict[str, OrgBaseline],
 ) -> Screened:
-    """Teams among ``team_ids`` for which some rule may fire (all of them vectorised)."""
+    """Per rule, the teams among ``team_ids`` it may fire for (all of them vectorised)."""
     if not team_ids:
-        return Screened(set(), set())
+        return Screened.every(())
     rows = history._rows(team_ids)
     ids = np.asarray(team_ids, dtype=np.int64)
 
@@ -828,7 +828,7 @@ def _screen(
         consecutive=settings.high_stress_consecutive,
     )
     drop = participation_may_drop(history.rates["rate"][rows])
-    fire = stress_signal | high | drop
+    empathy = np.zeros(len(ids), dtype=bool)
     customer = np.array([tree.teams[int(t)].customer_facing for t in ids], dtype=bool)
     if customer.any():
         # the empathy rule concerns customer-facing teams only: its figures for their rows
@@ -847,17 +847,39 @@ def _screen(
         level = float(settings.client_burnout_level)
         with np.errstate(invalid="ignore"):
             burnout_high = np.isfinite(latest) & (latest >= level - 1e-7 * (1.0 + abs(level)))
-        fire[customer] |= stress_enough[customer] & stress_rising & (burnout_rising | burnout_high)
-    return Screened(teams={int(t) for t in ids[fire]}, participation={int(t) for t in ids[drop]})
+        empathy[customer] = (
+            stress_enough[customer] & stress_rising & (burnout_rising | burnout_high)
+        )
+    return Screened(
+        {
+            Flag.Kind.HIGH_STRESS: {int(t) for t in ids[high]},
+            Flag.Kind.RISING_STRESS: {int(t) for t in ids[stress_signal]},
+            Flag.Kind.EMPATHY_RISK: {int(t) for t in ids[empathy]},
+            Flag.Kind.PARTICIPATION_DROP: {int(t) for t in ids[drop]},
+        }
+    )
 
 
 @dataclass(frozen=True)
 class Screened:
-    """What ``_screen`` lets through: the teams for which some rule may fire, and among them
-    those whose participation may have dropped (the one rule costly to evaluate)."""
+    """What ``_screen`` lets through: per rule (a flag kind), the teams it may fire for."""
 
-    teams: set[int]
-    participation: set[int]
+    rules: dict[str, set[int]]
+
+    @classmethod
+    def every(cls, team_ids: Iterable[int]) -> Screened:
+        """Every rule for every team in ``team_ids``: what evaluating without a screen does."""
+        teams = set(team_ids)
+        return cls({kind: set(teams) for kind in Flag.Kind.values})
+
+    @property
+    def teams(self) -> set[int]:
+        """The teams some rule may fire for."""
+        return set().union(*self.rules.values())
+
+    @property
+    def participation(self) -> set[int]:
+        return self.rules.get(Flag.Kind.PARTICIPATION_DROP, set())
 
 
 @dataclass
@@ -869,8 +891,10 @@ class FlagStep:
     without touching the database; ``write`` adds the customer evidence an empathy flag cites
     and moves their flags.
 
-    A team is evaluated only when a rule may fire for it or it already has a flag the cycle may
-    move -- every other team's evaluation could not change anything.  Each team is evaluated on
+    A team's rule is evaluated only when it may fire for the team or the team already has a
+    flag of that rule the cycle may move -- without a flag to move, a rule that cannot fire
+    changes nothing; so a team whose only screened rule is participation, say, is not charted
+    for stress at all.  Each team is evaluated on
     its own and written in its own savepoint: a failure is logged (team id and error type only)
     and the other teams carry on; a failure of the screening sends every team down that path.
     The close computes on a thread while it builds and copies the aggregate rows, so it gives
@@ -887,8 +911,7 @@ class FlagStep:
     current: Columns | None = None
     history: _History | None = None
     evaluate: list[int] = field(default_factory=list)
-    participation: set[int] = field(default_factory=set)  # screened: may have dropped
-    customer_facing: list[int] = field(default_factory=list)
+    rules: dict[int, set[str]] = field(default_factory=dict)  # per team evaluated: its rules
     flags: dict[tuple[int, str], Flag] = field(default_factory=dict)
     baselines: dict[str, OrgBaseline] = field(default_factory=dict)
     series: dict[tuple[int, str], _Series] = field(default_factory=dict)
@@ -993,18 +1016,26 @@ class FlagStep:
                 result.pk,
                 type(exc).__name__,
             )
-            screened = Screened(set(candidates), set(candidates))
-        with_flags = {team for team, _ in self.flags}
-        self.participation = screened.participation
-        self.evaluate = [t for t in candidates if t in screened.teams or t in with_flags]
-        self.customer_facing = [t for t in self.evaluate if tree.teams[t].customer_facing]
-        if self.evaluate:
+            screened = Screened.every(candidates)
+        rules: dict[int, set[str]] = defaultdict(set)
+        for team_id, kind in self.flags:
+            rules[team_id].add(kind)
+        for kind, teams in screened.rules.items():
+            for team_id in teams:
+                rules[team_id].add(kind)
+        self.evaluate = [t for t in candidates if rules.get(t)]
+        self.rules = {t: rules[t] for t in self.evaluate}
+        # the stress chart for the rules that read it; client burnout's for the empathy rule
+        charted = {Flag.Kind.RISING_STRESS, Flag.Kind.EMPATHY_RISK}
+        stress = [t for t in self.evaluate if self.rules[t] & charted]
+        burnout = [
+            t
+            for t in self.evaluate
+            if Flag.Kind.EMPATHY_RISK in self.rules[t] and tree.teams[t].customer_facing
+        ]
+        if stress:
             self.series, self.detections = _detections_batch(
-                history,
-                self.evaluate,
-                self.customer_facing,
-                baselines=self.baselines,
-                result=result,
+                history, stress, burnout, baselines=self.baselines, result=result
             )
         self._evaluate()
 
@@ -1022,16 +1053,22 @@ class FlagStep:
             return found if found is not None else history.series(team_id, dimension)
 
         for team_id in self.evaluate:
+            rules = self.rules[team_id]
+            evaluations: dict[str, Evaluation] = {}
             try:
-                stress = series_of(team_id, "stress")
-                rising, stress_det = _evaluate_rising_stress(
-                    stress, baselines["stress"], detections.get((team_id, "stress"))
-                )
-                evaluations: dict[str, Evaluation] = {
-                    Flag.Kind.HIGH_STRESS: _evaluate_high_stress(stress, self.settings),
-                    Flag.Kind.RISING_STRESS: rising,
-                }
-                if tree.teams[team_id].customer_facing:
+                if rules - {Flag.Kind.PARTICIPATION_DROP}:
+                    stress = series_of(team_id, "stress")
+                if Flag.Kind.HIGH_STRESS in rules:
+                    evaluations[Flag.Kind.HIGH_STRESS] = _evaluate_high_stress(
+                        stress, self.settings
+                    )
+                if rules & {Flag.Kind.RISING_STRESS, Flag.Kind.EMPATHY_RISK}:
+                    rising, stress_det = _evaluate_rising_stress(
+                        stress, baselines["stress"], detections.get((team_id, "stress"))
+                    )
+                if Flag.Kind.RISING_STRESS in rules:
+                    evaluations[Flag.Kind.RISING_STRESS] = rising
+                if Flag.Kind.EMPATHY_RISK in rules and tree.teams[team_id].customer_facing:
                     evaluations[Flag.Kind.EMPATHY_RISK] = _evaluate_empathy_risk(
                         stress,
                         stress_det,
@@ -1040,12 +1077,7 @@ class FlagStep:
                         self.settings,
                         burnout_det=detections.get((team_id, "client_burnout")),
                     )
-                # without a flag to move, a rule that cannot fire changes nothing: participation
-                # is evaluated only where the screen says it may have dropped
-                if (
-                    team_id in self.participation
-                    or (team_id, Flag.Kind.PARTICIPATION_DROP) in self.flags
-                ):
+                if Flag.Kind.PARTICIPATION_DROP in rules:
                     periods, rates = history.participation(team_id)
                     evaluations[Flag.Kind.PARTICIPATION_DROP] = _evaluate_participation(
                         periods, rates

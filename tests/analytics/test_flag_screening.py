@@ -105,7 +105,7 @@ def test_screened_close_moves_flags_exactly_like_evaluating_every_team(monkeypat
     screened = _history(screened_org, screened_teams, seed)
 
     def every_team(history, team_ids, **kwargs):
-        return flags_module.Screened(set(team_ids), set(team_ids))
+        return flags_module.Screened.every(team_ids)
 
     monkeypatch.setattr(flags_module, "_screen", every_team)
     full_org, full_teams = _org("b")
@@ -297,3 +297,25 @@ def test_history_read_with_binary_copy_equals_the_orm_read():
     flags_module.detection_columns_store([r.pk for r in results])
     assert stored.count() == len(results)
     _assert_same_history(flags_module._History.load(results, dims, binary=True), orm, dims)
+
+
+def test_a_rule_is_evaluated_only_where_the_screen_or_a_flag_of_it_says_so(monkeypatch):
+    # given a screen that lets every team through for the participation rule alone
+    organisation, teams = _org("e")
+    charted = []
+    detections_batch = flags_module._detections_batch
+
+    def spy(history, stress, burnout, **kwargs):
+        charted.append((list(stress), list(burnout)))
+        return detections_batch(history, stress, burnout, **kwargs)
+
+    def participation_only(history, team_ids, **kwargs):
+        return flags_module.Screened({Flag.Kind.PARTICIPATION_DROP: set(team_ids)})
+
+    monkeypatch.setattr(flags_module, "_detections_batch", spy)
+    monkeypatch.setattr(flags_module, "_screen", participation_only)
+    _history(organisation, teams, seed=11)
+    # then no team was charted for stress or burnout, and only participation flags opened
+    kinds = set(Flag.objects.filter(organisation=organisation).values_list("kind", flat=True))
+    assert charted == []
+    assert kinds == {Flag.Kind.PARTICIPATION_DROP}
