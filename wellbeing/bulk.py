@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from psycopg.adapt import Dumper
 from psycopg.postgres import types as postgres_types
 from psycopg.pq import Format
+from psycopg.types.string import BytesBinaryDumper
 
 
 @contextmanager
@@ -99,8 +100,13 @@ def _copying(
     # The raw cursor's copy bypasses Django's error translation: IntegrityError etc. as usual.
     with connection.wrap_database_errors, connection.cursor() as cursor:
         raw = cursor.cursor
-        if types:  # this cursor's jsonb values, objects or JsonText, dumped in one step
+        if types:
+            # this cursor's jsonb values, objects or JsonText, dumped in one step
             raw.adapters.register_dumper(JsonText, _JsonbBinaryDumper)
+            # bytes sent as they are (``jsonb_wire``) by psycopg's compiled dumper: the one
+            # PostgreSQL's bytea type otherwise finds is the DB-API ``Binary`` wrapper's, a
+            # Python call per value
+            raw.adapters.register_dumper(bytes, BytesBinaryDumper)
         writer = QueuedLibpqWriter(raw) if queued else None
         with raw.copy(statement.as_string(raw), writer=writer) as copy:
             if types:
