@@ -894,9 +894,9 @@ class FlagStep:
     A team's rule is evaluated only when it may fire for the team or the team already has a
     flag of that rule the cycle may move -- without a flag to move, a rule that cannot fire
     changes nothing; so a team whose only screened rule is participation, say, is not charted
-    for stress at all.  Each team is evaluated on
-    its own and written in its own savepoint: a failure is logged (team id and error type only)
-    and the other teams carry on; a failure of the screening sends every team down that path.
+    for stress at all.  Each team is evaluated on its own and written in its own savepoint: a
+    failure is logged (team id and error type only) and the other teams carry on; a failure of
+    the screening sends every rule of every team down that path.
     The close computes on a thread while it builds and copies the aggregate rows, so it gives
     the result's own rows as values (``current``) rather than reading them back."""
 

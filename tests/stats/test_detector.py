@@ -9,6 +9,7 @@ from wellbeing.stats.detector import (
     detect_deterioration,
     high_level,
     participation_drop,
+    team_chart_batch,
     team_status_windowed,
 )
 
@@ -265,3 +266,43 @@ def test_the_windowed_batch_chart_is_the_detector_on_each_window(seed):
             status = detect_deterioration(history[max(0, t - window + 1) : t + 1]).status
             expected = "signal" if above[i, t] else "in_control"
             assert status == (expected if monitored[i, t] else "not_enough_data"), (i, t)
+
+
+def test_the_chart_of_many_teams_at_once_is_each_teams_own_detection():
+    # given teams with gaps, some without respondent sds, some rising after cycle 18
+    rng = np.random.default_rng(3)
+    teams, cycles = 60, 30
+    x = rng.normal(50.0, 4.0, (teams, cycles)) + np.where(
+        (np.arange(teams) % 3 == 0)[:, None] & (np.arange(cycles) >= 18), 6.0, 0.0
+    )
+    n = rng.integers(3, 30, (teams, cycles)).astype(float)
+    s = rng.normal(15.0, 2.0, (teams, cycles))
+    x[rng.random((teams, cycles)) < 0.15] = np.nan
+    s[np.arange(teams) % 4 == 1] = np.nan
+    stats, limits, above = team_chart_batch(x, n, s)
+    # then at each team's last usable cycle the batch says what its own detection says
+    checked = 0
+    for i in range(teams):
+        det = detect_deterioration(
+            [
+                CyclePoint(
+                    index=None if np.isnan(x[i, j]) else float(x[i, j]),
+                    n=int(n[i, j]),
+                    sd=None if np.isnan(s[i, j]) else float(s[i, j]),
+                )
+                for j in range(cycles)
+            ]
+        )
+        last = int(np.flatnonzero(np.isfinite(x[i]))[-1])
+        if det.baseline_source != "team":
+            continue
+        checked += 1
+        assert bool(above[i, last]) == (det.status == "signal")
+        assert stats[i, last] == pytest.approx(det.statistic, abs=1e-12)
+        assert limits[i, last] == pytest.approx(det.threshold, abs=1e-12)
+    assert checked > teams // 2 and above[:, -1].any()
+
+
+def test_the_chart_of_an_empty_window_is_empty():
+    empty = np.zeros((3, 0))
+    assert [a.shape for a in team_chart_batch(empty, empty, empty)] == [(3, 0)] * 3

@@ -171,7 +171,7 @@ def team_baseline_batch(
         in a third less time than it over these short rows)."""
         kept = np.where(in_base, values, 0.0)
         total = np.empty_like(kept)
-        total[:, 0] = 0.0
+        total[:, :1] = 0.0
         for j in range(1, kept.shape[1]):
             np.add(total[:, j - 1], kept[:, j - 1], out=total[:, j])
         return total
