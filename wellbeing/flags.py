@@ -877,9 +877,9 @@ class Screened:
         """The teams some rule may fire for."""
         return set().union(*self.rules.values())
 
-    @property
-    def participation(self) -> set[int]:
-        return self.rules.get(Flag.Kind.PARTICIPATION_DROP, set())
+
+# The rules that read a team's stress chart (the empathy rule, client burnout's too).
+_CHARTED_RULES = frozenset({Flag.Kind.RISING_STRESS, Flag.Kind.EMPATHY_RISK})
 
 
 @dataclass
@@ -1026,8 +1026,7 @@ class FlagStep:
         self.evaluate = [t for t in candidates if rules.get(t)]
         self.rules = {t: rules[t] for t in self.evaluate}
         # the stress chart for the rules that read it; client burnout's for the empathy rule
-        charted = {Flag.Kind.RISING_STRESS, Flag.Kind.EMPATHY_RISK}
-        stress = [t for t in self.evaluate if self.rules[t] & charted]
+        stress = [t for t in self.evaluate if self.rules[t] & _CHARTED_RULES]
         burnout = [
             t
             for t in self.evaluate
@@ -1062,7 +1061,7 @@ class FlagStep:
                     evaluations[Flag.Kind.HIGH_STRESS] = _evaluate_high_stress(
                         stress, self.settings
                     )
-                if rules & {Flag.Kind.RISING_STRESS, Flag.Kind.EMPATHY_RISK}:
+                if rules & _CHARTED_RULES:
                     rising, stress_det = _evaluate_rising_stress(
                         stress, baselines["stress"], detections.get((team_id, "stress"))
                     )

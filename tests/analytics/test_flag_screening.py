@@ -171,7 +171,8 @@ def test_the_screen_lets_through_empathy_risk_that_only_the_trend_and_burnout_ra
         settings=flags_module.settings_for(organisation),
         baselines=baselines,
     )
-    assert screened.teams == {high.pk, rising.pk} and not screened.participation
+    assert screened.teams == {high.pk, rising.pk}
+    assert not screened.rules[Flag.Kind.PARTICIPATION_DROP]
     assert sorted(
         Flag.objects.filter(organisation=organisation).values_list("team__name", "kind", "state")
     ) == [
