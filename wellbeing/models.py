@@ -387,8 +387,18 @@ class TeamAggregate(models.Model):
     # No single-column indexes on these two: the unique cell index starts with the result, and
     # every index slows the close's bulk write (see Meta).  Teams are deactivated, not deleted;
     # deleting one in the Django admin is rare enough for its cascade to scan this table.
+    # No foreign-key constraint on the result in the database: a close writes its rows in bulk
+    # (56,847 for 100,000 people), and PostgreSQL checks such a constraint row by row at commit,
+    # with a sequential scan of the results table while it is small: 1.3 s of the database's
+    # time per close at that size, more than the whole analytic phase.  The rows are written
+    # only by ``aggregation``, in the transaction that creates their result, and go with it
+    # through Django's cascade (a recompute deletes the previous result).
     result = models.ForeignKey(
-        CycleResult, on_delete=models.CASCADE, related_name="aggregates", db_index=False
+        CycleResult,
+        on_delete=models.CASCADE,
+        related_name="aggregates",
+        db_index=False,
+        db_constraint=False,
     )
     team = models.ForeignKey(
         Team,
@@ -479,9 +489,14 @@ class DetectionColumns(models.Model):
 class TeamParticipation(models.Model):
     """Invited and responded per group and cycle; responded/rate only when published."""
 
-    # the unique per-group index starts with the result: no single-column index besides it
+    # the unique per-group index starts with the result: no single-column index besides it;
+    # no foreign-key constraint on it in the database, as on ``TeamAggregate.result``
     result = models.ForeignKey(
-        CycleResult, on_delete=models.CASCADE, related_name="participation", db_index=False
+        CycleResult,
+        on_delete=models.CASCADE,
+        related_name="participation",
+        db_index=False,
+        db_constraint=False,
     )
     team = models.ForeignKey(
         Team, null=True, blank=True, on_delete=models.CASCADE, related_name="participation"

@@ -177,6 +177,21 @@ def test_storing_the_same_cycle_again_replaces_its_rows():
         assert history.dims["stress"]["index"].tolist() == [[pytest.approx(30)]]
 
 
+def test_a_results_rows_go_with_it_and_nowhere_else():
+    # given two stored cycles (their rows refer to the result without a database constraint)
+    organisation = OrganisationFactory(anonymity_threshold=5)
+    team = TeamFactory(organisation=organisation)
+    first, second = uuid.uuid4(), uuid.uuid4()
+    record(organisation, 0, [fixed_input(team, stress=[10] * 6)], cycle_key=first)
+    record(organisation, 1, [fixed_input(team, stress=[20] * 6)], cycle_key=second)
+    # when the first result is deleted
+    CycleResult.objects.get(cycle_key=first).delete()
+    # then its rows are gone with it, the second cycle's stay, and no row is left without one
+    for model in (TeamAggregate, TeamParticipation):
+        assert set(model.objects.values_list("result__cycle_key", flat=True)) == {second}
+        assert not model.objects.exclude(result_id__in=CycleResult.objects.values("pk")).exists()
+
+
 def test_corrupted_team_input_does_not_stop_the_other_teams(caplog):
     # given one team whose hand-over is corrupt and one that is fine
     organisation = OrganisationFactory(anonymity_threshold=5)
