@@ -1561,8 +1561,11 @@ def cycle_close(*, cycle: Cycle, now: datetime | None = None) -> bool:
     ) as reads:
         pending_release(cycle=barrier, force=True)
         with transaction.atomic():
+            # The cycle, its organisation and its survey, locked against another close, an import
+            # or a settings change, but not against inserts that refer to them (a key-share
+            # lock each): the next cycle's opening and the organisation's messages go on.
             cycle = (
-                Cycle.objects.select_for_update()
+                Cycle.objects.select_for_update(no_key=True)
                 .select_related("organisation", "survey")
                 .get(pk=cycle.pk)
             )

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
 import time_machine
-from django.db import connection
+from django.db import OperationalError, connection, transaction
+from django.utils import timezone
 
 from checkins import services
 from checkins.models import Cycle, Invitation, PendingAnswer, Question, Response
 from checkins.selectors import cycle_participation, invitation_questions
 from notifications.models import Message
+from notifications.services import OutgoingMessage, messages_enqueue_bulk
 from tests.checkins.conftest import FIRST_OPEN
 from tests.factories import UserFactory
 from wellbeing import analytics
 from wellbeing.analytics import FlagChange
+from wellbeing.models import Organisation
 
 DURING = FIRST_OPEN + timedelta(hours=2)
 
@@ -228,3 +232,63 @@ def test_invited_counts_are_read_ahead_only_once_the_opening_is_complete(
     assert (first is not None) == opened_fully
     if first is not None:
         assert first["invited"]() == {cycle.team_ids[0]: 6}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_close_leaves_the_organisations_inserts_free_and_holds_it_against_imports(
+    postgres, cycle, monkeypatch
+):
+    """While a close's transaction runs, work that only refers to the organisation (the next
+    cycle's opening, its messages) goes on; an import, which locks the organisation, waits."""
+    answer_all(cycle, 5)
+    organisation = cycle.organisation
+    admin = UserFactory(organisation=organisation)
+    seen: dict[str, str] = {}
+
+    def other_work() -> None:
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL lock_timeout = '2s'")
+                messages_enqueue_bulk(
+                    [
+                        OutgoingMessage(
+                            organisation_id=organisation.pk,
+                            kind="cycle_summary",
+                            recipient_id=admin.pk,
+                            template="cycle_summary",
+                            context={},
+                            idempotency_key="during-the-close",
+                            sensitive_context={},
+                            channel=None,
+                            not_before=timezone.now() + timedelta(days=1),
+                            jitter_seconds=0,
+                        )
+                    ]
+                )
+            seen["message"] = "written"
+        except OperationalError as exc:
+            seen["message"] = f"waited: {exc}"
+        try:
+            with transaction.atomic():
+                Organisation.objects.select_for_update(nowait=True).get(pk=organisation.pk)
+            seen["import"] = "locked the organisation"
+        except OperationalError:
+            seen["import"] = "waits"
+        finally:
+            connection.close()
+
+    record = analytics.cycle_results_record
+
+    def record_then_work_elsewhere(**kwargs):
+        changes = record(**kwargs)  # inside the close's transaction
+        worker = threading.Thread(target=other_work)
+        worker.start()
+        worker.join(timeout=30)
+        return changes
+
+    monkeypatch.setattr(analytics, "cycle_results_record", record_then_work_elsewhere)
+    assert services.cycle_close(cycle=cycle, now=cycle.closes_at) is True
+    assert seen == {"message": "written", "import": "waits"}
+    assert Message.objects.filter(idempotency_key="during-the-close").exists()
