@@ -31,7 +31,14 @@ def worker_priority_lower(**kwargs) -> None:
     """Lower the worker's CPU priority by ``PULSE_WORKER_NICENESS`` as it starts, before its
     pool exists.  On Linux the niceness belongs to each thread and a new thread takes its
     creator's: every thread already running gets it here, and pool threads and child processes
-    started later inherit it."""
+    started later inherit it.
+
+    Where Linux schedules by session first (autogroup, on by default in most distributions),
+    a thread's niceness weighs only against the other threads of its session, and each
+    session's group shares the CPUs equally with the others (the web server's, the
+    database's): the worker then lowers its group's niceness too, when the session is its own
+    (it leads it).  Containers are scheduled by their control group instead (docker-compose.yml
+    gives the worker a smaller CPU share)."""
     from django.conf import settings
 
     increment = int(getattr(settings, "PULSE_WORKER_NICENESS", 0))
@@ -45,7 +52,17 @@ def worker_priority_lower(**kwargs) -> None:
                 os.setpriority(os.PRIO_PROCESS, int(thread.name), niceness)
     else:
         os.nice(increment)
-    logger.info("event=worker_priority niceness=%d", niceness)
+    group = "none"
+    enabled = Path("/proc/sys/kernel/sched_autogroup_enabled")
+    if enabled.exists() and enabled.read_text().strip() == "1":
+        group = "shared"  # with the processes started beside it: theirs to set
+        if os.getsid(0) == os.getpid():
+            try:
+                Path("/proc/self/autogroup").write_text(f"{niceness}\n")
+                group = "lowered"
+            except OSError:
+                group = "unchanged"
+    logger.info("event=worker_priority niceness=%d session_group=%s", niceness, group)
 
 
 @celeryd_init.connect

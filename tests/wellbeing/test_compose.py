@@ -46,6 +46,12 @@ def test_worker_and_beat_use_the_real_celery_app(compose):
     assert app.main == "pulse"
 
 
+def test_the_worker_yields_the_cpu_to_the_web_server(compose):
+    # in a container the worker's niceness counts only among its own threads
+    services = compose["services"]
+    assert services["worker"]["cpu_shares"] < services["web"].get("cpu_shares", 1024)
+
+
 def test_exactly_one_beat(compose):
     beats = [
         name

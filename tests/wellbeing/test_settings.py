@@ -96,22 +96,35 @@ def test_a_worker_niceness_outside_0_to_19_is_refused_at_start():
     assert_refused(result, "PULSE_WORKER_NICENESS")
 
 
+AUTOGROUP = Path("/proc/sys/kernel/sched_autogroup_enabled")
+AUTOGROUP_ON = AUTOGROUP.exists() and AUTOGROUP.read_text().strip() == "1"
+
+
+def autogroup_niceness(pid: int | str) -> int:
+    return int(Path(f"/proc/{pid}/autogroup").read_text().split("nice")[1])
+
+
 @pytest.mark.skipif(not hasattr(os, "nice"), reason="Unix process priorities")
-def test_a_real_worker_runs_every_thread_at_the_configured_lower_priority(tmp_path):
+@pytest.mark.parametrize("own_session", [True, False], ids=["own session", "shared session"])
+def test_a_real_worker_runs_every_thread_at_the_configured_lower_priority(tmp_path, own_session):
     """The niceness is added as the worker starts: every thread it has once it is ready runs
-    at the lower priority (later threads inherit it); the tests' own process does not change."""
+    at the lower priority (later threads inherit it); the tests' own process does not change.
+    Where Linux schedules sessions as groups (autogroup), a worker leading its own session
+    lowers its group too; one started in another's session leaves that session's group."""
     log_path = tmp_path / "worker.log"
     env = {
         k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "PULSE_TEST_BROKER_URL"}
     }
     env.update(DJANGO_SETTINGS_MODULE="config.settings.test", PULSE_WORKER_NICENESS="7")
     own = os.nice(0)
+    own_group = autogroup_niceness("self") if AUTOGROUP_ON else None
     with log_path.open("wb") as log:
         worker = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=threads",
              "--concurrency=3", "--without-heartbeat", "--without-gossip", "--without-mingle",
              "--loglevel=INFO"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=own_session,
         )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
@@ -122,8 +135,20 @@ def test_a_real_worker_runs_every_thread_at_the_configured_lower_priority(tmp_pa
         tasks = list(Path(f"/proc/{worker.pid}/task").iterdir())
         niceness = {int((t / "stat").read_text().rsplit(")", 1)[1].split()[16]) for t in tasks}
         assert len(tasks) > 1 and niceness == {own + 7}
-        assert "event=worker_priority niceness=" in log_path.read_text()
+        if not AUTOGROUP_ON:
+            group = "none"
+        elif own_session:
+            group = "lowered"
+            assert autogroup_niceness(worker.pid) == own + 7
+        else:
+            group = "shared"
+            assert autogroup_niceness(worker.pid) == own_group
+        assert f"event=worker_priority niceness={own + 7} session_group={group}" in (
+            log_path.read_text()
+        )
     finally:
         worker.terminate()
         worker.wait(timeout=20)
     assert os.nice(0) == own
+    if own_group is not None:
+        assert autogroup_niceness("self") == own_group
