@@ -403,13 +403,16 @@ def opening_members(*, cycle: Cycle, after_user_id: int, limit: int) -> list[tup
         with connection.cursor() as cursor:
             cursor.execute(
                 # People in id order, each with their latest membership among the cycle's
-                # teams: two index lookups per person, whatever the cycle's size.
+                # teams: two index lookups per person, whatever the cycle's size.  The team ids
+                # go as the column's own type: against a smallint[] (psycopg's choice for small
+                # ids) PostgreSQL walks the whole array per membership instead of hashing it
+                # (62 ms against 24 ms per chunk of 2,000 people in 8,010 teams).
                 "SELECT u.id, m.team_id, m.customer_facing"  # noqa: S608
                 f" FROM {quote(User._meta.db_table)} u"
                 " JOIN LATERAL (SELECT mm.team_id, t.customer_facing"
                 f" FROM {quote(Membership._meta.db_table)} mm"
                 f" JOIN {quote(Team._meta.db_table)} t ON t.id = mm.team_id"
-                " WHERE mm.user_id = u.id AND mm.team_id = ANY(%s) AND mm.started_on <= %s"
+                " WHERE mm.user_id = u.id AND mm.team_id = ANY(%s::bigint[]) AND mm.started_on <= %s"
                 " AND (mm.ended_on IS NULL OR mm.ended_on >= %s)"
                 " ORDER BY mm.started_on DESC, mm.team_id LIMIT 1) m ON true"
                 " WHERE u.organisation_id = %s AND u.is_active AND u.id > %s"
