@@ -670,7 +670,7 @@ def cycle_open_chunk(*, cycle: Cycle, chunk_size: int = OPEN_CHUNK_SIZE) -> bool
             ["token_hash", "invitation_id", "used"],
             [(hashes[user_id], pk, False) for user_id, pk in ids],
         )
-        messages_enqueue_bulk(messages)
+        messages_enqueue_bulk(messages, new_keys=True)  # keyed by the new invitations' ids
         Cycle.objects.filter(pk=cycle.pk).update(
             open_cursor=members[-1][0],
             invited_count=F("invited_count") + len(invitations),

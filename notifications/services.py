@@ -54,7 +54,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from config.publishing import publish
-from wellbeing.bulk import rows_insert_new
+from wellbeing.bulk import rows_copy, rows_insert_new
 from wellbeing.errors import ServiceError
 from wellbeing.models import Organisation, User
 
@@ -322,10 +322,16 @@ _MESSAGE_JSON_COLUMNS = [
 ]
 
 
-def messages_enqueue_bulk(messages: Iterable[OutgoingMessage], *, batch_size: int = 2000) -> int:
+def messages_enqueue_bulk(
+    messages: Iterable[OutgoingMessage], *, batch_size: int = 2000, new_keys: bool = False
+) -> int:
     """Write many messages in batches (``rows_insert_new``: COPY on PostgreSQL).  Returns the
     number of rows inserted; messages whose key exists already are skipped.  Delivery is queued
-    on commit as a few chunked tasks, never one task per message."""
+    on commit as a few chunked tasks, never one task per message.
+
+    ``new_keys``: every key is made from an id minted in the caller's transaction, so none can
+    be in the outbox yet: the rows are copied straight in, with no look-up of the keys first
+    (a key that did exist would fail the transaction, as a duplicate insert does)."""
     if batch_size < 1:
         raise ServiceError("invalid_batch_size", "batch_size must be at least 1.")
     inserted = 0
@@ -337,12 +343,13 @@ def messages_enqueue_bulk(messages: Iterable[OutgoingMessage], *, batch_size: in
         nonlocal inserted, due_now
         if not batch:
             return
-        keys = {m.idempotency_key for m in batch}
-        existing = set(
-            Message.objects.filter(idempotency_key__in=keys).values_list(
-                "idempotency_key", flat=True
+        existing: set[str] = set()
+        if not new_keys:
+            existing.update(
+                Message.objects.filter(
+                    idempotency_key__in={m.idempotency_key for m in batch}
+                ).values_list("idempotency_key", flat=True)
             )
-        )
         lookups = _Lookups.load(batch)
         rows: list[Message] = []
         seen: set[str] = set()
@@ -352,15 +359,20 @@ def messages_enqueue_bulk(messages: Iterable[OutgoingMessage], *, batch_size: in
                 continue
             seen.add(message.idempotency_key)
             rows.append(_build_row(message, lookups, now))
-        # A concurrent writer may insert the same key between our check and this insert: the
-        # unique constraint keeps one row and ours is skipped.
-        inserted += rows_insert_new(
-            Message,
-            _MESSAGE_COLUMNS,
-            [tuple(getattr(r, name) for name in _MESSAGE_ATTRS) for r in rows],
-            unique="idempotency_key",
-            json_columns=_MESSAGE_JSON_COLUMNS,
-        )
+        values = [tuple(getattr(r, name) for name in _MESSAGE_ATTRS) for r in rows]
+        if new_keys:
+            rows_copy(Message, _MESSAGE_COLUMNS, values, json_columns=_MESSAGE_JSON_COLUMNS)
+            inserted += len(values)
+        else:
+            # A concurrent writer may insert the same key between our check and this insert:
+            # the unique constraint keeps one row and ours is skipped.
+            inserted += rows_insert_new(
+                Message,
+                _MESSAGE_COLUMNS,
+                values,
+                unique="idempotency_key",
+                json_columns=_MESSAGE_JSON_COLUMNS,
+            )
         due_now += sum(
             1
             for r in rows

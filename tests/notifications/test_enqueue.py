@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 import time_machine
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from notifications.models import ChannelSettings, Message, NotificationPreference
 from notifications.services import (
@@ -68,6 +69,23 @@ def test_bulk_enqueue_counts_inserted_rows_and_skips_duplicate_keys(organisation
     # then only the two new keys are inserted
     assert inserted == 2
     assert Message.objects.count() == 3
+
+
+def test_bulk_enqueue_of_new_keys_copies_without_looking_them_up(organisation):
+    people = UserFactory.create_batch(3, organisation=organisation)
+    message_enqueue(invitation(organisation, people[0], "inv-old"))
+    batch = [invitation(organisation, p, f"inv-new-{i}") for i, p in enumerate(people)]
+    # when keys the caller has just minted are enqueued as new
+    with CaptureQueriesContext(connection) as queries:
+        inserted = messages_enqueue_bulk(batch, new_keys=True)
+    # then all are written, and no query looked for them first
+    assert inserted == 3
+    assert Message.objects.filter(idempotency_key__startswith="inv-new-").count() == 3
+    assert not [q for q in queries if "inv-new-0" in q["sql"] and "SELECT" in q["sql"]]
+    # and a key that did exist fails the caller's transaction, as a duplicate insert does
+    with pytest.raises(IntegrityError), transaction.atomic():
+        messages_enqueue_bulk([invitation(organisation, people[1], "inv-old")], new_keys=True)
+    assert Message.objects.filter(idempotency_key="inv-old").count() == 1
 
 
 def test_bulk_enqueue_of_a_thousand_schedules_one_callback_and_few_queries(
