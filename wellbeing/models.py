@@ -387,12 +387,15 @@ class TeamAggregate(models.Model):
     # No single-column indexes on these two: the unique cell index starts with the result, and
     # every index slows the close's bulk write (see Meta).  Teams are deactivated, not deleted;
     # deleting one in the Django admin is rare enough for its cascade to scan this table.
-    # No foreign-key constraint on the result in the database: a close writes its rows in bulk
-    # (56,847 for 100,000 people), and PostgreSQL checks such a constraint row by row at commit,
-    # with a sequential scan of the results table while it is small: 1.3 s of the database's
-    # time per close at that size, more than the whole analytic phase.  The rows are written
-    # only by ``aggregation``, in the transaction that creates their result, and go with it
-    # through Django's cascade (a recompute deletes the previous result).
+    #
+    # Nor foreign-key constraints in the database, here and on ``TeamParticipation``.  A close
+    # writes its rows in bulk (56,847 for 100,000 people), and PostgreSQL checks each row's
+    # keys when the transaction commits, locking the referenced result and team rows: 1.6 s of
+    # the database's time per close at that size (1.3 s for the result alone, whose small table
+    # it scans for every row), twice the analytic phase.  The rows are written only by
+    # ``aggregation``, in the transaction that creates their result, for the teams of the tree
+    # it reads; they go with their result or team through Django's cascade (a recompute
+    # deletes the previous result).
     result = models.ForeignKey(
         CycleResult,
         on_delete=models.CASCADE,
@@ -407,6 +410,7 @@ class TeamAggregate(models.Model):
         on_delete=models.CASCADE,
         related_name="aggregates",
         db_index=False,
+        db_constraint=False,
     )
     scope = models.CharField(max_length=12, choices=Scope.choices)
     dimension = models.CharField(max_length=40)
@@ -490,7 +494,7 @@ class TeamParticipation(models.Model):
     """Invited and responded per group and cycle; responded/rate only when published."""
 
     # the unique per-group index starts with the result: no single-column index besides it;
-    # no foreign-key constraint on it in the database, as on ``TeamAggregate.result``
+    # no foreign-key constraints in the database, as on ``TeamAggregate``
     result = models.ForeignKey(
         CycleResult,
         on_delete=models.CASCADE,
@@ -499,7 +503,12 @@ class TeamParticipation(models.Model):
         db_constraint=False,
     )
     team = models.ForeignKey(
-        Team, null=True, blank=True, on_delete=models.CASCADE, related_name="participation"
+        Team,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="participation",
+        db_constraint=False,
     )
     scope = models.CharField(max_length=12, choices=Scope.choices)
     invited = models.PositiveIntegerField()

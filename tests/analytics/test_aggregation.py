@@ -15,7 +15,13 @@ from tests.analytics.helpers import fixed_input, period, record, team_input
 from tests.factories import MembershipFactory, OrganisationFactory, TeamFactory
 from wellbeing import flags as flags_module
 from wellbeing.analytics import TeamCycleInput
-from wellbeing.models import CycleResult, DetectionColumns, TeamAggregate, TeamParticipation
+from wellbeing.models import (
+    CycleResult,
+    DetectionColumns,
+    Team,
+    TeamAggregate,
+    TeamParticipation,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -177,19 +183,27 @@ def test_storing_the_same_cycle_again_replaces_its_rows():
         assert history.dims["stress"]["index"].tolist() == [[pytest.approx(30)]]
 
 
-def test_a_results_rows_go_with_it_and_nowhere_else():
-    # given two stored cycles (their rows refer to the result without a database constraint)
+def test_a_results_rows_go_with_it_or_their_team_and_nowhere_else():
+    # given two stored cycles of two teams (rows refer to both without database constraints)
     organisation = OrganisationFactory(anonymity_threshold=5)
-    team = TeamFactory(organisation=organisation)
+    team, other = TeamFactory(organisation=organisation), TeamFactory(organisation=organisation)
     first, second = uuid.uuid4(), uuid.uuid4()
-    record(organisation, 0, [fixed_input(team, stress=[10] * 6)], cycle_key=first)
-    record(organisation, 1, [fixed_input(team, stress=[20] * 6)], cycle_key=second)
-    # when the first result is deleted
+    for index, key in enumerate((first, second)):
+        inputs = [fixed_input(team, stress=[10] * 6), fixed_input(other, stress=[20] * 6)]
+        record(organisation, index, inputs, cycle_key=key)
+    # when the first result is deleted, and then a team
     CycleResult.objects.get(cycle_key=first).delete()
-    # then its rows are gone with it, the second cycle's stay, and no row is left without one
+    other.delete()
+    # then their rows are gone with them, the rest stay, and no row is left without either
     for model in (TeamAggregate, TeamParticipation):
         assert set(model.objects.values_list("result__cycle_key", flat=True)) == {second}
+        assert model.objects.filter(team=team).exists()
         assert not model.objects.exclude(result_id__in=CycleResult.objects.values("pk")).exists()
+        assert (
+            not model.objects.filter(team__isnull=False)
+            .exclude(team_id__in=Team.objects.values("pk"))
+            .exists()
+        )
 
 
 def test_corrupted_team_input_does_not_stop_the_other_teams(caplog):
