@@ -25,7 +25,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
-from wellbeing.bulk import gc_paused, rows_copy
+from wellbeing.bulk import gc_paused, rows_copy, rows_copy_new
 from wellbeing.errors import ServiceError, validation_fields
 from wellbeing.models import Organisation, Team, User
 from wellbeing.selectors import team_subtree_ids
@@ -661,14 +661,11 @@ def cycle_open_chunk(*, cycle: Cycle, chunk_size: int = OPEN_CHUNK_SIZE) -> bool
                     jitter_seconds=DELIVERY_JITTER_SECONDS,
                 )
             )
-        rows_copy(Invitation, _INVITATION_COLUMNS, invitations, json_columns=(4,))
-        ids = Invitation.objects.filter(cycle=cycle, user_id__in=list(hashes)).values_list(
-            "user_id", "pk"
-        )
+        ids = rows_copy_new(Invitation, _INVITATION_COLUMNS, invitations, json_columns=(4,))
         rows_copy(
             InvitationToken,
             ["token_hash", "invitation_id", "used"],
-            [(hashes[user_id], pk, False) for user_id, pk in ids],
+            [(hashes[row[2]], pk, False) for row, pk in zip(invitations, ids, strict=True)],
         )
         messages_enqueue_bulk(messages, new_keys=True)  # keyed by the new invitations' ids
         Cycle.objects.filter(pk=cycle.pk).update(

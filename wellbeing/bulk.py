@@ -154,6 +154,46 @@ def rows_copy(
         pass
 
 
+def _ids_drawn(model: type[Any], count: int) -> list[int]:
+    """``count`` new ids from the sequence of ``model``'s key (PostgreSQL)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [model._meta.db_table, model._meta.pk.column, count],
+        )
+        return [pk for (pk,) in cursor.fetchall()]
+
+
+def rows_copy_new(
+    model: type[Any],
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    *,
+    json_columns: Sequence[int] = (),
+) -> list[int]:
+    """``rows_copy`` of rows whose key the table draws from its sequence; returns their ids,
+    in the order of ``rows``.  On PostgreSQL the ids are drawn first and copied with the rows,
+    so nothing is read back; elsewhere ``bulk_create`` returns them."""
+    if not rows:
+        return []
+    if connection.vendor == "postgresql":
+        ids = _ids_drawn(model, len(rows))
+        rows_copy(
+            model,
+            [model._meta.pk.column, *columns],
+            [(pk, *row) for pk, row in zip(ids, rows, strict=True)],
+            json_columns=[i + 1 for i in json_columns],
+        )
+        return ids
+    created = model.objects.bulk_create(
+        model(**{c: _decoded(v) for c, v in zip(columns, row, strict=True)}) for row in rows
+    )
+    ids = [obj.pk for obj in created]
+    if None in ids:  # a database that does not return them from a bulk insert
+        raise NotImplementedError("bulk_create returned no ids on this database")
+    return ids
+
+
 def instances_copy(model: type[Any], objs: Sequence[Any]) -> None:
     """``bulk_create`` of new ``model`` instances (their ids set on them as it sets them), by a
     binary COPY on PostgreSQL: the ids are drawn from the table's own sequence first.  Worth it
@@ -167,12 +207,7 @@ def instances_copy(model: type[Any], objs: Sequence[Any]) -> None:
         model.objects.bulk_create(objs)
         return
     fields = [f for f in meta.concrete_fields if f is not meta.pk]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-            [meta.db_table, meta.pk.column, len(objs)],
-        )
-        ids = [pk for (pk,) in cursor.fetchall()]
+    ids = _ids_drawn(model, len(objs))
     rows = [
         (pk, *(getattr(obj, f.attname) for f in fields)) for obj, pk in zip(objs, ids, strict=True)
     ]

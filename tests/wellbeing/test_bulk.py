@@ -13,6 +13,7 @@ from wellbeing.bulk import (
     JsonText,
     instances_copy,
     rows_copy,
+    rows_copy_new,
     rows_copying,
     rows_insert_new,
 )
@@ -216,6 +217,27 @@ def test_copied_instances_get_their_ids_and_land_as_bulk_create_would(organisati
         idempotency_key="after", next_attempt_at=AT,
     )  # fmt: skip
     assert later.pk > max(m.pk for m in messages)
+
+
+def test_new_rows_copied_come_back_with_their_ids_in_order(organisation):
+    earlier = Message.objects.create(
+        organisation=organisation, kind="digest", channel="email", template="digest",
+        idempotency_key="before", next_attempt_at=AT,
+    )  # fmt: skip
+    rows = [row(organisation, f"k{i}", {"n": i}) for i in range(5)]
+    # when new rows are copied
+    ids = rows_copy_new(Message, COLUMNS, rows, json_columns=(5,))
+    # then each id is its own row's, with its JSON, and a later insert takes a fresh id
+    assert len(set(ids)) == 5 and earlier.pk not in ids
+    for i, pk in enumerate(ids):
+        stored = Message.objects.get(pk=pk)
+        assert (stored.idempotency_key, stored.context) == (f"k{i}", {"n": i})
+    later = Message.objects.create(
+        organisation=organisation, kind="digest", channel="email", template="digest",
+        idempotency_key="after", next_attempt_at=AT,
+    )  # fmt: skip
+    assert later.pk > max(ids)
+    assert rows_copy_new(Message, COLUMNS, []) == []
 
 
 def test_copied_instances_roll_back_with_the_callers_transaction(organisation):
