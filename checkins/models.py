@@ -359,9 +359,17 @@ class InvitationToken(models.Model):
     their own token (the plain token is not kept, so a reminder cannot repeat the first link).
     Stored only as a keyed hash; single use; dies with the cycle."""
 
-    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    token_hash = models.CharField(max_length=64, editable=False)
     invitation = models.ForeignKey(Invitation, on_delete=models.CASCADE, related_name="tokens")
     used = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            # Unique in Meta rather than on the field: a hash is only ever looked up whole, and
+            # on the field PostgreSQL would get a second, pattern-matching index to keep up at
+            # every opening and reminder.
+            models.UniqueConstraint(fields=["token_hash"], name="invitationtoken_one_per_hash"),
+        ]
 
     def __str__(self) -> str:
         return f"token for {self.invitation_id}"

@@ -57,8 +57,12 @@ class Message(models.Model):
     """One outgoing message, delivered at most once per idempotency key (see ``services``)."""
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # indexed first in (organisation, state), not on its own
     organisation = models.ForeignKey(
-        "wellbeing.Organisation", on_delete=models.CASCADE, related_name="outbox_messages"
+        "wellbeing.Organisation",
+        on_delete=models.CASCADE,
+        related_name="outbox_messages",
+        db_index=False,
     )
     kind = models.CharField(max_length=20, choices=Kind.choices)
     channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.EMAIL)
@@ -75,7 +79,7 @@ class Message(models.Model):
     # Erased (set to NULL) when the message reaches a final state.
     sensitive_context = models.JSONField(null=True, blank=True, editable=False)
     had_sensitive_context = models.BooleanField(default=False, editable=False)
-    idempotency_key = models.CharField(max_length=200, unique=True)
+    idempotency_key = models.CharField(max_length=200)  # unique: see Meta
     state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
@@ -100,6 +104,9 @@ class Message(models.Model):
             ),
         ]
         constraints = [
+            # In Meta rather than on the field, which would add an index for every pattern
+            # match: the only one there is (above) reads pending rows.
+            models.UniqueConstraint(fields=["idempotency_key"], name="outbox_one_per_key"),
             models.CheckConstraint(
                 condition=~Q(state="claimed") | Q(claimed_at__isnull=False),
                 name="outbox_claimed_has_claimed_at",
