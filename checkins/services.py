@@ -665,7 +665,7 @@ def cycle_open_chunk(*, cycle: Cycle, chunk_size: int = OPEN_CHUNK_SIZE) -> bool
         rows_copy(
             InvitationToken,
             ["token_hash", "invitation_id", "used"],
-            [(hashes[row[2]], pk, False) for row, pk in zip(invitations, ids, strict=True)],
+            [(hashes[user_id], pk, False) for (user_id, *_), pk in zip(members, ids, strict=True)],
         )
         messages_enqueue_bulk(messages, new_keys=True)  # keyed by the new invitations' ids
         Cycle.objects.filter(pk=cycle.pk).update(
