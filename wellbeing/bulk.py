@@ -185,10 +185,7 @@ def rows_copy_new(
             json_columns=[i + 1 for i in json_columns],
         )
         return ids
-    created = model.objects.bulk_create(
-        model(**{c: _decoded(v) for c, v in zip(columns, row, strict=True)}) for row in rows
-    )
-    ids = [obj.pk for obj in created]
+    ids = [obj.pk for obj in model.objects.bulk_create(_instances(model, columns, rows))]
     if None in ids:  # a database that does not return them from a bulk insert
         raise NotImplementedError("bulk_create returned no ids on this database")
     return ids
@@ -251,14 +248,22 @@ def rows_copying(
         ):
             yield
         return
+    model.objects.bulk_create(_instances(model, columns, rows, jsonb_wire))
+    yield
+
+
+def _instances(
+    model: type[Any],
+    columns: Sequence[str],
+    rows: Iterable[tuple[Any, ...]],
+    jsonb_wire: Sequence[int] = (),
+) -> Iterator[Any]:
+    """``rows`` as unsaved ``model`` instances, for ``bulk_create`` where there is no COPY."""
     wire = set(jsonb_wire)
-    model.objects.bulk_create(
-        model(
+    for row in rows:
+        yield model(
             **{c: _decoded(v, i in wire) for i, (c, v) in enumerate(zip(columns, row, strict=True))}
         )
-        for row in rows
-    )
-    yield
 
 
 def _decoded(value: Any, wire: bool = False) -> Any:
