@@ -26,6 +26,19 @@ def heartbeat() -> str:
     return "alive"
 
 
+def session_group_file(proc: Path = Path("/proc")) -> Path | None:
+    """The file holding the niceness of this process's session group, where Linux schedules
+    the process by one: autogroup is on, and the process sits in no control group of its own
+    for the CPU (there the file reads empty, as in most containers and service managers)."""
+    enabled = proc / "sys/kernel/sched_autogroup_enabled"
+    own = proc / "self/autogroup"
+    try:
+        applies = enabled.read_text().strip() == "1" and bool(own.read_text().strip())
+    except OSError:
+        return None
+    return own if applies else None
+
+
 @celeryd_init.connect
 def worker_priority_lower(**kwargs) -> None:
     """Lower the worker's CPU priority by ``PULSE_WORKER_NICENESS`` as it starts, before its
@@ -53,12 +66,12 @@ def worker_priority_lower(**kwargs) -> None:
     else:
         os.nice(increment)
     group = "none"
-    enabled = Path("/proc/sys/kernel/sched_autogroup_enabled")
-    if enabled.exists() and enabled.read_text().strip() == "1":
+    session_group = session_group_file()
+    if session_group is not None:
         group = "shared"  # with the processes started beside it: theirs to set
         if os.getsid(0) == os.getpid():
             try:
-                Path("/proc/self/autogroup").write_text(f"{niceness}\n")
+                session_group.write_text(f"{niceness}\n")
                 group = "lowered"
             except OSError:
                 group = "unchanged"

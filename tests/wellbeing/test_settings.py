@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from config.celery import session_group_file
+
 ROOT = Path(__file__).resolve().parents[2]
 
 PRODUCTION_ENV = {
@@ -96,8 +98,27 @@ def test_a_worker_niceness_outside_0_to_19_is_refused_at_start():
     assert_refused(result, "PULSE_WORKER_NICENESS")
 
 
-AUTOGROUP = Path("/proc/sys/kernel/sched_autogroup_enabled")
-AUTOGROUP_ON = AUTOGROUP.exists() and AUTOGROUP.read_text().strip() == "1"
+AUTOGROUP_ON = session_group_file() is not None
+
+
+@pytest.mark.parametrize(
+    ("enabled", "own", "applies"),
+    [("1", "/autogroup-85 nice 0\n", True), ("1", "", False), ("0", "/autogroup-85 nice 0\n", False),
+     (None, None, False)],
+    ids=["session group", "in a control group", "autogroup off", "no autogroup"],
+)  # fmt: skip
+def test_the_session_group_is_lowered_only_where_linux_schedules_the_worker_by_one(
+    tmp_path, enabled, own, applies
+):
+    """A process in a control group of its own for the CPU reads an empty autogroup file:
+    there the session group does not count, and the worker leaves it alone."""
+    if enabled is not None:
+        (tmp_path / "sys/kernel").mkdir(parents=True)
+        (tmp_path / "sys/kernel/sched_autogroup_enabled").write_text(f"{enabled}\n")
+        (tmp_path / "self").mkdir()
+        (tmp_path / "self/autogroup").write_text(own)
+    found = session_group_file(tmp_path)
+    assert found == (tmp_path / "self/autogroup" if applies else None)
 
 
 def autogroup_niceness(pid: int | str) -> int:
