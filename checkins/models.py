@@ -27,6 +27,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from wellbeing.analytics import DIMENSIONS
+from wellbeing.ids import ordered_uuid
 from wellbeing.models import Organisation, Team, User, validate_timezone
 
 if TYPE_CHECKING:
@@ -326,14 +327,22 @@ class Invitation(models.Model):
     """One person asked to answer one cycle.  Holds who was asked and whether they answered;
     never what they answered."""
 
-    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # In the order invitations are minted (``wellbeing.ids``): an opening adds to the right
+    # edge of its index instead of to most of its pages.
+    public_id = models.UUIDField(default=ordered_uuid, unique=True, editable=False)
     # No index of its own: the (cycle, user) index starts with it, and every index is one more
     # write per invitation opened.
     cycle = models.ForeignKey(
         Cycle, on_delete=models.CASCADE, related_name="invitations", db_index=False
     )
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="checkin_invitations")
-    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="checkin_invitations")
+    # Nor one on the team: nothing reads invitations by team, and an opening's members sit
+    # in thousands of teams, so each of its inserts would land on a page of its own.  Teams
+    # are deactivated, not deleted; deleting one in the Django admin is rare enough for its
+    # cascade to scan this table.
+    team = models.ForeignKey(
+        Team, on_delete=models.CASCADE, related_name="checkin_invitations", db_index=False
+    )
     # The rotation shown to this person; cleared when they answer and at close, so the subset
     # of keys in a response cannot be matched back to an invitation afterwards.
     question_ids = models.JSONField(default=list, blank=True)

@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from wellbeing.bulk import gc_paused, rows_copy, rows_copy_new
 from wellbeing.errors import ServiceError, validation_fields
+from wellbeing.ids import ordered_uuid
 from wellbeing.models import Organisation, Team, User
 from wellbeing.selectors import team_subtree_ids
 
@@ -644,7 +645,7 @@ def cycle_open_chunk(*, cycle: Cycle, chunk_size: int = OPEN_CHUNK_SIZE) -> bool
                 question_ids = selections[(cf, offset)] = rotation.rotation_select(
                     items_cf if cf else items_all, cap=cap, cycle_index=cycle.index, offset=offset
                 )
-            public_id = uuid.uuid4()
+            public_id = ordered_uuid()
             invitations.append((public_id, cycle.pk, user_id, team_id, question_ids, offset, False))
             token, hashes[user_id] = mint()
             messages.append(

@@ -179,11 +179,14 @@ def test_release_waits_for_k_pending_answers_then_moves_them_all(cycle):
         )
     pending_release_task(cycle.pk, team_id)
     assert (PendingAnswer.objects.count(), Response.objects.count()) == (4, 0)
+    # answers keep random ids: an id that followed time would tell when each was given
+    assert {a.id.version for a in PendingAnswer.objects.all()} == {4}
     services.checkin_submit(
         invitation=invitations[4], answers=valid_answers(invitations[4]), comment=None
     )
     pending_release_task(cycle.pk, team_id)
     assert (PendingAnswer.objects.count(), Response.objects.count()) == (0, 5)
+    assert {r.id.version for r in Response.objects.all()} == {4}
 
 
 def test_a_forced_final_batch_below_k_is_mixed_with_the_teams_earlier_responses(cycle):

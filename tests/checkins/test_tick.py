@@ -151,6 +151,24 @@ def test_opening_is_chunked_and_writes_one_message_per_invitation(org, weekly_pu
     assert Invitation.objects.count() == 7
 
 
+def test_invitations_and_their_messages_get_ids_in_the_order_they_are_written(org, weekly_pulse):
+    """Time-ordered public ids (``wellbeing.ids``): an opening adds to the right edge of each
+    id index, so do the message keys made from them; each chunk's ids follow the last's."""
+    make_schedule(organisation=org, teams=[team_with_members(organisation=org, size=7)],
+                  survey=weekly_pulse)  # fmt: skip
+    cycle = Cycle.objects.get(pk=services.tick_run(now=FIRST_OPEN).opened[0])
+    while services.cycle_open_chunk(cycle=cycle, chunk_size=3):
+        pass
+    invitations = list(Invitation.objects.order_by("pk").values_list("public_id", flat=True))
+    messages = Message.objects.filter(kind="invitation").order_by("pk")
+    message_ids = list(messages.values_list("public_id", flat=True))
+    keys = list(messages.values_list("idempotency_key", flat=True))
+    assert len(invitations) == len(message_ids) == 7
+    assert {i.version for i in invitations + message_ids} == {7}
+    assert invitations == sorted(invitations) and message_ids == sorted(message_ids)
+    assert keys == sorted(keys) == [f"inv:{p}" for p in invitations]
+
+
 def test_invitation_messages_carry_the_link_only_in_sensitive_context(cycle):
     message = Message.objects.filter(kind="invitation").first()
     assert message.sensitive_context["url"].startswith("http")
