@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.run import CLOSE_ROUNDS
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -66,13 +68,15 @@ def test_ci_size_benchmark_runs_end_to_end_and_reports_every_figure(bench_env):
     assert figures["submit"]["statuses"]["loaded_late"] == {"302": 60}
     assert figures["fanout"]["main"]["invitations"] == 400
     assert figures["fanout"]["main"]["messages"] == 400
+    # the generator's writes were flushed before anything was timed
+    assert report["checkpoint"] is True
     assert set(figures["close"]) == {"q", "h", "main"}
     for close in figures["close"].values():
         # the analytic part is timed inside the close, so it is part of the whole close
         assert 0 < close["analytic_seconds"] <= close["close_seconds"]
         assert close["ratio"] <= close["whole_close_ratio"]
         # both sides timed in alternating rounds, each figure the median of its rounds
-        assert len(close["rounds"]) == 3
+        assert len(close["rounds"]) == CLOSE_ROUNDS
         assert all(r["analytic_seconds"] > 0 for r in close["rounds"])
         assert all(len(r["group_by_seconds_by_plan"]) == 2 for r in close["rounds"])
     assert figures["dashboards"]["statuses"]["heatmap"] == {"200": 10}
