@@ -19,5 +19,6 @@ import uuid6
 
 def ordered_uuid() -> uuid.UUID:
     """A version 7 UUID: 48 bits of milliseconds, then 74 random bits (ids made in the same
-    millisecond by one process still increase)."""
-    return uuid6.uuid7()
+    millisecond by one process still increase).  A plain ``uuid.UUID``, as the database gives
+    back: some encoders (orjson) take that class only, not the library's subclass."""
+    return uuid.UUID(int=uuid6.uuid7().int)

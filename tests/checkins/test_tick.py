@@ -321,3 +321,11 @@ def test_an_opening_chunk_is_not_stopped_by_locks_on_other_rows_or_a_busy_cycle(
         pass
     cycle.refresh_from_db()
     assert cycle.opened_fully and Invitation.objects.filter(cycle=cycle).count() == 5
+
+
+def test_deleting_a_team_takes_its_invitations_and_their_links_along(cycle, team):
+    """Invitations are not indexed by team (nothing reads them so); the rare deletion of a
+    team in the Django admin still removes them, by its cascade."""
+    assert Invitation.objects.filter(team=team).count() == 6
+    team.delete()
+    assert not Invitation.objects.exists() and not InvitationToken.objects.exists()
