@@ -28,8 +28,9 @@ def heartbeat() -> str:
 
 def session_group_file(proc: Path = Path("/proc")) -> Path | None:
     """The file holding the niceness of this process's session group, where Linux schedules
-    the process by one: autogroup is on, and the process sits in no control group of its own
-    for the CPU (there the file reads empty, as in most containers and service managers)."""
+    the process by one: autogroup is on, and the session has a group of its own.  A session
+    begun without one (by the system, or before autogroup was on) is in the default group,
+    whose file reads empty and whose share cannot be set."""
     enabled = proc / "sys/kernel/sched_autogroup_enabled"
     own = proc / "self/autogroup"
     try:

@@ -98,20 +98,21 @@ def test_a_worker_niceness_outside_0_to_19_is_refused_at_start():
     assert_refused(result, "PULSE_WORKER_NICENESS")
 
 
-AUTOGROUP_ON = session_group_file() is not None
+AUTOGROUP = Path("/proc/sys/kernel/sched_autogroup_enabled")
+AUTOGROUP_ON = AUTOGROUP.exists() and AUTOGROUP.read_text().strip() == "1"
 
 
 @pytest.mark.parametrize(
     ("enabled", "own", "applies"),
     [("1", "/autogroup-85 nice 0\n", True), ("1", "", False), ("0", "/autogroup-85 nice 0\n", False),
      (None, None, False)],
-    ids=["session group", "in a control group", "autogroup off", "no autogroup"],
+    ids=["session group", "default group", "autogroup off", "no autogroup"],
 )  # fmt: skip
-def test_the_session_group_is_lowered_only_where_linux_schedules_the_worker_by_one(
+def test_the_session_group_is_lowered_only_where_the_session_has_one_of_its_own(
     tmp_path, enabled, own, applies
 ):
-    """A process in a control group of its own for the CPU reads an empty autogroup file:
-    there the session group does not count, and the worker leaves it alone."""
+    """A process whose session has no group of its own (the default group, whose file reads
+    empty) is scheduled with everything else in it: the worker leaves that group alone."""
     if enabled is not None:
         (tmp_path / "sys/kernel").mkdir(parents=True)
         (tmp_path / "sys/kernel/sched_autogroup_enabled").write_text(f"{enabled}\n")
@@ -119,6 +120,12 @@ def test_the_session_group_is_lowered_only_where_linux_schedules_the_worker_by_o
         (tmp_path / "self/autogroup").write_text(own)
     found = session_group_file(tmp_path)
     assert found == (tmp_path / "self/autogroup" if applies else None)
+
+
+def session_group(pid: int | str) -> str:
+    """The process's session group as Linux shows it: empty without autogroup or in the
+    default group (a session begun without a group of its own)."""
+    return Path(f"/proc/{pid}/autogroup").read_text().strip() if AUTOGROUP_ON else ""
 
 
 def autogroup_niceness(pid: int | str) -> int:
@@ -138,7 +145,7 @@ def test_a_real_worker_runs_every_thread_at_the_configured_lower_priority(tmp_pa
     }
     env.update(DJANGO_SETTINGS_MODULE="config.settings.test", PULSE_WORKER_NICENESS="7")
     own = os.nice(0)
-    own_group = autogroup_niceness("self") if AUTOGROUP_ON else None
+    own_group = autogroup_niceness("self") if session_group("self") else None
     with log_path.open("wb") as log:
         worker = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=threads",
@@ -156,7 +163,7 @@ def test_a_real_worker_runs_every_thread_at_the_configured_lower_priority(tmp_pa
         tasks = list(Path(f"/proc/{worker.pid}/task").iterdir())
         niceness = {int((t / "stat").read_text().rsplit(")", 1)[1].split()[16]) for t in tasks}
         assert len(tasks) > 1 and niceness == {own + 7}
-        if not AUTOGROUP_ON:
+        if not session_group(worker.pid):
             group = "none"
         elif own_session:
             group = "lowered"
