@@ -166,8 +166,9 @@ def test_a_real_worker_runs_every_thread_at_the_configured_lower_priority(tmp_pa
         if not session_group(worker.pid):
             group = "none"
         elif own_session:
-            group = "lowered"
-            assert autogroup_niceness(worker.pid) == own + 7
+            # lowered, unless the kernel refuses the change (some sandboxes): then it is said so
+            group = "unchanged" if "session_group=unchanged" in log_path.read_text() else "lowered"
+            assert autogroup_niceness(worker.pid) == (0 if group == "unchanged" else own + 7)
         else:
             group = "shared"
             assert autogroup_niceness(worker.pid) == own_group
