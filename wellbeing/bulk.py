@@ -154,14 +154,25 @@ def rows_copy(
         pass
 
 
-def _ids_drawn(model: type[Any], count: int) -> list[int]:
-    """``count`` new ids from the sequence of ``model``'s key (PostgreSQL)."""
+def _copy_with_drawn_ids(
+    model: type[Any], columns: Sequence[str], rows: Sequence[tuple[Any, ...]], **copy: Any
+) -> list[int]:
+    """``rows_copy`` of ``rows`` (PostgreSQL) with new ids drawn from the sequence of
+    ``model``'s key first and copied as their first column; returns the ids, in row order."""
+    meta = model._meta
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-            [model._meta.db_table, model._meta.pk.column, count],
+            [meta.db_table, meta.pk.column, len(rows)],
         )
-        return [pk for (pk,) in cursor.fetchall()]
+        ids = [pk for (pk,) in cursor.fetchall()]
+    rows_copy(
+        model,
+        [meta.pk.column, *columns],
+        [(pk, *row) for pk, row in zip(ids, rows, strict=True)],
+        **copy,
+    )
+    return ids
 
 
 def rows_copy_new(
@@ -177,14 +188,9 @@ def rows_copy_new(
     if not rows:
         return []
     if connection.vendor == "postgresql":
-        ids = _ids_drawn(model, len(rows))
-        rows_copy(
-            model,
-            [model._meta.pk.column, *columns],
-            [(pk, *row) for pk, row in zip(ids, rows, strict=True)],
-            json_columns=[i + 1 for i in json_columns],
+        return _copy_with_drawn_ids(
+            model, columns, rows, json_columns=[i + 1 for i in json_columns]
         )
-        return ids
     ids = [obj.pk for obj in model.objects.bulk_create(_instances(model, columns, rows))]
     if None in ids:  # a database that does not return them from a bulk insert
         raise NotImplementedError("bulk_create returned no ids on this database")
@@ -204,11 +210,12 @@ def instances_copy(model: type[Any], objs: Sequence[Any]) -> None:
         model.objects.bulk_create(objs)
         return
     fields = [f for f in meta.concrete_fields if f is not meta.pk]
-    ids = _ids_drawn(model, len(objs))
-    rows = [
-        (pk, *(getattr(obj, f.attname) for f in fields)) for obj, pk in zip(objs, ids, strict=True)
-    ]
-    rows_copy(model, [meta.pk.column, *(f.column for f in fields)], rows, binary=True)
+    ids = _copy_with_drawn_ids(
+        model,
+        [f.column for f in fields],
+        [tuple(getattr(obj, f.attname) for f in fields) for obj in objs],
+        binary=True,
+    )
     for obj, pk in zip(objs, ids, strict=True):
         obj.pk = pk
         obj._state.adding = False
