@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 
 import pytest
 import time_machine
 from django.db import connection, transaction
 
-from checkins import services
+from checkins import services, tasks
 from checkins.models import Cycle, Invitation, InvitationToken
 from notifications.models import Message
 from tests.checkins.conftest import FIRST_OPEN, ensure_library, make_schedule, open_cycle
@@ -149,6 +150,38 @@ def test_opening_is_chunked_and_writes_one_message_per_invitation(org, weekly_pu
     # running the chunk again invites nobody twice
     assert services.cycle_open_chunk(cycle=cycle, chunk_size=3) is False
     assert Invitation.objects.count() == 7
+
+
+def test_the_opening_task_rests_between_chunks_and_not_after_the_last(
+    org, weekly_pulse, monkeypatch
+):
+    # given five members, chunks of three, and a rest recorder in place of the sleep
+    team = team_with_members(organisation=org, size=5)
+    make_schedule(organisation=org, teams=[team], survey=weekly_pulse)
+    cycle = Cycle.objects.get(pk=services.tick_run(now=FIRST_OPEN).opened[0])
+    open_chunk = services.cycle_open_chunk
+    monkeypatch.setattr(services, "cycle_open_chunk", partial(open_chunk, chunk_size=3))
+    rests: list[float] = []
+    monkeypatch.setattr(tasks, "opening_rest", rests.append)
+    # when the task runs twice (its re-queued run is taken off the broker's hands here)
+    tasks.cycle_open_chunk_task(cycle.pk)
+    assert len(rests) == 1 and rests[0] > 0  # the first chunk's time
+    tasks.cycle_open_chunk_task(cycle.pk)
+    # then the last chunk ended the opening without a rest
+    cycle.refresh_from_db()
+    assert cycle.opened_fully and cycle.invited_count == 5 and len(rests) == 1
+
+
+@pytest.mark.parametrize(
+    ("percent", "chunk", "expected"), [(50, 0.4, 0.2), (0, 0.4, 0.0), (100, 9.0, 5.0)]
+)
+def test_an_opening_rests_its_share_of_each_chunk_at_most_five_seconds(
+    settings, percent, chunk, expected
+):
+    settings.PULSE_OPENING_REST_PERCENT = percent
+    slept: list[float] = []
+    assert tasks.opening_rest(chunk, sleep=slept.append) == pytest.approx(expected)
+    assert slept == ([pytest.approx(expected)] if expected else [])
 
 
 def test_invitations_and_their_messages_get_ids_in_the_order_they_are_written(org, weekly_pulse):
