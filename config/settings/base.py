@@ -163,14 +163,14 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # 0-19; 0 = the same): a cycle's opening or close on the same machine then takes the CPU the
 # check-in requests leave, instead of slowing them down.  Not applied by beat.
 PULSE_WORKER_NICENESS = config_env.integer("PULSE_WORKER_NICENESS", 10, minimum=0, maximum=19)
-# How much freed memory a worker keeps for its next large arrays instead of returning it to the
-# system at once, in MiB (0 = the C library's default; see ``config.allocator``).
 # After each chunk of a cycle's opening the worker rests this share of the chunk's time, in
 # percent (0 = no rest): the database then has time for the check-ins answered meanwhile.  The
 # invitations' deliveries are spread over 15 minutes anyway, so a longer opening delays nobody.
 PULSE_OPENING_REST_PERCENT = config_env.integer(
     "PULSE_OPENING_REST_PERCENT", 50, minimum=0, maximum=400
 )
+# How much freed memory a worker keeps for its next large arrays instead of returning it to the
+# system at once, in MiB (0 = the C library's default; see ``config.allocator``).
 PULSE_WORKER_HEAP_KEEP_MB = config_env.integer(
     "PULSE_WORKER_HEAP_KEEP_MB", 256, minimum=0, maximum=4096
 )
