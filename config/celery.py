@@ -26,13 +26,13 @@ def heartbeat() -> str:
     return "alive"
 
 
-def session_group_file(proc: Path = Path("/proc")) -> Path | None:
-    """The file holding the niceness of this process's session group, where Linux schedules
-    the process by one: autogroup is on, and the session has a group of its own.  A session
-    begun without one (by the system, or before autogroup was on) is in the default group,
-    whose file reads empty and whose share cannot be set."""
+def session_group_file(proc: Path = Path("/proc"), pid: int | str = "self") -> Path | None:
+    """The file holding the niceness of a process's (by default this one's) session group,
+    where Linux schedules the process by one: autogroup is on, and the session has a group of
+    its own.  A session begun without one (by the system, or before autogroup was on) is in the
+    default group, whose file reads empty and whose share cannot be set."""
     enabled = proc / "sys/kernel/sched_autogroup_enabled"
-    own = proc / "self/autogroup"
+    own = proc / str(pid) / "autogroup"
     try:
         applies = enabled.read_text().strip() == "1" and bool(own.read_text().strip())
     except OSError:

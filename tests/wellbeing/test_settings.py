@@ -98,10 +98,6 @@ def test_a_worker_niceness_outside_0_to_19_is_refused_at_start():
     assert_refused(result, "PULSE_WORKER_NICENESS")
 
 
-AUTOGROUP = Path("/proc/sys/kernel/sched_autogroup_enabled")
-AUTOGROUP_ON = AUTOGROUP.exists() and AUTOGROUP.read_text().strip() == "1"
-
-
 @pytest.mark.parametrize(
     ("enabled", "own", "applies"),
     [("1", "/autogroup-85 nice 0\n", True), ("1", "", False), ("0", "/autogroup-85 nice 0\n", False),
@@ -122,12 +118,6 @@ def test_the_session_group_is_lowered_only_where_the_session_has_one_of_its_own(
     assert found == (tmp_path / "self/autogroup" if applies else None)
 
 
-def session_group(pid: int | str) -> str:
-    """The process's session group as Linux shows it: empty without autogroup or in the
-    default group (a session begun without a group of its own)."""
-    return Path(f"/proc/{pid}/autogroup").read_text().strip() if AUTOGROUP_ON else ""
-
-
 def autogroup_niceness(pid: int | str) -> int:
     return int(Path(f"/proc/{pid}/autogroup").read_text().split("nice")[1])
 
@@ -145,7 +135,7 @@ def test_a_real_worker_runs_every_thread_at_the_configured_lower_priority(tmp_pa
     }
     env.update(DJANGO_SETTINGS_MODULE="config.settings.test", PULSE_WORKER_NICENESS="7")
     own = os.nice(0)
-    own_group = autogroup_niceness("self") if session_group("self") else None
+    own_group = autogroup_niceness("self") if session_group_file() is not None else None
     with log_path.open("wb") as log:
         worker = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=threads",
@@ -163,7 +153,7 @@ def test_a_real_worker_runs_every_thread_at_the_configured_lower_priority(tmp_pa
         tasks = list(Path(f"/proc/{worker.pid}/task").iterdir())
         niceness = {int((t / "stat").read_text().rsplit(")", 1)[1].split()[16]) for t in tasks}
         assert len(tasks) > 1 and niceness == {own + 7}
-        if not session_group(worker.pid):
+        if session_group_file(pid=worker.pid) is None:
             group = "none"
         elif own_session:
             # lowered, unless the kernel refuses the change (some sandboxes): then it is said so
