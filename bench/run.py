@@ -222,9 +222,9 @@ def submit_invitations(cycle_id: int, count: int) -> list[str]:
             cycle=cycle, user_id=m.user_id, team_id=m.team_id, rotation_offset=offset,
             question_ids=rotation.rotation_select(items, cap=cap, cycle_index=cycle.index, offset=offset),
         )  # fmt: skip
-        token, hashed = token_new()
+        token, selector, hashed = token_new()
         invitations.append(invitation)
-        tokens.append(InvitationToken(invitation=invitation, token_hash=hashed))
+        tokens.append(InvitationToken(invitation=invitation, selector=selector, token_hash=hashed))
         links.append(token)
     with transaction.atomic():
         Invitation.objects.bulk_create(invitations)

@@ -8,7 +8,7 @@ Anonymity invariants that live here (DESIGN.md §4):
   invitation, no token, no timestamps of any kind.  Never add a column that points to a person.
 - ``Invitation`` records participation as a boolean only (``answered``): reminders need no more,
   and a time would help line a person up with a released batch.
-- Tokens are never stored in clear: ``Invitation.token_hash`` is an HMAC (see ``tokens.py``).
+- Tokens are never stored in clear: ``InvitationToken.token_hash`` is an HMAC (see ``tokens.py``).
 - A question or survey that has answers is never edited in place; services create a new
   version (same ``key``, ``version + 1``, ``replaces`` pointing back).
 """
@@ -366,18 +366,25 @@ class Invitation(models.Model):
 class InvitationToken(models.Model):
     """A one-time link sent to an invited person: the invitation e-mail and each reminder carry
     their own token (the plain token is not kept, so a reminder cannot repeat the first link).
-    Stored only as a keyed hash; single use; dies with the cycle."""
+    Found by its selector, checked against a keyed hash (``tokens.py``); single use; dies with
+    the cycle."""
 
+    # Time-ordered: an opening's tokens land at the right edge of this index.  Empty only on
+    # rows minted before selectors existed, which are found by their hash instead.
+    selector = models.UUIDField(unique=True, null=True, editable=False)
     token_hash = models.CharField(max_length=64, editable=False)
     invitation = models.ForeignKey(Invitation, on_delete=models.CASCADE, related_name="tokens")
     used = models.BooleanField(default=False)
 
     class Meta:
         constraints = [
-            # Unique in Meta rather than on the field: a hash is only ever looked up whole, and
-            # on the field PostgreSQL would get a second, pattern-matching index to keep up at
-            # every opening and reminder.
-            models.UniqueConstraint(fields=["token_hash"], name="invitationtoken_one_per_hash"),
+            # Only the rows without a selector: a random hash would land on any page of the
+            # index, and at every opening most of its pages would be written again.
+            models.UniqueConstraint(
+                fields=["token_hash"],
+                condition=Q(selector__isnull=True),
+                name="invitationtoken_one_per_hash_without_selector",
+            ),
         ]
 
     def __str__(self) -> str:

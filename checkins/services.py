@@ -46,7 +46,7 @@ from .models import (
     SurveyItem,
 )
 from .selectors import opening_members
-from .tokens import checkin_link, token_hash, token_minter
+from .tokens import checkin_link, token_hash, token_matches, token_minter, token_selector
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -636,7 +636,7 @@ def cycle_open_chunk(*, cycle: Cycle, chunk_size: int = OPEN_CHUNK_SIZE) -> bool
         mint = token_minter()
         context = _message_context(cycle)
         invitations: list[tuple[Any, ...]] = []  # _INVITATION_COLUMNS
-        hashes: dict[int, str] = {}  # user id -> their link's token hash
+        tokens: dict[int, tuple[uuid.UUID, str]] = {}  # user id -> their link's selector, hash
         messages = []
         for user_id, team_id, cf in members:
             offset = secrets.randbelow(periods[cf])
@@ -647,7 +647,7 @@ def cycle_open_chunk(*, cycle: Cycle, chunk_size: int = OPEN_CHUNK_SIZE) -> bool
                 )
             public_id = ordered_uuid()
             invitations.append((public_id, cycle.pk, user_id, team_id, question_ids, offset, False))
-            token, hashes[user_id] = mint()
+            token, *tokens[user_id] = mint()
             messages.append(
                 OutgoingMessage(
                     organisation_id=cycle.organisation_id,
@@ -665,8 +665,8 @@ def cycle_open_chunk(*, cycle: Cycle, chunk_size: int = OPEN_CHUNK_SIZE) -> bool
         ids = rows_copy_new(Invitation, _INVITATION_COLUMNS, invitations, json_columns=(4,))
         rows_copy(
             InvitationToken,
-            ["token_hash", "invitation_id", "used"],
-            [(hashes[user_id], pk, False) for (user_id, *_), pk in zip(members, ids, strict=True)],
+            ["selector", "token_hash", "invitation_id", "used"],
+            [(*tokens[user_id], pk, False) for (user_id, *_), pk in zip(members, ids, strict=True)],
         )
         messages_enqueue_bulk(messages, new_keys=True)  # keyed by the new invitations' ids
         Cycle.objects.filter(pk=cycle.pk).update(
@@ -747,8 +747,12 @@ def reminders_enqueue_due(*, cycle: Cycle, now: datetime) -> int:
             messages = []
             mint = token_minter()
             for invitation_id, public_id, user_id in batch:
-                token, hashed = mint()
-                tokens.append(InvitationToken(invitation_id=invitation_id, token_hash=hashed))
+                token, selector, hashed = mint()
+                tokens.append(
+                    InvitationToken(
+                        invitation_id=invitation_id, selector=selector, token_hash=hashed
+                    )
+                )
                 messages.append(
                     OutgoingMessage(
                         organisation_id=cycle.organisation_id,
@@ -798,16 +802,19 @@ def invitation_from_token(
     now = now or timezone.now()
     if not isinstance(token, str) or not 20 <= len(token) <= 100:
         raise ServiceError("unknown", "This link is not valid.", status=404)
-    row = (
-        InvitationToken.objects.select_related(
-            "invitation",
-            "invitation__cycle",
-            "invitation__cycle__organisation",
-            "invitation__cycle__survey",  # for the form's snapshot (``checkin_snapshot``)
-        )
-        .filter(token_hash=token_hash(token))
-        .first()
+    rows = InvitationToken.objects.select_related(
+        "invitation",
+        "invitation__cycle",
+        "invitation__cycle__organisation",
+        "invitation__cycle__survey",  # for the form's snapshot (``checkin_snapshot``)
     )
+    selector = token_selector(token)
+    if selector is None:  # minted before selectors existed, or not a token at all
+        row = rows.filter(selector__isnull=True, token_hash=token_hash(token)).first()
+    else:
+        row = rows.filter(selector=selector).first()
+        if row is not None and not token_matches(token, row.token_hash):
+            row = None
     if row is None:
         raise ServiceError("unknown", "This link is not valid.", status=404)
     invitation = row.invitation

@@ -17,7 +17,7 @@ from checkins import services as checkin_services
 from checkins.forms import field_name_for
 from checkins.models import InvitationToken, Response
 from checkins.selectors import invitation_questions
-from checkins.tokens import token_hash
+from checkins.tokens import SELECTOR_CHARS, token_hash, token_selector
 from notifications.models import Kind, Message
 from notifications.services import outbox_deliver_due
 from tests.checkins.conftest import FIRST_OPEN, ensure_library, make_schedule, open_cycle
@@ -92,7 +92,9 @@ def test_a_whole_checkin_logs_no_token_answer_or_email(client, db, every_logger_
     # then no log record holds any of it
     texts = record_texts(caplog.records)
     assert len(texts) > 10, "the flow should have logged something"
-    secrets = [*tokens, *emails, *(e.split("@")[0] for e in emails), COMMENT]
+    selectors = [token[:SELECTOR_CHARS] for token in tokens]
+    selectors += [str(token_selector(token)) for token in tokens]
+    secrets = [*tokens, *selectors, *emails, *(e.split("@")[0] for e in emails), COMMENT]
     for form in answers_sent:
         scale_only = {k: v for k, v in form.items() if k.startswith("q")}
         secrets += [json.dumps(scale_only), repr(scale_only)]
