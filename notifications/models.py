@@ -69,6 +69,9 @@ class Message(models.Model):
     )
     kind = models.CharField(max_length=20, choices=Kind.choices)
     channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.EMAIL)
+    # Keep this key checked in the database: check-in invitations and tokens point to their
+    # person without a constraint, and rely on the message written with them failing to
+    # commit if the person was erased meanwhile (``checkins.models.Invitation.user``).
     recipient = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,

@@ -362,3 +362,70 @@ def test_deleting_a_team_takes_its_invitations_and_their_links_along(cycle, team
     assert Invitation.objects.filter(team=team).count() == 6
     team.delete()
     assert not Invitation.objects.exists() and not InvitationToken.objects.exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("erased_after", ["members_read", "outbox_written"])
+def test_a_person_erased_while_a_chunk_invites_them_is_left_with_no_invitation(
+    postgres, monkeypatch, erased_after
+):
+    """Invitations point to their person without a database constraint; the e-mail written with
+    each one does, so a chunk that read a person the erasure then deleted fails as a whole
+    (found missing by the outbox, or by the recipient's key at commit), and the next attempt
+    invites everyone else."""
+    from django.db import IntegrityError
+
+    import notifications.services
+    from wellbeing.errors import ServiceError
+    from wellbeing.person_deletion import person_erase
+
+    survey = ensure_library()
+    org = OrganisationFactory()
+    team = team_with_members(organisation=org, size=5)
+    make_schedule(organisation=org, teams=[team], survey=survey)
+    cycle = Cycle.objects.get(pk=services.tick_run(now=FIRST_OPEN).opened[0])
+    members = sorted(team.memberships.values_list("user_id", flat=True))
+    erased = members[2]
+    reached, erasure_done = threading.Event(), threading.Event()
+    module, name = {
+        "members_read": (services, "opening_members"),
+        "outbox_written": (notifications.services, "messages_enqueue_bulk"),
+    }[erased_after]
+    step = getattr(module, name)
+
+    def step_then_wait(*args, **kwargs):
+        done = step(*args, **kwargs)
+        reached.set()
+        assert erasure_done.wait(timeout=30)
+        return done
+
+    monkeypatch.setattr(module, name, step_then_wait)
+    errors: list[BaseException] = []
+
+    def chunk() -> None:
+        try:
+            services.cycle_open_chunk(cycle=Cycle.objects.get(pk=cycle.pk))
+        except BaseException as exc:  # noqa: BLE001 - checked below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    # Given a chunk has read who to invite (or written their invitations and e-mails)
+    thread = threading.Thread(target=chunk)
+    thread.start()
+    assert reached.wait(timeout=10)
+    # When one of them is erased before the chunk commits
+    person_erase(user=team.memberships.get(user_id=erased).user)
+    erasure_done.set()
+    thread.join(timeout=30)
+    # Then the chunk failed and wrote nothing
+    expected = ServiceError if erased_after == "members_read" else IntegrityError
+    assert len(errors) == 1 and isinstance(errors[0], expected), errors
+    assert not Invitation.objects.exists() and not Message.objects.exists()
+    # and the next attempt invites the four others only
+    monkeypatch.setattr(module, name, step)
+    services.cycle_open_all(cycle=Cycle.objects.get(pk=cycle.pk))
+    invited = sorted(Invitation.objects.filter(cycle=cycle).values_list("user_id", flat=True))
+    assert invited == [m for m in members if m != erased]
+    assert InvitationToken.objects.count() == 4
