@@ -647,7 +647,8 @@ def cycle_open_chunk(*, cycle: Cycle, chunk_size: int = OPEN_CHUNK_SIZE) -> bool
                 )
             public_id = ordered_uuid()
             invitations.append((public_id, cycle.pk, user_id, team_id, question_ids, offset, False))
-            token, *tokens[user_id] = mint()
+            token, selector, hashed = mint()
+            tokens[user_id] = (selector, hashed)
             messages.append(
                 OutgoingMessage(
                     organisation_id=cycle.organisation_id,
