@@ -338,13 +338,16 @@ class Invitation(models.Model):
     # No foreign-key constraints in the database on the person and the team (nor on a token's
     # invitation): PostgreSQL checks each inserted row's keys by locking the row it points to,
     # and that lock is written to the log, so an opening of 100,000 people locked and logged
-    # 100,000 people, about as many teams and its own 100,000 new invitations again (a third
+    # 100,000 people, about as many teams and its own 100,000 new invitations again (a quarter
     # of the database's time for the opening, measured).  Django's cascade still deletes
     # invitations and tokens with their person, team or invitation.  A person erased while a
     # chunk invites them cannot be left with an invitation: the chunk writes each invitation
     # together with its e-mail to that person in the outbox, whose key on the person stays
     # checked (at commit), so either the chunk commits first and the erasure's cascade sees
-    # its rows, or it fails as a whole and the next attempt no longer finds the person.
+    # its rows, or it fails as a whole and the next attempt no longer finds the person.  Teams
+    # have no such guard: one deleted in the Django admin during the seconds a chunk invites
+    # its members could leave those invitations pointing nowhere (teams are deactivated, not
+    # deleted, in the product).
     user = models.ForeignKey(
         User, on_delete=models.CASCADE, related_name="checkin_invitations", db_constraint=False
     )
