@@ -133,12 +133,14 @@ class _Series:
         return self.points[-1].index if self.points else None
 
     def published(self, last: int = EVIDENCE_CYCLES) -> list[dict[str, Any]]:
-        pairs = [
-            {"period_start": d.isoformat(), "index": round(p.index, 1)}
-            for d, p in zip(self.periods, self.points, strict=True)
-            if p.index is not None
-        ]
-        return pairs[-last:]
+        """The last ``last`` published figures, oldest first."""
+        pairs: list[dict[str, Any]] = []
+        for d, p in zip(reversed(self.periods), reversed(self.points), strict=True):
+            if len(pairs) == last:
+                break
+            if p.index is not None:
+                pairs.append({"period_start": d.isoformat(), "index": round(p.index, 1)})
+        return pairs[::-1]
 
 
 def _r(value: float | None, digits: int = 2) -> float | None:
@@ -779,13 +781,7 @@ class _History:
         j = self.column.get(latest_result_id)
         last = published[:, j] if j is not None else np.zeros(len(self.team_ids), dtype=bool)
         if within is not None and j is not None and int(last.sum()) >= 2:
-            between = math.sqrt(
-                between_team_variance(
-                    m["index"][last, j].tolist(),
-                    [int(v) for v in m["n"][last, j]],
-                    within,
-                )
-            )
+            between = math.sqrt(between_team_variance(m["index"][last, j], m["n"][last, j], within))
         return OrgBaseline(mean=mean, sd=sd, within_sd=within, between_sd=between)
 
 

@@ -108,3 +108,14 @@ def test_between_team_variance_by_moments_and_floored():
     assert between_team_variance([40, 50, 60], [10, 10, 10], within_sd=10) == pytest.approx(90.0)
     assert between_team_variance([50, 51, 49], [5, 5, 5], within_sd=20) == 0.0
     assert between_team_variance([50, None, 70], [5, 5, 0], within_sd=20) == 0.0
+
+
+def test_between_team_variance_of_arrays_skips_what_a_list_skips():
+    # the close passes numpy columns (NaN = not published); lists may hold None, NaN or inf
+    means = [40.0, None, 55.0, float("nan"), 60.0, float("inf"), 70.0]
+    ns = [10, 12, 0, 8, 10, 9, 20]
+    expected = between_team_variance([40, 60, 70], [10, 10, 20], within_sd=10)
+    assert expected == pytest.approx(np.var([40, 60, 70], ddof=1) - (10 + 10 + 5) / 3)
+    assert between_team_variance(means, ns, within_sd=10) == pytest.approx(expected)
+    as_arrays = np.array([np.nan if m is None else m for m in means]), np.array(ns, dtype=float)
+    assert between_team_variance(*as_arrays, within_sd=10) == pytest.approx(expected)

@@ -7,8 +7,10 @@ variance) against how noisy this team's mean is (within-team variance / n).
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import NDArray
 
 from ._data import is_number
 
@@ -33,20 +35,26 @@ def shrink_mean(
 
 
 def between_team_variance(
-    team_means: Sequence[float | None], team_ns: Sequence[int], within_sd: float
+    team_means: Sequence[float | None] | NDArray[np.float64],
+    team_ns: Sequence[int] | NDArray[np.float64],
+    within_sd: float,
 ) -> float:
     """Method-of-moments between-team variance, floored at 0.
 
     The spread of observed team means is the true spread plus each mean's sampling noise, so
     ``var(means) - mean(within_sd**2 / n)``.  Teams with a missing mean or n = 0 are skipped.
+    Arrays (the close passes thousands of teams) are taken as they are, NaN = missing.
     """
     if len(team_means) != len(team_ns):
         raise ValueError("team_means and team_ns must have the same length")
-    pairs = [
-        (float(m), n) for m, n in zip(team_means, team_ns, strict=True) if is_number(m) and n > 0
-    ]
-    if len(pairs) < 2:
+    if isinstance(team_means, np.ndarray):
+        means = team_means.astype(np.float64, copy=False)
+    else:
+        means = np.array([float(m) if is_number(m) else np.nan for m in team_means])
+    ns = np.asarray(team_ns, dtype=np.float64)
+    kept = np.isfinite(means) & (ns > 0)
+    if int(kept.sum()) < 2:
         return 0.0
-    observed = statistics.variance([m for m, _ in pairs])
-    noise = statistics.fmean([within_sd**2 / n for _, n in pairs])
+    observed = float(np.var(means[kept], ddof=1))
+    noise = float(np.mean(within_sd**2 / ns[kept]))
     return max(0.0, observed - noise)
