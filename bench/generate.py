@@ -496,8 +496,7 @@ class Aggregator:
                 count = int(n[i])
                 if node not in allowed or count == 0:
                     aggregates.append(
-                        f"{scope}\t{dimension}\tf\tf\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t{result_id}"
-                        f"\t{_n(team_id)}"
+                        f"{scope}\t{dimension}\tf\tf\t{_HIDDEN_FIGURES}\t{result_id}\t{_n(team_id)}"
                     )
                     continue
                 mean = float(s[i] / count)
@@ -510,18 +509,22 @@ class Aggregator:
                 key = (node, dimension)
                 delta = key in self.published_before and int(self.roster[i]) >= self.k
                 self.published_before.add(key)
-                distribution = json.dumps([int(c) for c in dist[i]])
+                bands = "\t".join(str(int(c)) for c in dist[i])
                 aggregates.append(
                     f"{scope}\t{dimension}\tt\t{'t' if delta else 'f'}\t{count}\t{mean!r}"
-                    f"\t{sd!r}\t{low!r}\t{high!r}\t{distribution}\t{result_id}\t{_n(team_id)}"
+                    f"\t{sd!r}\t{low!r}\t{high!r}\t{bands}\t{result_id}\t{_n(team_id)}"
                 )
         return aggregates, participation
 
 
+# ``TeamAggregate.BANDS`` (this module is imported before Django is set up)
+BANDS = ["band_0_20", "band_20_40", "band_40_60", "band_60_80", "band_80_100"]
 AGGREGATE_COLUMNS = [
     "scope", "dimension", "published", "delta_published", "n", "index", "sd", "ci_low",
-    "ci_high", "distribution", "result_id", "team_id",
+    "ci_high", *BANDS, "result_id", "team_id",
 ]  # fmt: skip
+# a suppressed cell's n, index, sd, interval and bands, all NULL
+_HIDDEN_FIGURES = "\t".join(["\\N"] * (5 + len(BANDS)))
 PARTICIPATION_COLUMNS = [
     "scope",
     "invited",

@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 from psycopg import sql
 
 from .analytics_selectors import TeamTree
-from .bulk import JSONB_WIRE_VERSION, gc_paused, rows_copying
+from .bulk import gc_paused, rows_copying
 from .close_reads import CloseReads, Columns
 from .errors import ServiceError
 from .guard import GuardTree, validate_k
@@ -497,10 +497,7 @@ def cycle_results_store(
             )
             if not computing:  # no figures at all this cycle
                 figures(columns_of_rows([], [], DETECTION_DIMENSIONS))
-            with rows_copying(
-                TeamAggregate, _AGGREGATE_COLUMNS, aggregates, binary=True,
-                jsonb_wire=[_AGGREGATE_COLUMNS.index("distribution")],
-            ):  # fmt: skip
+            with rows_copying(TeamAggregate, _AGGREGATE_COLUMNS, aggregates, binary=True):
                 for future in computing:
                     future.result()
         if step is not None and step.current is not None:
@@ -580,9 +577,7 @@ class _Summaries:
     distribution: NDArray[np.int64]  # nodes x BUCKETS
 
 
-BUCKETS = 5
-# a row of bucket counts as JSON, in jsonb's binary format (``bulk.JSONB_WIRE_VERSION`` first)
-_DISTRIBUTION_JSONB = JSONB_WIRE_VERSION + b"[" + b", ".join([b"%d"] * BUCKETS) + b"]"
+BUCKETS = len(TeamAggregate.BANDS)  # one column per bucket
 
 
 def _buckets(x: NDArray[np.float64]) -> NDArray[np.int64]:
@@ -669,7 +664,7 @@ _PARTICIPATION_COLUMNS = (
 )
 _AGGREGATE_COLUMNS = (
     "result_id", "team_id", "scope", "dimension", "published", "delta_published",
-    "n", "index", "sd", "ci_low", "ci_high", "distribution",
+    "n", "index", "sd", "ci_low", "ci_high", *TeamAggregate.BANDS,
 )  # fmt: skip
 
 
@@ -812,10 +807,6 @@ def _aggregates_store(
         for ordinal in sorted_unique(periods[periods > 0]).tolist():
             chosen = rows[periods == ordinal]
             delta[chosen] = delta_rule(date.fromordinal(ordinal))[at[chosen]]
-        # each row's distribution as jsonb, formatted in one call per row
-        distribution = map(
-            _DISTRIBUTION_JSONB.__mod__, zip(*summaries.distribution[at].T.tolist(), strict=True)
-        )
         per_dimension.append(
             zip(
                 repeat(result.pk), row_teams, row_scopes, repeat(dimension), published,
@@ -823,12 +814,11 @@ def _aggregates_store(
                 *[
                     _published_column(figure[at], visible)
                     for figure in (summaries.n, summaries.mean, summaries.sd,
-                                   summaries.ci_low, summaries.ci_high)
+                                   summaries.ci_low, summaries.ci_high, *summaries.distribution.T)
                 ],
-                (d if p else None for d, p in zip(distribution, published, strict=True)),
             )
         )  # fmt: skip
-    # every value is of its column's type already (the distributions jsonb, ready to send); a
+    # every value is of its column's type already (the counts per band included); a
     # layout row's cells are copied one after another (every dimension has a row per layout row), so
     # the unique cell index takes its entries in runs: about a tenth of the COPY's time less
     # than a dimension at a time.  The rows are built as the COPY takes them: PostgreSQL

@@ -19,7 +19,6 @@ from django.db import connection, transaction
 from psycopg.adapt import Dumper
 from psycopg.postgres import types as postgres_types
 from psycopg.pq import Format
-from psycopg.types.string import BytesBinaryDumper
 
 
 @contextmanager
@@ -103,10 +102,6 @@ def _copying(
         if types:
             # this cursor's jsonb values, objects or JsonText, dumped in one step
             raw.adapters.register_dumper(JsonText, _JsonbBinaryDumper)
-            # bytes sent as they are (``jsonb_wire``) by psycopg's compiled dumper: the one
-            # PostgreSQL's bytea type otherwise finds is the DB-API ``Binary`` wrapper's, a
-            # Python call per value
-            raw.adapters.register_dumper(bytes, BytesBinaryDumper)
         writer = QueuedLibpqWriter(raw) if queued else None
         with raw.copy(statement.as_string(raw), writer=writer) as copy:
             if types:
@@ -231,31 +226,23 @@ def rows_copying(
     json_columns: Sequence[int] = (),
     binary: bool = False,
     queued: bool = True,
-    jsonb_wire: Sequence[int] = (),
 ) -> Iterator[None]:
     """``rows_copy``, overlapped with the block: on PostgreSQL a writer thread sends the rows
     while the block runs and PostgreSQL takes them meanwhile; leaving the block waits for the
     last of them (and raises what the COPY raised).  The block must not use the connection;
     elsewhere the rows are inserted before it runs.  ``rows`` may be built as they are taken
-    (an iterator): PostgreSQL then starts on the first while the later ones are built.
-    ``jsonb_wire`` (with ``binary``): the positions of jsonb columns whose values are given as
-    ``bytes`` in jsonb's binary format (``JSONB_WIRE_VERSION`` then the JSON text), sent as they
-    are, without a call per value to encode them."""
+    (an iterator): PostgreSQL then starts on the first while the later ones are built."""
     if isinstance(rows, Sequence) and not rows:
         yield
         return
     if connection.vendor == "postgresql":
-        types = None
-        if binary:
-            types = [_column_type(model, c) for c in columns]
-            for i in jsonb_wire:
-                types[i] = "bytea"  # the server reads the column's own type: jsonb
+        types = [_column_type(model, c) for c in columns] if binary else None
         with _copying(
             model._meta.db_table, columns, rows, json_columns, types=types, queued=queued
         ):
             yield
         return
-    model.objects.bulk_create(_instances(model, columns, rows, jsonb_wire))
+    model.objects.bulk_create(_instances(model, columns, rows))
     yield
 
 
@@ -263,21 +250,13 @@ def _instances(
     model: type[Any],
     columns: Sequence[str],
     rows: Iterable[tuple[Any, ...]],
-    jsonb_wire: Sequence[int] = (),
 ) -> Iterator[Any]:
     """``rows`` as unsaved ``model`` instances, for ``bulk_create`` where there is no COPY."""
-    wire = set(jsonb_wire)
     for row in rows:
-        yield model(
-            **{c: _decoded(v, i in wire) for i, (c, v) in enumerate(zip(columns, row, strict=True))}
-        )
+        yield model(**{c: _decoded(v) for c, v in zip(columns, row, strict=True)})
 
 
-def _decoded(value: Any, wire: bool = False) -> Any:
-    if wire and value is not None:
-        if not value.startswith(JSONB_WIRE_VERSION):
-            raise ValueError("not a jsonb value in its binary format")
-        return json.loads(value[len(JSONB_WIRE_VERSION) :])
+def _decoded(value: Any) -> Any:
     return json.loads(value) if isinstance(value, JsonText) else value
 
 

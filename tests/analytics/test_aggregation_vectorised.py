@@ -454,7 +454,7 @@ def test_a_team_with_its_own_indices_beside_a_batch_is_a_caller_error():
 def _stored(organisation):
     return sorted(
         TeamAggregate.objects.filter(result__organisation=organisation).values_list(
-            "team_id", "scope", "dimension", "published", "n", "index", "sd", "distribution"
+            "team_id", "scope", "dimension", "published", "n", "index", "sd", *TeamAggregate.BANDS
         ),
         key=repr,
     )

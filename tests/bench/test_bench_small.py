@@ -87,9 +87,19 @@ def test_generated_history_aggregates_match_the_products_summary():
     """The vectorised history aggregates equal ``summarise`` over the same per-person indices."""
     import numpy as np
 
-    from bench.generate import Aggregator, AnswerModel, Org, library_survey
-    from wellbeing.models import Organisation, Team
+    from bench.generate import (
+        AGGREGATE_COLUMNS,
+        BANDS,
+        Aggregator,
+        AnswerModel,
+        Org,
+        library_survey,
+    )
+    from wellbeing.models import Organisation, Team, TeamAggregate
     from wellbeing.stats.summary import summarise
+
+    assert list(TeamAggregate.BANDS) == BANDS
+    assert AGGREGATE_COLUMNS[9:14] == BANDS
 
     # given a tiny organisation: two leaf teams under one parent
     organisation = Organisation.objects.create(name="Agg", slug="agg", anonymity_threshold=5)
@@ -124,4 +134,4 @@ def test_generated_history_aggregates_match_the_products_summary():
         assert float(fields[6]) == pytest.approx(expected.sd)
         assert float(fields[7]) == pytest.approx(expected.ci_low)
         assert float(fields[8]) == pytest.approx(expected.ci_high)
-        assert json.loads(fields[9]) == list(expected.distribution)
+        assert [int(f) for f in fields[9:14]] == list(expected.distribution)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, transaction
 
 from notifications.models import Message
 from wellbeing.bulk import (
-    JSONB_WIRE_VERSION,
     JsonText,
     instances_copy,
     rows_copy,
@@ -249,32 +248,3 @@ def test_copied_instances_roll_back_with_the_callers_transaction(organisation):
     with pytest.raises(IntegrityError), transaction.atomic():
         instances_copy(Message, messages)
     assert not Message.objects.filter(idempotency_key="a").exists()
-
-
-def test_jsonb_given_in_its_binary_format_lands_as_the_same_value(organisation):
-    # given rows built as they are taken, their JSON already in jsonb's binary format
-    def rows():
-        for i in range(3):
-            context = JSONB_WIRE_VERSION + b'{"n": [%d, 2], "s": "\\u00e9t\\u00e9"}' % i
-            yield (*row(organisation, f"w{i}")[:5], context, *row(organisation, "")[6:7],
-                   f"w{i}", *row(organisation, "")[8:])  # fmt: skip
-
-    # when copied with that column marked
-    with rows_copying(Message, COLUMNS, rows(), binary=True, jsonb_wire=[5]):
-        pass
-    # then the values are the JSON they spell, on PostgreSQL as elsewhere
-    stored = dict(Message.objects.filter(idempotency_key__startswith="w").values_list(
-        "idempotency_key", "context"
-    ))  # fmt: skip
-    assert stored == {f"w{i}": {"n": [i, 2], "s": "été"} for i in range(3)}
-
-
-def test_jsonb_without_its_format_version_is_refused(organisation):
-    bad = (*row(organisation, "x")[:5], b'{"n": 1}', *row(organisation, "x")[6:])
-    with (
-        pytest.raises((ValueError, DatabaseError)),
-        transaction.atomic(),
-        rows_copying(Message, COLUMNS, [bad], binary=True, jsonb_wire=[5]),
-    ):
-        pass
-    assert not Message.objects.filter(idempotency_key="x").exists()

@@ -1,0 +1,62 @@
+"""Migrations that carry stored figures over: what was stored is there afterwards, both ways."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+BEFORE = [("wellbeing", "0013_team_rows_without_database_constraint")]
+AFTER = [("wellbeing", "0014_distribution_bands")]
+
+
+def _migrate(targets):
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(targets)
+    return executor.loader.project_state(targets).apps
+
+
+@pytest.mark.django_db(transaction=True)
+def test_distribution_lists_become_band_columns_and_back():
+    try:
+        # given cells stored as the JSON list of counts: one published, one suppressed
+        apps = _migrate(BEFORE)
+        organisation = apps.get_model("wellbeing", "Organisation").objects.create(
+            name="Migrated", slug="migrated"
+        )
+        result = apps.get_model("wellbeing", "CycleResult").objects.create(
+            organisation=organisation,
+            cycle_key=uuid.uuid4(),
+            period_start=date(2026, 1, 5),
+            closed_at=datetime(2026, 1, 12, tzinfo=UTC),
+            k=5,
+        )
+        aggregate = apps.get_model("wellbeing", "TeamAggregate").objects
+        aggregate.create(
+            result=result, scope="organisation", dimension="stress", published=True,
+            n=12, index=41.5, sd=9.0, ci_low=35.0, ci_high=48.0, distribution=[1, 4, 5, 2, 0],
+        )  # fmt: skip
+        aggregate.create(result=result, scope="organisation", dimension="workload")
+
+        # when the bands migration runs
+        apps = _migrate(AFTER)
+        # then each count is in its band's column, and the suppressed cell has none
+        rows = apps.get_model("wellbeing", "TeamAggregate").objects.order_by("dimension")
+        bands = ["band_0_20", "band_20_40", "band_40_60", "band_60_80", "band_80_100"]
+        assert [list(r) for r in rows.values_list(*bands)] == [
+            [1, 4, 5, 2, 0],
+            [None] * 5,
+        ]
+
+        # and reversing it gives the lists back
+        apps = _migrate(BEFORE)
+        rows = apps.get_model("wellbeing", "TeamAggregate").objects.order_by("dimension")
+        assert list(rows.values_list("distribution", flat=True)) == [[1, 4, 5, 2, 0], None]
+    finally:
+        _migrate(
+            MigrationExecutor(connection).loader.graph.leaf_nodes()
+        )  # leave the schema as the other tests expect it
