@@ -49,12 +49,15 @@ class CloseReads:
     read ahead (``ahead``) or, otherwise, read inline when asked for."""
 
     # The reads ahead, in two lanes, each one after another on its own thread and connection,
-    # so that each is there when the close asks for it.  The first lane: the caller's own, the
-    # tree, then the flag window's columns, the largest, wanted once the window's dimensions
-    # are summarised.
-    # The second lane: the look-back's cells, then the rosters of the over-time rule, both
-    # wanted after the window's columns; in one lane with them, the rosters came later than the
-    # rule asked for them.
+    # so that each is there when the close asks for it.  The first lane: the tree, then the
+    # flag window's columns, the largest, wanted once the window's dimensions are summarised.
+    # The second lane: the caller's own (wanted once the answers are scored), the look-back's
+    # cells, then the rosters of the over-time rule, both wanted after the window's columns (in
+    # one lane with those, the rosters came later than the rule asked for them).  With the
+    # caller's own read first in the first lane, the window's columns came after the window's
+    # dimensions were summarised, and the flag step, which starts from both, waited for them:
+    # the analytic phase took 0.70 s against 0.61 s (medians of ten closes at 100,000 people,
+    # alternating).
     LANES = (("tree", "history_columns"), ("published_keys", "memberships"))
     NAMES = tuple(name for lane in LANES for name in lane)
 
@@ -93,7 +96,7 @@ class CloseReads:
                 pool = lanes.enter_context(
                     ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"close-reads-{i}")
                 )
-                lane = (*reads.first, *names) if i == 0 else names
+                lane = (*reads.first, *names) if i == 1 else names
                 for name in lane:
                     reads._futures[name] = pool.submit(reads._read_ahead, name, last=lane[-1])
             yield reads
