@@ -8,12 +8,18 @@ because such figures are never stored.  Query counts do not grow with teams or c
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
+import numpy as np
+from django.db import connection
 from django.db.models import QuerySet
+from numpy.typing import NDArray
+from psycopg import sql
 
 from . import policy
 from .analytics import DIMENSIONS
@@ -26,7 +32,9 @@ from .models import (
     TeamAggregate,
     TeamParticipation,
 )
+from .packed import packed_records
 from .policy import AnyUser
+from .stats._data import sorted_unique
 
 # --- The team tree as plain data (shared by aggregation and flags) ----------------------------
 
@@ -202,28 +210,79 @@ class Heatmap:
 # How many recent cycle results the heatmap looks through to find each team's latest two.
 HEATMAP_RESULTS = 12
 
-# One stored aggregate as the heatmap needs it: a ``.values_list`` row of these fields, used as
-# a plain tuple (thousands of them per request at 8,000 teams).
-_HEATMAP_FIELDS = (
-    "result_id",
-    "team_id",
-    "scope",
-    "dimension",
-    "published",
-    "delta_published",
-    "index",
-    "n",
+# One stored aggregate as the heatmap needs it, a record of numbers (tens of thousands of them
+# per request at 8,000 teams, read as one array): the organisation's cells have team 0; the
+# code holds the scope (bit 0: subtree), published (bit 1), delta_published (bit 2) and the
+# dimension's position in ``DIMENSIONS`` (above); a missing index is NaN.
+_HEATMAP_RECORD = np.dtype(
+    [("result", ">i8"), ("team", ">i8"), ("code", ">i2"), ("n", ">i8"), ("index", ">f8")]
 )
-_RESULT, _TEAM, _SCOPE, _DIMENSION, _PUBLISHED, _DELTA_PUBLISHED, _INDEX, _N = range(8)
+_SUBTREE, _PUBLISHED, _DELTA_PUBLISHED, _DIMENSION_SHIFT = 1, 2, 4, 3
+
+
+def _heatmap_records(result_ids: Sequence[int], team_ids: Sequence[int] | None) -> NDArray[Any]:
+    """The aggregates of ``result_ids`` (of the teams ``team_ids`` only, unless None) in
+    ``DIMENSIONS``, as ``_HEATMAP_RECORD``: packed by PostgreSQL, else built from the rows."""
+    if not result_ids:
+        return np.zeros(0, dtype=_HEATMAP_RECORD)
+    if connection.vendor == "postgresql":
+        teams = sql.SQL(" AND team_id = ANY(%s)") if team_ids is not None else sql.SQL("")
+        params: list[Any] = [list(DIMENSIONS), list(result_ids)]
+        if team_ids is not None:
+            params.append(list(team_ids))
+        return packed_records(
+            sql.SQL(
+                "SELECT int8send(result_id) || int8send(COALESCE(team_id, 0))"
+                " || int2send(((CASE WHEN scope = 'subtree' THEN 1 ELSE 0 END)"
+                " + (CASE WHEN published THEN 2 ELSE 0 END)"
+                " + (CASE WHEN delta_published THEN 4 ELSE 0 END)"
+                " + (array_position(%s::text[], dimension::text) - 1) * {})::int2)"
+                " || int8send(COALESCE(n, 0)::int8) || float8send(COALESCE(index, 'NaN'))"
+                " AS packed FROM {} WHERE result_id = ANY(%s){}"
+            ).format(
+                sql.Literal(1 << _DIMENSION_SHIFT),
+                sql.Identifier(TeamAggregate._meta.db_table),
+                teams,
+            ),
+            params,
+            _HEATMAP_RECORD,
+        )
+    rows = TeamAggregate.objects.filter(result_id__in=result_ids, dimension__in=DIMENSIONS)
+    if team_ids is not None:
+        rows = rows.filter(team_id__in=team_ids)
+    position = {d: i for i, d in enumerate(DIMENSIONS)}
+    return np.array(
+        [
+            (
+                result_id,
+                team_id or 0,
+                (scope == Scope.SUBTREE)
+                + _PUBLISHED * published
+                + _DELTA_PUBLISHED * delta_published
+                + (position[dimension] << _DIMENSION_SHIFT),
+                n or 0,
+                np.nan if index is None else index,
+            )
+            for result_id, team_id, scope, dimension, published, delta_published, index, n in (
+                rows.values_list(
+                    "result_id", "team_id", "scope", "dimension", "published",
+                    "delta_published", "index", "n",
+                )
+            )
+        ],
+        dtype=_HEATMAP_RECORD,
+    )  # fmt: skip
 
 
 def organisation_heatmap(*, organisation: Organisation, user: AnyUser) -> Heatmap:
     """Teams x dimensions at each team's latest cycle, with the change since its previous one.
 
     Leads see their subtrees; admins also get the organisation row.  Only the rows the page
-    shows are fetched, as plain tuples: the aggregates of the organisation's latest two results,
-    and older ones (of the last ``HEATMAP_RESULTS``) only for the teams that have a gap there.
-    At most four queries after the visibility check, whatever the number of teams or cycles."""
+    shows are fetched, as one array of numbers: the aggregates of the organisation's latest two
+    results, and older ones (of the last ``HEATMAP_RESULTS``) only for the teams that have a
+    gap there.  A team's cell of a result is its subtree's where it has one (a parent team's
+    headline), else its own.  At most four queries after the visibility check, whatever the
+    number of teams or cycles."""
     is_admin = policy.is_org_admin(user, organisation)
     if is_admin:
         # An admin sees every team of the organisation (``visible_team_ids``) -- no id list.
@@ -240,106 +299,111 @@ def organisation_heatmap(*, organisation: Organisation, user: AnyUser) -> Heatma
         .order_by("-period_start", "-closed_at")
         .values_list("pk", "period_start")[:HEATMAP_RESULTS]
     )
-    # Newest first; a lower rank is a later result (the order the old code sorted by).
-    rank = {pk: i for i, (pk, _) in enumerate(results)}
-    period = dict(results)
     teams = {
         pk: (name, public_id, parent_public_id, customer_facing)
         for pk, name, public_id, parent_public_id, customer_facing in team_rows.order_by(
             "name"
         ).values_list("pk", "name", "public_id", "parent__public_id", "customer_facing")
     }
-    # (team or None, dimension) -> {result rank: the primary cell of that result}
-    series: dict[tuple[int | None, str], dict[int, tuple]] = {}
-    subtree = str(Scope.SUBTREE)
-
-    def take(rows: Iterable[tuple]) -> None:
-        # Team rows are TEAM or SUBTREE (a database constraint); the organisation row has no
-        # team.  A parent team's headline is its subtree, a leaf team's its own (primary_rows).
-        for cell in rows:
-            team_id = cell[_TEAM]
-            if team_id is None:
-                if not is_admin:
-                    continue
-            elif team_id not in teams:
-                continue
-            key = (team_id, cell[_DIMENSION])
-            by_rank = series.get(key)
-            if by_rank is None:
-                by_rank = series[key] = {}
-            result_rank = rank[cell[_RESULT]]
-            if cell[_SCOPE] == subtree or result_rank not in by_rank:
-                by_rank[result_rank] = cell
-
-    latest_ids = [pk for pk, _ in results[:2]]
-    take(TeamAggregate.objects.filter(result_id__in=latest_ids).values_list(*_HEATMAP_FIELDS))
-    # A team missing from one of the latest two results: its latest two are further back.
+    # the rows shown: the teams', and the organisation's (team 0) for an admin
+    shown = np.array([*teams, *([0] if is_admin else [])], dtype=np.int64)
+    records = _heatmap_records([pk for pk, _ in results[:2]], None)
+    records = records[np.isin(records["team"], shown)]
     older_ids = [pk for pk, _ in results[2:]]
     if older_ids:
-        gaps = {team_id for (team_id, _), by_rank in series.items() if len(by_rank) < 2}
-        gaps.update(teams.keys() - {team_id for team_id, _ in series})
-        gaps.discard(None)  # the organisation row is in every result
-        if gaps:
-            take(
-                TeamAggregate.objects.filter(
-                    result_id__in=older_ids, team_id__in=sorted(gaps)
-                ).values_list(*_HEATMAP_FIELDS)
+        # A team missing from one of the latest two results: its latest two are further back.
+        complete = sorted_unique(
+            records["team"][_two_results(records, results[0][0])].astype(np.int64)
+        )
+        gaps = np.setdiff1d(shown[shown > 0], complete)  # the organisation is in every result
+        if gaps.size:
+            records = np.concatenate([records, _heatmap_records(older_ids, gaps.tolist())])
+    if not records.size:
+        return Heatmap(dimensions=DIMENSIONS, rows=())
+    # Newest first; a lower rank is a later result.
+    result_ids = np.array([pk for pk, _ in results], dtype=np.int64)
+    by_id = np.argsort(result_ids)
+    rank = by_id[np.searchsorted(result_ids[by_id], records["result"].astype(np.int64))]
+    team = records["team"].astype(np.int64)
+    code = records["code"].astype(np.int64)
+    dimension = code >> _DIMENSION_SHIFT
+    # Per (team, dimension): its cells by rank, the subtree's first within a rank; the first of
+    # each rank is the primary cell, the first two primary cells the latest and the one before.
+    order = np.lexsort((-(code & _SUBTREE), rank, dimension, team))
+    team, dimension, rank, code = team[order], dimension[order], rank[order], code[order]
+    index = records["index"][order].astype(np.float64)
+    n = records["n"][order].astype(np.int64)
+    group = np.ones(order.size, dtype=bool)  # first of its (team, dimension)
+    group[1:] = (team[1:] != team[:-1]) | (dimension[1:] != dimension[:-1])
+    primary = group.copy()
+    primary[1:] |= rank[1:] != rank[:-1]
+    at = np.flatnonzero(primary)
+    latest = at[group[at]]
+    second = np.append(at[1:], -1)[group[at]]  # the next primary cell: same group, or not
+    has_previous = (second >= 0) & ~group[np.maximum(second, 0)]
+    previous = np.where(has_previous, second, 0)
+    published = (code[latest] & _PUBLISHED) > 0
+    with np.errstate(invalid="ignore"):
+        changes = index[latest] - index[previous]
+    change_shown = (
+        published
+        & has_previous
+        & ((code[latest] & _DELTA_PUBLISHED) > 0)
+        & ((code[previous] & _PUBLISHED) > 0)
+        & np.isfinite(changes)
+    )
+    period = [start for _, start in results]
+    cells: dict[int, list[HeatmapCell | None]] = {}
+    latest_rank: dict[int, int] = {}
+    for t, d, r, shown_cell, value, count, change, with_change in zip(
+        team[latest].tolist(), dimension[latest].tolist(), rank[latest].tolist(),
+        published.tolist(), index[latest].tolist(), n[latest].tolist(), changes.tolist(),
+        change_shown.tolist(), strict=True,
+    ):  # fmt: skip
+        row = cells.get(t)
+        if row is None:
+            row = cells[t] = [None] * len(DIMENSIONS)
+            latest_rank[t] = r
+        elif r < latest_rank[t]:
+            latest_rank[t] = r
+        if shown_cell:
+            row[d] = HeatmapCell(
+                DIMENSIONS[d],
+                True,
+                None if math.isnan(value) else round(value, 1),
+                count,
+                round(change, 1) if with_change else None,
             )
 
-    def build(team_id: int | None) -> HeatmapRow:
-        cells = []
-        latest_period: date | None = None
-        for dimension in DIMENSIONS:
-            by_rank = series.get((team_id, dimension))
-            if not by_rank:
-                cells.append(HeatmapCell(dimension, False, None, None, None))
-                continue
-            # Usually one or two ranks (the latest two results); a lower rank is later.
-            ranks = list(by_rank)
-            previous = None
-            if len(ranks) == 1:
-                latest = by_rank[ranks[0]]
-            else:
-                if len(ranks) > 2:
-                    ranks = sorted(ranks)[:2]
-                elif ranks[1] < ranks[0]:
-                    ranks.reverse()
-                latest, previous = by_rank[ranks[0]], by_rank[ranks[1]]
-            latest_start = period[latest[_RESULT]]
-            if latest_period is None or latest_start > latest_period:
-                latest_period = latest_start
-            if not latest[_PUBLISHED]:
-                cells.append(HeatmapCell(dimension, False, None, None, None))
-                continue
-            index = latest[_INDEX]
-            change = None
-            if (
-                previous is not None
-                and latest[_DELTA_PUBLISHED]
-                and previous[_PUBLISHED]
-                and previous[_INDEX] is not None
-                and index is not None
-            ):
-                change = round(index - previous[_INDEX], 1)
-            shown = None if index is None else round(index, 1)
-            cells.append(HeatmapCell(dimension, True, shown, latest[_N], change))
-        team = teams.get(team_id) if team_id is not None else None
+    def build(team_id: int) -> HeatmapRow:
+        info = teams.get(team_id)
         return HeatmapRow(
-            team_id=team_id,
-            team_public_id=str(team[1]) if team else None,
-            name=team[0] if team else organisation.name,
-            parent_public_id=str(team[2]) if team and team[2] is not None else None,
-            customer_facing=bool(team and team[3]),
-            period_start=latest_period,
-            cells=tuple(cells),
+            team_id=team_id or None,
+            team_public_id=str(info[1]) if info else None,
+            name=info[0] if info else organisation.name,
+            parent_public_id=str(info[2]) if info and info[2] is not None else None,
+            customer_facing=bool(info and info[3]),
+            period_start=period[latest_rank[team_id]],
+            cells=tuple(
+                cell or HeatmapCell(name, False, None, None, None)
+                for name, cell in zip(DIMENSIONS, cells[team_id], strict=True)
+            ),
         )
 
-    present = {team_id for team_id, _ in series}
-    out = []
-    if is_admin and None in present:
-        out.append(build(None))
-    out.extend(build(team_id) for team_id in teams if team_id in present)
+    out = [build(0)] if is_admin and 0 in cells else []
+    out.extend(build(team_id) for team_id in teams if team_id in cells)
     return Heatmap(dimensions=DIMENSIONS, rows=tuple(out))
+
+
+def _two_results(records: NDArray[Any], latest_id: int) -> NDArray[np.bool_]:
+    """Per record of the latest two results (``latest_id`` the later): whether its team has
+    cells of both in each dimension it has."""
+    team = records["team"].astype(np.int64)
+    width = len(DIMENSIONS)
+    cell = team * width + (records["code"].astype(np.int64) >> _DIMENSION_SHIFT)
+    seen = sorted_unique(cell * 2 + (records["result"] == latest_id))
+    cells, counts = np.unique(seen // 2, return_counts=True)
+    return ~np.isin(team, cells[counts < 2] // width)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import astuple
 
 import pytest
 from django.db import connection
@@ -19,13 +20,16 @@ from tests.factories import (
     UserFactory,
     team_with_members,
 )
+from wellbeing import policy
+from wellbeing.analytics import DIMENSIONS
 from wellbeing.analytics_selectors import (
+    HEATMAP_RESULTS,
     flags_for,
     organisation_heatmap,
     team_latest_distribution,
     team_trend,
 )
-from wellbeing.models import Flag
+from wellbeing.models import CycleResult, Flag, Team, TeamAggregate
 
 pytestmark = pytest.mark.django_db
 
@@ -250,3 +254,92 @@ def test_api_acknowledge_and_dismiss_flags():
     assert client.get("/api/flags/?state=dismissed").json()["results"][0]["id"] == str(
         flag.public_id
     )
+
+
+def _heatmap_by_hand(organisation, team_ids, *, with_organisation):
+    """The heatmap's cells the plain way, from every stored row of the last results: per team
+    and dimension the primary cell (the subtree's, else the team's) of each result, the latest
+    shown with its change since the one before when both sides may be shown."""
+    results = list(
+        CycleResult.objects.filter(organisation=organisation).order_by(
+            "-period_start", "-closed_at"
+        )[:HEATMAP_RESULTS]
+    )
+    rank = {r.pk: i for i, r in enumerate(results)}
+    primary = {}
+    for row in TeamAggregate.objects.filter(result__in=results).order_by("scope"):
+        key = (row.team_id, row.dimension, rank[row.result_id])
+        if key not in primary or row.scope == "subtree":
+            primary[key] = row
+    rows = {}
+    for team_id in [*([None] if with_organisation else []), *team_ids]:
+        cells, starts = [], []
+        for dimension in DIMENSIONS:
+            ranks = sorted(r for (t, d, r) in primary if t == team_id and d == dimension)
+            if not ranks:
+                cells.append((dimension, False, None, None, None))
+                continue
+            latest = primary[(team_id, dimension, ranks[0])]
+            starts.append(results[ranks[0]].period_start)
+            if not latest.published:
+                cells.append((dimension, False, None, None, None))
+                continue
+            previous = primary[(team_id, dimension, ranks[1])] if len(ranks) > 1 else None
+            change = None
+            if latest.delta_published and previous is not None and previous.published:
+                change = round(latest.index - previous.index, 1)
+            cells.append((dimension, True, round(latest.index, 1), latest.n, change))
+        if starts:
+            rows[team_id] = (max(starts), cells)
+    return rows
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_heatmap_equals_the_cells_taken_by_hand_from_every_stored_row(seed):
+    # given an organisation whose teams answer some cycles and not others, some of them below
+    # k (hidden), with parent teams whose headline is their subtree
+    rng = random.Random(seed)
+    organisation = OrganisationFactory(anonymity_threshold=5)
+    parents = [team_with_members(organisation=organisation, name=f"P{i}", size=6) for i in range(3)]
+    teams = parents + [
+        team_with_members(
+            organisation=organisation, parent=rng.choice(parents), name=f"T{i}", size=10
+        )
+        for i in range(12)
+    ]
+    for i in range(16):
+        inputs = []
+        for team in teams:
+            if rng.random() < 0.3 or (team == teams[-1] and i >= 13):
+                continue  # no answers this cycle (the last team none in the last three)
+            size = rng.choice([3, 6, 9])
+            inputs.append(
+                team_input(
+                    team, rng=rng, invited=size + 2, responded=size,
+                    means={"stress": rng.uniform(20, 80), "workload": rng.uniform(20, 80)},
+                )
+            )  # fmt: skip
+        record(organisation, i, inputs)
+    admin = UserFactory(organisation=organisation, is_org_admin=True)
+    lead = TeamLeadFactory(team=parents[0]).user
+    for user, team_ids, with_organisation in (
+        (admin, [t.pk for t in sorted(teams, key=lambda t: t.name)], True),
+        (lead, sorted(policy.visible_team_ids(lead), key=lambda pk: Team.objects.get(pk=pk).name),
+         False),
+    ):  # fmt: skip
+        # when the heatmap is read
+        heatmap = organisation_heatmap(organisation=organisation, user=user)
+        # then it shows exactly the cells taken by hand, in the same order
+        expected = _heatmap_by_hand(organisation, team_ids, with_organisation=with_organisation)
+        assert [row.team_id for row in heatmap.rows] == list(expected)
+        for row in heatmap.rows:
+            period_start, cells = expected[row.team_id]
+            assert row.period_start == period_start
+            assert [astuple(cell) for cell in row.cells] == cells
+    # and the data had what makes it hard: hidden cells, shown changes, teams whose latest
+    # cycle is an older one
+    cells = [cell for _, cells in expected.values() for cell in cells]
+    assert any(not shown for _, shown, *_ in cells)
+    assert any(change is not None for *_, change in cells)
+    latest = max(start for start, _ in expected.values())
+    assert any(start < latest for start, _ in expected.values())
