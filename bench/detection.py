@@ -144,10 +144,28 @@ def monitored_mask(t: Teams) -> np.ndarray:
     return np.cumsum(usable, axis=1) > BASELINE_CYCLES
 
 
-def pulse_status(t: Teams, L: float) -> np.ndarray:
+@dataclass(frozen=True)
+class Window:
+    """What the flag job reads (``cycles``) and the longest team baseline within it."""
+
+    cycles: int = HISTORY_CYCLES
+    max_baseline: int = MAX_BASELINE_CYCLES
+
+
+PRODUCTION = Window()
+
+
+def pulse_status(t: Teams, L: float, window: Window = PRODUCTION) -> np.ndarray:
     """The production chart on the production window (the last ``HISTORY_CYCLES`` cycles)."""
     above, _ = team_status_windowed(
-        t.x, t.n, t.s, window=HISTORY_CYCLES, baseline_cycles=BASELINE_CYCLES, lam=LAM, L=L
+        t.x,
+        t.n,
+        t.s,
+        window=window.cycles,
+        baseline_cycles=BASELINE_CYCLES,
+        max_baseline_cycles=window.max_baseline,
+        lam=LAM,
+        L=L,
     )
     return above
 
@@ -218,14 +236,14 @@ def tune_level(status_for, t: Teams, target_arl: float, lo: float, hi: float) ->
     return hi
 
 
-def replay_check(t: Teams, status: np.ndarray, L: float, teams: int) -> int:
+def replay_check(
+    t: Teams, status: np.ndarray, L: float, teams: int, window: Window = PRODUCTION
+) -> int:
     """Replay teams through detect_deterioration on every growing prefix, cut to the last
-    ``HISTORY_CYCLES`` cycles as the flag job reads it; count the cycles."""
+    ``window.cycles`` cycles as the flag job reads it; count the cycles."""
     checked = 0
     # causal: depends only on cycles up to j
-    monitored = monitored_in_window(
-        t.x, t.n, window=HISTORY_CYCLES, baseline_cycles=BASELINE_CYCLES
-    )
+    monitored = monitored_in_window(t.x, t.n, window=window.cycles, baseline_cycles=BASELINE_CYCLES)
     for i in range(min(teams, t.x.shape[0])):
         history = [
             CyclePoint(
@@ -237,8 +255,9 @@ def replay_check(t: Teams, status: np.ndarray, L: float, teams: int) -> int:
         ]
         for j in range(len(history)):
             result = detect_deterioration(
-                history[max(0, j - HISTORY_CYCLES + 1) : j + 1],
+                history[max(0, j - window.cycles + 1) : j + 1],
                 baseline_cycles=BASELINE_CYCLES,
+                max_baseline_cycles=window.max_baseline,
                 lam=LAM,
                 L=L,
             )
@@ -283,21 +302,25 @@ def by_team_size(
     return out
 
 
-def run(quick: bool, L: float, seed: int, shift_start: int = SHIFT_START) -> dict:
+def run(
+    quick: bool, L: float, seed: int, shift_start: int = SHIFT_START, window: Window = PRODUCTION
+) -> dict:
     rng = np.random.default_rng(seed)
     n_ic, cycles_ic = (400, 120) if quick else (8000, 220)
+    # a longer window than production's is followed for as many cycles once it rolls
+    cycles_ic = max(cycles_ic, window.cycles + cycles_ic - HISTORY_CYCLES)
     n_shift = 300 if quick else 4000
     began = time.perf_counter()
     print(f"in-control: {n_ic} teams x {cycles_ic} cycles ...", flush=True)
     calm = simulate(rng, n_ic, cycles_ic, 0.0, 0)
     monitored = monitored_mask(calm)
-    calm_pulse = pulse_status(calm, L)  # the windowed chart: computed once, used four times
+    calm_pulse = pulse_status(calm, L, window)  # the windowed chart: computed once, used 4 times
     target = false_alarms(calm_pulse, monitored)["arl0_cycles"]
     level_z = tune_level(shewhart_status, calm, target, 0.0, 8.0)
     level_abs = tune_level(fixed_level_status, calm, target, 0.0, 100.0)
     oracle_L = tune_level(oracle_status, calm, target, 1.0, 5.0)
     rules = {
-        "pulse_ewma": lambda t: calm_pulse if t is calm else pulse_status(t, L),
+        "pulse_ewma": lambda t: calm_pulse if t is calm else pulse_status(t, L, window),
         "naive_team_level": lambda t: shewhart_status(t, level_z),
         "naive_fixed_level": lambda t: fixed_level_status(t, level_abs),
         "ceiling_known_baseline": lambda t: oracle_status(t, oracle_L),
@@ -313,7 +336,8 @@ def run(quick: bool, L: float, seed: int, shift_start: int = SHIFT_START) -> dic
             "in_control_teams": n_ic,
             "in_control_cycles": cycles_ic,
             "shift_teams": n_shift,
-            "max_baseline_cycles": MAX_BASELINE_CYCLES,
+            "max_baseline_cycles": window.max_baseline,
+            "window_cycles": window.cycles,
             "shift_start_cycle": shift_start,
             "naive_team_level_z": level_z,
             "naive_fixed_level_index": level_abs,
@@ -322,7 +346,7 @@ def run(quick: bool, L: float, seed: int, shift_start: int = SHIFT_START) -> dic
         "in_control": {name: false_alarms(rule(calm), monitored) for name, rule in rules.items()},
         "shifts": {},
     }
-    checked = replay_check(calm, calm_pulse, L, 3 if quick else 12)
+    checked = replay_check(calm, calm_pulse, L, 3 if quick else 12, window)
     for shift in SHIFTS:
         print(f"shift {shift} sd: {n_shift} teams ...", flush=True)
         shifted = simulate(rng, n_shift, shift_start + SHIFT_HORIZON, shift, shift_start)
@@ -334,7 +358,7 @@ def run(quick: bool, L: float, seed: int, shift_start: int = SHIFT_START) -> dic
             report["pulse_by_team_size"] = by_team_size(
                 calm, calm_pulse, shifted, statuses["pulse_ewma"], shift_start
             )
-            checked += replay_check(shifted, statuses["pulse_ewma"], L, 2 if quick else 8)
+            checked += replay_check(shifted, statuses["pulse_ewma"], L, 2 if quick else 8, window)
     report["replayed_team_cycles"] = checked
     report["seconds"] = round(time.perf_counter() - began, 1)
     return report
@@ -367,7 +391,8 @@ def markdown(report: dict) -> str:
         "",
         f"{'Quick' if c['quick'] else 'Full'} run, seed {c['seed']}: EWMA lambda {c['lam']}, "
         f"L {c['L']}, baseline the first {c['baseline_cycles']} growing to "
-        f"{c['max_baseline_cycles']} usable cycles (respondent sds pooled), k {c['k']}; "
+        f"{c['max_baseline_cycles']} usable cycles of the last {c['window_cycles']} "
+        f"(respondent sds pooled), k {c['k']}; "
         f"{c['in_control_teams']} in-control teams x {c['in_control_cycles']} cycles, "
         f"{c['shift_teams']} teams per shift (shift starts at cycle {c['shift_start_cycle']}).",
         f"Naive rules tuned to the same ARL0: team level z > {c['naive_team_level_z']:.3f}, "
@@ -419,10 +444,10 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def tune(seed: int) -> None:
+def tune(seed: int, window: Window = PRODUCTION) -> None:
     """ARL0 over a grid of L, with the respondents' sds (DETECTOR_L) and without them."""
     rng = np.random.default_rng(seed)
-    calm = simulate(rng, 8000, 220, 0.0, 0)
+    calm = simulate(rng, 8000, window.cycles + 168, 0.0, 0)
     monitored = monitored_mask(calm)
     no_sd = Teams(x=calm.x, n=calm.n, s=np.full_like(calm.s, np.nan), sd=calm.sd, mu=calm.mu)
     for label, teams, grid in (
@@ -434,8 +459,9 @@ def tune(seed: int) -> None:
                 teams.x,
                 teams.n,
                 teams.s,
-                window=HISTORY_CYCLES,
+                window=window.cycles,
                 baseline_cycles=BASELINE_CYCLES,
+                max_baseline_cycles=window.max_baseline,
                 lam=LAM,
                 L=float(L),
                 L_without_sd=float(L),
@@ -456,12 +482,27 @@ def main() -> None:
     parser.add_argument(
         "--shift-start", type=int, default=SHIFT_START, help="cycle the shift begins (sensitivity)"
     )
+    parser.add_argument(
+        "--window",
+        type=int,
+        default=HISTORY_CYCLES,
+        help="cycles the flag job reads (sensitivity; production reads HISTORY_CYCLES)",
+    )
+    parser.add_argument(
+        "--max-baseline",
+        type=int,
+        default=MAX_BASELINE_CYCLES,
+        help="longest team baseline in usable cycles (sensitivity)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    if not BASELINE_CYCLES < args.max_baseline < args.window:
+        parser.error(f"--max-baseline must be above {BASELINE_CYCLES} and below --window")
+    window = Window(cycles=args.window, max_baseline=args.max_baseline)
     if args.tune:
-        tune(args.seed)
+        tune(args.seed, window)
         return
-    report = run(args.quick, args.L, args.seed, args.shift_start)
+    report = run(args.quick, args.L, args.seed, args.shift_start, window)
     report["targets"] = targets(report)
     md = markdown(report)
     print(md)
