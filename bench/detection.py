@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from wellbeing.stats.detector import (  # noqa: E402
     DETECTOR_L,
+    DETECTOR_L_WITHOUT_SD,
     HISTORY_CYCLES,
     MAX_BASELINE_CYCLES,
     CyclePoint,
@@ -155,7 +156,9 @@ class Window:
 PRODUCTION = Window()
 
 
-def pulse_status(t: Teams, L: float, window: Window = PRODUCTION) -> np.ndarray:
+def pulse_status(
+    t: Teams, L: float, window: Window = PRODUCTION, L_without_sd: float = DETECTOR_L_WITHOUT_SD
+) -> np.ndarray:
     """The production chart on the production window (the last ``HISTORY_CYCLES`` cycles)."""
     above, _ = team_status_windowed(
         t.x,
@@ -166,6 +169,7 @@ def pulse_status(t: Teams, L: float, window: Window = PRODUCTION) -> np.ndarray:
         max_baseline_cycles=window.max_baseline,
         lam=LAM,
         L=L,
+        L_without_sd=L_without_sd,
     )
     return above
 
@@ -455,17 +459,7 @@ def tune(seed: int, window: Window = PRODUCTION) -> None:
         ("without sd", no_sd, np.arange(2.6, 3.16, 0.05)),
     ):
         for L in grid:
-            above, _ = team_status_windowed(
-                teams.x,
-                teams.n,
-                teams.s,
-                window=window.cycles,
-                baseline_cycles=BASELINE_CYCLES,
-                max_baseline_cycles=window.max_baseline,
-                lam=LAM,
-                L=float(L),
-                L_without_sd=float(L),
-            )
+            above = pulse_status(teams, float(L), window, L_without_sd=float(L))
             fa = false_alarms(above, monitored)
             print(
                 f"{label}: L={L:.2f} ARL0={fa['arl0_cycles']:.0f} "
