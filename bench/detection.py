@@ -36,6 +36,7 @@ import math
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -146,38 +147,40 @@ def monitored_mask(t: Teams) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class Window:
-    """What the flag job reads (``cycles``) and the longest team baseline within it."""
+class Setup:
+    """What the flag job reads (``cycles``), the longest team baseline within it and the chart's
+    smoothing ``lam``: production's by default, others for sensitivity runs."""
 
     cycles: int = HISTORY_CYCLES
     max_baseline: int = MAX_BASELINE_CYCLES
+    lam: float = LAM
 
 
-PRODUCTION = Window()
+PRODUCTION = Setup()
 
 
 def pulse_status(
-    t: Teams, L: float, window: Window = PRODUCTION, L_without_sd: float = DETECTOR_L_WITHOUT_SD
+    t: Teams, L: float, setup: Setup = PRODUCTION, L_without_sd: float = DETECTOR_L_WITHOUT_SD
 ) -> np.ndarray:
     """The production chart on the production window (the last ``HISTORY_CYCLES`` cycles)."""
     above, _ = team_status_windowed(
         t.x,
         t.n,
         t.s,
-        window=window.cycles,
+        window=setup.cycles,
         baseline_cycles=BASELINE_CYCLES,
-        max_baseline_cycles=window.max_baseline,
-        lam=LAM,
+        max_baseline_cycles=setup.max_baseline,
+        lam=setup.lam,
         L=L,
         L_without_sd=L_without_sd,
     )
     return above
 
 
-def oracle_status(t: Teams, L: float) -> np.ndarray:
+def oracle_status(t: Teams, L: float, lam: float = LAM) -> np.ndarray:
     """The same EWMA with the team's true in-control mean and sd (a ceiling, not a product)."""
     z = np.where(monitored_mask(t), (t.x - t.mu[:, None]) / t.sd[:, None], np.nan)
-    stats, limits = ewma_upper_batch(z, lam=LAM, L=L)
+    stats, limits = ewma_upper_batch(z, lam=lam, L=L)
     return carry(stats > limits, np.isfinite(z))
 
 
@@ -241,13 +244,13 @@ def tune_level(status_for, t: Teams, target_arl: float, lo: float, hi: float) ->
 
 
 def replay_check(
-    t: Teams, status: np.ndarray, L: float, teams: int, window: Window = PRODUCTION
+    t: Teams, status: np.ndarray, L: float, teams: int, setup: Setup = PRODUCTION
 ) -> int:
     """Replay teams through detect_deterioration on every growing prefix, cut to the last
-    ``window.cycles`` cycles as the flag job reads it; count the cycles."""
+    ``setup.cycles`` cycles as the flag job reads it; count the cycles."""
     checked = 0
     # causal: depends only on cycles up to j
-    monitored = monitored_in_window(t.x, t.n, window=window.cycles, baseline_cycles=BASELINE_CYCLES)
+    monitored = monitored_in_window(t.x, t.n, window=setup.cycles, baseline_cycles=BASELINE_CYCLES)
     for i in range(min(teams, t.x.shape[0])):
         history = [
             CyclePoint(
@@ -259,10 +262,10 @@ def replay_check(
         ]
         for j in range(len(history)):
             result = detect_deterioration(
-                history[max(0, j - window.cycles + 1) : j + 1],
+                history[max(0, j - setup.cycles + 1) : j + 1],
                 baseline_cycles=BASELINE_CYCLES,
-                max_baseline_cycles=window.max_baseline,
-                lam=LAM,
+                max_baseline_cycles=setup.max_baseline,
+                lam=setup.lam,
                 L=L,
             )
             expected = "signal" if status[i, j] else "in_control"
@@ -307,41 +310,42 @@ def by_team_size(
 
 
 def run(
-    quick: bool, L: float, seed: int, shift_start: int = SHIFT_START, window: Window = PRODUCTION
+    quick: bool, L: float, seed: int, shift_start: int = SHIFT_START, setup: Setup = PRODUCTION
 ) -> dict:
     rng = np.random.default_rng(seed)
     n_ic, cycles_ic = (400, 120) if quick else (8000, 220)
     # a longer window than production's is followed for as many cycles once it rolls
-    cycles_ic = max(cycles_ic, window.cycles + cycles_ic - HISTORY_CYCLES)
+    cycles_ic = max(cycles_ic, setup.cycles + cycles_ic - HISTORY_CYCLES)
     n_shift = 300 if quick else 4000
     began = time.perf_counter()
     print(f"in-control: {n_ic} teams x {cycles_ic} cycles ...", flush=True)
     calm = simulate(rng, n_ic, cycles_ic, 0.0, 0)
     monitored = monitored_mask(calm)
-    calm_pulse = pulse_status(calm, L, window)  # the windowed chart: computed once, used 4 times
+    calm_pulse = pulse_status(calm, L, setup)  # the windowed chart: computed once, used 4 times
     target = false_alarms(calm_pulse, monitored)["arl0_cycles"]
     level_z = tune_level(shewhart_status, calm, target, 0.0, 8.0)
     level_abs = tune_level(fixed_level_status, calm, target, 0.0, 100.0)
-    oracle_L = tune_level(oracle_status, calm, target, 1.0, 5.0)
+    oracle = partial(oracle_status, lam=setup.lam)
+    oracle_L = tune_level(oracle, calm, target, 1.0, 5.0)
     rules = {
-        "pulse_ewma": lambda t: calm_pulse if t is calm else pulse_status(t, L, window),
+        "pulse_ewma": lambda t: calm_pulse if t is calm else pulse_status(t, L, setup),
         "naive_team_level": lambda t: shewhart_status(t, level_z),
         "naive_fixed_level": lambda t: fixed_level_status(t, level_abs),
-        "ceiling_known_baseline": lambda t: oracle_status(t, oracle_L),
+        "ceiling_known_baseline": lambda t: oracle(t, oracle_L),
     }
     report: dict = {
         "config": {
             "quick": quick,
             "seed": seed,
-            "lam": LAM,
+            "lam": setup.lam,
             "L": L,
             "k": K,
             "baseline_cycles": BASELINE_CYCLES,
             "in_control_teams": n_ic,
             "in_control_cycles": cycles_ic,
             "shift_teams": n_shift,
-            "max_baseline_cycles": window.max_baseline,
-            "window_cycles": window.cycles,
+            "max_baseline_cycles": setup.max_baseline,
+            "window_cycles": setup.cycles,
             "shift_start_cycle": shift_start,
             "naive_team_level_z": level_z,
             "naive_fixed_level_index": level_abs,
@@ -350,7 +354,7 @@ def run(
         "in_control": {name: false_alarms(rule(calm), monitored) for name, rule in rules.items()},
         "shifts": {},
     }
-    checked = replay_check(calm, calm_pulse, L, 3 if quick else 12, window)
+    checked = replay_check(calm, calm_pulse, L, 3 if quick else 12, setup)
     for shift in SHIFTS:
         print(f"shift {shift} sd: {n_shift} teams ...", flush=True)
         shifted = simulate(rng, n_shift, shift_start + SHIFT_HORIZON, shift, shift_start)
@@ -362,7 +366,7 @@ def run(
             report["pulse_by_team_size"] = by_team_size(
                 calm, calm_pulse, shifted, statuses["pulse_ewma"], shift_start
             )
-            checked += replay_check(shifted, statuses["pulse_ewma"], L, 2 if quick else 8, window)
+            checked += replay_check(shifted, statuses["pulse_ewma"], L, 2 if quick else 8, setup)
     report["replayed_team_cycles"] = checked
     report["seconds"] = round(time.perf_counter() - began, 1)
     return report
@@ -448,10 +452,10 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def tune(seed: int, window: Window = PRODUCTION) -> None:
+def tune(seed: int, setup: Setup = PRODUCTION) -> None:
     """ARL0 over a grid of L, with the respondents' sds (DETECTOR_L) and without them."""
     rng = np.random.default_rng(seed)
-    calm = simulate(rng, 8000, window.cycles + 168, 0.0, 0)
+    calm = simulate(rng, 8000, setup.cycles + 168, 0.0, 0)
     monitored = monitored_mask(calm)
     no_sd = Teams(x=calm.x, n=calm.n, s=np.full_like(calm.s, np.nan), sd=calm.sd, mu=calm.mu)
     for label, teams, grid in (
@@ -459,7 +463,7 @@ def tune(seed: int, window: Window = PRODUCTION) -> None:
         ("without sd", no_sd, np.arange(2.6, 3.16, 0.05)),
     ):
         for L in grid:
-            above = pulse_status(teams, float(L), window, L_without_sd=float(L))
+            above = pulse_status(teams, float(L), setup, L_without_sd=float(L))
             fa = false_alarms(above, monitored)
             print(
                 f"{label}: L={L:.2f} ARL0={fa['arl0_cycles']:.0f} "
@@ -488,15 +492,16 @@ def main() -> None:
         default=MAX_BASELINE_CYCLES,
         help="longest team baseline in usable cycles (sensitivity)",
     )
+    parser.add_argument("--lam", type=float, default=LAM, help="the EWMA's smoothing (sensitivity)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     if not BASELINE_CYCLES < args.max_baseline < args.window:
         parser.error(f"--max-baseline must be above {BASELINE_CYCLES} and below --window")
-    window = Window(cycles=args.window, max_baseline=args.max_baseline)
+    setup = Setup(cycles=args.window, max_baseline=args.max_baseline, lam=args.lam)
     if args.tune:
-        tune(args.seed, window)
+        tune(args.seed, setup)
         return
-    report = run(args.quick, args.L, args.seed, args.shift_start, window)
+    report = run(args.quick, args.L, args.seed, args.shift_start, setup)
     report["targets"] = targets(report)
     md = markdown(report)
     print(md)
