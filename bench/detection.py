@@ -159,10 +159,17 @@ class Setup:
 PRODUCTION = Setup()
 
 
+def in_control_cycles(cycles: int, setup: Setup) -> int:
+    """``cycles`` of in-control history at production's read; a longer read gets as many
+    cycles after it starts rolling as production's does."""
+    return max(cycles, setup.cycles + cycles - HISTORY_CYCLES)
+
+
 def pulse_status(
     t: Teams, L: float, setup: Setup = PRODUCTION, L_without_sd: float = DETECTOR_L_WITHOUT_SD
 ) -> np.ndarray:
-    """The production chart on the production window (the last ``HISTORY_CYCLES`` cycles)."""
+    """The production chart on what the flag job reads: the last ``setup.cycles`` cycles
+    (``HISTORY_CYCLES`` in production), with ``setup``'s longest baseline and smoothing."""
     above, _ = team_status_windowed(
         t.x,
         t.n,
@@ -314,8 +321,7 @@ def run(
 ) -> dict:
     rng = np.random.default_rng(seed)
     n_ic, cycles_ic = (400, 120) if quick else (8000, 220)
-    # a longer window than production's is followed for as many cycles once it rolls
-    cycles_ic = max(cycles_ic, setup.cycles + cycles_ic - HISTORY_CYCLES)
+    cycles_ic = in_control_cycles(cycles_ic, setup)
     n_shift = 300 if quick else 4000
     began = time.perf_counter()
     print(f"in-control: {n_ic} teams x {cycles_ic} cycles ...", flush=True)
@@ -455,7 +461,7 @@ def markdown(report: dict) -> str:
 def tune(seed: int, setup: Setup = PRODUCTION) -> None:
     """ARL0 over a grid of L, with the respondents' sds (DETECTOR_L) and without them."""
     rng = np.random.default_rng(seed)
-    calm = simulate(rng, 8000, setup.cycles + 168, 0.0, 0)
+    calm = simulate(rng, 8000, in_control_cycles(220, setup), 0.0, 0)
     monitored = monitored_mask(calm)
     no_sd = Teams(x=calm.x, n=calm.n, s=np.full_like(calm.s, np.nan), sd=calm.sd, mu=calm.mu)
     for label, teams, grid in (
