@@ -256,7 +256,7 @@ def prepare_form_submits(base_url: str, links: list[str], concurrency: int) -> l
                     start = await shared.post(f"/checkin/t/{token}/")
                     if start.status_code != 302:
                         raise RuntimeError(f"link exchange answered {start.status_code}")
-                    cookies = {"sessionid": start.cookies["sessionid"]}
+                    cookies = dict(start.cookies.items())  # the session and the snapshot
                     form = await shared.get("/checkin/answer/", cookies=cookies)
                     cookies.update(dict(form.cookies.items()))
                     csrf = _CSRF.search(form.text)

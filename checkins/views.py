@@ -7,9 +7,11 @@ redirects with a token; every check-in page is ``no-store`` so answers do not si
 The one-time link (``/checkin/t/<token>/``) works in two steps.  A GET only *checks* the link
 and shows a "Start check-in" button: mail scanners and link previews fetch links before the
 person does, and must not use them up.  The button POSTs to the same address, which uses the
-link (single use), rotates the session key (no fixation) and keeps the invitation's public id
-and a snapshot of what its submit needs (never the token) in the session for a short while, then
-redirects to the token-free ``/checkin/answer/``.
+link (single use), rotates the session key (no fixation), keeps the invitation's public id in
+the session for a short while and a signed snapshot of what its submit needs (never the token)
+in a cookie of the same lifetime, then redirects to the token-free ``/checkin/answer/``.  The
+snapshot lists the questions the person was shown, which would pick their response out of the
+team's: it stays in their browser, not in the session's row, and the submit deletes it.
 That POST is CSRF-exempt on purpose: the 256-bit token in its URL already proves it came from
 the link, and ``Referrer-Policy: no-referrer`` (which keeps the token out of Referer headers)
 makes browsers send ``Origin: null``, which Django's CSRF check would refuse.
@@ -23,6 +25,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.core import signing
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
@@ -58,6 +61,8 @@ from .services import (
 logger = logging.getLogger("pulse.checkins.web")
 
 SESSION_KEY = "pulse_checkin"
+SNAPSHOT_COOKIE = "pulse_checkin_form"
+SNAPSHOT_SALT = "pulse.checkin.snapshot"
 #: How long a started check-in stays usable in the browser (capped by the cycle's close).
 SESSION_LIFETIME = timedelta(hours=2)
 SUPPORTED_LANGUAGES = {code for code, _name in settings.LANGUAGES}
@@ -193,17 +198,50 @@ def _too_many_guesses(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def _session_store(request: HttpRequest, invitation: Invitation) -> None:
+def _session_store(request: HttpRequest, response: HttpResponse, invitation: Invitation) -> None:
     until = min(timezone.now() + SESSION_LIFETIME, invitation.cycle.closes_at)
+    seconds = max(1, int((until - timezone.now()).total_seconds()))
     request.session[SESSION_KEY] = {
         "invitation": str(invitation.public_id),
         "organisation": invitation.cycle.organisation_id,  # for the thanks page
         "until": until.isoformat(),
-        # lets the submit skip reading the invitation (``_submit_from_snapshot``)
-        "form": checkin_snapshot(invitation),
     }
     if not request.user.is_authenticated:
-        request.session.set_expiry(max(1, int((until - timezone.now()).total_seconds())))
+        request.session.set_expiry(seconds)
+    # lets the submit skip reading the invitation (``_submit_from_snapshot``)
+    snapshot = checkin_snapshot(invitation)
+    if snapshot is not None:
+        response.set_cookie(
+            SNAPSHOT_COOKIE,
+            signing.dumps(
+                {**snapshot, "invitation": str(invitation.public_id)}, salt=SNAPSHOT_SALT
+            ),
+            max_age=seconds,
+            path=reverse("checkins:answer"),
+            secure=settings.SESSION_COOKIE_SECURE,
+            httponly=True,
+            samesite="Lax",
+        )
+
+
+def _snapshot_forget(response: HttpResponse) -> HttpResponse:
+    response.delete_cookie(SNAPSHOT_COOKIE, path=reverse("checkins:answer"), samesite="Lax")
+    return response
+
+
+def _snapshot(request: HttpRequest, started: dict[str, Any]) -> dict[str, Any] | None:
+    """The signed snapshot of the check-in started in this browser, when it is that one's."""
+    try:
+        snapshot = signing.loads(
+            request.COOKIES.get(SNAPSHOT_COOKIE, ""),
+            salt=SNAPSHOT_SALT,
+            max_age=SESSION_LIFETIME,
+        )
+    except signing.BadSignature:
+        return None
+    if not isinstance(snapshot, dict) or snapshot.get("invitation") != started.get("invitation"):
+        return None
+    return snapshot
 
 
 def _session_checkin(request: HttpRequest) -> dict[str, Any] | None:
@@ -269,9 +307,10 @@ def token_start(request: HttpRequest, token: str) -> HttpResponse:
             no_referrer=True,
         )
     request.session.cycle_key()
-    _session_store(request, invitation)
+    response = HttpResponseRedirect(reverse("checkins:answer"))
+    _session_store(request, response, invitation)
     logger.info("event=checkin_link_exchanged cycle=%s", invitation.cycle.public_id)
-    return _private(HttpResponseRedirect(reverse("checkins:answer")), no_referrer=True)
+    return _private(response, no_referrer=True)
 
 
 # --- the form ---------------------------------------------------------------------------------
@@ -282,7 +321,7 @@ def answer(request: HttpRequest) -> HttpResponse:
     """The form for the invitation started from a link in this browser."""
     started = _session_checkin(request)
     if request.method == "POST" and started is not None and _submit_from_snapshot(request, started):
-        return _private(HttpResponseRedirect(reverse("checkins:thanks")))
+        return _snapshot_forget(_private(HttpResponseRedirect(reverse("checkins:thanks"))))
     public_id = None if started is None else started.get("invitation")
     loaded = None if public_id is None else checkin_with_questions(public_id=public_id)
     if loaded is None:
@@ -300,7 +339,7 @@ def _submit_from_snapshot(request: HttpRequest, started: dict[str, Any]) -> bool
     the invitation and names the problem in the person's language."""
     if _too_large(request):
         return False
-    found = checkin_from_snapshot(started.get("form"))
+    found = checkin_from_snapshot(_snapshot(request, started))
     if found is None:
         return False
     invitation, questions = found
@@ -374,7 +413,9 @@ def _checkin_form(
                 else:
                     # The thanks page finds the organisation through the started check-in (or
                     # the signed-in person): the session is not written again here.
-                    return _private(HttpResponseRedirect(reverse("checkins:thanks")))
+                    return _snapshot_forget(
+                        _private(HttpResponseRedirect(reverse("checkins:thanks")))
+                    )
             status = 400
         context = {
             "form": form,

@@ -26,6 +26,17 @@ def heartbeat() -> str:
     return "alive"
 
 
+@app.task(name="config.celery.sessions_clear_expired", ignore_result=True)
+def sessions_clear_expired() -> None:
+    """Delete expired sessions, whose rows Django otherwise keeps: a check-in's says roughly
+    when its link was used."""
+    from importlib import import_module
+
+    from django.conf import settings
+
+    import_module(settings.SESSION_ENGINE).SessionStore.clear_expired()
+
+
 def session_group_file(proc: Path = Path("/proc"), pid: int | str = "self") -> Path | None:
     """The file holding the niceness of a process's (by default this one's) session group,
     where Linux schedules the process by one: autogroup is on, and the session has a group of

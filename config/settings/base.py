@@ -178,6 +178,10 @@ CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "config.celery.heartbeat", "schedule": 60.0},
     "checkins-tick": {"task": "checkins.tasks.tick", "schedule": crontab()},
     "notifications-sweep": {"task": "notifications.tasks.outbox_sweep", "schedule": 60.0},
+    "sessions-clear-expired": {
+        "task": "config.celery.sessions_clear_expired",
+        "schedule": crontab(minute=41),
+    },
     "checkins-retention": {
         "task": "checkins.retention.purge_expired_responses",
         "schedule": crontab(hour=3, minute=17),

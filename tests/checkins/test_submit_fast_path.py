@@ -13,6 +13,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.core import signing
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -24,6 +25,7 @@ from checkins.selectors import (
     invitation_questions,
 )
 from checkins.tokens import token_hash
+from checkins.views import SNAPSHOT_COOKIE, SNAPSHOT_SALT
 from tests.checkins.conftest import FIRST_OPEN, make_schedule, open_cycle
 from tests.checkins.test_views_checkin import first_invitation, form_data, link_token, started
 from tests.factories import team_with_members
@@ -264,22 +266,19 @@ def test_a_release_is_queued_per_completed_batch_not_per_answer(
     assert services.tick_run(now=DURING).releasing == 1
 
 
-def _started_session(client, invitation) -> dict:
-    started(client, invitation)
-    return dict(client.session)
-
-
-def test_the_session_snapshot_holds_what_the_submit_needs_and_no_token(client, cycle):
+def test_the_snapshot_cookie_holds_what_the_submit_needs_and_no_token(client, cycle):
     invitation = first_invitation(cycle)
     token = link_token(invitation)
-    session = _started_session(client, invitation)
-    snapshot = session["pulse_checkin"]["form"]
+    started(client, invitation)
+    cookie = client.cookies[SNAPSHOT_COOKIE]
+    assert cookie["path"] == "/checkin/answer/" and cookie["httponly"]
+    snapshot = signing.loads(cookie.value, salt=SNAPSHOT_SALT)
     # then it names the invitation, its team, shown items, cycle and survey ...
     assert snapshot["id"] == invitation.pk and snapshot["team"] == invitation.team_id
     assert snapshot["shown"] == [int(q) for q in invitation.question_ids]
     assert snapshot["cycle"] == cycle.pk and snapshot["survey"] == cycle.survey_id
     # ... and never the token (nor its hash)
-    stored = repr(session)
+    stored = repr(snapshot) + repr(dict(client.session))
     assert token not in stored and token_hash(token) not in stored
     # and it rebuilds the form's questions once the survey is kept, without a query
     invitation_questions(invitation=invitation_for_checkin(public_id=invitation.public_id))
@@ -298,12 +297,10 @@ def test_the_session_snapshot_holds_what_the_submit_needs_and_no_token(client, c
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the one statement is PostgreSQL's")
 def test_a_session_without_a_snapshot_still_submits_reading_the_invitation(client, cycle):
-    # given a check-in started before sessions carried a snapshot
+    # given a check-in started in a browser that did not keep the snapshot's cookie
     invitation = first_invitation(cycle)
     started(client, invitation)
-    session = client.session
-    del session["pulse_checkin"]["form"]
-    session.save()
+    del client.cookies[SNAPSHOT_COOKIE]
     data = form_data(invitation)
     with CaptureQueriesContext(connection) as queries:
         response = client.post("/checkin/answer/", data)

@@ -8,11 +8,14 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.contrib.sessions.models import Session
 from django.test import Client
 
 from checkins.models import Invitation, InvitationToken, PendingAnswer, Response
 from checkins.selectors import invitation_questions
 from checkins.services import cycle_close, support_resource_create
+from checkins.views import SESSION_LIFETIME, SNAPSHOT_COOKIE
+from config.celery import sessions_clear_expired
 from notifications.models import Message
 from tests.checkins.conftest import FIRST_OPEN
 from tests.factories import UserFactory
@@ -246,6 +249,44 @@ def test_answering_stores_the_answers_once_and_thanks_with_support_resources(cli
     assert thanks.status_code == 200
     assert b"Employee assistance line" in thanks.content
     assert b'href="tel:0800123456"' in thanks.content
+
+
+@pytest.mark.parametrize("path", ["snapshot", "full form"])
+def test_the_session_row_never_holds_the_questions_a_person_was_shown(client, cycle, path):
+    """That rotation would pick their response out of the team's: it travels in the person's
+    own browser (a signed cookie the submit deletes), never in the session's row."""
+    support_resource_create(organisation=cycle.organisation, title="Employee assistance line")
+    invitation = first_invitation(cycle)
+    shown = [int(q) for q in invitation.question_ids]
+    started(client, invitation)
+    if path == "full form":  # without the cookie the submit takes the form's full path
+        del client.cookies[SNAPSHOT_COOKIE]
+
+    def session_row() -> dict:
+        return Session.objects.get(session_key=client.session.session_key).get_decoded()
+
+    assert "form" not in session_row()["pulse_checkin"]
+    assert repr(shown)[1:-1] not in repr(session_row())
+
+    response = client.post("/checkin/answer/", form_data(invitation))
+
+    assert response.status_code == 302
+    assert response.cookies[SNAPSHOT_COOKIE]["max-age"] == 0  # deleted in the browser
+    assert repr(shown)[1:-1] not in repr(session_row())
+    thanks = client.get("/checkin/thanks/")
+    assert b"Employee assistance line" in thanks.content
+
+
+def test_expired_sessions_are_swept_by_the_beat_task(client, cycle):
+    invitation = first_invitation(cycle)
+    started(client, invitation)
+    key = client.session.session_key
+    Client().get("/checkin/privacy/")
+
+    with time_machine.travel(DURING + SESSION_LIFETIME + timedelta(minutes=1), tick=False):
+        sessions_clear_expired()
+
+    assert not Session.objects.filter(session_key=key).exists()
 
 
 def test_prefer_not_to_say_and_skipped_items_are_left_out(client, cycle):
