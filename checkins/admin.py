@@ -162,8 +162,11 @@ class CycleAdmin(admin.ModelAdmin):
         return str(answered)
 
     @admin.display(description="Released responses")
-    def released(self, obj: Cycle) -> int:
-        return getattr(obj, "_released", 0)
+    def released(self, obj: Cycle) -> str:
+        released = getattr(obj, "_released", 0)
+        if 0 < released < obj.organisation.anonymity_threshold:
+            return f"fewer than {obj.organisation.anonymity_threshold}"
+        return str(released)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Cycle | None = None) -> Any:
         return [

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, cast
 
 import django_filters
@@ -348,7 +349,8 @@ class CycleFilter(django_filters.FilterSet):
 
 class CycleViewSet(viewsets.ReadOnlyModelViewSet):
     """Cycles and their participation: admins see the whole organisation, team leads the
-    cycles that targeted a team they may see.  Counts below k are withheld (null)."""
+    cycles that targeted a team they may see, with participation of their own teams once the
+    cycle has closed.  Counts the anonymity guard would not publish are withheld (null)."""
 
     queryset = Cycle.objects.none()  # for the schema; requests use get_queryset
     serializer_class = CycleSerializer
@@ -356,11 +358,21 @@ class CycleViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_class = CycleFilter
     lookup_field = "public_id"
 
+    def get_serializer_context(self) -> dict[str, Any]:
+        context = dict(super().get_serializer_context())
+        if not policy.is_org_admin(self.request.user):
+            context["participation_teams"] = self._visible_team_ids
+        return context
+
+    @cached_property
+    def _visible_team_ids(self) -> set[int]:
+        return policy.visible_team_ids(self.request.user)
+
     def get_queryset(self) -> QuerySet[Cycle]:
         organisation = _organisation(self.request)
         cycles = Cycle.objects.filter(organisation=organisation)
         if not policy.is_org_admin(self.request.user):
-            visible = policy.visible_team_ids(self.request.user)
+            visible = self._visible_team_ids
             # team_ids is a JSON list (subtrees resolved at opening); filtered here so it
             # works the same on SQLite and PostgreSQL.  An organisation has few cycles.
             ids = [

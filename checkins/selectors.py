@@ -7,12 +7,12 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any
 
 from django.db import connection
-from django.db.models import Model, Q, QuerySet
+from django.db.models import Count, Model, Q, QuerySet
 from django.utils import timezone
 
 from wellbeing.models import Organisation, User
@@ -365,15 +365,80 @@ def surveys_available(*, organisation: Organisation) -> QuerySet[Survey]:
     ).order_by("name")
 
 
-def cycle_participation(*, cycle: Cycle) -> dict[str, int | float | None]:
-    """Invited and responded counts for a cycle; ``responded`` and ``rate`` are None when fewer
-    than k people answered (a count below k is itself a number about fewer than k people)."""
-    k = cycle.organisation.anonymity_threshold
-    invited = Invitation.objects.filter(cycle=cycle).count()
-    responded = Invitation.objects.filter(cycle=cycle, answered=True).count()
-    if responded < k:
+def cycle_participation(
+    *, cycle: Cycle, team_ids: Collection[int] | None = None
+) -> dict[str, int | float | None]:
+    """Invited and responded counts of a cycle as the anonymity guard lets them out;
+    ``responded`` and ``rate`` are None when withheld.
+
+    ``team_ids`` None (admins): the whole cycle.  Once closed, its organisation row as stored
+    at close; while open, the live count when the guard would publish that row for the
+    current per-team counts (never a total beside which a hidden team's count is the
+    difference).  ``team_ids`` given (a lead's teams): once closed, the stored rows of the top
+    teams among them that the cycle covered, summed when all are published; while open,
+    nothing, as a count moving with each submit would tell a lead when their people answer."""
+    if cycle.state == Cycle.State.CLOSED:
+        return stored_participation(cycle=cycle, team_ids=team_ids)
+    invitations = Invitation.objects.filter(cycle=cycle)
+    if team_ids is not None:
+        invitations = invitations.filter(team_id__in=team_ids)
+    invited = invitations.count()
+    if team_ids is None:
+        live = _live_participation(cycle=cycle, invited=invited)
+        if live is not None:
+            return live
+    return {"invited": invited, "responded": None, "rate": None}
+
+
+def stored_participation(
+    *, cycle: Cycle, team_ids: Collection[int] | None = None
+) -> dict[str, int | float | None]:
+    """``cycle_participation`` from the rows its close stored (the close's own summary reads
+    them before the cycle is marked closed)."""
+    from wellbeing.analytics_selectors import primary_participation
+    from wellbeing.models import Scope, Team, TeamParticipation
+
+    rows = TeamParticipation.objects.filter(result__cycle_key=cycle.public_id)
+    if team_ids is None:
+        chosen = list(rows.filter(team__isnull=True))
+    else:
+        tops = [
+            pk
+            for pk, parent_id in Team.objects.filter(pk__in=team_ids).values_list("pk", "parent_id")
+            if parent_id not in team_ids
+        ]
+        chosen = list(
+            primary_participation(
+                rows.filter(team_id__in=tops, scope__in=[Scope.TEAM, Scope.SUBTREE])
+            ).values()
+        )
+    invited = sum(row.invited for row in chosen)
+    if not chosen or not all(row.published for row in chosen):
         return {"invited": invited, "responded": None, "rate": None}
-    return {"invited": invited, "responded": responded, "rate": round(responded / invited, 3)}
+    responded = sum(row.responded or 0 for row in chosen)
+    return {"invited": invited, "responded": responded, "rate": _rate(responded, invited)}
+
+
+def _live_participation(*, cycle: Cycle, invited: int) -> dict[str, int | float | None] | None:
+    from wellbeing.aggregation import organisation_count_publishable
+    from wellbeing.analytics_selectors import team_tree
+
+    counts = dict(
+        Invitation.objects.filter(cycle=cycle)
+        .values("team_id")
+        .annotate(answered=Count("pk", filter=Q(answered=True)))
+        .values_list("team_id", "answered")
+    )
+    k = cycle.organisation.anonymity_threshold
+    tree = team_tree(organisation=cycle.organisation)
+    if not invited or not organisation_count_publishable(tree=tree, counts=counts, k=k):
+        return None
+    responded = sum(counts.values())
+    return {"invited": invited, "responded": responded, "rate": _rate(responded, invited)}
+
+
+def _rate(responded: int, invited: int) -> float:
+    return round(min(1.0, responded / max(invited, 1)), 3)
 
 
 def cycle_response_count(*, cycle: Cycle) -> int:

@@ -232,7 +232,12 @@ class SupportResourceSerializer(serializers.ModelSerializer):
 class ParticipationSerializer(serializers.Serializer):
     invited = serializers.IntegerField()
     responded = serializers.IntegerField(
-        allow_null=True, help_text="Withheld (null) when fewer than k people answered."
+        allow_null=True,
+        help_text=(
+            "Withheld (null) when the anonymity guard would not publish it: fewer than k"
+            " people, a total beside which a hidden team's count is the difference, or, for a"
+            " team lead, while the cycle is open.  A lead's figures cover their own teams."
+        ),
     )
     rate = serializers.FloatField(allow_null=True)
 
@@ -264,7 +269,8 @@ class CycleSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(ParticipationSerializer)
     def get_participation(self, obj: Cycle) -> dict:
-        return cycle_participation(cycle=obj)
+        # the teams a lead may see (``CycleViewSet.get_serializer_context``); None for admins
+        return cycle_participation(cycle=obj, team_ids=self.context.get("participation_teams"))
 
 
 # --- anonymous submit -------------------------------------------------------------------------

@@ -45,7 +45,7 @@ from .models import (
     Survey,
     SurveyItem,
 )
-from .selectors import opening_members
+from .selectors import opening_members, stored_participation
 from .tokens import checkin_link, token_hash, token_matches, token_minter, token_selector
 
 if TYPE_CHECKING:
@@ -1578,7 +1578,6 @@ def cycle_close(*, cycle: Cycle, now: datetime | None = None) -> bool:
             if cycle.state != Cycle.State.OPEN:
                 return False
             organisation = cycle.organisation
-            k = organisation.anonymity_threshold
             # What arrived between the release above and this lock (usually nothing).
             pending_release(cycle=cycle, force=True)
             analytic_started = perf_counter()
@@ -1626,20 +1625,16 @@ def cycle_close(*, cycle: Cycle, now: datetime | None = None) -> bool:
                             jitter_seconds=0,
                         )
                     )
-            # Every response comes from an invitation, so every responding team is in ``teams``.
-            total_invited = sum(t.invited for t in teams)
-            total_responded = sum(t.responded for t in teams)
+            # The organisation's participation as stored just now, through the guard.
+            participation = stored_participation(cycle=cycle)
             summary: dict[str, Any] = {
                 **_message_context(cycle),
                 "period_start": cycle.period_start.isoformat(),
-                "invited": total_invited,
-                "responded": None,
-                "participation_rate": None,
+                "invited": participation["invited"],
+                "responded": participation["responded"],
+                "participation_rate": participation["rate"],
                 "flag_changes": len(changes),
             }
-            if total_responded >= k:
-                summary["responded"] = total_responded
-                summary["participation_rate"] = round(total_responded / total_invited, 3)
             for admin_id in User.objects.filter(
                 organisation=organisation, is_org_admin=True, is_active=True
             ).values_list("pk", flat=True):

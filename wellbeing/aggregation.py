@@ -18,7 +18,7 @@ import logging
 import math
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -250,7 +250,7 @@ class _Layout:
     rows: list[tuple[int, int | None, str]] = field(default_factory=list)  # node, team, scope
 
 
-def _layout(tree: TeamTree, inputs: dict[int, _CleanInput]) -> _Layout:
+def _layout(tree: TeamTree, inputs: Collection[int]) -> _Layout:
     """Teams in the cycle and their ancestors; a parent with direct members gets a leaf node for
     them so that 'parent minus children' is a cell the guard can see and protect."""
     included: set[int] = set()
@@ -275,6 +275,23 @@ def _layout(tree: TeamTree, inputs: dict[int, _CleanInput]) -> _Layout:
             if team_id in inputs:
                 layout.direct[team_id] = team_id
     return layout
+
+
+def organisation_count_publishable(*, tree: TeamTree, counts: Mapping[int, int], k: int) -> bool:
+    """May a cycle's organisation-wide count of people be shown, for these per-team counts
+    (``counts``: every team the cycle invited people in)?  The guard's decision for the
+    organisation's row at close: a total shown beside published teams while a team below k is
+    hidden would give that team's count away by subtraction."""
+    teams = {team_id: n for team_id, n in counts.items() if team_id in tree.teams}
+    if not teams:
+        return False
+    layout = _layout(tree, teams)
+    rollup = _Rollup(layout)
+    by_node = [0] * len(rollup.nodes)
+    for node in rollup.direct:
+        by_node[rollup.position[node]] = int(teams[layout.direct[node]])
+    guard_tree = GuardTree(rollup.nodes, [layout.parent[node] for node in rollup.nodes])
+    return ORGANISATION_NODE in guard_tree.publishable(by_node, k=k)
 
 
 _MEMBERSHIP_RECORD = np.dtype([("team", ">i8"), ("user", ">i8"), ("start", ">i4"), ("end", ">i4")])
