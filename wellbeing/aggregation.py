@@ -299,11 +299,13 @@ _OPEN_END = 10**8  # an ordinal after any date: a membership with no end
 
 
 def membership_arrays(organisation: Organisation) -> tuple[NDArray[np.int64], ...]:
-    """The organisation's memberships of active people as four arrays: team, user, first and
-    last day (``date.toordinal``; ``_OPEN_END`` when it has not ended)."""
-    memberships = Membership.objects.filter(
-        team__organisation=organisation, user__is_active=True
-    ).values_list("team_id", "user_id", "started_on", "ended_on")
+    """The organisation's memberships as four arrays: team, user, first and last day
+    (``date.toordinal``; ``_OPEN_END`` when it has not ended).  Those of people deactivated
+    since are kept: deactivating ends them, and a leaver left out of both rosters would let
+    the change across their leaving show."""
+    memberships = Membership.objects.filter(team__organisation=organisation).values_list(
+        "team_id", "user_id", "started_on", "ended_on"
+    )
     if connection.vendor == "postgresql":
         query, params = memberships.query.sql_with_params()
         packed = packed_records(

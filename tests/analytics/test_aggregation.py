@@ -7,6 +7,7 @@ import math
 import random
 import statistics
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.db import connection
@@ -14,6 +15,7 @@ from django.db import connection
 from tests.analytics.helpers import fixed_input, period, record, team_input
 from tests.factories import MembershipFactory, OrganisationFactory, TeamFactory
 from wellbeing import flags as flags_module
+from wellbeing import services
 from wellbeing.analytics import TeamCycleInput
 from wellbeing.models import (
     CycleResult,
@@ -284,6 +286,24 @@ def test_change_since_last_cycle_is_hidden_when_fewer_than_k_people_joined():
     # then the change would be about one person: hidden
     third = TeamAggregate.objects.get(team=team, dimension="stress", result__period_start=period(2))
     assert third.published and not third.delta_published
+
+
+def test_change_is_hidden_when_one_person_left_and_was_deactivated():
+    # given a team of six with figures in one cycle
+    organisation = OrganisationFactory(anonymity_threshold=5)
+    team = TeamFactory(organisation=organisation)
+    members = [MembershipFactory(team=team, started_on=period(0)) for _ in range(6)]
+    record(organisation, 0, [fixed_input(team, stress=[40, 40, 40, 40, 40, 90], invited=6)])
+    # when one of them leaves the company the usual way (their account deactivated)
+    services.person_deactivate(
+        person=members[-1].user, actor=None, ended_on=period(1) - timedelta(days=1)
+    )
+    record(organisation, 1, [fixed_input(team, stress=[40, 40, 40, 40, 40], invited=5)])
+    # then the change is about one person: hidden, as for a membership that just ended
+    latest = TeamAggregate.objects.get(
+        team=team, dimension="stress", result__period_start=period(1)
+    )
+    assert latest.published and not latest.delta_published
 
 
 def test_the_flag_step_is_given_the_cycles_figures_as_stored(monkeypatch):
