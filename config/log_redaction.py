@@ -1,7 +1,8 @@
-"""Keep check-in tokens out of every log line.
+"""Keep tokens out of every log line.
 
 A one-time check-in link carries its token in the path (``/checkin/t/<token>/``) on the first
-request only; access logs, Django's request logs and error reports must never keep it.
+request only, and an e-mail's unsubscribe link its signed token (``/unsubscribe/<token>/``);
+access logs, Django's request logs and error reports must never keep either.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import re
 
 from gunicorn.glogging import Logger as GunicornLogger
 
-TOKEN_PATH = re.compile(r"(/checkin/t/)[^/\s\"?]+")
+TOKEN_PATH = re.compile(r"(/checkin/t/|/unsubscribe/)[^/\s\"?]+")
 QUERY_TOKEN = re.compile(r"(\b(?:token|t)=)[^&\s\"]+", re.IGNORECASE)
 
 
@@ -32,7 +33,13 @@ class RedactTokensFilter(logging.Filter):
 
 
 class RedactingGunicornLogger(GunicornLogger):
-    """Gunicorn access logger that never writes a token."""
+    """Gunicorn logger that never writes a token: in the access log's fields, and in its error
+    log (a failed request is reported with its address)."""
+
+    def setup(self, cfg) -> None:  # noqa: ANN001 - gunicorn's signature
+        super().setup(cfg)
+        if not any(isinstance(f, RedactTokensFilter) for f in self.error_log.filters):
+            self.error_log.addFilter(RedactTokensFilter())
 
     def atoms(self, resp, req, environ, request_time):  # noqa: ANN001 - gunicorn's signature
         atoms = super().atoms(resp, req, environ, request_time)

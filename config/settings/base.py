@@ -267,8 +267,11 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Django's own loggers come with handlers of Django's that do not redact (under DEBUG
+        # they would print a refused link's address): none, their lines go to ours at the root.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
         # Access-style request logs could carry a token in a query string: keep them quiet.
-        "django.server": {"level": "WARNING"},
+        "django.server": {"handlers": [], "level": "WARNING", "propagate": True},
         # At DEBUG it logs every failed variable lookup with the whole template context, which
         # for an invitation holds the one-time link: never below INFO, whatever LOG_LEVEL says.
         "django.template": {"level": "INFO"},

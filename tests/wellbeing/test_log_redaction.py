@@ -23,3 +23,32 @@ def test_filter_rewrites_formatted_records():
     )
     assert RedactTokensFilter().filter(record)
     assert record.getMessage() == "Gone: /checkin/t/[redacted]/"
+
+
+def test_unsubscribe_tokens_are_redacted():
+    assert redact("GET /unsubscribe/eyJ1Ijo1fQ:1t:abc/ 200") == "GET /unsubscribe/[redacted]/ 200"
+
+
+def test_djangos_own_loggers_write_only_through_the_redacting_handler(settings):
+    # Django installs handlers of its own on ``django`` and ``django.server`` (printing under
+    # DEBUG, unredacted); the project's configuration leaves those loggers none but the root's.
+    for name in ("django", "django.server", "django.request"):
+        logger = logging.getLogger(name)
+        assert logger.handlers == []
+        assert logger.propagate
+    [console] = [h for h in logging.getLogger().handlers if h.get_name() == "console"]
+    assert any(isinstance(f, RedactTokensFilter) for f in console.filters)
+
+
+def test_gunicorns_error_log_is_redacted():
+    from gunicorn.config import Config
+
+    from config.log_redaction import RedactingGunicornLogger
+
+    logger = RedactingGunicornLogger(Config())
+    record = logging.LogRecord(
+        "gunicorn.error", logging.ERROR, __file__, 1, "Error handling request %s",
+        ("/checkin/t/tok/",), None,
+    )  # fmt: skip
+    assert all(f.filter(record) for f in logger.error_log.filters)
+    assert record.getMessage() == "Error handling request /checkin/t/[redacted]/"
