@@ -273,10 +273,14 @@ class Schedule(models.Model):
 
     def clean(self) -> None:
         validate_reminder_offsets(self.reminder_offsets)
+        errors: dict[str, Any] = {}
         if any(h >= self.open_hours for h in self.reminder_offsets):
-            raise ValidationError(
-                {"reminder_offsets": _("Reminders must fall inside the open window.")}
-            )
+            errors["reminder_offsets"] = _("Reminders must fall inside the open window.")
+        # The check constraint says the same, but only as a database error (a 500).
+        if self.start_date and self.end_date and self.end_date < self.start_date:
+            errors["end_date"] = _("The last day is before the first day.")
+        if errors:
+            raise ValidationError(errors)
 
 
 class Cycle(models.Model):

@@ -263,6 +263,37 @@ def test_a_schedule_for_another_organisations_team_is_refused(admin_client, org,
     assert Schedule.objects.count() == before
 
 
+def test_a_schedule_ending_before_it_starts_is_refused_on_its_last_day(
+    admin_client, org, team, weekly_pulse
+):
+    response = admin_client.post(
+        "/api/schedules/",
+        {
+            "name": "Backwards",
+            "survey": "weekly-pulse",
+            "team_ids": [str(team.public_id)],
+            "start_date": "2026-03-09",
+            "end_date": "2026-01-01",
+        },
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert "end_date" in error_of(response)["fields"]
+    assert not Schedule.objects.filter(name="Backwards").exists()
+
+
+def test_moving_a_schedules_last_day_before_its_first_is_refused(admin_client, schedule):
+    response = admin_client.patch(
+        f"/api/schedules/{schedule.public_id}/", {"end_date": "2026-02-01"}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert "end_date" in error_of(response)["fields"]
+    schedule.refresh_from_db()
+    assert schedule.end_date is None
+
+
 def test_a_schedule_is_paused_by_patch_and_shows_no_openings(admin_client, schedule):
     response = admin_client.patch(
         f"/api/schedules/{schedule.public_id}/", {"paused": True}, format="json"
