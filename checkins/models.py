@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import uuid
 import zoneinfo
-from datetime import time
+from datetime import date, time
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.timezone import localdate
 from django.utils.translation import gettext_lazy as _
 
 from wellbeing.analytics import DIMENSIONS
@@ -212,6 +213,18 @@ class SurveyItem(models.Model):
 
 # --- Schedules and cycles ---------------------------------------------------------------------
 
+# A first day decades away is a typo, and one near 9999-12-31 leaves the scheduler's date
+# arithmetic nowhere to go.  The earliest day is fixed (not "n years ago") so that a schedule
+# running for years can still be edited; the latest moves on with today.
+SCHEDULE_EARLIEST_START = date(2000, 1, 1)
+SCHEDULE_START_YEARS_AHEAD = 5
+
+
+def schedule_start_range() -> tuple[date, date]:
+    """The first days a schedule may be given: (earliest, latest), inclusive."""
+    latest = date(localdate().year + SCHEDULE_START_YEARS_AHEAD, 12, 31)
+    return SCHEDULE_EARLIEST_START, latest
+
 
 class Schedule(models.Model):
     class Cadence(models.TextChoices):
@@ -276,6 +289,13 @@ class Schedule(models.Model):
         errors: dict[str, Any] = {}
         if any(h >= self.open_hours for h in self.reminder_offsets):
             errors["reminder_offsets"] = _("Reminders must fall inside the open window.")
+        if self.start_date is not None:
+            earliest, latest = schedule_start_range()
+            if not earliest <= self.start_date <= latest:
+                errors["start_date"] = _("Choose a first day from %(earliest)s to %(latest)s.") % {
+                    "earliest": earliest.isoformat(),
+                    "latest": latest.isoformat(),
+                }
         # The check constraint says the same, but only as a database error (a 500).
         if self.start_date and self.end_date and self.end_date < self.start_date:
             errors["end_date"] = _("The last day is before the first day.")

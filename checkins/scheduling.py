@@ -7,6 +7,9 @@ one hour later on the wall clock; an ambiguous one (autumn) takes the first occu
 
 Cadences: weekly and biweekly count weeks from the first matching weekday on or after
 ``start_date``; monthly opens on the first matching weekday of each month.
+
+The calendar ends on 9999-12-31: a period whose dates would run past it does not exist, so a
+schedule stored with a first day near that end has no periods instead of failing every tick.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import zoneinfo
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import MAXYEAR, UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -77,6 +80,8 @@ def _period_dates_from(rule: Rule, index_from: int) -> Iterator[tuple[int, date]
         i = max(index_from, 0)
         while True:
             y, m = divmod(month0 + i, 12)
+            if y > MAXYEAR:
+                return
             yield i, _first_weekday_of_month(y, m + 1, rule.weekday)
             i += 1
     step = 14 if rule.cadence == "biweekly" else 7
@@ -105,24 +110,27 @@ def periods(
 ) -> Iterator[Period]:
     """Periods whose opening instant is > ``opening_after`` (and <= ``opening_until``)."""
     produced = 0
-    start_day = (opening_after.astimezone(rule.tz) - timedelta(days=2)).date()
-    for index, day in _period_dates_from(rule, _index_near(rule, start_day)):
-        if rule.end_date is not None and day > rule.end_date:
-            return
-        opens_at = local_to_utc(day, rule.local_time, rule.tz)
-        if opens_at <= opening_after:
-            continue
-        if opening_until is not None and opens_at > opening_until:
-            return
-        yield Period(
-            period_start=day,
-            index=index,
-            opens_at=opens_at,
-            closes_at=opens_at + timedelta(hours=rule.open_hours),
-        )
-        produced += 1
-        if limit is not None and produced >= limit:
-            return
+    try:
+        start_day = (opening_after.astimezone(rule.tz) - timedelta(days=2)).date()
+        for index, day in _period_dates_from(rule, _index_near(rule, start_day)):
+            if rule.end_date is not None and day > rule.end_date:
+                return
+            opens_at = local_to_utc(day, rule.local_time, rule.tz)
+            if opens_at <= opening_after:
+                continue
+            if opening_until is not None and opens_at > opening_until:
+                return
+            yield Period(
+                period_start=day,
+                index=index,
+                opens_at=opens_at,
+                closes_at=opens_at + timedelta(hours=rule.open_hours),
+            )
+            produced += 1
+            if limit is not None and produced >= limit:
+                return
+    except OverflowError:  # a date or instant past 9999-12-31: the periods end there
+        return
 
 
 def schedule_next_open_times(

@@ -263,6 +263,46 @@ def test_a_schedule_for_another_organisations_team_is_refused(admin_client, org,
     assert Schedule.objects.count() == before
 
 
+@pytest.mark.parametrize("first_day", ["9999-12-31", "2040-01-05", "1999-12-27"])
+def test_a_schedule_starting_outside_the_schedulable_years_is_refused(
+    admin_client, org, team, weekly_pulse, first_day
+):
+    response = admin_client.post(
+        "/api/schedules/",
+        {
+            "name": "Far off",
+            "survey": "weekly-pulse",
+            "team_ids": [str(team.public_id)],
+            "start_date": first_day,
+        },
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert "start_date" in error_of(response)["fields"]
+    assert not Schedule.objects.filter(name="Far off").exists()
+
+
+def test_moving_a_schedules_first_day_out_of_reach_is_refused(admin_client, schedule):
+    response = admin_client.patch(
+        f"/api/schedules/{schedule.public_id}/", {"start_date": "9999-12-31"}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert "start_date" in error_of(response)["fields"]
+    schedule.refresh_from_db()
+    assert schedule.start_date.year == 2026
+
+
+def test_a_schedule_stored_with_a_first_day_in_9999_lists_without_openings(admin_client, schedule):
+    Schedule.objects.filter(pk=schedule.pk).update(start_date="9999-12-31")  # as once accepted
+
+    response = admin_client.get("/api/schedules/")
+
+    assert response.status_code == 200
+    assert response.json()["results"][0]["next_open_times"] == []
+
+
 def test_a_schedule_ending_before_it_starts_is_refused_on_its_last_day(
     admin_client, org, team, weekly_pulse
 ):

@@ -90,6 +90,17 @@ def test_the_end_date_stops_the_schedule():
     assert [p.index for p in got] == [0, 1]
 
 
+def test_periods_end_with_the_calendar_instead_of_overflowing():
+    # a first day the tick would have to count past 9999-12-31 from (stored before it was refused)
+    for cadence in ("weekly", "biweekly", "monthly"):
+        for tz in (BERLIN, NEW_YORK):
+            for first_day in (date(9999, 12, 31), date(9999, 11, 20)):
+                r = rule(cadence=cadence, tz=tz, start_date=first_day, local_time=time(23, 30))
+                got = list(periods(r, opening_after=datetime(2026, 3, 1, tzinfo=UTC), limit=10))
+                assert all(p.closes_at.year == 9999 for p in got), (cadence, tz, first_day)
+                assert len(got) < 10
+
+
 def test_preview_lists_the_next_openings_in_local_time(org, team, weekly_pulse):
     schedule = make_schedule(
         organisation=org, teams=[team], survey=weekly_pulse, timezone="America/New_York"

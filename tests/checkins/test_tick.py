@@ -12,7 +12,7 @@ import time_machine
 from django.db import connection, transaction
 
 from checkins import services, tasks
-from checkins.models import Cycle, Invitation, InvitationToken
+from checkins.models import Cycle, Invitation, InvitationToken, Schedule
 from notifications.models import Message
 from tests.checkins.conftest import FIRST_OPEN, ensure_library, make_schedule, open_cycle
 from tests.factories import MembershipFactory, OrganisationFactory, TeamFactory, team_with_members
@@ -72,6 +72,22 @@ def test_dst_week_opens_at_nine_local(org, team, weekly_pulse):
 def test_paused_schedules_do_not_open(schedule):
     services.schedule_update(schedule=schedule, paused=True)
     assert services.tick_run(now=FIRST_OPEN).opened == []
+
+
+def test_a_schedule_stored_with_a_first_day_in_9999_does_not_stop_the_tick(org, team, weekly_pulse):
+    # Given a schedule stored (when that was still accepted) to start on the calendar's last day
+    far = make_schedule(organisation=org, teams=[team], survey=weekly_pulse)
+    Schedule.objects.filter(pk=far.pk).update(start_date=date(9999, 12, 31))
+    other = OrganisationFactory(timezone="Europe/Berlin")
+    healthy = make_schedule(
+        organisation=other,
+        teams=[team_with_members(organisation=other, size=3)],
+        survey=weekly_pulse,
+    )
+    # When the tick runs, Then it opens the other organisation's cycle and nothing for it
+    report = services.tick_run(now=FIRST_OPEN)
+    assert list(Cycle.objects.values_list("schedule_id", flat=True)) == [healthy.pk]
+    assert len(report.opened) == 1
 
 
 def test_invitations_go_to_members_on_the_opening_day_only(org, weekly_pulse):

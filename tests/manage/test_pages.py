@@ -426,6 +426,36 @@ def test_schedule_create_with_a_draft_survey_is_refused(admin_client, world, con
     assert not Schedule.objects.filter(name="Draft").exists()
 
 
+def test_schedule_create_with_a_first_day_in_9999_is_refused(admin_client, world, configured):
+    response = admin_client.post(
+        reverse("manage_checkins:schedules"),
+        {
+            "name": "Far off",
+            "survey": ensure_library().pk,
+            "teams": [world.billing.pk],
+            "cadence": "weekly",
+            "weekday": 0,
+            "local_time": "09:00",
+            "open_hours": 96,
+            "reminder_offsets": "24",
+            "start_date": "9999-12-31",
+        },
+    )
+    assert response.status_code == 200
+    assert "Choose a first day from 2000-01-01" in response.content.decode()
+    assert not Schedule.objects.filter(name="Far off").exists()
+
+
+def test_schedule_pages_show_a_schedule_stored_with_a_first_day_in_9999(
+    admin_client, world, configured
+):
+    schedule = configured["schedule"]
+    Schedule.objects.filter(pk=schedule.pk).update(start_date=date(9999, 12, 31))
+    assert admin_client.get(reverse("manage_checkins:schedules")).status_code == 200
+    page = reverse("manage_checkins:schedule", args=[schedule.public_id])
+    assert admin_client.get(page).status_code == 200
+
+
 def test_schedule_create_writes_and_audits(admin_client, world, configured):
     library = ensure_library()
     response = admin_client.post(
