@@ -451,14 +451,29 @@ def tick_run(*, now: datetime | None = None) -> TickReport:
     ``SKIP LOCKED`` and ``(schedule, period_start)`` is unique."""
     now = now or timezone.now()
     report = TickReport()
+    # One schedule or cycle that fails (bad data, a bug) is logged and left for the next tick;
+    # it must not hold back every other organisation's check-ins.  Each step runs in its own
+    # transaction, so what failed is rolled back whole (its on_commit hooks with it).
     for schedule_id in Schedule.objects.filter(paused=False).values_list("pk", flat=True):
-        _schedule_catch_up(schedule_id=schedule_id, now=now, report=report)
+        try:
+            caught_up = _schedule_catch_up(schedule_id=schedule_id, now=now)
+        except Exception:
+            logger.exception("event=schedule_catch_up_failed schedule=%s", schedule_id)
+            continue
+        report.opened += caught_up.opened
+        report.missed += caught_up.missed
 
     open_cycles = Cycle.objects.filter(state=Cycle.State.OPEN)
     for cycle in open_cycles.filter(closes_at__gt=now, opened_fully=True).select_related(
         "schedule"
     ):
-        report.reminders += reminders_enqueue_due(cycle=cycle, now=now)
+        try:
+            report.reminders += reminders_enqueue_due(cycle=cycle, now=now)
+        except Exception as exc:
+            # The type only: a database error's detail could quote a token row.
+            logger.error(
+                "event=reminders_failed cycle=%s error=%s", cycle.public_id, type(exc).__name__
+            )
     from . import tasks
 
     # Openings interrupted by a lost task are picked up again (the chunk claims the cycle row).
@@ -490,9 +505,12 @@ def tick_run(*, now: datetime | None = None) -> TickReport:
     return report
 
 
-def _schedule_catch_up(*, schedule_id: int, now: datetime, report: TickReport) -> None:
+def _schedule_catch_up(*, schedule_id: int, now: datetime) -> TickReport:
+    """Open (or record as missed) one schedule's due periods, in one transaction; returns what
+    it opened and missed."""
     from . import tasks
 
+    report = TickReport()
     with transaction.atomic():
         schedule = (
             Schedule.objects.select_for_update(skip_locked=True, of=("self",))
@@ -501,7 +519,7 @@ def _schedule_catch_up(*, schedule_id: int, now: datetime, report: TickReport) -
             .first()
         )
         if schedule is None:  # another tick holds it, or it was paused meanwhile
-            return
+            return report
         last = schedule.cycles.order_by("-period_start").first()
         if last is not None:
             after = last.opens_at
@@ -548,6 +566,7 @@ def _schedule_catch_up(*, schedule_id: int, now: datetime, report: TickReport) -
                     cycle.public_id,
                 )
                 transaction.on_commit(partial(tasks.enqueue, tasks.cycle_open_chunk_task, cycle.pk))
+    return report
 
 
 def _schedule_team_ids(schedule: Schedule) -> set[int]:

@@ -3,6 +3,7 @@ windows, invites the members of that day, chunks big openings and sends due remi
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
@@ -72,6 +73,40 @@ def test_dst_week_opens_at_nine_local(org, team, weekly_pulse):
 def test_paused_schedules_do_not_open(schedule):
     services.schedule_update(schedule=schedule, paused=True)
     assert services.tick_run(now=FIRST_OPEN).opened == []
+
+
+def test_a_schedule_that_fails_is_rolled_back_and_the_others_still_open(
+    org, team, weekly_pulse, monkeypatch, caplog
+):
+    # Given one organisation's schedule that fails half-way through its catch-up (created
+    # first, so the tick reaches it first) and another organisation's healthy schedule
+    broken = make_schedule(organisation=org, teams=[team], survey=weekly_pulse)
+    other = OrganisationFactory(timezone="Europe/Berlin")
+    healthy = make_schedule(
+        organisation=other,
+        teams=[team_with_members(organisation=other, size=3)],
+        survey=weekly_pulse,
+    )
+    team_ids = services._schedule_team_ids
+
+    def failing_for_broken(schedule):
+        if schedule.pk == broken.pk:
+            raise RuntimeError("bad data")
+        return team_ids(schedule)
+
+    monkeypatch.setattr(services, "_schedule_team_ids", failing_for_broken)
+    # When the tick runs a week late: each schedule has a missed period, then one to open
+    with caplog.at_level(logging.ERROR, logger="pulse.checkins"):
+        report = services.tick_run(now=FIRST_OPEN + timedelta(days=7, hours=1))
+    # Then the healthy schedule is caught up; the broken one's missed period is rolled back
+    # along with the failure, and the failure is logged with the schedule's id
+    assert not Cycle.objects.filter(schedule=broken).exists()
+    assert sorted(Cycle.objects.filter(schedule=healthy).values_list("state", flat=True)) == [
+        "missed",
+        "open",
+    ]
+    assert len(report.missed) == 1 and len(report.opened) == 1
+    assert f"event=schedule_catch_up_failed schedule={broken.pk}" in caplog.text
 
 
 def test_a_schedule_stored_with_a_first_day_in_9999_does_not_stop_the_tick(org, team, weekly_pulse):
@@ -250,6 +285,35 @@ def test_reminders_missed_during_an_outage_are_sent_once(cycle):
     assert Message.objects.filter(kind="reminder").count() == 6
     cycle.refresh_from_db()
     assert cycle.reminders_sent == [24, 72]
+
+
+def test_a_cycle_whose_reminders_fail_does_not_hold_back_the_others(
+    cycle, weekly_pulse, monkeypatch, caplog
+):
+    # Given another organisation's cycle open at the same time
+    other = OrganisationFactory(timezone="Europe/Berlin")
+    other_team = team_with_members(organisation=other, size=3)
+    other_cycle = open_cycle(
+        make_schedule(organisation=other, teams=[other_team], survey=weekly_pulse)
+    )
+    broken = cycle
+    reminders_enqueue_due = services.reminders_enqueue_due
+
+    def failing_for_cycle(*, cycle: Cycle, now: datetime) -> int:
+        if cycle.pk == broken.pk:
+            raise RuntimeError("bad data")
+        return reminders_enqueue_due(cycle=cycle, now=now)
+
+    monkeypatch.setattr(services, "reminders_enqueue_due", failing_for_cycle)
+    # When reminders fall due and the first cycle's fail
+    with caplog.at_level(logging.ERROR, logger="pulse.checkins"):
+        report = services.tick_run(now=FIRST_OPEN + timedelta(hours=24, minutes=1))
+    # Then the other organisation's people are reminded all the same
+    assert report.reminders == 3
+    assert set(
+        Message.objects.filter(kind="reminder").values_list("recipient_id", flat=True)
+    ) == set(Invitation.objects.filter(cycle=other_cycle).values_list("user_id", flat=True))
+    assert f"event=reminders_failed cycle={broken.public_id} error=RuntimeError" in caplog.text
 
 
 def test_tick_hands_ended_cycles_to_the_close_task(cycle, django_capture_on_commit_callbacks):
