@@ -266,10 +266,7 @@ class ScheduleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         serializer = ScheduleWriteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         arguments = self._arguments(organisation, serializer.validated_data)
-        paused = arguments.pop("paused", False)
         schedule = services.schedule_create(organisation=organisation, **arguments)
-        if paused:
-            schedule = services.schedule_update(schedule=schedule, paused=True)
         schedule = self.get_queryset().get(pk=schedule.pk)
         return Response(ScheduleSerializer(schedule).data, status=status.HTTP_201_CREATED)
 

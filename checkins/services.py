@@ -371,6 +371,7 @@ def schedule_create(
     open_hours: int = 96,
     reminder_offsets: Sequence[int] = (24, 72),
     end_date: date | None = None,
+    paused: bool = False,
 ) -> Schedule:
     schedule = Schedule(
         organisation=organisation,
@@ -384,6 +385,7 @@ def schedule_create(
         reminder_offsets=list(reminder_offsets),
         start_date=start_date,
         end_date=end_date,
+        paused=paused,
     )
     _schedule_validate(schedule, team_ids)
     with transaction.atomic():

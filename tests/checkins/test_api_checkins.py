@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.db.models.signals import post_save
 from rest_framework.test import APIClient
 
 from checkins.models import Invitation, PendingAnswer, Question, Response, Schedule, Survey
@@ -332,6 +333,34 @@ def test_moving_a_schedules_last_day_before_its_first_is_refused(admin_client, s
     assert "end_date" in error_of(response)["fields"]
     schedule.refresh_from_db()
     assert schedule.end_date is None
+
+
+def test_a_schedule_created_paused_is_never_stored_running(admin_client, org, team, weekly_pulse):
+    stored_paused: list[bool] = []
+
+    def record(sender, instance, **kwargs):
+        stored_paused.append(instance.paused)
+
+    post_save.connect(record, sender=Schedule, weak=False)
+    try:
+        response = admin_client.post(
+            "/api/schedules/",
+            {
+                "name": "Quiet",
+                "survey": "weekly-pulse",
+                "team_ids": [str(team.public_id)],
+                "start_date": "2026-03-09",
+                "paused": True,
+            },
+            format="json",
+        )
+    finally:
+        post_save.disconnect(record, sender=Schedule)
+
+    assert response.status_code == 201, response.content
+    assert response.json()["paused"] is True and response.json()["next_open_times"] == []
+    # one write, already paused: no moment at which a tick could open it
+    assert stored_paused == [True]
 
 
 def test_a_schedule_is_paused_by_patch_and_shows_no_openings(admin_client, schedule):
