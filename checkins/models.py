@@ -20,6 +20,7 @@ import zoneinfo
 from datetime import date, time
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -43,6 +44,53 @@ def validate_reminder_offsets(value: object) -> None:
         isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value
     ):
         raise ValidationError(_("Reminder offsets must be a list of positive whole hours."))
+
+
+TRANSLATION_TEXT_MAX_LENGTH = 1000
+TRANSLATION_LABEL_MAX_LENGTH = 200
+
+
+def _is_text(value: object, max_length: int) -> bool:
+    # PostgreSQL cannot store NUL in jsonb text: refused here rather than as a database error.
+    return isinstance(value, str) and 0 < len(value) <= max_length and "\x00" not in value
+
+
+def translation_problems(value: object, *, scale_points: int | None) -> list[str]:
+    """What is wrong with a question's ``translations`` (empty when nothing): a language Pulse
+    speaks -> ``{"text": str, "labels": [str, ...]}``, both optional, the labels one per scale
+    point (``scale_points``; None for a free-text question, which has none)."""
+    languages = sorted(code for code, _name in settings.LANGUAGES)
+    if not isinstance(value, dict):
+        return [str(_('Translations map a language to {"text": ..., "labels": [...]}.'))]
+    problems: list[str] = []
+    for language, entry in value.items():
+        if language not in languages:
+            problems.append(
+                _("%(language)s: not a language Pulse speaks (%(languages)s).")
+                % {"language": str(language)[:20], "languages": ", ".join(languages)}
+            )
+        elif not isinstance(entry, dict) or not set(entry) <= {"text", "labels"}:
+            problems.append(
+                _('%(language)s: give {"text": ..., "labels": [...]}, nothing else.')
+                % {"language": language}
+            )
+        else:
+            if "text" in entry and not _is_text(entry["text"], TRANSLATION_TEXT_MAX_LENGTH):
+                problems.append(
+                    _("%(language)s: the text must be 1 to %(max)d characters.")
+                    % {"language": language, "max": TRANSLATION_TEXT_MAX_LENGTH}
+                )
+            labels = entry.get("labels", [])
+            if not (
+                isinstance(labels, list)
+                and all(_is_text(label, TRANSLATION_LABEL_MAX_LENGTH) for label in labels)
+                and len(labels) in {0, scale_points or 0}
+            ):
+                problems.append(
+                    _("%(language)s: the labels must be a list of texts, one per scale point.")
+                    % {"language": language}
+                )
+    return problems
 
 
 # --- Question library -------------------------------------------------------------------------
@@ -120,11 +168,21 @@ class Question(models.Model):
     def is_scale(self) -> bool:
         return self.kind == self.Kind.SCALE
 
+    def _translation(self, language: str) -> dict:
+        # A translation of another shape (stored before they were checked) is ignored.
+        translations = self.translations if isinstance(self.translations, dict) else {}
+        entry = translations.get(language)
+        return entry if isinstance(entry, dict) else {}
+
     def text_in(self, language: str) -> str:
-        return (self.translations.get(language) or {}).get("text") or self.text
+        text = self._translation(language).get("text")
+        return text if isinstance(text, str) and text else self.text
 
     def labels_in(self, language: str) -> list[str]:
-        return (self.translations.get(language) or {}).get("labels") or list(self.scale_labels)
+        labels = self._translation(language).get("labels")
+        if isinstance(labels, list) and labels and all(isinstance(x, str) for x in labels):
+            return list(labels)
+        return list(self.scale_labels)
 
     def item_scale(self) -> ItemScale:
         from wellbeing.stats.scoring import ItemScale
@@ -147,6 +205,14 @@ class Question(models.Model):
                 raise ValidationError({"dimension": _("A rating question needs a dimension.")})
             if self.scale_labels and len(self.scale_labels) != self.scale_max - self.scale_min + 1:
                 raise ValidationError({"scale_labels": _("One label per scale point, or none.")})
+        points = (
+            self.scale_max - self.scale_min + 1
+            if self.is_scale and self.scale_min is not None and self.scale_max is not None
+            else None
+        )
+        problems = translation_problems(self.translations, scale_points=points)
+        if problems:
+            raise ValidationError({"translations": problems})
 
 
 # --- Surveys ----------------------------------------------------------------------------------

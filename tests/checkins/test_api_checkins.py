@@ -120,6 +120,68 @@ def test_an_invalid_question_is_refused_per_field_and_not_stored(admin_client, o
     assert not Question.objects.filter(organisation=org).exists()
 
 
+GERMAN = {"text": "Die Übergaben liefen gut.", "labels": ["1", "2", "3", "4", "5"]}
+
+
+@pytest.mark.parametrize(
+    "translations",
+    [
+        {"de": {"labels": 5}},
+        {"de": {"labels": ["nur", "drei", "Stufen"]}},
+        {"de": {"text": ""}},
+        {"de": {"text": "Null\u0000byte"}},
+        {"de": {"title": "Übergaben"}},
+        {"xx": {"text": "Handovers"}},
+    ],
+)
+def test_a_question_with_malformed_translations_is_refused_and_not_stored(
+    admin_client, org, translations
+):
+    payload = {
+        "key": "handover",
+        "text": "Handovers went smoothly.",
+        "dimension": "workload",
+        "scale_min": 1,
+        "scale_max": 5,
+        "translations": translations,
+    }
+
+    response = admin_client.post("/api/questions/", payload, format="json")
+
+    assert response.status_code == 400
+    assert error_of(response)["fields"]["translations"]
+    assert not Question.objects.filter(organisation=org).exists()
+
+
+def test_a_question_with_a_german_translation_is_created(admin_client, org):
+    payload = {
+        "key": "handover",
+        "text": "Handovers went smoothly.",
+        "dimension": "workload",
+        "scale_min": 1,
+        "scale_max": 5,
+        "translations": {"de": GERMAN},
+    }
+
+    response = admin_client.post("/api/questions/", payload, format="json")
+
+    assert response.status_code == 201, response.content
+    assert Question.objects.get(organisation=org, key="handover").text_in("de") == GERMAN["text"]
+
+
+def test_editing_a_question_to_malformed_translations_is_refused(admin_client, org):
+    question = own_question(org, translations={"de": GERMAN})
+
+    response = admin_client.patch(
+        f"/api/questions/{question.pk}/", {"translations": {"de": {"labels": 5}}}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert "translations" in error_of(response)["fields"]
+    question.refresh_from_db()
+    assert question.translations == {"de": GERMAN}
+
+
 def test_editing_an_unanswered_question_changes_it_in_place(admin_client, org):
     question = own_question(org)
 

@@ -8,6 +8,7 @@ import pytest
 import time_machine
 
 from checkins import services
+from checkins.forms import CheckinForm, field_name_for
 from checkins.models import Question, Schedule, Survey
 from checkins.selectors import invitation_questions, questions_available
 from tests.checkins.conftest import FIRST_OPEN
@@ -37,6 +38,19 @@ def test_the_german_text_is_served_for_german(weekly_pulse):
     assert q.text_in("de").startswith("In den letzten zwei Wochen")
     assert q.labels_in("de")[0] == "Zu keinem Zeitpunkt"
     assert q.text_in("fr") == q.text
+
+
+def test_a_translation_stored_malformed_falls_back_to_english(org):
+    # Given a question whose German entry was stored before translations were checked
+    q = make_question(org)
+    Question.objects.filter(pk=q.pk).update(
+        translations={"de": {"text": ["not", "text"], "labels": 5}}
+    )
+    q.refresh_from_db()
+    # Then German speakers get the English text and the numbered scale, not an error
+    form = CheckinForm(questions=[q], language="de")
+    assert form.fields[field_name_for(q)].label == q.text
+    assert [value for value, _label in form.choices[field_name_for(q)]][:5] == list("12345")
 
 
 def make_question(org, **kw):
