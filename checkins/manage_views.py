@@ -33,6 +33,7 @@ from wellbeing.models import Organisation, Team, User, validate_timezone
 from . import selectors, services
 from .models import DIMENSION_CHOICES, Question, Schedule, Survey
 from .scheduling import schedule_next_open_times
+from .serializers import MAX_ID
 
 PREVIEW_COUNT = 6
 
@@ -85,12 +86,31 @@ def _question_label(question: Question) -> str:
     return f"{question.text} ({question.dimension or question.kind}, v{question.version})"
 
 
+class RowsChoiceField(forms.ModelMultipleChoiceField):
+    """Checkboxes of rows by id.  An id no row can have (beyond 64 bits) is an invalid choice
+    here: SQLite cannot even compare it with a column (OverflowError in the ``IN`` lookup)."""
+
+    def clean(self, value: Any) -> Any:
+        for pk in value if isinstance(value, list | tuple) else ():
+            try:
+                out_of_range = abs(int(pk)) > MAX_ID
+            except (TypeError, ValueError):
+                continue  # not a number: Django's own check names it
+            if out_of_range:
+                raise forms.ValidationError(
+                    self.error_messages["invalid_choice"],
+                    code="invalid_choice",
+                    params={"value": pk},
+                )
+        return super().clean(value)
+
+
 class SurveyForm(forms.Form):
     name = forms.CharField(label=gettext_lazy("Name"), max_length=200)
     description = forms.CharField(
         label=gettext_lazy("Description"), required=False, widget=forms.Textarea(attrs={"rows": 2})
     )
-    questions = forms.ModelMultipleChoiceField(
+    questions = RowsChoiceField(
         label=gettext_lazy("Questions"),
         queryset=Question.objects.none(),
         widget=forms.CheckboxSelectMultiple,
@@ -113,7 +133,7 @@ class SurveyForm(forms.Form):
 class ScheduleForm(forms.Form):
     name = forms.CharField(label=gettext_lazy("Name"), max_length=200)
     survey = forms.ModelChoiceField(label=gettext_lazy("Survey"), queryset=Survey.objects.none())
-    teams = forms.ModelMultipleChoiceField(
+    teams = RowsChoiceField(
         label=gettext_lazy("Teams (sub-teams included)"),
         queryset=Team.objects.none(),
         widget=forms.CheckboxSelectMultiple,

@@ -384,6 +384,42 @@ def test_editing_a_question_in_a_published_survey_creates_a_new_version(
     assert entry.before["version"] == 1 and entry.after["version"] == 2
 
 
+NO_SUCH_ID = "9" * 30  # beyond any database integer
+
+
+def test_survey_create_with_an_id_no_question_can_have_is_an_invalid_choice(
+    admin_client, world, configured
+):
+    response = admin_client.post(
+        reverse("manage_checkins:surveys"),
+        {"name": "Huge", "items_per_person": 8, "questions": [NO_SUCH_ID]},
+    )
+    assert response.status_code == 200
+    assert "Select a valid choice" in response.content.decode()
+    assert not Survey.objects.filter(name="Huge").exists()
+
+
+def test_schedule_create_with_an_id_no_team_can_have_is_an_invalid_choice(
+    admin_client, world, configured
+):
+    response = admin_client.post(
+        reverse("manage_checkins:schedules"),
+        {
+            "name": "Huge",
+            "survey": ensure_library().pk,
+            "teams": [world.billing.pk, NO_SUCH_ID],
+            "cadence": "weekly",
+            "weekday": 0,
+            "local_time": "09:00",
+            "open_hours": 96,
+            "start_date": "2026-04-01",
+        },
+    )
+    assert response.status_code == 200
+    assert "Select a valid choice" in response.content.decode()
+    assert not Schedule.objects.filter(name="Huge").exists()
+
+
 def test_survey_publish_and_edit_to_a_new_version(admin_client, world, configured):
     survey = configured["survey"]
     admin_client.post(reverse("manage_checkins:survey_publish", args=[survey.pk]))
