@@ -31,7 +31,7 @@ from wellbeing.manage_views import org_admin_required
 from wellbeing.models import Organisation, Team, User, validate_timezone
 
 from . import selectors, services
-from .models import DIMENSION_CHOICES, Question, Schedule, Survey
+from .models import DIMENSION_CHOICES, SCALE_LIMIT, Question, Schedule, Survey
 from .scheduling import schedule_next_open_times
 from .serializers import MAX_ID
 
@@ -53,8 +53,18 @@ class QuestionForm(forms.Form):
     dimension = forms.ChoiceField(
         label=gettext_lazy("Dimension"), choices=[("", "—")] + DIMENSION_CHOICES, required=False
     )
-    scale_min = forms.IntegerField(label=gettext_lazy("Scale minimum"), required=False)
-    scale_max = forms.IntegerField(label=gettext_lazy("Scale maximum"), required=False)
+    scale_min = forms.IntegerField(
+        label=gettext_lazy("Scale minimum"),
+        required=False,
+        min_value=-SCALE_LIMIT,
+        max_value=SCALE_LIMIT,
+    )
+    scale_max = forms.IntegerField(
+        label=gettext_lazy("Scale maximum"),
+        required=False,
+        min_value=-SCALE_LIMIT,
+        max_value=SCALE_LIMIT,
+    )
     scale_labels = forms.CharField(
         label=gettext_lazy("Scale labels"),
         required=False,

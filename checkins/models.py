@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from wellbeing.stats.scoring import ItemScale
 
 COMMENT_MAX_LENGTH = 1000
+# A rating scale's ends lie within ±SCALE_LIMIT: every point is a radio button on the check-in.
+SCALE_LIMIT = 100
 DIMENSION_CHOICES = [(d, d.replace("_", " ")) for d in DIMENSIONS]
 
 
@@ -199,6 +201,11 @@ class Question(models.Model):
         if self.kind == self.Kind.SCALE:
             if self.scale_min is None or self.scale_max is None:
                 raise ValidationError(_("A rating question needs a scale minimum and maximum."))
+            for name in ("scale_min", "scale_max"):
+                if abs(getattr(self, name)) > SCALE_LIMIT:
+                    raise ValidationError(
+                        {name: _("Between -%(limit)d and %(limit)d.") % {"limit": SCALE_LIMIT}}
+                    )
             if self.scale_max <= self.scale_min:
                 raise ValidationError(_("The scale maximum must be above its minimum."))
             if not self.dimension:

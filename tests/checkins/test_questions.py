@@ -105,6 +105,15 @@ def test_bad_custom_questions_are_refused(org):
     assert "dimension" in err.value.fields
 
 
+def test_a_scale_beyond_a_hundred_is_refused_whatever_the_path(org):
+    with pytest.raises(ServiceError) as err:
+        make_question(org, scale_min=1, scale_max=30000)
+    assert "scale_max" in err.value.fields
+    with pytest.raises(ServiceError) as err:
+        make_question(org, scale_min=-101, scale_max=5)
+    assert "scale_min" in err.value.fields
+
+
 def test_custom_questions_are_only_visible_to_their_organisation(org):
     from tests.factories import OrganisationFactory
 

@@ -367,6 +367,23 @@ def _question_post(question, **changes):
     return data
 
 
+@pytest.mark.parametrize(("low", "high"), [(1, 30000), (-101, 5), (1, 101)])
+def test_a_question_scale_beyond_what_the_api_allows_is_refused(
+    admin_client, world, configured, low, high
+):
+    data = _question_post(configured["question"], key="wide", scale_min=low, scale_max=high)
+    response = admin_client.post(reverse("manage_checkins:questions"), data)
+    assert response.status_code == 200
+    assert not Question.objects.filter(key="wide").exists()
+
+
+def test_a_question_scale_within_the_bounds_is_created(admin_client, world, configured):
+    data = _question_post(configured["question"], key="wide", scale_min=-100, scale_max=100)
+    response = admin_client.post(reverse("manage_checkins:questions"), data)
+    assert response.status_code == 302
+    assert Question.objects.filter(key="wide").exists()
+
+
 def test_editing_a_question_in_a_published_survey_creates_a_new_version(
     admin_client, world, configured
 ):
