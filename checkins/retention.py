@@ -1,9 +1,9 @@
 """Retention: raw answers are deleted once their cycle has been closed for long enough.
 
 ``Response`` rows (answers and comments) of cycles closed more than
-``PULSE_RESPONSE_RETENTION_DAYS`` ago (default 730, never below 30) are deleted, together with
-any ``PendingAnswer`` such a cycle still holds.  The per-team aggregates computed at close live in
-``wellbeing`` and are kept: dashboards and trends read only those.
+``PULSE_RESPONSE_RETENTION_DAYS`` ago (default 730, never below 30 nor above 36500) are deleted,
+together with any ``PendingAnswer`` such a cycle still holds.  The per-team aggregates computed
+at close live in ``wellbeing`` and are kept: dashboards and trends read only those.
 
 Safe to run any number of times (a second run finds nothing) and concurrently (a delete of rows
 already deleted is a no-op).  Logs counts only — never answers, comments or people.
@@ -25,6 +25,8 @@ from .models import Cycle, PendingAnswer, Response
 logger = logging.getLogger("pulse.retention")
 
 MINIMUM_RETENTION_DAYS = 30
+# A century keeps everything Pulse has; a bigger period would put the cutoff before year 1.
+MAXIMUM_RETENTION_DAYS = 36500
 DELETE_BATCH = 5000
 
 
@@ -39,7 +41,7 @@ class PurgeReport:
 def response_retention_days() -> int:
     days = int(getattr(settings, "PULSE_RESPONSE_RETENTION_DAYS", 730))
     # The setting is validated at start; this guards a value set in code or a test override.
-    return max(days, MINIMUM_RETENTION_DAYS)
+    return min(max(days, MINIMUM_RETENTION_DAYS), MAXIMUM_RETENTION_DAYS)
 
 
 def responses_purge_expired(
@@ -50,6 +52,8 @@ def responses_purge_expired(
     days = response_retention_days() if retention_days is None else retention_days
     if days < MINIMUM_RETENTION_DAYS:
         raise ValueError(f"retention must be at least {MINIMUM_RETENTION_DAYS} days, got {days}")
+    if days > MAXIMUM_RETENTION_DAYS:
+        raise ValueError(f"retention must be at most {MAXIMUM_RETENTION_DAYS} days, got {days}")
     cutoff = now - timedelta(days=days)
     cycle_ids = list(
         Cycle.objects.filter(state=Cycle.State.CLOSED, closed_at__lt=cutoff).values_list(

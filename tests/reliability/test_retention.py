@@ -85,6 +85,21 @@ def test_retention_below_thirty_days_is_refused(closed_cycle):
     assert Response.objects.filter(cycle=closed_cycle).count() == 6
 
 
+def test_retention_beyond_a_century_is_refused(closed_cycle):
+    with pytest.raises(ValueError, match="at most 36500"):
+        responses_purge_expired(retention_days=3_000_000)
+    with pytest.raises(CommandError, match="at most 36500"):
+        call_command("purge_responses", "--days", "3000000")
+    assert Response.objects.filter(cycle=closed_cycle).count() == 6
+
+
+@override_settings(PULSE_RESPONSE_RETENTION_DAYS=3_000_000)
+def test_a_retention_setting_beyond_a_century_keeps_everything(closed_cycle):
+    # the daily task must not fail on it: no answer is a century old
+    assert purge_expired_responses.apply().get() == {"cycles": 0, "responses": 0, "pending": 0}
+    assert Response.objects.filter(cycle=closed_cycle).count() == 6
+
+
 def test_management_command_purges_and_reports(closed_cycle):
     Cycle.objects.filter(pk=closed_cycle.pk).update(
         closed_at=closed_cycle.closed_at - timedelta(days=1000)

@@ -6,7 +6,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from checkins.retention import MINIMUM_RETENTION_DAYS, responses_purge_expired
+from checkins.retention import (
+    MAXIMUM_RETENTION_DAYS,
+    MINIMUM_RETENTION_DAYS,
+    responses_purge_expired,
+)
 
 
 class Command(BaseCommand):
@@ -20,13 +24,18 @@ class Command(BaseCommand):
             "--days",
             type=int,
             default=None,
-            help=f"Override the retention period (at least {MINIMUM_RETENTION_DAYS} days).",
+            help=(
+                f"Override the retention period "
+                f"({MINIMUM_RETENTION_DAYS} to {MAXIMUM_RETENTION_DAYS} days)."
+            ),
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         days = options["days"]
         if days is not None and days < MINIMUM_RETENTION_DAYS:
             raise CommandError(f"--days must be at least {MINIMUM_RETENTION_DAYS}, got {days}")
+        if days is not None and days > MAXIMUM_RETENTION_DAYS:
+            raise CommandError(f"--days must be at most {MAXIMUM_RETENTION_DAYS}, got {days}")
         report = responses_purge_expired(retention_days=days)
         self.stdout.write(
             f"Purged {report.responses} responses and {report.pending} pending answers "
