@@ -65,6 +65,8 @@ def history_seed(
     progress: Callable[[str], None] | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
+    if weeks < 0:
+        raise ValueError(f"weeks must be 0 or more, got {weeks}")
     say = progress or (lambda message: None)
     now = now or timezone.now()
     rng = random.Random(seed)  # noqa: S311 - reproducible demo data, not security
@@ -89,7 +91,8 @@ def history_seed(
             rule, opening_after=now - timedelta(weeks=weeks + 2), opening_until=now
         )
         if p.closes_at <= now
-    ][-weeks:]
+    ]
+    past = past[-weeks:] if weeks else []  # past[-0:] would be all of it
     if not past:
         return {"cycles": 0, "skipped": 0, "invitations": 0, "responses": 0}
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from io import StringIO
 
 import pytest
+from django.core.management import CommandError, call_command
 
 from checkins.demo import history_seed
 from checkins.models import Cycle, Invitation, PendingAnswer, Response
 from checkins.services import cycle_scores
 from wellbeing.demo import organisation_seed
-from wellbeing.models import Flag, Team
+from wellbeing.models import Flag, Organisation, Team
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -51,3 +53,20 @@ def test_running_the_history_twice_adds_nothing(demo_org):
     again = history_seed(organisation=demo_org, weeks=26, now=NOW)
     assert again["cycles"] == 0 and again["skipped"] == 26
     assert (Cycle.objects.count(), Invitation.objects.count(), Response.objects.count()) == counts
+
+
+def test_zero_weeks_of_history_seeds_none(demo_org):
+    assert history_seed(organisation=demo_org, weeks=0, now=NOW)["cycles"] == 0
+    assert not Cycle.objects.exists()
+
+
+def test_seed_demo_with_zero_weeks_seeds_the_organisation_without_history(db):
+    call_command("seed_demo", "--weeks", "0", stdout=StringIO())
+    assert Organisation.objects.exists() and not Cycle.objects.exists()
+
+
+@pytest.mark.parametrize("weeks", ["100000000", "521", "-1", "many"])
+def test_seed_demo_refuses_weeks_out_of_range_before_seeding_anything(db, weeks):
+    with pytest.raises(CommandError, match="--weeks"):
+        call_command("seed_demo", "--weeks", weeks, stdout=StringIO())
+    assert not Organisation.objects.exists()

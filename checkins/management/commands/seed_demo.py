@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import time
 from importlib import import_module
 
@@ -9,12 +10,29 @@ from django.core.management.base import BaseCommand
 
 from wellbeing.demo import organisation_seed
 
+# Ten years of weekly cycles; every week invites the whole organisation once.
+MAX_HISTORY_WEEKS = 520
+
+
+def history_weeks(text: str) -> int:
+    weeks = int(text)  # argparse reports a ValueError as an invalid value
+    if not 0 <= weeks <= MAX_HISTORY_WEEKS:
+        raise argparse.ArgumentTypeError(
+            f"must be 0 (no history) to {MAX_HISTORY_WEEKS}, got {weeks}"
+        )
+    return weeks
+
 
 class Command(BaseCommand):
     help = "Create the demo organisation (teams, people, leads, admin) and its check-in history."
 
     def add_arguments(self, parser) -> None:  # noqa: ANN001
-        parser.add_argument("--weeks", type=int, default=26, help="weeks of check-in history")
+        parser.add_argument(
+            "--weeks",
+            type=history_weeks,
+            default=26,
+            help=f"weeks of check-in history, 0 (none) to {MAX_HISTORY_WEEKS}",
+        )
         parser.add_argument(
             "--no-history", action="store_true", help="only the organisation, no check-ins"
         )
@@ -28,7 +46,7 @@ class Command(BaseCommand):
         self.stdout.write("Seeding the demo organisation…")
         organisation, logins = organisation_seed(progress=progress)
         history: dict = {}
-        if not options["no_history"]:
+        if not options["no_history"] and options["weeks"]:
             try:
                 checkins_demo = import_module("checkins.demo")
             except ModuleNotFoundError:
