@@ -153,6 +153,9 @@ class SurveyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     permission_classes = [IsOrganisationAdmin]
     filterset_fields = ["is_published"]
     lookup_field = "key"
+    # A key is a slug: anything else matches no route (a NUL would be a database error on
+    # PostgreSQL, which refuses it in text).
+    lookup_value_regex = r"[-a-zA-Z0-9_]+"
     http_method_names = ["get", "post", "put", "patch", "head", "options"]
 
     def get_queryset(self) -> QuerySet[Survey]:

@@ -283,6 +283,32 @@ def test_editing_a_published_survey_returns_a_new_version(admin_client, org):
     assert response.json()["version"] == 2 and response.json()["is_published"] is True
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/surveys/%00/",
+        "/api/surveys/weekly%00pulse/",
+        "/api/schedules/%00/",
+        "/api/cycles/%00/",
+        "/api/questions/%00/",
+        "/api/support-resources/%00/",
+        "/api/questions/99999999999999999999999/",
+    ],
+)
+def test_an_address_no_object_can_have_is_not_found(admin_client, weekly_pulse, url):
+    # PostgreSQL refuses NUL in text and integers beyond 64 bits: neither may become a 500
+    response = admin_client.get(url)
+
+    assert response.status_code == 404
+    assert error_of(response)["code"]
+
+
+def test_editing_a_survey_at_an_address_with_a_nul_is_not_found(admin_client, weekly_pulse):
+    response = admin_client.patch("/api/surveys/%00/", {"name": "x"}, format="json")
+
+    assert response.status_code == 404
+
+
 # --- schedules --------------------------------------------------------------------------------
 
 
