@@ -14,7 +14,15 @@ from rest_framework import serializers
 
 from wellbeing.api_errors import ErrorBodySerializer, ErrorSerializer  # noqa: F401  (re-exported)
 
-from .models import COMMENT_MAX_LENGTH, DIMENSION_CHOICES, Cycle, Question, Schedule, Survey
+from .models import (
+    COMMENT_MAX_LENGTH,
+    DIMENSION_CHOICES,
+    SCALE_LIMIT,
+    Cycle,
+    Question,
+    Schedule,
+    Survey,
+)
 from .models import SupportResource as SupportResourceModel
 from .scheduling import schedule_next_open_times
 from .selectors import cycle_participation
@@ -86,10 +94,10 @@ class QuestionWriteSerializer(serializers.Serializer):
         choices=DIMENSION_CHOICES, required=False, allow_blank=True, default=""
     )
     scale_min = serializers.IntegerField(
-        required=False, allow_null=True, default=None, min_value=-100, max_value=100
+        required=False, allow_null=True, default=None, min_value=-SCALE_LIMIT, max_value=SCALE_LIMIT
     )
     scale_max = serializers.IntegerField(
-        required=False, allow_null=True, default=None, min_value=-100, max_value=100
+        required=False, allow_null=True, default=None, min_value=-SCALE_LIMIT, max_value=SCALE_LIMIT
     )
     scale_labels = serializers.ListField(
         child=serializers.CharField(max_length=200), required=False, default=list, max_length=21

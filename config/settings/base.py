@@ -144,7 +144,9 @@ PULSE_DEFAULT_ANONYMITY_THRESHOLD = config_env.integer("PULSE_DEFAULT_K", 5, min
 PULSE_TOKEN_HMAC_KEY = config_env.read("PULSE_TOKEN_HMAC_KEY", "") or ""
 PULSE_DEFAULT_TIMEZONE = config_env.timezone_name("PULSE_DEFAULT_TIMEZONE", "UTC")
 # Raw answers of a cycle are deleted this many days after it closed (aggregates are kept).
-PULSE_RESPONSE_RETENTION_DAYS = config_env.integer("PULSE_RESPONSE_RETENTION_DAYS", 730, minimum=30)
+PULSE_RESPONSE_RETENTION_DAYS = config_env.integer(
+    "PULSE_RESPONSE_RETENTION_DAYS", 730, minimum=30, maximum=36500
+)
 
 # --- Celery -----------------------------------------------------------------------------------
 REDIS_URL = config_env.read("REDIS_URL", "") or ""
