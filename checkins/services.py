@@ -22,7 +22,7 @@ from time import perf_counter, sleep
 from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, F
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from wellbeing.bulk import gc_paused, rows_copy, rows_copy_new
@@ -355,6 +355,34 @@ def _schedule_validate(schedule: Schedule, team_ids: Sequence[int] | None) -> No
             raise ServiceError(
                 "invalid", "Choose teams of this organisation.", fields={"team_ids": ["unknown"]}
             )
+    elif schedule.pk is not None:
+        ids = set(schedule.teams.values_list("pk", flat=True))
+    else:
+        return
+    _schedule_overlap_refuse(schedule, ids)
+
+
+def _schedule_overlap_refuse(schedule: Schedule, team_ids: set[int]) -> None:
+    """A team takes part in one schedule at a time.  Two schedules over the same people would
+    publish two figures of a group for the same week, and their difference is the people only
+    one of them covers (a group the guard would hide)."""
+    organisation = schedule.organisation
+    mine = team_subtree_ids(organisation=organisation, roots=team_ids)
+    others = Schedule.objects.filter(organisation=organisation).exclude(pk=schedule.pk)
+    if schedule.end_date is not None:
+        others = others.filter(start_date__lte=schedule.end_date)
+    others = others.filter(Q(end_date__isnull=True) | Q(end_date__gte=schedule.start_date))
+    for other in others.prefetch_related("teams").order_by("name"):
+        theirs = team_subtree_ids(
+            organisation=organisation, roots=[team.pk for team in other.teams.all()]
+        )
+        shared = Team.objects.filter(pk__in=mine & theirs).order_by("name").first()
+        if shared is not None:
+            message = (
+                f"{shared.name} is already checked in by the schedule {other.name}: a team"
+                " takes part in one schedule at a time."
+            )
+            raise ServiceError("invalid", message, fields={"team_ids": [message]})
 
 
 def schedule_create(

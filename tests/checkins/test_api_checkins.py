@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 import time_machine
@@ -17,8 +17,14 @@ from checkins.models import Invitation, PendingAnswer, Question, Response, Sched
 from checkins.selectors import invitation_questions
 from checkins.services import checkin_submit, question_create, survey_create, survey_publish
 from notifications.models import Message
-from tests.checkins.conftest import FIRST_OPEN
-from tests.factories import OrganisationFactory, TeamLeadFactory, UserFactory, team_with_members
+from tests.checkins.conftest import FIRST_OPEN, make_schedule
+from tests.factories import (
+    OrganisationFactory,
+    TeamFactory,
+    TeamLeadFactory,
+    UserFactory,
+    team_with_members,
+)
 
 DURING = FIRST_OPEN + timedelta(hours=2)
 SUBMIT = "/api/checkins/submit/"
@@ -350,6 +356,36 @@ def test_a_schedule_for_another_organisations_team_is_refused(admin_client, org,
     assert response.status_code == 400
     assert "team_ids" in error_of(response)["fields"]
     assert Schedule.objects.count() == before
+
+
+def test_a_team_takes_part_in_one_schedule_at_a_time(admin_client, org, weekly_pulse):
+    # given a department scheduled weekly, with a sub-team of its own and a separate team
+    department = TeamFactory(organisation=org, name="Department")
+    sub_team = team_with_members(organisation=org, size=6, name="Sub-team", parent=department)
+    separate = team_with_members(organisation=org, size=6, name="Separate")
+    make_schedule(organisation=org, teams=[department], survey=weekly_pulse, name="Dept weekly")
+
+    def create(team, **extra):
+        payload = {
+            "name": f"{team.name} pulse",
+            "survey": "weekly-pulse",
+            "team_ids": [str(team.public_id)],
+            "start_date": "2026-03-09",
+            **extra,
+        }
+        return admin_client.post("/api/schedules/", payload, format="json")
+
+    # when a second schedule would check in the sub-team too, it is refused naming both
+    refused = create(sub_team)
+    assert refused.status_code == 400
+    [problem] = error_of(refused)["fields"]["team_ids"]
+    assert "Sub-team" in problem and "Dept weekly" in problem
+    assert not Schedule.objects.filter(name="Sub-team pulse").exists()
+    # (two figures of the department's people in the same week would differ by the sub-team's)
+    # a separate team may have its own; and one that ends before the other starts does not clash
+    assert create(separate).status_code == 201
+    Schedule.objects.filter(name="Dept weekly").update(end_date=date(2026, 3, 1))
+    assert create(sub_team).status_code == 201
 
 
 @pytest.mark.parametrize("first_day", ["9999-12-31", "2040-01-05", "1999-12-27"])
