@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from .errors import ServiceError, validation_fields
 from .models import Membership, Organisation, Team, TeamLead, User
@@ -32,6 +33,32 @@ def organisation_create(
     return organisation
 
 
+def _team_name_clash(team: Team, *, field: str) -> ServiceError:
+    where = f"under “{team.parent.name}”" if team.parent is not None else "at the top level"
+    message = f"A team named “{team.name}” already exists {where}."
+    return ServiceError("duplicate_name", message, fields={field: [message]})
+
+
+def _team_name_check(team: Team, *, field: str) -> None:
+    """Two teams of one name under one parent (or at the top level) are refused by the
+    database; say so in words before the constraint does."""
+    siblings = Team.objects.filter(
+        organisation_id=team.organisation_id, parent_id=team.parent_id, name=team.name
+    ).exclude(pk=team.pk)
+    if siblings.exists():
+        raise _team_name_clash(team, field=field)
+
+
+def _team_save(team: Team, *, field: str, **kwargs: Any) -> None:
+    # A concurrent request can take the name between the check and this write: the savepoint
+    # keeps the caller's transaction usable and the constraint's refusal becomes the same error.
+    try:
+        with transaction.atomic():
+            team.save(**kwargs)
+    except IntegrityError:
+        raise _team_name_clash(team, field=field)
+
+
 @transaction.atomic
 def team_create(
     *,
@@ -43,24 +70,27 @@ def team_create(
     team = Team(
         organisation=organisation, name=name, parent=parent, customer_facing=customer_facing
     )
+    _team_name_check(team, field="name")
     try:
         team.full_clean()
     except ValidationError as exc:
         raise _validation_to_service_error(exc)
-    team.save()
+    _team_save(team, field="name")
     return team
 
 
 @transaction.atomic
 def team_move(*, team: Team, new_parent: Team | None) -> Team:
-    """Move a team in the tree; refuses to put it under itself or a descendant."""
+    """Move a team in the tree; refuses to put it under itself or a descendant, or next to a
+    team of the same name."""
     locked = Team.objects.select_for_update().get(pk=team.pk)
     locked.parent = new_parent
     try:
         locked.clean()
     except ValidationError as exc:
         raise _validation_to_service_error(exc)
-    locked.save(update_fields=["parent"])
+    _team_name_check(locked, field="parent")
+    _team_save(locked, field="parent", update_fields=["parent"])
     return locked
 
 
@@ -133,11 +163,13 @@ def team_update(
         locked.name = name.strip()
     if customer_facing is not None:
         locked.customer_facing = customer_facing
+    if locked.name != before["name"]:
+        _team_name_check(locked, field="name")
     try:
         locked.full_clean()
     except ValidationError as exc:
         raise _validation_to_service_error(exc)
-    locked.save(update_fields=["name", "customer_facing"])
+    _team_save(locked, field="name", update_fields=["name", "customer_facing"])
     old, new = audit_changes(
         before, {"name": locked.name, "customer_facing": locked.customer_facing}
     )

@@ -13,7 +13,7 @@ from checkins import services as checkin_services
 from checkins.models import Question, Schedule, SupportResource, Survey
 from notifications.models import ChannelSettings
 from tests.checkins.conftest import ensure_library
-from tests.factories import MembershipFactory, UserFactory
+from tests.factories import MembershipFactory, TeamFactory, UserFactory
 from wellbeing.models import AuditEntry, FlagSettings, Team, TeamLead
 
 LIST_PAGES = [
@@ -135,6 +135,7 @@ def test_team_create_with_a_taken_name_shows_the_error_next_to_the_form(admin_cl
     response = admin_client.post(reverse("manage:teams"), {"name": "Billing"})
     assert response.status_code == 200
     assert "field-errors" in response.content.decode() or "form-errors" in response.content.decode()
+    assert "A team named “Billing” already exists at the top level." in response.content.decode()
     assert Team.objects.filter(name="Billing").count() == 1
 
 
@@ -160,6 +161,37 @@ def test_moving_a_team_under_its_own_subteam_is_refused_as_a_form_error(admin_cl
     cx.refresh_from_db()
     assert cx.parent is None
     assert not AuditEntry.objects.filter(action="team.move").exists()
+
+
+def test_moving_a_team_next_to_a_namesake_is_refused_as_a_form_error(admin_client, world):
+    # given a second "Frontline Alpha", under Billing
+    namesake = TeamFactory(
+        organisation=world.organisation, name="Frontline Alpha", parent=world.billing
+    )
+    # when it is moved next to the first one, under Customer Care
+    response = admin_client.post(
+        reverse("manage:team", args=[namesake.public_id]),
+        {"form": "move", "parent": world.support.parent.pk},
+    )
+    # then the form says where the name is taken and nothing moved
+    assert response.status_code == 200
+    assert "A team named “Frontline Alpha” already exists under “Customer Care”." in (
+        response.content.decode()
+    )
+    namesake.refresh_from_db()
+    assert namesake.parent == world.billing
+    assert not AuditEntry.objects.filter(action="team.move").exists()
+
+
+def test_moving_a_team_to_the_top_level_next_to_a_namesake_is_refused(admin_client, world):
+    namesake = TeamFactory(organisation=world.organisation, name="Billing", parent=world.support)
+    response = admin_client.post(
+        reverse("manage:team", args=[namesake.public_id]), {"form": "move", "parent": ""}
+    )
+    assert response.status_code == 200
+    assert "A team named “Billing” already exists at the top level." in response.content.decode()
+    namesake.refresh_from_db()
+    assert namesake.parent == world.support
 
 
 def test_moving_a_team_is_audited(admin_client, world):

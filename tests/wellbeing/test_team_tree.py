@@ -63,3 +63,30 @@ def test_duplicate_root_team_names_are_refused():
     team_create(organisation=org, name="Support")
     with pytest.raises(ServiceError):
         team_create(organisation=org, name="Support")
+
+
+def test_move_next_to_a_namesake_is_refused_and_leaves_the_team_in_place():
+    org = OrganisationFactory()
+    a = TeamFactory(organisation=org, name="A")
+    b = TeamFactory(organisation=org, name="B")
+    TeamFactory(organisation=org, parent=b, name="Support")
+    moving = TeamFactory(organisation=org, parent=a, name="Support")
+    with pytest.raises(ServiceError) as excinfo:
+        team_move(team=moving, new_parent=b)
+    assert excinfo.value.fields == {"parent": ["A team named “Support” already exists under “B”."]}
+    assert Team.objects.get(pk=moving.pk).parent_id == a.pk
+
+
+def test_a_namesake_created_after_the_check_is_the_same_error_not_a_crash(monkeypatch):
+    # given a concurrent request that takes the name between the check and the write
+    org = OrganisationFactory()
+    a = TeamFactory(organisation=org, name="A")
+    TeamFactory(organisation=org, name="Support")
+    moving = TeamFactory(organisation=org, parent=a, name="Support")
+    monkeypatch.setattr("wellbeing.services._team_name_check", lambda team, *, field: None)
+    # when the move reaches the database's unique constraint
+    with pytest.raises(ServiceError) as excinfo:
+        team_move(team=moving, new_parent=None)
+    # then it is refused in words, and the caller's transaction is still usable
+    assert "already exists at the top level" in excinfo.value.message
+    assert Team.objects.get(pk=moving.pk).parent_id == a.pk
