@@ -243,7 +243,10 @@ def _parse_value(raw: Any) -> float:
     if isinstance(raw, bool):
         raise ValueError("bool")
     if isinstance(raw, int | float):
-        value = float(raw)
+        try:
+            value = float(raw)
+        except OverflowError:  # an integer beyond any float (JSON or an XLSX cell allows it)
+            raise ValueError("out of range")
     else:
         text = cell_text(raw).replace("\u00a0", "").replace(" ", "").rstrip("%")
         if re.fullmatch(r"-?\d+,\d+", text):  # a decimal comma (German/French exports)

@@ -104,6 +104,19 @@ def test_one_bad_item_refuses_the_whole_batch(client, bare_world, admin_token):
     assert not CustomerMetricValue.objects.exists()
 
 
+def test_an_integer_beyond_any_float_is_not_a_number_like_an_infinite_one(
+    client, bare_world, admin_token
+):
+    _org, teams, _lead, _admin = bare_world
+    body = items(teams[:1], weeks=[0, 1])
+    body[0]["value"] = int("9" * 400)
+    response = post(client, body, token=admin_token)
+    assert response.status_code == 400
+    fields = response.json()["error"]["fields"]
+    assert fields == {"row 1": ["value: Not a number."]}
+    assert not CustomerMetricValue.objects.exists()
+
+
 def test_leads_members_and_foreign_admins_cannot_post(client, bare_world):
     from tests.factories import OrganisationFactory, UserFactory
 

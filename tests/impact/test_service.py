@@ -118,6 +118,32 @@ def test_xlsx_upload_is_read_like_csv():
     assert parsed.rows == [MetricRow(2, "fcr", "Support Tier 2", date(2025, 9, 8), 71.25)]
 
 
+def test_xlsx_cell_with_an_integer_beyond_any_float_is_not_a_number():
+    import io
+    import zipfile
+
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["metric", "team", "week_start", "value"])
+    sheet.append(["csat", "Support Tier 1", date(2025, 9, 8), 12345])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    # openpyxl will not write such a number, but a workbook may hold one: edit the sheet's XML
+    source = zipfile.ZipFile(io.BytesIO(buffer.getvalue()))
+    edited = io.BytesIO()
+    with zipfile.ZipFile(edited, "w") as target:
+        for info in source.infolist():
+            content = source.read(info.filename)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                content = content.replace(b"<v>12345</v>", b"<v>" + b"9" * 400 + b"</v>")
+            target.writestr(info, content)
+    parsed = metric_file_read(data=edited.getvalue(), filename="csat.xlsx")
+    assert parsed.rows == []
+    assert [(i.row, i.column, i.message) for i in parsed.issues] == [(2, "value", "Not a number.")]
+
+
 def test_organisation_association_recovers_the_built_in_two_week_effect(world):
     org, teams, _lead, _admin = world
     stress = next(
