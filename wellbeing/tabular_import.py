@@ -120,13 +120,25 @@ def _xlsx_records(data: bytes) -> Iterator[list[Any]]:
 
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        rows = workbook.worksheets[0].iter_rows(values_only=True)
     except Exception as exc:  # openpyxl raises a zoo of types for broken workbooks
-        raise ImportFileError(
-            _("The workbook cannot be read: %(error)s") % {"error": type(exc).__name__}
-        )
-    sheet = workbook.worksheets[0]
-    for values in sheet.iter_rows(values_only=True):
+        raise _unreadable_workbook(exc)
+    # A read-only workbook parses its sheet lazily, row by row: a broken sheet (truncated XML,
+    # say) surfaces only here, while the rows are being read.
+    while True:
+        try:
+            values = next(rows, None)
+        except Exception as exc:  # the same zoo, from the XML parser this time
+            raise _unreadable_workbook(exc)
+        if values is None:
+            return
         yield ["" if v is None else v for v in values]
+
+
+def _unreadable_workbook(exc: Exception) -> ImportFileError:
+    return ImportFileError(
+        _("The workbook cannot be read: %(error)s") % {"error": type(exc).__name__}
+    )
 
 
 # --- A whole file -----------------------------------------------------------------------------

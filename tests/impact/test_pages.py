@@ -5,13 +5,14 @@ from __future__ import annotations
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tests.impact.conftest import week
+from tests.workbooks import truncated_sheet, xlsx_bytes
 from wellbeing.models import CustomerMetricValue
 
 
-def upload(client, text: str, name: str = "csat.csv"):
+def upload(client, text: str | bytes, name: str = "csat.csv"):
+    data = text.encode() if isinstance(text, str) else text
     return client.post(
-        "/manage/metrics/",
-        {"form": "upload", "file": SimpleUploadedFile(name, text.encode(), "text/csv")},
+        "/manage/metrics/", {"form": "upload", "file": SimpleUploadedFile(name, data, "text/csv")}
     )
 
 
@@ -52,6 +53,19 @@ def test_preview_with_errors_lists_rows_and_offers_no_confirm(client, bare_world
     assert "Apply these values" not in body
     stale = client.post("/manage/metrics/confirm/", {"sha256": "x", "digest": "y"})
     assert stale.status_code == 302
+    assert not CustomerMetricValue.objects.exists()
+
+
+def test_a_workbook_with_a_truncated_sheet_is_refused_next_to_the_field(client, bare_world):
+    _org, teams, _lead, admin = bare_world
+    client.force_login(admin)
+    data = xlsx_bytes(
+        [["metric", "team", "week_start", "value"], ["csat", teams[0].name, week(0), 80]],
+        sheet_edit=truncated_sheet,
+    )
+    response = upload(client, data, name="csat.xlsx")
+    assert response.status_code == 400
+    assert "The workbook cannot be read" in response.content.decode()
     assert not CustomerMetricValue.objects.exists()
 
 

@@ -8,6 +8,7 @@ from datetime import date, timedelta
 import pytest
 
 from tests.impact.conftest import CSAT_SLOPE, LAG, csat_rows, import_rows, week
+from tests.workbooks import truncated_sheet, xlsx_bytes
 from wellbeing.customer_metrics import (
     MetricRow,
     metric_file_read,
@@ -17,6 +18,7 @@ from wellbeing.customer_metrics import (
 )
 from wellbeing.errors import ServiceError
 from wellbeing.models import AuditEntry, CustomerMetric, CustomerMetricValue
+from wellbeing.tabular_import import ImportFileError
 
 
 def test_import_defines_the_standard_metric_and_stores_one_value_per_team_and_week(world):
@@ -119,29 +121,26 @@ def test_xlsx_upload_is_read_like_csv():
 
 
 def test_xlsx_cell_with_an_integer_beyond_any_float_is_not_a_number():
-    import io
-    import zipfile
-
-    from openpyxl import Workbook
-
-    book = Workbook()
-    sheet = book.active
-    sheet.append(["metric", "team", "week_start", "value"])
-    sheet.append(["csat", "Support Tier 1", date(2025, 9, 8), 12345])
-    buffer = io.BytesIO()
-    book.save(buffer)
-    # openpyxl will not write such a number, but a workbook may hold one: edit the sheet's XML
-    source = zipfile.ZipFile(io.BytesIO(buffer.getvalue()))
-    edited = io.BytesIO()
-    with zipfile.ZipFile(edited, "w") as target:
-        for info in source.infolist():
-            content = source.read(info.filename)
-            if info.filename == "xl/worksheets/sheet1.xml":
-                content = content.replace(b"<v>12345</v>", b"<v>" + b"9" * 400 + b"</v>")
-            target.writestr(info, content)
-    parsed = metric_file_read(data=edited.getvalue(), filename="csat.xlsx")
+    # openpyxl will not write such a number, but a workbook may hold one
+    data = xlsx_bytes(
+        [
+            ["metric", "team", "week_start", "value"],
+            ["csat", "Support Tier 1", "2025-09-08", 12345],
+        ],
+        sheet_edit=lambda xml: xml.replace(b"<v>12345</v>", b"<v>" + b"9" * 400 + b"</v>"),
+    )
+    parsed = metric_file_read(data=data, filename="csat.xlsx")
     assert parsed.rows == []
     assert [(i.row, i.column, i.message) for i in parsed.issues] == [(2, "value", "Not a number.")]
+
+
+def test_xlsx_with_a_truncated_sheet_is_refused_as_unreadable():
+    data = xlsx_bytes(
+        [["metric", "team", "week_start", "value"], ["csat", "Support Tier 1", "2025-09-08", 80]],
+        sheet_edit=truncated_sheet,
+    )
+    with pytest.raises(ImportFileError, match="The workbook cannot be read"):
+        metric_file_read(data=data, filename="csat.xlsx")
 
 
 def test_organisation_association_recovers_the_built_in_two_week_effect(world):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.management import CommandError, call_command
 
+from tests.workbooks import truncated_sheet, xlsx_bytes
 from wellbeing.models import Team, User
 
 GOOD = (
@@ -45,4 +46,14 @@ def test_errors_abort_with_row_numbers(organisation, tmp_path, capsys):
         call_command("import_people", str(path), "--apply", "--organisation", organisation.slug)
     err = capsys.readouterr().err
     assert "row 4, email" in err and "row 4, lead" in err
+    assert not User.objects.filter(organisation=organisation).exists()
+
+
+def test_workbook_with_a_truncated_sheet_is_a_command_error(organisation, tmp_path):
+    path = tmp_path / "people.xlsx"
+    path.write_bytes(
+        xlsx_bytes([["email", "team path"], ["ana@acme.test", "CX"]], sheet_edit=truncated_sheet)
+    )
+    with pytest.raises(CommandError, match="The workbook cannot be read"):
+        call_command("import_people", str(path), "--organisation", organisation.slug)
     assert not User.objects.filter(organisation=organisation).exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from tests.workbooks import truncated_sheet, xlsx_bytes
 from wellbeing.models import AuditEntry, Team, User
 
 HEADER = "email,name,team path,lead,start,end\n"
@@ -91,6 +92,16 @@ def test_confirm_after_the_organisation_changed_shows_a_fresh_preview(admin_clie
 def test_undecodable_or_binary_upload_is_refused_next_to_the_field(admin_client, world):
     response = upload(admin_client, HEADER.encode() + b"a@b.test,\x81\x8d,x,no,,\n")
     assert "neither UTF-8 nor Windows-1252" in response.content.decode()
+
+
+def test_workbook_with_a_truncated_sheet_is_refused_next_to_the_field(admin_client, world):
+    data = xlsx_bytes(
+        [["email", "team path"], ["ana@acme.test", "Billing"]], sheet_edit=truncated_sheet
+    )
+    response = upload(admin_client, data, name="people.xlsx")
+    assert response.status_code == 200
+    assert "The workbook cannot be read" in response.content.decode()
+    assert not User.objects.filter(email="ana@acme.test").exists()
 
 
 def test_cycle_in_team_paths_is_shown_with_its_row(admin_client, world):

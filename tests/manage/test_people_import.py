@@ -9,6 +9,7 @@ import pytest
 from openpyxl import Workbook
 
 from tests.factories import MembershipFactory, OrganisationFactory, TeamFactory, UserFactory
+from tests.workbooks import truncated_sheet, xlsx_bytes
 from wellbeing.errors import ServiceError
 from wellbeing.models import AuditEntry, Membership, Team, TeamLead, User
 from wellbeing.people_import import (
@@ -250,6 +251,12 @@ def test_too_many_rows_is_refused(monkeypatch):
 def test_broken_workbook_is_refused():
     with pytest.raises(ImportFileError):
         import_file_read(data=b"PK\x03\x04 not really a zip", filename="people.xlsx")
+
+
+def test_workbook_with_a_truncated_sheet_is_refused_as_unreadable():
+    data = xlsx_bytes([["email", "team path"], ["ana@acme.test", "CX"]], sheet_edit=truncated_sheet)
+    with pytest.raises(ImportFileError, match="The workbook cannot be read"):
+        import_file_read(data=data, filename="people.xlsx")
 
 
 def test_unknown_and_missing_columns_are_named():
