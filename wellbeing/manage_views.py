@@ -373,7 +373,7 @@ class _ImportFlow:
 
     session_key: str
     read: Callable[..., Any]  # (*, data, filename) -> parsed file; raises ImportFileError
-    plan: Callable[[Organisation, Any, date], Any]  # (organisation, parsed, today) -> plan
+    plan: Callable[[Organisation, Any, date, User], Any]  # (organisation, parsed, today, actor)
     apply: Callable[..., Any]  # (*, organisation, rows, actor, today, expected_digest, source)
     rows_load: Callable[[str], list[Any]]
     preview: Callable[..., HttpResponse]  # (request, organisation, parsed, plan, *, form, status)
@@ -394,7 +394,7 @@ def _import_upload(
     except ImportFileError as exc:
         form.add_error("file", str(exc))
         return None
-    plan = flow.plan(organisation, parsed, datetime.now(organisation.tz).date())
+    plan = flow.plan(organisation, parsed, datetime.now(organisation.tz).date(), _actor(request))
     if not parsed.issues and not plan.issues and not plan.is_noop:
         request.session[flow.session_key] = {
             "sha256": parsed.sha256,
@@ -429,7 +429,7 @@ def _import_confirm(
         # the fresh preview instead of applying anything.
         messages.error(request, exc.message)
         parsed = _StoredUpload(sha256=stored["sha256"], rows=rows)
-        plan = flow.plan(organisation, parsed, today)
+        plan = flow.plan(organisation, parsed, today, _actor(request))
         return flow.preview(request, organisation, parsed, plan, status=409)
     request.session.pop(flow.session_key, None)
     if flow.log_event:
@@ -493,11 +493,12 @@ def _people_preview(
 PEOPLE_IMPORT = _ImportFlow(
     session_key=IMPORT_SESSION_KEY,
     read=import_file_read,
-    plan=lambda organisation, parsed, today: import_plan(
+    plan=lambda organisation, parsed, today, actor: import_plan(
         organisation=organisation,
         rows=parsed.rows,
         today=today,
         present_emails=parsed.seen_emails,
+        actor=actor,
     ),
     apply=people_import_apply,
     rows_load=rows_load,
@@ -690,7 +691,7 @@ def _metrics_preview(
 METRICS_IMPORT = _ImportFlow(
     session_key=METRICS_SESSION_KEY,
     read=metric_file_read,
-    plan=lambda organisation, parsed, today: metric_values_plan(
+    plan=lambda organisation, parsed, today, _admin: metric_values_plan(
         organisation=organisation, rows=parsed.rows, today=today
     ),
     apply=customer_metric_values_import,

@@ -19,8 +19,9 @@ Three steps, each usable alone (the upload page and ``manage.py import_people`` 
 Rules: the file is the list of the organisation's people.  Running the same file twice changes
 nothing.  Leavers — an end date today or earlier, or absent from the file — get their open
 memberships ended and are deactivated, never deleted.  Organisation admins and staff absent from
-the file are kept (an import must not lock out the people running it).  Team paths are matched
-from the root, case-insensitively: "Customer Experience / Support Tier 1".
+the file are kept, and the admin running the import cannot end their own account (an import must
+not lock out the people running it).  Team paths are matched from the root, case-insensitively:
+"Customer Experience / Support Tier 1".
 
 Never logs e-mail addresses.
 """
@@ -359,9 +360,12 @@ def import_plan(
     rows: Sequence[ImportRow],
     today: date,
     present_emails: Iterable[str] = (),
+    actor: User | None = None,
 ) -> ImportPlan:
     """The changes ``rows`` imply for ``organisation`` on ``today``.  Reads only.
-    ``present_emails`` are people on rows that failed validation: not treated as leavers."""
+    ``present_emails`` are people on rows that failed validation: not treated as leavers.
+    ``actor``, the admin running the import, may not end their own account (as on the people
+    page): it could leave the organisation without an active admin."""
     plan = ImportPlan()
     teams = _TeamIndex(organisation)
 
@@ -457,6 +461,15 @@ def import_plan(
             )
             continue
         subject = r.email
+        if leaver and user.is_active and actor is not None and user.pk == actor.pk:
+            plan.issues.append(
+                ImportIssue(
+                    r.row,
+                    "end",
+                    _("You cannot deactivate yourself; remove the end date from your own row."),
+                )
+            )
+            continue
         if r.name and r.name != user.full_name:
             plan.changes.append(
                 PlannedChange(
@@ -605,7 +618,7 @@ def people_import_apply(
     with transaction.atomic():
         # One import per organisation at a time: the plan is computed under this lock.
         Organisation.objects.select_for_update().filter(pk=organisation.pk).first()
-        plan = import_plan(organisation=organisation, rows=rows, today=today)
+        plan = import_plan(organisation=organisation, rows=rows, today=today, actor=actor)
         if plan.issues:
             raise issues_error(plan.issues, _("The file has errors; nothing was imported."))
         if expected_digest is not None and plan.digest != expected_digest:

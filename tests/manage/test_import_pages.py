@@ -67,6 +67,15 @@ def test_preview_then_confirm_applies_everything_and_deactivates_leavers(admin_c
     assert "nothing to apply" in again
 
 
+def test_own_row_with_an_end_date_is_an_error_in_the_preview(admin_client, world):
+    text = GOOD + f"{world.admin.email},Admin,Customer Care / Frontline Alpha,no,,2020-06-30\n"
+    body = upload(admin_client, text).content.decode()
+    assert "You cannot deactivate yourself" in body
+    assert "Apply these changes" not in body
+    world.admin.refresh_from_db()
+    assert world.admin.is_active
+
+
 def test_confirm_without_a_matching_preview_applies_nothing(admin_client, world):
     response = admin_client.post(
         reverse("manage:people_import_confirm"), {"sha256": "0" * 64, "digest": "x"}, follow=True

@@ -154,6 +154,27 @@ def test_admins_absent_from_the_file_are_kept(organisation):
     assert admin.is_active
 
 
+def test_the_admin_running_the_import_cannot_end_their_own_account(organisation):
+    # given an admin in a team
+    admin = UserFactory(organisation=organisation, is_org_admin=True, email="boss@acme.test")
+    MembershipFactory(
+        user=admin,
+        team=TeamFactory(organisation=organisation, name="Ops"),
+        started_on=date(2025, 1, 6),
+    )
+    # when their own row ends yesterday
+    parsed = import_file_read(data=csv_bytes("boss@acme.test,Boss,Ops,no,,2026-03-01"))
+    plan = import_plan(organisation=organisation, rows=parsed.rows, today=TODAY, actor=admin)
+    # then the preview shows the row's error, and the apply refuses it as the people page does
+    assert [(i.row, i.column) for i in plan.issues] == [(2, "end")]
+    assert "You cannot deactivate yourself" in plan.issues[0].message
+    with pytest.raises(ServiceError):
+        people_import_apply(organisation=organisation, rows=parsed.rows, actor=admin, today=TODAY)
+    admin.refresh_from_db()
+    assert admin.is_active
+    assert admin.memberships.get().ended_on is None
+
+
 def test_move_to_another_team_ends_the_old_membership(organisation):
     apply(organisation, GOOD)
     apply(
