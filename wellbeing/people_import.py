@@ -62,8 +62,11 @@ from .tabular_import import rows_load as tabular_rows_load
 
 MAX_ROWS = 50_000
 MAX_PATH_DEPTH = 20
+# The columns' lengths (Team.name, User.full_name, User.email): a longer value passes the
+# checks of its kind (Django's e-mail validator allows 320 characters) but not the database.
 TEAM_NAME_MAX = 200
 NAME_MAX = 200
+EMAIL_MAX = 254
 
 COLUMN_ALIASES = {
     "email": "email",
@@ -176,7 +179,15 @@ def _row_validate(
     except ValidationError:
         issues.append(ImportIssue(index, "email", _("Not a valid e-mail address.")))
     else:
-        if email in first_row_of:
+        if len(email) > EMAIL_MAX:
+            issues.append(
+                ImportIssue(
+                    index,
+                    "email",
+                    _("The e-mail address is longer than %(max)d characters.") % {"max": EMAIL_MAX},
+                )
+            )
+        elif email in first_row_of:
             issues.append(
                 ImportIssue(
                     index,

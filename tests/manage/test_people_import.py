@@ -13,7 +13,10 @@ from tests.workbooks import truncated_sheet, xlsx_bytes
 from wellbeing.errors import ServiceError
 from wellbeing.models import AuditEntry, Membership, Team, TeamLead, User
 from wellbeing.people_import import (
+    EMAIL_MAX,
     MAX_BYTES,
+    NAME_MAX,
+    TEAM_NAME_MAX,
     ImportFileError,
     import_file_read,
     import_plan,
@@ -71,6 +74,25 @@ def test_file_with_errors_lists_each_error_with_its_row_and_applies_nothing(orga
     import_plan(organisation=organisation, rows=parsed.rows, today=TODAY)
     assert not User.objects.filter(organisation=organisation).exists()
     assert not Team.objects.filter(organisation=organisation).exists()
+
+
+def test_valid_email_longer_than_its_column_is_a_row_error(organisation):
+    # given an address Django's validator accepts (up to 320 characters) but User.email cannot
+    # hold (254)
+    email = "a" * 64 + "@" + ".".join(["b" * 63, "c" * 63, "d" * 60]) + ".com"
+    assert len(email) == 257
+    # when it is read
+    parsed = import_file_read(data=csv_bytes(f"{email},Long,CX,no,,"))
+    # then the row is refused in the preview, before the database would refuse it
+    assert [(i.row, i.column) for i in parsed.issues] == [(2, "email")]
+    assert "longer than 254 characters" in parsed.issues[0].message
+    assert parsed.rows == []
+
+
+def test_length_limits_are_the_columns_lengths():
+    assert User._meta.get_field("email").max_length == EMAIL_MAX
+    assert User._meta.get_field("full_name").max_length == NAME_MAX
+    assert Team._meta.get_field("name").max_length == TEAM_NAME_MAX
 
 
 def test_fixed_file_is_applied_with_teams_people_memberships_and_leads(organisation):
