@@ -20,6 +20,8 @@ from django.utils import timezone as dj_timezone
 from django.utils.translation import gettext_lazy as _
 
 MINIMUM_ANONYMITY_THRESHOLD = 3
+# The most cycles a flag rule may count: a year of weekly check-ins.
+MAX_FLAG_CYCLES = 52
 
 
 def validate_timezone(value: str) -> None:
@@ -353,6 +355,21 @@ class FlagSettings(models.Model):
 
     def __str__(self) -> str:
         return f"Flag settings of {self.organisation_id}"
+
+    def clean(self) -> None:
+        # Checked here rather than by field validators, which would need a migration.  The
+        # close's flag screening holds every team's last ``high_stress_consecutive`` figures,
+        # and a flag waiting longer than a year to resolve would in effect never resolve.
+        errors = {
+            name: ValidationError(
+                _("At most %(max)d cycles (a year of weekly check-ins)."),
+                params={"max": MAX_FLAG_CYCLES},
+            )
+            for name in ("high_stress_consecutive", "resolve_after_cycles")
+            if isinstance(getattr(self, name), int) and getattr(self, name) > MAX_FLAG_CYCLES
+        }
+        if errors:
+            raise ValidationError(errors)
 
 
 class CycleResult(models.Model):

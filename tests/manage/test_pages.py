@@ -14,6 +14,8 @@ from checkins.models import Question, Schedule, SupportResource, Survey
 from notifications.models import ChannelSettings
 from tests.checkins.conftest import ensure_library
 from tests.factories import MembershipFactory, TeamFactory, UserFactory
+from wellbeing import services
+from wellbeing.errors import ServiceError
 from wellbeing.models import AuditEntry, FlagSettings, Team, TeamLead
 
 LIST_PAGES = [
@@ -331,6 +333,38 @@ def test_flag_level_above_100_is_refused(admin_client, world):
         },
     )
     assert response.status_code == 200
+    assert not FlagSettings.objects.filter(organisation=world.organisation).exists()
+
+
+@pytest.mark.parametrize("field", ["high_stress_consecutive", "resolve_after_cycles"])
+def test_flag_cycle_counts_above_a_year_are_refused_next_to_the_field(admin_client, world, field):
+    # given a count of cycles beyond a year of weekly check-ins (the close's screening holds
+    # that many figures per team)
+    values = {
+        "high_stress_level": 60,
+        "high_stress_consecutive": 2,
+        "client_burnout_level": 50,
+        "resolve_after_cycles": 3,
+        "reopen_within_days": 56,
+    }
+    response = admin_client.post(reverse("manage:flag_settings"), {**values, field: 53})
+    # then the form says the limit and nothing is saved
+    assert response.status_code == 200
+    assert "At most 52 cycles" in response.content.decode()
+    assert not FlagSettings.objects.filter(organisation=world.organisation).exists()
+    # while a year is still accepted
+    admin_client.post(reverse("manage:flag_settings"), {**values, field: 52})
+    assert getattr(FlagSettings.objects.get(organisation=world.organisation), field) == 52
+
+
+def test_flag_settings_service_refuses_cycle_counts_above_a_year(world):
+    with pytest.raises(ServiceError) as excinfo:
+        services.flag_settings_update(
+            organisation=world.organisation, actor=world.admin, high_stress_consecutive=53
+        )
+    assert excinfo.value.fields == {
+        "high_stress_consecutive": ["At most 52 cycles (a year of weekly check-ins)."]
+    }
     assert not FlagSettings.objects.filter(organisation=world.organisation).exists()
 
 
