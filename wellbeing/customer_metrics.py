@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -125,21 +125,27 @@ def customer_metric_create(
             fields={"max_value": [_("Must be above the lowest valid value.")]},
         )
     with transaction.atomic():
-        if CustomerMetric.objects.filter(organisation=organisation, key=key).exists():
+        # The import defines standard metrics under this lock too: either waits for the other.
+        Organisation.objects.select_for_update().filter(pk=organisation.pk).first()
+        try:
+            # The key's unique constraint decides, not a check before the insert (two requests
+            # could both pass it); the savepoint keeps the transaction usable when it refuses.
+            with transaction.atomic():
+                metric = CustomerMetric.objects.create(
+                    organisation=organisation,
+                    key=key,
+                    name=name.strip() or key,
+                    unit=unit.strip(),
+                    direction=direction,
+                    min_value=min_value,
+                    max_value=max_value,
+                )
+        except IntegrityError:
             raise ServiceError(
                 "duplicate",
                 _("A metric with this key exists."),
                 fields={"key": [_("Already used.")]},
             )
-        metric = CustomerMetric.objects.create(
-            organisation=organisation,
-            key=key,
-            name=name.strip() or key,
-            unit=unit.strip(),
-            direction=direction,
-            min_value=min_value,
-            max_value=max_value,
-        )
         audit_record(
             organisation=organisation,
             actor=actor,

@@ -11,6 +11,7 @@ from tests.impact.conftest import CSAT_SLOPE, LAG, csat_rows, import_rows, week
 from tests.workbooks import truncated_sheet, xlsx_bytes
 from wellbeing.customer_metrics import (
     MetricRow,
+    customer_metric_create,
     metric_file_read,
     metric_values_plan,
     organisation_impact,
@@ -141,6 +142,34 @@ def test_xlsx_with_a_truncated_sheet_is_refused_as_unreadable():
     )
     with pytest.raises(ImportFileError, match="The workbook cannot be read"):
         metric_file_read(data=data, filename="csat.xlsx")
+
+
+def test_defining_a_taken_key_is_refused_with_a_field_error(bare_world):
+    org, _teams, _lead, admin = bare_world
+    customer_metric_create(organisation=org, key="qa_tone", name="QA tone", actor=admin)
+    with pytest.raises(ServiceError) as excinfo:
+        customer_metric_create(organisation=org, key="QA_Tone", name="Again", actor=admin)
+    assert excinfo.value.code == "duplicate" and excinfo.value.fields == {"key": ["Already used."]}
+    assert org.customer_metrics.get().name == "QA tone"
+    assert AuditEntry.objects.filter(action="customer_metric.create").count() == 1
+
+
+def test_a_key_taken_by_a_concurrent_request_is_the_same_field_error(bare_world, monkeypatch):
+    # given another request that defines the same key just before this one writes
+    org, _teams, _lead, admin = bare_world
+    create = CustomerMetric.objects.create
+
+    def create_after_a_concurrent_define(**fields):
+        CustomerMetric(organisation=org, key=fields["key"], name="Concurrent").save()
+        return create(**fields)
+
+    monkeypatch.setattr(CustomerMetric.objects, "create", create_after_a_concurrent_define)
+    # when the metric is defined, then the unique key's refusal is the usual field error
+    with pytest.raises(ServiceError) as excinfo:
+        customer_metric_create(organisation=org, key="qa_tone", name="QA tone", actor=admin)
+    assert excinfo.value.fields == {"key": ["Already used."]}
+    # and nothing of this request was written
+    assert not AuditEntry.objects.filter(action="customer_metric.create").exists()
 
 
 def test_organisation_association_recovers_the_built_in_two_week_effect(world):
