@@ -466,10 +466,15 @@ class _TeamLookup:
         except ValueError:
             pass
         parts = tuple(p.strip().casefold() for p in text.split("/"))
+        if self.index.unreachable_reason(parts) is not None:
+            return None
         found = self.index.id_of.get(parts)
         if found is None and len(parts) == 1:
             found = self.unique_names.get(parts[0])
         return found
+
+    def unreachable_reason(self, text: str) -> str | None:
+        return self.index.unreachable_reason([p.strip() for p in text.split("/")])
 
     def path(self, team_id: int) -> str:
         return " / ".join(self.index.path_of.get(team_id, ()))
@@ -510,7 +515,15 @@ def metric_values_plan(
                     PlannedValue("metric_create", r.row, r.metric, "", None, None, None)
                 )
         team_id = teams.find(r.team)
-        if team_id is None:
+        unreachable = teams.unreachable_reason(r.team) if team_id is None else None
+        if unreachable is not None:
+            plan.issues.append(
+                ImportIssue(
+                    r.row, "team", _("%(reason)s Or give the team's id.") % {"reason": unreachable}
+                )
+            )
+            row_ok = False
+        elif team_id is None:
             plan.issues.append(
                 ImportIssue(
                     r.row,

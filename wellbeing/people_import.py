@@ -21,7 +21,7 @@ nothing.  Leavers — an end date today or earlier, or absent from the file — 
 memberships ended and are deactivated, never deleted.  Organisation admins and staff absent from
 the file are kept, and the admin running the import cannot end their own account (an import must
 not lock out the people running it).  Team paths are matched from the root, case-insensitively:
-"Customer Experience / Support Tier 1".
+"Customer Experience / Support Tier 1"; a path that could name more than one team is refused.
 
 Never logs e-mail addresses.
 """
@@ -314,7 +314,12 @@ def _path_key(path: Sequence[str]) -> tuple[str, ...]:
 
 
 class _TeamIndex:
-    """The organisation's teams by folded path; grows as the plan creates teams."""
+    """The organisation's teams by folded path; grows as the plan creates teams.
+
+    Some paths cannot name one team: two teams under one parent whose names differ only in
+    case (the database tells them apart, a folded path does not), and a team with "/" in its
+    name, which a path splits into two names.  ``unreachable`` keeps those paths with the
+    reason, so that a row naming one is refused instead of matched to a team at random."""
 
     def __init__(self, organisation: Organisation) -> None:
         rows = list(
@@ -324,9 +329,37 @@ class _TeamIndex:
         self.path_of: dict[int, tuple[str, ...]] = {}
         for r in rows:
             self.path_of[r["id"]] = self._path(r["id"], by_id)
-        self.id_of: dict[tuple[str, ...], int] = {
-            _path_key(p): i for i, p in self.path_of.items() if p
-        }
+        self.id_of: dict[tuple[str, ...], int] = {}
+        self.unreachable: dict[tuple[str, ...], str] = {}
+        for team_id, path in self.path_of.items():
+            if not path:
+                continue
+            key = _path_key(path)
+            if key in self.id_of:
+                self.unreachable[key] = _(
+                    "“%(path)s” names more than one team (their names differ only in case); "
+                    "rename one of them first."
+                ) % {"path": " / ".join(path)}
+            self.id_of.setdefault(key, team_id)
+            if "/" in path[-1]:
+                as_read = tuple(part.strip() for name in path for part in name.split("/"))
+                self.unreachable.setdefault(
+                    _path_key(as_read),
+                    _(
+                        "“%(path)s” could mean the team “%(team)s”, whose name contains “/”, "
+                        "which separates the teams of a path; rename that team first."
+                    )
+                    % {"path": " / ".join(as_read), "team": path[-1]},
+                )
+
+    def unreachable_reason(self, path: Sequence[str]) -> str | None:
+        """Why ``path`` (or a team above it) cannot be told apart from another; None if it can."""
+        key = _path_key(path)
+        for depth in range(1, len(key) + 1):
+            reason = self.unreachable.get(key[:depth])
+            if reason is not None:
+                return reason
+        return None
 
     @staticmethod
     def _path(team_id: int, by_id: dict[int, dict[str, Any]]) -> tuple[str, ...]:
@@ -406,13 +439,24 @@ def import_plan(
             if r.row in cyclic_rows:
                 break
 
+    unreachable_rows: set[int] = set()
+    for r in rows:
+        reason = teams.unreachable_reason(r.team_path)
+        if reason is not None and r.row not in cyclic_rows:
+            unreachable_rows.add(r.row)
+            plan.issues.append(ImportIssue(r.row, "team_path", reason))
+
     taken = _email_owner_other_orgs(organisation, [r.email for r in rows])
     for r in rows:
         if r.email in taken:
             plan.issues.append(
                 ImportIssue(r.row, "email", _("This e-mail address belongs to another account."))
             )
-    valid_rows = [r for r in rows if r.row not in cyclic_rows and r.email not in taken]
+    valid_rows = [
+        r
+        for r in rows
+        if r.row not in cyclic_rows and r.row not in unreachable_rows and r.email not in taken
+    ]
 
     # Teams to create, parents first.
     planned_paths: set[tuple[str, ...]] = set()

@@ -33,20 +33,30 @@ def organisation_create(
     return organisation
 
 
-def _team_name_clash(team: Team, *, field: str) -> ServiceError:
+def _team_name_clash(team: Team, *, field: str, existing: str | None = None) -> ServiceError:
     where = f"under “{team.parent.name}”" if team.parent is not None else "at the top level"
-    message = f"A team named “{team.name}” already exists {where}."
+    message = f"A team named “{existing or team.name}” already exists {where}."
+    if existing is not None and existing != team.name:
+        message += " Names that differ only in case count as the same."
     return ServiceError("duplicate_name", message, fields={field: [message]})
 
 
-def _team_name_check(team: Team, *, field: str) -> None:
-    """Two teams of one name under one parent (or at the top level) are refused by the
-    database; say so in words before the constraint does."""
-    siblings = Team.objects.filter(
-        organisation_id=team.organisation_id, parent_id=team.parent_id, name=team.name
-    ).exclude(pk=team.pk)
-    if siblings.exists():
-        raise _team_name_clash(team, field=field)
+def _team_name_check(team: Team, *, field: str, new_name: bool) -> None:
+    """Refuse a name the people import could not tell apart in a path ("Support / Tier 1",
+    matched ignoring case): "/" in a new name, or a sibling of the same name in any case.  The
+    database refuses only exact repeats, and only when the write reaches it."""
+    if new_name and "/" in team.name:
+        message = "A team name cannot contain “/”: it separates the teams of a path."
+        raise ServiceError("invalid", message, fields={field: [message]})
+    siblings = (
+        Team.objects.filter(organisation_id=team.organisation_id, parent_id=team.parent_id)
+        .exclude(pk=team.pk)
+        .values_list("name", flat=True)
+    )
+    folded = team.name.casefold()
+    existing = next((name for name in siblings if name.casefold() == folded), None)
+    if existing is not None:
+        raise _team_name_clash(team, field=field, existing=existing)
 
 
 def _team_save(team: Team, *, field: str, **kwargs: Any) -> None:
@@ -70,7 +80,7 @@ def team_create(
     team = Team(
         organisation=organisation, name=name, parent=parent, customer_facing=customer_facing
     )
-    _team_name_check(team, field="name")
+    _team_name_check(team, field="name", new_name=True)
     try:
         team.full_clean()
     except ValidationError as exc:
@@ -89,7 +99,7 @@ def team_move(*, team: Team, new_parent: Team | None) -> Team:
         locked.clean()
     except ValidationError as exc:
         raise _validation_to_service_error(exc)
-    _team_name_check(locked, field="parent")
+    _team_name_check(locked, field="parent", new_name=False)
     _team_save(locked, field="parent", update_fields=["parent"])
     return locked
 
@@ -164,7 +174,7 @@ def team_update(
     if customer_facing is not None:
         locked.customer_facing = customer_facing
     if locked.name != before["name"]:
-        _team_name_check(locked, field="name")
+        _team_name_check(locked, field="name", new_name=True)
     try:
         locked.full_clean()
     except ValidationError as exc:

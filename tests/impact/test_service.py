@@ -7,6 +7,7 @@ from datetime import date, timedelta
 
 import pytest
 
+from tests.factories import TeamFactory
 from tests.impact.conftest import CSAT_SLOPE, LAG, csat_rows, import_rows, week
 from tests.workbooks import truncated_sheet, xlsx_bytes
 from wellbeing.customer_metrics import (
@@ -74,6 +75,23 @@ def test_bad_rows_are_listed_with_their_row_numbers_and_nothing_is_applied(bare_
     assert refused.value.code == "invalid" and "row 6" in refused.value.fields
     assert not CustomerMetricValue.objects.exists()
     assert not CustomerMetric.objects.filter(organisation=org).exists()
+
+
+def test_a_team_path_naming_two_teams_that_differ_only_in_case_is_refused(bare_world):
+    # given a second top-level "support tier 1" (made before the team pages refused it)
+    org, teams, _lead, _admin = bare_world
+    twin = TeamFactory(organisation=org, name="support tier 1")
+    rows = [
+        MetricRow(2, "csat", "Support Tier 1", week(1), 80.0),
+        MetricRow(3, "csat", str(twin.public_id), week(1), 70.0),
+    ]
+    # when values name it by path, then the row is refused instead of going to either team
+    plan = metric_values_plan(organisation=org, rows=rows, today=date.today())
+    assert [(i.row, i.column) for i in plan.issues] == [(2, "team")]
+    assert "names more than one team" in plan.issues[0].message
+    assert "give the team's id" in plan.issues[0].message
+    # while the team's id still names it
+    assert [c.team_id for c in plan.changes if c.kind == "value_create"] == [twin.pk]
 
 
 def test_a_file_with_personal_data_columns_is_refused_before_any_row_is_read():

@@ -141,6 +141,13 @@ def test_team_create_with_a_taken_name_shows_the_error_next_to_the_form(admin_cl
     assert Team.objects.filter(name="Billing").count() == 1
 
 
+def test_team_name_with_a_slash_is_refused_next_to_the_form(admin_client, world):
+    response = admin_client.post(reverse("manage:teams"), {"name": "Sales/Marketing"})
+    assert response.status_code == 200
+    assert "A team name cannot contain “/”" in response.content.decode()
+    assert not Team.objects.filter(name="Sales/Marketing").exists()
+
+
 def test_team_rename_and_customer_facing_toggle_record_before_and_after(admin_client, world):
     admin_client.post(
         reverse("manage:team", args=[world.billing.public_id]),

@@ -235,6 +235,39 @@ def test_path_that_makes_a_team_its_own_ancestor_is_refused(organisation):
     assert Team.objects.filter(organisation=organisation).count() == 2
 
 
+def test_path_naming_two_teams_that_differ_only_in_case_is_a_row_error(organisation):
+    # given two top-level teams the database tells apart but a path (matched ignoring case)
+    # does not (made before the team pages refused such names)
+    TeamFactory(organisation=organisation, name="Support")
+    TeamFactory(organisation=organisation, name="support")
+    # when rows name it, directly or as a parent
+    _parsed, plan = plan_for(
+        organisation,
+        csv_bytes(
+            "ana@acme.test,Ana,SUPPORT,no,,",
+            "ben@acme.test,Ben,Support / Tier 1,no,,",
+            "cem@acme.test,Cem,Billing,no,,",
+        ),
+    )
+    # then those rows are refused rather than given to either team, and the rest is planned
+    assert [(i.row, i.column) for i in plan.issues] == [(2, "team_path"), (3, "team_path")]
+    assert "names more than one team" in plan.issues[0].message
+    assert {c.subject for c in plan.creates} == {"Billing", "cem@acme.test"}
+
+
+def test_path_that_could_mean_a_team_with_a_slash_in_its_name_is_a_row_error(organisation):
+    # given a team whose name contains "/" (made before the team pages refused it)
+    TeamFactory(organisation=organisation, name="Sales/Marketing")
+    # when a row's path reads as that name split in two
+    _parsed, plan = plan_for(
+        organisation, csv_bytes("ana@acme.test,Ana,Sales / Marketing / EU,no,,")
+    )
+    # then it is refused, instead of creating "Sales" / "Marketing" next to the team
+    assert [(i.row, i.column) for i in plan.issues] == [(2, "team_path")]
+    assert "“Sales/Marketing”, whose name contains “/”" in plan.issues[0].message
+    assert plan.creates == []
+
+
 def test_email_of_another_organisation_is_refused(organisation):
     UserFactory(organisation=OrganisationFactory(), email="ana@acme.test")
     parsed, plan = plan_for(organisation, GOOD)

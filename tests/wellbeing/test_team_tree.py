@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError
 from tests.factories import OrganisationFactory, TeamFactory
 from wellbeing.errors import ServiceError
 from wellbeing.models import Team
-from wellbeing.services import team_create, team_move
+from wellbeing.services import team_create, team_move, team_update
 
 pytestmark = pytest.mark.django_db
 
@@ -83,10 +83,45 @@ def test_a_namesake_created_after_the_check_is_the_same_error_not_a_crash(monkey
     a = TeamFactory(organisation=org, name="A")
     TeamFactory(organisation=org, name="Support")
     moving = TeamFactory(organisation=org, parent=a, name="Support")
-    monkeypatch.setattr("wellbeing.services._team_name_check", lambda team, *, field: None)
+    monkeypatch.setattr("wellbeing.services._team_name_check", lambda team, **kwargs: None)
     # when the move reaches the database's unique constraint
     with pytest.raises(ServiceError) as excinfo:
         team_move(team=moving, new_parent=None)
     # then it is refused in words, and the caller's transaction is still usable
     assert "already exists at the top level" in excinfo.value.message
     assert Team.objects.get(pk=moving.pk).parent_id == a.pk
+
+
+def test_sibling_names_that_differ_only_in_case_are_refused():
+    # imports match team paths ignoring case, so such siblings could not be told apart there
+    org = OrganisationFactory()
+    support = team_create(organisation=org, name="Support")
+    other = team_create(organisation=org, name="Sales")
+    with pytest.raises(ServiceError) as excinfo:
+        team_create(organisation=org, name="SUPPORT")
+    assert "A team named “Support” already exists at the top level." in excinfo.value.message
+    assert "differ only in case" in excinfo.value.message
+    with pytest.raises(ServiceError):
+        team_update(team=other, actor=None, name="support")
+    nested = team_create(organisation=org, name="support", parent=other)
+    with pytest.raises(ServiceError):
+        team_move(team=nested, new_parent=None)
+    # a change of case of the team's own name is fine
+    assert team_update(team=support, actor=None, name="SUPPORT").name == "SUPPORT"
+
+
+def test_a_slash_in_a_new_team_name_is_refused():
+    # "/" separates the teams of a path in imports
+    org = OrganisationFactory()
+    with pytest.raises(ServiceError) as excinfo:
+        team_create(organisation=org, name="Sales/Marketing")
+    assert excinfo.value.fields == {
+        "name": ["A team name cannot contain “/”: it separates the teams of a path."]
+    }
+    team = team_create(organisation=org, name="Sales")
+    with pytest.raises(ServiceError):
+        team_update(team=team, actor=None, name="Sales/Marketing")
+    # a team named so before this rule can still be moved and edited otherwise
+    legacy = TeamFactory(organisation=org, name="A/B")
+    assert team_move(team=legacy, new_parent=team).parent_id == team.pk
+    assert team_update(team=legacy, actor=None, customer_facing=True).customer_facing
