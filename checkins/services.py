@@ -600,8 +600,25 @@ def _schedule_catch_up(*, schedule_id: int, now: datetime) -> TickReport:
 
 
 def _schedule_team_ids(schedule: Schedule) -> set[int]:
-    roots = list(schedule.teams.filter(is_active=True).values_list("pk", flat=True))
-    subtree = team_subtree_ids(organisation=schedule.organisation, roots=roots)
+    """The active teams a cycle of ``schedule`` checks in: its teams and their sub-teams, but
+    not a sub-team that another running schedule names (one moved in since the schedules were
+    set up, ``_schedule_overlap_refuse``): that one stays with its own schedule, so no one is
+    checked in twice in a week."""
+    organisation = schedule.organisation
+    roots = set(schedule.teams.filter(is_active=True).values_list("pk", flat=True))
+    subtree = team_subtree_ids(organisation=organisation, roots=roots)
+    today = timezone.localdate()
+    claimed = (
+        Schedule.teams.through.objects.filter(
+            schedule__organisation=organisation,
+            schedule__paused=False,
+            team_id__in=subtree - roots,
+        )
+        .exclude(schedule=schedule)
+        .filter(Q(schedule__end_date__isnull=True) | Q(schedule__end_date__gte=today))
+        .values_list("team_id", flat=True)
+    )
+    subtree -= team_subtree_ids(organisation=organisation, roots=claimed)
     return set(Team.objects.filter(pk__in=subtree, is_active=True).values_list("pk", flat=True))
 
 

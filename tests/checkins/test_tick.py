@@ -509,3 +509,23 @@ def test_a_person_erased_while_a_chunk_invites_them_is_left_with_no_invitation(
     invited = sorted(Invitation.objects.filter(cycle=cycle).values_list("user_id", flat=True))
     assert invited == [m for m in members if m != erased]
     assert InvitationToken.objects.count() == 4
+
+
+def test_a_team_moved_under_another_schedules_team_stays_with_its_own_schedule(db):
+    # given a department with its schedule, and a team with a schedule of its own
+    organisation = OrganisationFactory(timezone="Europe/Berlin")
+    survey = ensure_library()
+    department = TeamFactory(organisation=organisation, name="Department")
+    stays = team_with_members(organisation=organisation, size=6, name="Stays", parent=department)
+    moved = team_with_members(organisation=organisation, size=6, name="Moved")
+    whole = make_schedule(organisation=organisation, teams=[department], survey=survey)
+    own = make_schedule(organisation=organisation, teams=[moved], survey=survey, name="Own")
+    # when the team is moved into the department after both were set up
+    from wellbeing.services import team_move
+
+    team_move(team=moved, new_parent=department)
+    report = services.tick_run(now=FIRST_OPEN)
+    # then each person is checked in once that week: the team by its own schedule only
+    cycles = {c.schedule_id: c for c in Cycle.objects.filter(pk__in=report.opened)}
+    assert set(cycles[whole.pk].team_ids) == {department.pk, stays.pk}
+    assert set(cycles[own.pk].team_ids) == {moved.pk}
