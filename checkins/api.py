@@ -16,6 +16,7 @@ from typing import Any, cast
 import django_filters
 from django import forms
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q, QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, permissions, status, viewsets
@@ -28,12 +29,13 @@ from rest_framework.views import APIView
 
 from wellbeing import policy
 from wellbeing.api import IsOrganisationAdmin
+from wellbeing.audit import audit_changes, audit_record
 from wellbeing.errors import ServiceError
 from wellbeing.models import Organisation, Team, User
 
 from . import ratelimit, services
 from .models import Cycle, Question, Schedule, SupportResource, Survey
-from .selectors import questions_available, support_resources_for
+from .selectors import questions_available, schedule_snapshot, support_resources_for
 from .serializers import (
     CheckinReceivedSerializer,
     CheckinSubmitSerializer,
@@ -60,6 +62,22 @@ def _organisation(request: Request) -> Organisation:
     user = request.user
     assert isinstance(user, User) and user.organisation is not None
     return user.organisation
+
+
+def _audit(request: Request, action: str, target: Any, **changes: Any) -> None:
+    """Configuration changed through the API goes into the audit log as on the manage pages."""
+    audit_record(
+        organisation=_organisation(request), actor=request.user, action=action, target=target,
+        **changes,
+    )  # fmt: skip
+
+
+def _survey_snapshot(survey: Survey) -> dict[str, Any]:
+    return {
+        "name": survey.name,
+        "questions": list(survey.items.order_by("position").values_list("question_id", flat=True)),
+        "version": survey.version,
+    }
 
 
 class IsAdminOrLead(permissions.BasePermission):
@@ -114,9 +132,16 @@ class QuestionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = QuestionCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        question = services.question_create(
-            organisation=_organisation(request), **serializer.validated_data
-        )
+        with transaction.atomic():
+            question = services.question_create(
+                organisation=_organisation(request), **serializer.validated_data
+            )
+            _audit(
+                request,
+                "question.create",
+                question,
+                after={"key": question.key, "text": question.text, "version": question.version},
+            )
         return Response(QuestionSerializer(question).data, status=status.HTTP_201_CREATED)
 
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -124,7 +149,18 @@ class QuestionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         partial = kwargs.pop("partial", False)
         serializer = QuestionWriteSerializer(data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
-        stored = services.question_update(question=question, **serializer.validated_data)
+        changes = serializer.validated_data
+        before = {name: getattr(question, name) for name in changes}
+        with transaction.atomic():
+            stored = services.question_update(question=question, **changes)
+            old, new = audit_changes(before, {name: getattr(stored, name) for name in changes})
+            _audit(
+                request,
+                "question.new_version" if stored.pk != question.pk else "question.update",
+                stored,
+                before={**old, "version": question.version},
+                after={**new, "version": stored.version},
+            )
         return Response(QuestionSerializer(stored).data)
 
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -172,9 +208,16 @@ class SurveyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = SurveyWriteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        survey = services.survey_create(
-            organisation=_organisation(request), **serializer.validated_data
-        )
+        with transaction.atomic():
+            survey = services.survey_create(
+                organisation=_organisation(request), **serializer.validated_data
+            )
+            _audit(
+                request,
+                "survey.create",
+                survey,
+                after={"name": survey.name, "questions": survey.items.count()},
+            )
         return Response(SurveySerializer(survey).data, status=status.HTTP_201_CREATED)
 
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -182,7 +225,16 @@ class SurveyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         partial = kwargs.pop("partial", False)
         serializer = SurveyWriteSerializer(data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
-        stored = services.survey_update(survey=survey, **serializer.validated_data)
+        before = _survey_snapshot(survey)
+        with transaction.atomic():
+            stored = services.survey_update(survey=survey, **serializer.validated_data)
+            _audit(
+                request,
+                "survey.new_version" if stored.pk != survey.pk else "survey.update",
+                stored,
+                before=before,
+                after=_survey_snapshot(stored),
+            )
         return Response(SurveySerializer(stored).data)
 
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -193,7 +245,16 @@ class SurveyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         survey = self.get_object()
         if survey.organisation_id is None:
             raise ServiceError("read_only", "Library surveys are already published.", status=403)
-        return Response(SurveySerializer(services.survey_publish(survey=survey)).data)
+        with transaction.atomic():
+            published = services.survey_publish(survey=survey)
+            _audit(
+                request,
+                "survey.publish",
+                published,
+                before={"published": survey.is_published},
+                after={"published": True},
+            )
+        return Response(SurveySerializer(published).data)
 
 
 # --- schedules --------------------------------------------------------------------------------
@@ -269,8 +330,10 @@ class ScheduleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         serializer = ScheduleWriteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         arguments = self._arguments(organisation, serializer.validated_data)
-        schedule = services.schedule_create(organisation=organisation, **arguments)
-        schedule = self.get_queryset().get(pk=schedule.pk)
+        with transaction.atomic():
+            schedule = services.schedule_create(organisation=organisation, **arguments)
+            schedule = self.get_queryset().get(pk=schedule.pk)
+            _audit(request, "schedule.create", schedule, after=schedule_snapshot(schedule))
         return Response(ScheduleSerializer(schedule).data, status=status.HTTP_201_CREATED)
 
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -279,8 +342,13 @@ class ScheduleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         serializer = ScheduleWriteSerializer(data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
         arguments = self._arguments(_organisation(request), serializer.validated_data)
-        services.schedule_update(schedule=schedule, **arguments)
-        return Response(ScheduleSerializer(self.get_queryset().get(pk=schedule.pk)).data)
+        before = schedule_snapshot(schedule)
+        with transaction.atomic():
+            services.schedule_update(schedule=schedule, **arguments)
+            stored = self.get_queryset().get(pk=schedule.pk)
+            old, new = audit_changes(before, schedule_snapshot(stored))
+            _audit(request, "schedule.update", stored, before=old, after=new)
+        return Response(ScheduleSerializer(stored).data)
 
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return self.update(request, *args, partial=True, **kwargs)
@@ -310,9 +378,11 @@ class SupportResourceViewSet(
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = SupportResourceSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        resource = services.support_resource_create(
-            organisation=_organisation(request), **serializer.validated_data
-        )
+        with transaction.atomic():
+            resource = services.support_resource_create(
+                organisation=_organisation(request), **serializer.validated_data
+            )
+            _audit(request, "support.create", resource, after=dict(serializer.validated_data))
         return Response(SupportResourceSerializer(resource).data, status=status.HTTP_201_CREATED)
 
 

@@ -457,23 +457,6 @@ def _schedule(organisation: Organisation, public_id: Any) -> Schedule:
     return get_object_or_404(Schedule, organisation=organisation, public_id=public_id)
 
 
-def _schedule_snapshot(schedule: Schedule) -> dict[str, Any]:
-    return {
-        "name": schedule.name,
-        "survey": str(schedule.survey),
-        "cadence": schedule.cadence,
-        "weekday": schedule.weekday,
-        "local_time": schedule.local_time,
-        "timezone": schedule.timezone,
-        "open_hours": schedule.open_hours,
-        "reminder_offsets": list(schedule.reminder_offsets),
-        "start_date": schedule.start_date,
-        "end_date": schedule.end_date,
-        "paused": schedule.paused,
-        "teams": sorted(t.name for t in schedule.teams.all()),
-    }
-
-
 def _schedule_initial(schedule: Schedule) -> dict[str, Any]:
     initial = {name: getattr(schedule, name) for name in services.SCHEDULE_FIELDS}
     initial["teams"] = list(schedule.teams.values_list("pk", flat=True))
@@ -507,7 +490,7 @@ def schedules(request: HttpRequest, organisation: Organisation) -> HttpResponse:
                     actor=_actor(request),
                     action="schedule.create",
                     target=schedule,
-                    after=_schedule_snapshot(schedule),
+                    after=selectors.schedule_snapshot(schedule),
                 )
         except ServiceError as exc:
             service_errors_to_form(form, exc, aliases={"team_ids": "teams"})
@@ -535,11 +518,11 @@ def schedule_edit(request: HttpRequest, organisation: Organisation, public_id: A
         request.POST or None, organisation=organisation, initial=_schedule_initial(schedule)
     )
     if request.method == "POST" and form.is_valid():
-        before = _schedule_snapshot(schedule)
+        before = selectors.schedule_snapshot(schedule)
         try:
             with transaction.atomic():
                 saved = services.schedule_update(schedule=schedule, **form.service_values())
-                old, new = audit_changes(before, _schedule_snapshot(saved))
+                old, new = audit_changes(before, selectors.schedule_snapshot(saved))
                 audit_record(
                     organisation=organisation,
                     actor=_actor(request),

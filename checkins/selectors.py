@@ -17,7 +17,16 @@ from django.utils import timezone
 
 from wellbeing.models import Organisation, User
 
-from .models import Cycle, Invitation, Question, Response, SupportResource, Survey, SurveyItem
+from .models import (
+    Cycle,
+    Invitation,
+    Question,
+    Response,
+    Schedule,
+    SupportResource,
+    Survey,
+    SurveyItem,
+)
 
 # --- Check-in hot path: whole rows through prebuilt SQL ---------------------------------------
 #
@@ -363,6 +372,24 @@ def surveys_available(*, organisation: Organisation) -> QuerySet[Survey]:
         is_current=True,
         is_published=True,
     ).order_by("name")
+
+
+def schedule_snapshot(schedule: Schedule) -> dict[str, Any]:
+    """A schedule's settings as its audit entries record them."""
+    return {
+        "name": schedule.name,
+        "survey": str(schedule.survey),
+        "cadence": schedule.cadence,
+        "weekday": schedule.weekday,
+        "local_time": schedule.local_time,
+        "timezone": schedule.timezone,
+        "open_hours": schedule.open_hours,
+        "reminder_offsets": list(schedule.reminder_offsets),
+        "start_date": schedule.start_date,
+        "end_date": schedule.end_date,
+        "paused": schedule.paused,
+        "teams": sorted(t.name for t in schedule.teams.all()),
+    }
 
 
 def cycle_participation(

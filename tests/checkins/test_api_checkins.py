@@ -823,3 +823,60 @@ def test_the_openapi_schema_describes_the_check_in_api(db):
         "/api/support-resources/",
     ):
         assert path in paths, path
+
+
+def test_configuration_changed_through_the_api_is_audited_as_on_the_manage_pages(
+    admin_client, org, team
+):
+    from wellbeing.models import AuditEntry
+
+    question = admin_client.post(  # fmt: skip
+        "/api/questions/",
+        {
+            "key": "queue-length",
+            "text": "The queue felt manageable",
+            "dimension": "workload",
+            "scale_min": 1,
+            "scale_max": 5,
+        },
+        format="json",
+    )
+    assert question.status_code == 201, question.content
+    survey = admin_client.post(
+        "/api/surveys/",
+        {"name": "Ours", "question_ids": [question.json()["id"]]},
+        format="json",
+    )
+    assert survey.status_code == 201, survey.content
+    key = survey.json()["key"]
+    assert admin_client.post(f"/api/surveys/{key}/publish/").status_code == 200
+    schedule = admin_client.post(
+        "/api/schedules/",
+        {"name": "Ours weekly", "survey": key, "team_ids": [str(team.public_id)],
+         "start_date": "2026-03-09"},
+        format="json",
+    )  # fmt: skip
+    assert schedule.status_code == 201, schedule.content
+    public_id = schedule.json()["public_id"]
+    patched = admin_client.patch(f"/api/schedules/{public_id}/", {"open_hours": 80}, format="json")
+    assert patched.status_code == 200, patched.content
+    resource = admin_client.post(
+        "/api/support-resources/", {"title": "Employee assistance line"}, format="json"
+    )
+    assert resource.status_code == 201, resource.content
+    # a refused change leaves no entry
+    refused = admin_client.patch(f"/api/schedules/{public_id}/", {"open_hours": 0}, format="json")
+    assert refused.status_code == 400
+
+    entries = list(AuditEntry.objects.filter(organisation=org).order_by("at", "pk"))
+    assert [e.action for e in entries] == [
+        "question.create",
+        "survey.create",
+        "survey.publish",
+        "schedule.create",
+        "schedule.update",
+        "support.create",
+    ]
+    assert all(e.actor is not None and e.actor.organisation_id == org.pk for e in entries)
+    update = entries[4]
+    assert update.before == {"open_hours": 96} and update.after == {"open_hours": 80}
