@@ -53,6 +53,7 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
+from config.log_redaction import redact
 from config.publishing import publish
 from wellbeing.bulk import rows_copy, rows_insert_new
 from wellbeing.errors import ServiceError
@@ -968,7 +969,8 @@ def _send_webhook(
     status = response.status_code
     if 200 <= status < 300:
         return _Result(_Outcome.SENT)
-    body = response.text[:200].replace("\n", " ")
+    # An endpoint may echo the request, whose links carry tokens: never keep them.
+    body = redact(response.text[:200].replace("\n", " "))
     error = f"{channel}: HTTP {status} {body}".strip()
     if status == 429:
         retry_after = response.headers.get("Retry-After", "")

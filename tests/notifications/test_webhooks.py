@@ -104,6 +104,18 @@ def test_webhook_4xx_fails_at_once_with_the_reason_and_without_the_url(slack_org
     assert "secret" not in message.last_error
 
 
+def test_a_webhook_reply_echoing_a_link_keeps_no_token(slack_org, webhook_server):
+    # an endpoint that answers an error with the request it got (links and their tokens)
+    webhook_server.status = 400
+    webhook_server.body = "bad: https://pulse.example/checkin/t/Tok3n-secret/ and /unsubscribe/x:y/"
+    channel_alert(slack_org, "slack")
+    outbox_deliver_due()
+    message = Message.objects.get()
+    assert message.state == "failed"
+    assert "Tok3n-secret" not in message.last_error and "x:y" not in message.last_error
+    assert "/checkin/t/[redacted]/" in message.last_error
+
+
 def test_webhook_5xx_is_retried(teams_org, webhook_server):
     webhook_server.status, webhook_server.body = 503, "busy"
     channel_alert(teams_org, "teams")
