@@ -345,11 +345,14 @@ def organisation_heatmap(*, organisation: Organisation, user: AnyUser) -> Heatma
     published = (code[latest] & _PUBLISHED) > 0
     with np.errstate(invalid="ignore"):
         changes = index[latest] - index[previous]
+    # The close judged a change against the previous figure of the same group (the over-time
+    # rule): a team that gained or lost its sub-teams since then changed groups.
     change_shown = (
         published
         & has_previous
         & ((code[latest] & _DELTA_PUBLISHED) > 0)
         & ((code[previous] & _PUBLISHED) > 0)
+        & ((code[latest] & _SUBTREE) == (code[previous] & _SUBTREE))
         & np.isfinite(changes)
     )
     period = [start for _, start in results]

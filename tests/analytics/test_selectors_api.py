@@ -105,6 +105,28 @@ def test_heatmap_shows_latest_cycle_and_change_for_visible_teams_only():
     assert [row.name for row in lead_view.rows] == ["Team 0"]
 
 
+def test_heatmap_shows_no_change_between_a_team_with_and_without_its_sub_team():
+    # given a team of 12 whose sub-team of 6 is moved out between two cycles: its headline
+    # figure covered all 18, then its own 12
+    organisation = OrganisationFactory(anonymity_threshold=5)
+    admin = UserFactory(organisation=organisation, is_org_admin=True)
+    team = team_with_members(organisation=organisation, name="Team", size=12)
+    sub = team_with_members(organisation=organisation, name="Sub", parent=team, size=6)
+    record(organisation, 0, [fixed_input(team, stress=[40] * 12)])
+    record(
+        organisation, 1,
+        [fixed_input(team, stress=[40] * 12), fixed_input(sub, stress=[90] * 6)],
+    )  # fmt: skip
+    sub.parent = None
+    sub.save(update_fields=["parent"])
+    record(organisation, 2, [fixed_input(team, stress=[40] * 12)])
+    # then the heatmap shows the team's level but no change from a figure of other people
+    heatmap = organisation_heatmap(organisation=organisation, user=admin)
+    cell = next(row for row in heatmap.rows if row.name == "Team").cells[0]
+    assert cell.published and cell.index == 40.0
+    assert cell.change is None
+
+
 def test_heatmap_shows_a_team_missing_from_the_latest_cycles_at_its_own_latest_two():
     # given a team that had answers in cycles 0 and 1 but none in the two latest cycles
     organisation, department, members, admin = _org_with_history(teams=2, cycles=0, members_each=12)
