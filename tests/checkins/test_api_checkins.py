@@ -388,24 +388,25 @@ def test_a_team_takes_part_in_one_schedule_at_a_time(admin_client, org, weekly_p
     assert create(sub_team).status_code == 201
 
 
-@pytest.mark.parametrize("first_day", ["9999-12-31", "2040-01-05", "1999-12-27"])
-def test_a_schedule_starting_outside_the_schedulable_years_is_refused(
-    admin_client, org, team, weekly_pulse, first_day
+@pytest.mark.parametrize(
+    ("dates", "field"),
+    [
+        ({"start_date": "9999-12-31"}, "start_date"),
+        ({"start_date": "2040-01-05"}, "start_date"),
+        ({"start_date": "1999-12-27"}, "start_date"),
+        ({"start_date": "2026-03-09", "end_date": "2026-01-01"}, "end_date"),
+    ],
+)
+def test_a_schedule_with_dates_it_cannot_run_on_is_refused_on_that_field(
+    admin_client, org, team, weekly_pulse, dates, field
 ):
-    response = admin_client.post(
-        "/api/schedules/",
-        {
-            "name": "Far off",
-            "survey": "weekly-pulse",
-            "team_ids": [str(team.public_id)],
-            "start_date": first_day,
-        },
-        format="json",
-    )
+    payload = {"name": "Off", "survey": "weekly-pulse", "team_ids": [str(team.public_id)]}
+
+    response = admin_client.post("/api/schedules/", {**payload, **dates}, format="json")
 
     assert response.status_code == 400
-    assert "start_date" in error_of(response)["fields"]
-    assert not Schedule.objects.filter(name="Far off").exists()
+    assert field in error_of(response)["fields"]
+    assert not Schedule.objects.filter(name="Off").exists()
 
 
 def test_moving_a_schedules_first_day_out_of_reach_is_refused(admin_client, schedule):
@@ -426,26 +427,6 @@ def test_a_schedule_stored_with_a_first_day_in_9999_lists_without_openings(admin
 
     assert response.status_code == 200
     assert response.json()["results"][0]["next_open_times"] == []
-
-
-def test_a_schedule_ending_before_it_starts_is_refused_on_its_last_day(
-    admin_client, org, team, weekly_pulse
-):
-    response = admin_client.post(
-        "/api/schedules/",
-        {
-            "name": "Backwards",
-            "survey": "weekly-pulse",
-            "team_ids": [str(team.public_id)],
-            "start_date": "2026-03-09",
-            "end_date": "2026-01-01",
-        },
-        format="json",
-    )
-
-    assert response.status_code == 400
-    assert "end_date" in error_of(response)["fields"]
-    assert not Schedule.objects.filter(name="Backwards").exists()
 
 
 def test_moving_a_schedules_last_day_before_its_first_is_refused(admin_client, schedule):
