@@ -40,6 +40,7 @@ from .models import (
     CycleResult,
     Membership,
     Organisation,
+    ResultLayout,
     Scope,
     TeamAggregate,
     TeamParticipation,
@@ -48,7 +49,7 @@ from .packed import packed_records
 from .stats._data import sorted_unique
 
 if TYPE_CHECKING:
-    from .analytics import CycleScores, FlagChange, TeamCycleInput
+    from .analytics import CycleScores, FlagChange, Roster, RosterSource, TeamCycleInput
 
 logger = logging.getLogger(__name__)
 
@@ -211,10 +212,32 @@ def _batch_checked(scores: CycleScores, teams: Sequence[TeamCycleInput]) -> Cycl
     return scores
 
 
+def _dense_span(*arrays: NDArray[np.int64]) -> tuple[int, int] | None:
+    """(lowest value, span) of the values of ``arrays`` when a table indexed by value would be
+    small beside them (ids of one organisation, mostly: a few times their number), else None."""
+    sizes = sum(a.size for a in arrays)
+    if not sizes:
+        return None
+    low = min(int(a.min()) for a in arrays if a.size)
+    span = max(int(a.max()) for a in arrays if a.size) - low + 1
+    return (low, span) if span <= 4 * sizes + 4096 else None
+
+
 def _positions_in(haystack: NDArray[np.int64], needles: NDArray[np.int64]) -> NDArray[np.int64]:
-    """Each needle's position in ``haystack`` (distinct values, any order), -1 where absent."""
+    """Each needle's position in ``haystack`` (distinct values, any order), -1 where absent:
+    through a table indexed by value when that is small beside the two (ids of one
+    organisation, mostly), else by sorting."""
     if not haystack.size:
         return np.full(needles.size, -1, dtype=np.int64)
+    low = int(haystack.min())
+    span = int(haystack.max()) - low + 1
+    if span <= 4 * (haystack.size + needles.size) + 4096:
+        table = np.full(span, -1, dtype=np.int64)
+        table[haystack - low] = np.arange(haystack.size, dtype=np.int64)
+        inside = (needles >= low) & (needles < low + span)
+        out = np.full(needles.size, -1, dtype=np.int64)
+        out[inside] = table[needles[inside] - low]
+        return out
     order = np.argsort(haystack)
     at = order[np.minimum(np.searchsorted(haystack, needles, sorter=order), haystack.size - 1)]
     return np.where(haystack[at] == needles, at, -1).astype(np.int64)
@@ -300,9 +323,10 @@ _OPEN_END = 10**8  # an ordinal after any date: a membership with no end
 
 def membership_arrays(organisation: Organisation) -> tuple[NDArray[np.int64], ...]:
     """The organisation's memberships as four arrays: team, user, first and last day
-    (``date.toordinal``; ``_OPEN_END`` when it has not ended).  Those of people deactivated
-    since are kept: deactivating ends them, and a leaver left out of both rosters would let
-    the change across their leaving show."""
+    (``date.toordinal``; ``_OPEN_END`` when it has not ended): the over-time rule's rosters
+    when the caller does not say whom each cycle asked.  Those of people deactivated since are
+    kept: deactivating ends them, and a leaver left out of both rosters would let the change
+    across their leaving show."""
     memberships = Membership.objects.filter(team__organisation=organisation).values_list(
         "team_id", "user_id", "started_on", "ended_on"
     )
@@ -328,66 +352,207 @@ def membership_arrays(organisation: Organisation) -> tuple[NDArray[np.int64], ..
     )
 
 
-class _Rosters:
-    """The people each node covered on any day (its subtree's direct groups' active members),
-    for the over-time differencing rule, from ONE read of the organisation's memberships.
+# One node of a result's layout as kept with it (``ResultLayout``): its cell (``_cell_base``),
+# its parent's position (-1: the organisation's node has none), the team whose people it holds
+# directly (0: none) and how many people were behind it.
+_LAYOUT_RECORD = np.dtype([("cell", "<i8"), ("parent", "<i4"), ("team", "<i8"), ("people", "<i4")])
 
-    Comparing two days only needs the people whose memberships differ between them: everyone
-    else is in both rosters of every node that covers them.  So the full roster is built once
-    (for the cycle's own day) and each earlier day costs only its movers."""
+
+@dataclass
+class Earlier:
+    """An earlier result as the over-time rule compares with it: its layout (``_LAYOUT_RECORD``)
+    and the people behind it as they are listed now, each None when not known (a result stored
+    before layouts were kept, or whose cycle's invitations cannot be read): then no change
+    since it may be shown."""
+
+    nodes: NDArray[Any] | None
+    people: Roster | None
+
+
+class _Rosters:
+    """The people behind each node of this cycle's layout, compared with the people behind an
+    earlier result's nodes, for the over-time differencing rule (``delta_publishable``).
+
+    The earlier people are placed in the earlier result's own layout (the tree as it was at its
+    close, kept in ``ResultLayout``), whose nodes are matched with this cycle's by their cell
+    (team and scope): a team moved, created or deleted in between changes the people behind a
+    parent's figure as it did then.  The number of people kept with each earlier node is held
+    against the number found there now: people no longer listed (erased, or their team deleted)
+    count as leavers, and more people than there were (a membership entered since with a start
+    before that cycle) hide the change.
+
+    Most people are behind the same nodes in both: only those whose team differs, who are in
+    one of the two only, or whose team's place in the tree differs, are compared one by one (the
+    "movers"); everyone else counts in both rosters of every node that covers them."""
 
     def __init__(
-        self, *, layout: _Layout, rollup: _Rollup, memberships: tuple[NDArray[np.int64], ...]
+        self,
+        *,
+        layout: _Layout,
+        rollup: _Rollup,
+        people: Roster,
+        cells: NDArray[np.int64] | None = None,
     ) -> None:
-        """``memberships``: ``membership_arrays`` of the organisation."""
+        """``people``: this cycle's, as (team ids, user ids); people of teams without a direct
+        node in the layout are left out.  ``cells``: each node's ``_cell_base`` (``rollup.nodes``
+        order), when known already."""
         self.rollup = rollup
         self.nodes = len(rollup.nodes)
-        direct_teams = np.array([layout.direct[node] for node in rollup.direct], dtype=np.int64)
-        teams, users, starts, ends = memberships
-        # each membership's direct node; memberships of other teams are left out
-        owner = _positions_in(direct_teams, teams)
+        if cells is None:
+            cell_of = {node: _cell_base(team_id, scope) for node, team_id, scope in layout.rows}
+            cells = np.array([cell_of[node] for node in rollup.nodes], dtype=np.int64)
+        self.cells = cells
+        self.direct_teams = np.array(
+            [layout.direct[node] for node in rollup.direct], dtype=np.int64
+        )
+        teams, users = people
+        owner = _positions_in(self.direct_teams, teams)
         keep = owner >= 0
-        self.owner = owner[keep]
-        self.user = users[keep]
-        self.start, self.end = starts[keep], ends[keep]
-        self.base = int(self.user.max()) + 1 if self.user.size else 1
-        self._counts: dict[date, NDArray[np.int64]] = {}
+        self.owner, self.user = owner[keep], users[keep]
+        self.counts = self._distinct(self.owner, self.user)
+        self._cover: NDArray[np.int64] | None = None
 
-    def _active(self, day: date) -> NDArray[np.bool_]:
-        ordinal = day.toordinal()
-        return (self.start <= ordinal) & (self.end >= ordinal)
-
-    def counts(self, mask: NDArray[np.bool_]) -> NDArray[np.int64]:
-        """Per node (``_Rollup.nodes`` order), the people of the memberships in ``mask``, each
-        counted once.  When nobody has two of them, every (node, person) pair is one already:
-        no need to sort them all to drop the repeats."""
-        users = np.sort(self.user[mask])
-        if (users[1:] == users[:-1]).any():
-            return np.bincount(self.keys(mask) // self.base, minlength=self.nodes)
-        _, node = self.rollup.expand(self.owner[mask])
+    def _distinct(self, owner: NDArray[np.int64], user: NDArray[np.int64]) -> NDArray[np.int64]:
+        """Per node, the people among (``owner``, ``user``) in its subtree, each counted once.
+        When nobody is listed twice, every (node, person) pair is one already: no need to sort
+        them all to drop the repeats."""
+        if not _distinct_values(user):
+            base = int(user.max()) + 1
+            return np.bincount(self._keys(owner, user, base) // base, minlength=self.nodes)
+        _, node = self.rollup.expand(owner)
         return np.bincount(node, minlength=self.nodes)
 
-    def keys(self, mask: NDArray[np.bool_]) -> NDArray[np.int64]:
-        """Sorted unique ``node position * base + user id`` of the memberships in ``mask``."""
-        element, node = self.rollup.expand(self.owner[mask])
-        return sorted_unique(node * self.base + self.user[mask][element])
+    def _keys(
+        self, owner: NDArray[np.int64], user: NDArray[np.int64], base: int
+    ) -> NDArray[np.int64]:
+        """Sorted unique ``node position * base + user id`` of people of this cycle's layout."""
+        element, node = self.rollup.expand(owner)
+        return sorted_unique(node * base + user[element])
 
-    def delta_publishable(self, then: date, now: date, *, k: int) -> NDArray[np.bool_]:
-        """``delta_publishable`` of every node (``_Rollup.nodes`` order) between two days."""
-        active_now, active_then = self._active(now), self._active(then)
-        if now not in self._counts:
-            self._counts[now] = self.counts(active_now)
-        movers = np.isin(self.user, sorted_unique(self.user[active_now != active_then]))
-        now_movers = self.keys(active_now & movers)
-        shared = self._counts[now] - np.bincount(now_movers // self.base, minlength=self.nodes)
-        return _delta_publishable_nodes(
-            self.keys(active_then & movers),
-            now_movers,
-            nodes=self.nodes,
-            base=self.base,
+    def layout_record(self) -> NDArray[Any]:
+        """This cycle's layout as ``ResultLayout`` keeps it, with its people per node."""
+        record = np.zeros(self.nodes, dtype=_LAYOUT_RECORD)
+        record["cell"] = self.cells
+        record["parent"] = self.rollup.parent
+        record["team"][self.rollup.direct_at] = self.direct_teams
+        record["people"] = self.counts
+        return record
+
+    def _stable(
+        self, earlier: _Subtrees, earlier_teams: NDArray[np.int64], now_at: NDArray[np.int64]
+    ) -> NDArray[np.bool_]:
+        """Per direct node now: whether its team was a direct node of the earlier layout too,
+        under nodes of the same cells as now (those cells that are in both layouts)."""
+        nodes, direct = self.nodes, self.direct_teams.size
+        then_of = _positions_in(earlier_teams, self.direct_teams)
+        has = np.flatnonzero(then_of >= 0)
+        element, node = earlier.expand(then_of[has])
+        at = now_at[node]
+        found = at >= 0
+        before = sorted_unique(has[element[found]] * nodes + at[found])
+        if self._cover is None:
+            element, node = self.rollup.expand(np.arange(direct, dtype=np.int64))
+            self._cover = sorted_unique(element * nodes + node)
+        after = self._cover
+        both = np.intersect1d(before, after, assume_unique=True)
+        n_before = np.bincount(before // nodes, minlength=direct)
+        n_after = np.bincount(after // nodes, minlength=direct)
+        n_both = np.bincount(both // nodes, minlength=direct)
+        return (then_of >= 0) & (n_before == n_after) & (n_both == n_after)
+
+    def delta_publishable(
+        self, earlier: NDArray[Any], people: Roster, *, k: int
+    ) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+        """Per node (``_Rollup.nodes`` order): may its change since an earlier result show,
+        and had that result a node of the same cell.  ``earlier``: its layout
+        (``_LAYOUT_RECORD``); ``people``: the people behind it as they are listed now."""
+        nodes = self.nodes
+        # each earlier node's position now (-1: no node of its cell now), and per node now the
+        # number of people kept with its earlier node
+        now_at = _positions_in(self.cells, earlier["cell"].astype(np.int64))
+        matched = now_at >= 0
+        present = np.zeros(nodes, dtype=bool)
+        present[now_at[matched]] = True
+        kept = np.zeros(nodes, dtype=np.int64)
+        kept[now_at[matched]] = earlier["people"][matched]
+        direct_at = np.flatnonzero(earlier["team"] > 0)
+        earlier_teams = earlier["team"][direct_at].astype(np.int64)
+        subtrees = _Subtrees(earlier["parent"].astype(np.int64), direct_at)
+        teams, users = people
+        then_owner = _positions_in(earlier_teams, teams)
+        keep = then_owner >= 0
+        then_owner, then_user, then_team = then_owner[keep], users[keep], teams[keep]
+        # A person is behind the same nodes in both when they are listed for the same team in
+        # both and that team sits under nodes of the same cells in both layouts: per person
+        # listed, their team's direct node now where it does (-1 where it does not).
+        stable = self._stable(subtrees, earlier_teams, now_at)
+        now_of_then = _positions_in(self.direct_teams, then_team)
+        then_slot = np.full(then_user.size, -1, dtype=np.int64)
+        placed = now_of_then >= 0
+        placed[placed] = stable[now_of_then[placed]]
+        then_slot[placed] = now_of_then[placed]
+        now_slot = np.where(stable[self.owner], self.owner, -1)
+        now_moved, then_moved = _moved(self.user, now_slot, then_user, then_slot)
+        base = max(int(self.user.max(initial=0)), int(then_user.max(initial=0))) + 1
+        now_keys = self._keys(self.owner[now_moved], self.user[now_moved], base)
+        element, node = subtrees.expand(then_owner[then_moved])
+        at = now_at[node]
+        found = at >= 0
+        then_keys = sorted_unique(at[found] * base + then_user[then_moved][element[found]])
+        shared = self.counts - np.bincount(now_keys // base, minlength=nodes)
+        gone = kept - shared - np.bincount(then_keys // base, minlength=nodes)
+        publishable = _delta_publishable_nodes(
+            then_keys,
+            now_keys,
+            nodes=nodes,
+            base=base,
             k=k,
             shared=shared,
+            gone=np.maximum(gone, 0),
         )
+        return publishable & (gone >= 0), present
+
+
+def _distinct_values(values: NDArray[np.int64]) -> bool:
+    """Whether no value of ``values`` is there twice."""
+    dense = _dense_span(values)
+    if dense is not None:
+        return bool(np.bincount(values - dense[0], minlength=dense[1]).max(initial=0) <= 1)
+    ordered = np.sort(values)
+    return not bool((ordered[1:] == ordered[:-1]).any())
+
+
+def _moved(
+    now_user: NDArray[np.int64],
+    now_slot: NDArray[np.int64],
+    then_user: NDArray[np.int64],
+    then_slot: NDArray[np.int64],
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """Which people listed now and then (``*_user``, each with its ``*_slot``: the direct node
+    they count from, -1 where that is not the same in both layouts) are movers: people listed
+    on one side only, or for another slot, or for a -1 slot, on either side; as one mask per
+    side.  By a table indexed by person when each side lists a person once and the ids are
+    close together (``_dense_span``), else by sorting."""
+    dense = _dense_span(now_user, then_user)
+    if dense is not None:
+        low, span = dense
+        count_now = np.bincount(now_user - low, minlength=span)
+        count_then = np.bincount(then_user - low, minlength=span)
+        if count_now.max(initial=0) <= 1 and count_then.max(initial=0) <= 1:
+            # nobody listed: -2 now, -3 then, so a person on one side only differs
+            slot_now = np.full(span, -2, dtype=np.int64)
+            slot_now[now_user - low] = np.where(now_slot >= 0, now_slot, -4)
+            slot_then = np.full(span, -3, dtype=np.int64)
+            slot_then[then_user - low] = np.where(then_slot >= 0, then_slot, -5)
+            moved = slot_now != slot_then
+            return moved[now_user - low], moved[then_user - low]
+    slots = int(max(now_slot.max(initial=0), then_slot.max(initial=0))) + 1
+    now_pair = np.where(now_slot >= 0, now_user * slots + now_slot, -1)
+    then_pair = np.where(then_slot >= 0, then_user * slots + then_slot, -2)
+    now_same = (now_slot >= 0) & np.isin(now_pair, then_pair)
+    then_same = (then_slot >= 0) & np.isin(then_pair, now_pair)
+    movers = sorted_unique(np.concatenate([now_user[~now_same], then_user[~then_same]]))
+    return np.isin(now_user, movers), np.isin(then_user, movers)
 
 
 def _delta_publishable_nodes(
@@ -398,10 +563,12 @@ def _delta_publishable_nodes(
     base: int,
     k: int,
     shared: NDArray[np.int64] | None = None,
+    gone: NDArray[np.int64] | None = None,
 ) -> NDArray[np.bool_]:
-    """``delta_publishable`` for every node at once from its two rosters (``_Rosters.keys``).
+    """``delta_publishable`` for every node at once from its two rosters (``_Rosters._keys``).
     ``shared``: per node, people in both rosters who are not listed in ``then``/``now`` (when
-    only the people who moved are passed)."""
+    only the people who moved are passed); ``gone``: per node, people behind the earlier
+    figure who are not listed in ``then`` any more (leavers)."""
     both = np.intersect1d(then, now, assume_unique=True)
     n_then = np.bincount(then // base, minlength=nodes)
     n_now = np.bincount(now // base, minlength=nodes)
@@ -409,6 +576,8 @@ def _delta_publishable_nodes(
     joined, left = n_now - n_both, n_then - n_both
     if shared is not None:
         n_then, n_now = n_then + shared, n_now + shared
+    if gone is not None:
+        n_then, left = n_then + gone, left + gone
     return (
         (np.minimum(n_then, n_now) >= k)
         & ((joined == 0) | (joined >= k))
@@ -426,12 +595,14 @@ def cycle_results_store(
     teams: Sequence[TeamCycleInput],
     reads: CloseReads | None = None,
     scores: CycleScores | None = None,
+    rosters: RosterSource | None = None,
 ) -> list[FlagChange]:
     """Store the cycle's guarded aggregates and update flags; returns flag changes to alert.
 
     A second call with the same ``cycle_key`` replaces the stored figures and returns [] (the
     flags were already updated for this cycle).  ``reads``: the reads that do not depend on
-    ``teams``, possibly started ahead (``CloseReads.ahead``)."""
+    ``teams``, possibly started ahead (``CloseReads.ahead``).  ``rosters``: the people each
+    cycle asked (``analytics.RosterSource``), when ``reads`` was not given them."""
     from .flags import (
         DETECTION_DIMENSIONS,
         FlagStep,
@@ -458,7 +629,11 @@ def cycle_results_store(
             k=k,
         )
         if reads is None:
-            reads = CloseReads(organisation=organisation, period_start=period_start)
+            reads = CloseReads(
+                organisation=organisation, period_start=period_start, rosters=rosters
+            )
+        elif rosters is not None:
+            reads.rosters = rosters
         tree = reads.tree()
         known: list[TeamCycleInput] = []
         for team_input in teams:
@@ -532,25 +707,23 @@ def cycle_results_store(
         return [] if step is None else step.write()
 
 
-class _Rollup:
-    """The layout as arrays: every node's subtree as (node, direct node) pairs, so any additive
-    figure of the direct nodes rolls up to every node with one ``bincount``."""
+class _Subtrees:
+    """A tree of nodes as arrays: every node's subtree as (direct node, node) pairs, so any
+    additive figure of the direct nodes rolls up to every node with one ``bincount``.
+    ``parent``: each node's parent's position (-1: none); ``direct_at``: the positions of the
+    nodes that hold people directly (a direct node is referred to by its index in it)."""
 
-    def __init__(self, layout: _Layout) -> None:
-        self.nodes = list(layout.parent)
-        self.position = {node: i for i, node in enumerate(self.nodes)}
-        self.direct = list(layout.direct)
+    def __init__(self, parent: NDArray[np.int64], direct_at: NDArray[np.int64]) -> None:
+        self.parent = parent
+        self.direct_at = direct_at
         # A node's subtree holds a direct node when it is that node or one of its ancestors:
         # every direct node climbs the tree a level at a time, all of them at once.
-        parent = np.array(
-            [-1 if p is None else self.position[p] for p in layout.parent.values()], dtype=np.int64
-        )
-        owner = np.arange(len(self.direct), dtype=np.int64)
-        at = np.array([self.position[node] for node in self.direct], dtype=np.int64)
+        owner = np.arange(direct_at.size, dtype=np.int64)
+        at = direct_at
         owners: list[NDArray[np.int64]] = []
         ats: list[NDArray[np.int64]] = []
         while at.size:
-            if len(owners) > len(self.nodes):  # deeper than a tree of these nodes can be
+            if len(owners) > parent.size:  # deeper than a tree of these nodes can be
                 raise ValueError("the layout's parents form a cycle")
             owners.append(owner)
             ats.append(at)
@@ -563,15 +736,8 @@ class _Rollup:
         self.pair_direct = pair_direct[order]
         self.pair_node = pair_node[order]
         # per direct node, its slice of the (sorted) pairs: the nodes whose subtree holds it
-        self.count = np.bincount(self.pair_direct, minlength=len(self.direct))
+        self.count = np.bincount(self.pair_direct, minlength=direct_at.size)
         self.offset = np.concatenate([[0], np.cumsum(self.count)[:-1]]).astype(np.int64)
-
-    def totals(self, per_direct: NDArray[np.float64]) -> NDArray[np.float64]:
-        """node -> sum over its subtree's direct nodes (node order of ``self.nodes``)."""
-        totals = np.bincount(
-            self.pair_node, weights=per_direct[self.pair_direct], minlength=len(self.nodes)
-        )
-        return totals.astype(np.float64, copy=False)
 
     def expand(self, owner: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         """For values owned by direct nodes: (value position, node) for every node whose
@@ -582,6 +748,29 @@ class _Rollup:
         run_start = np.repeat(np.cumsum(repeats) - repeats, repeats)
         within = np.arange(element.size, dtype=np.int64) - run_start
         return element, self.pair_node[starts + within]
+
+
+class _Rollup(_Subtrees):
+    """The layout as arrays (``_Subtrees``), its nodes in ``layout.parent`` order."""
+
+    def __init__(self, layout: _Layout) -> None:
+        self.nodes = list(layout.parent)
+        self.position = {node: i for i, node in enumerate(self.nodes)}
+        self.direct = list(layout.direct)
+        super().__init__(
+            np.array(
+                [-1 if p is None else self.position[p] for p in layout.parent.values()],
+                dtype=np.int64,
+            ),
+            np.array([self.position[node] for node in self.direct], dtype=np.int64),
+        )
+
+    def totals(self, per_direct: NDArray[np.float64]) -> NDArray[np.float64]:
+        """node -> sum over its subtree's direct nodes (node order of ``self.nodes``)."""
+        totals = np.bincount(
+            self.pair_node, weights=per_direct[self.pair_direct], minlength=len(self.nodes)
+        )
+        return totals.astype(np.float64, copy=False)
 
 
 @dataclass
@@ -707,6 +896,9 @@ def _aggregates_store(
     from .flags import DETECTION_DIMENSIONS
 
     if not inputs:
+        # no figures: nothing to compare with later, but a layout kept all the same (a result
+        # of that period without one would hide every change since the period)
+        ResultLayout.objects.create(result=result, nodes=b"", asked=False)
         return iter(())
     layout = _layout(tree, inputs)
     rollup = _Rollup(layout)
@@ -753,21 +945,6 @@ def _aggregates_store(
         )
     )
 
-    rosters: _Rosters | None = None
-    deltas: dict[date, NDArray[np.bool_]] = {}
-
-    def delta_rule(previous_period: date) -> NDArray[np.bool_]:
-        """Per node (``rollup.nodes`` order): may its change since ``previous_period`` show?"""
-        nonlocal rosters
-        if previous_period not in deltas:
-            if rosters is None:
-                validate_k(k)
-                rosters = _Rosters(layout=layout, rollup=rollup, memberships=reads.memberships())
-            deltas[previous_period] = rosters.delta_publishable(
-                previous_period, result.period_start, k=k
-            )
-        return deltas[previous_period]
-
     # Every dimension's rows come in ``layout.rows`` order: the figures are taken at each row's
     # node as whole columns and the rows zipped from them (building each row in a Python loop
     # was the largest part of this function's own time).
@@ -799,13 +976,40 @@ def _aggregates_store(
     if figures is not None:
         figures(_window_columns(result.pk, layout.rows, summarised, at, row_shown, own_rates))
     summarise(d for d in DIMENSIONS if d not in DETECTION_DIMENSIONS)
-    planned = [(d, *summarised[d]) for d in DIMENSIONS if d in summarised]
-    # The over-time rule for the published cells that were published before: the keys of every
-    # published cell at once, then per dimension the rows whose cell was, period by period.
+    # The people behind this cycle's figures (those it asked), kept per node with the layout
+    # for the next closes' over-time rule.
     row_base = np.array(
         [_cell_base(t, scope) for t, scope in zip(row_teams, row_scopes, strict=True)],
         dtype=np.int64,
     )
+    cells = np.zeros(len(rollup.nodes), dtype=np.int64)
+    cells[at] = row_base
+    people, asked = reads.people(result.cycle_key, result.period_start)
+    rosters = _Rosters(layout=layout, rollup=rollup, people=people, cells=cells)
+    ResultLayout.objects.create(result=result, nodes=rosters.layout_record().tobytes(), asked=asked)
+    deltas: dict[date, NDArray[np.bool_]] = {}
+
+    def delta_rule(previous_period: date) -> NDArray[np.bool_]:
+        """Per node (``rollup.nodes`` order): may its change since ``previous_period`` show?
+        Against every result of that period that had a figure of the node's cell; never when
+        one of them did not keep its layout or its people cannot be listed."""
+        if previous_period not in deltas:
+            validate_k(k)
+            allowed = np.ones(len(rollup.nodes), dtype=bool)
+            seen = np.zeros(len(rollup.nodes), dtype=bool)
+            for earlier in reads.earlier(previous_period):
+                if earlier.nodes is None or earlier.people is None:
+                    allowed[:] = False
+                    break
+                publishable, present = rosters.delta_publishable(earlier.nodes, earlier.people, k=k)
+                allowed &= publishable | ~present
+                seen |= present
+            deltas[previous_period] = allowed & seen
+        return deltas[previous_period]
+
+    planned = [(d, *summarised[d]) for d in DIMENSIONS if d in summarised]
+    # The over-time rule for the published cells that were published before: the keys of every
+    # published cell at once, then per dimension the rows whose cell was, period by period.
     visible_rows = [np.flatnonzero(visible) for _, visible, _ in planned]
     keys = [
         row_base[rows] + DIMENSIONS.index(dimension)

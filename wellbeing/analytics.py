@@ -71,6 +71,13 @@ class CycleScores:
         return out
 
 
+# The people one cycle asked to answer: the team and the person of each invitation, as two
+# arrays of ids (a person once per cycle).  The over-time rule compares these, cycle by cycle.
+Roster = tuple[NDArray[np.int64], NDArray[np.int64]]
+# Given cycle keys, the ``Roster`` of each cycle the caller knows (the others left out).
+RosterSource = Callable[[Sequence[uuid.UUID]], Mapping[uuid.UUID, Roster]]
+
+
 @dataclass(frozen=True)
 class FlagChange:
     """A flag opened, escalated or resolved by this cycle, with whom to alert and what to say.
@@ -96,13 +103,18 @@ def cycle_results_record(
     teams: Sequence[TeamCycleInput],
     reads: CloseReads | None = None,
     scores: CycleScores | None = None,
+    rosters: RosterSource | None = None,
 ) -> list[FlagChange]:
     """Store aggregates for a closed cycle, detect trends, update flags; idempotent per cycle_key.
 
     Runs inside the caller's transaction.  Returns the flag changes that need alerts.
     ``reads``: from ``cycle_results_reads`` for the same organisation and period, entered
     before the caller computed ``teams``.  ``scores``: every team's indices at once, instead
-    of each team's own ``scores`` (which must then be empty)."""
+    of each team's own ``scores`` (which must then be empty).  ``rosters``: who each cycle
+    asked, by cycle key (when not given to ``cycle_results_reads``): the over-time rule
+    compares the people behind two cycles' figures; without it, the memberships on each
+    period's start as they are at the close stand in for them, which miss a membership entered
+    later with an earlier start, and the people asked for another of their teams."""
     from .aggregation import cycle_results_store  # implemented with the trends capability
 
     return cycle_results_store(
@@ -113,6 +125,7 @@ def cycle_results_record(
         teams=teams,
         reads=reads,
         scores=scores,
+        rosters=rosters,
     )
 
 
@@ -121,11 +134,21 @@ def cycle_results_reads(
     organisation: Organisation,
     period_start: date,
     first: Mapping[str, Callable[[], Any]] | None = None,
+    rosters: RosterSource | None = None,
+    cycle_key: uuid.UUID | None = None,
 ) -> AbstractContextManager[CloseReads]:
     """Start what ``cycle_results_record`` reads that does not depend on the answers, so the
     database serves it while the caller scores them (``wellbeing.close_reads``).  Enter it
     before starting the transaction that scores and records the cycle.  ``first``: the
-    caller's own such reads, by name, read before the rest (``CloseReads.get``)."""
+    caller's own such reads, by name, read before the rest (``CloseReads.get``).
+    ``rosters``: who each cycle asked (see ``cycle_results_record``); ``cycle_key``: this
+    cycle's, when its invitations are all written, to read its roster ahead too."""
     from .close_reads import CloseReads
 
-    return CloseReads.ahead(organisation=organisation, period_start=period_start, first=first)
+    return CloseReads.ahead(
+        organisation=organisation,
+        period_start=period_start,
+        first=first,
+        rosters=rosters,
+        cycle_key=cycle_key,
+    )

@@ -527,6 +527,30 @@ class DetectionColumns(models.Model):
         return f"Detection columns of {self.result_id}"
 
 
+class ResultLayout(models.Model):
+    """The groups behind one result's figures as its close saw them, for the over-time rule.
+
+    One record per node of the guard's layout (``wellbeing.aggregation``: the organisation,
+    each team or subtree, a parent's direct group), packed in ``aggregation._LAYOUT_RECORD``:
+    its cell (team and scope), its parent's position, the team whose people it holds directly
+    (0: none) and how many people were behind it (those asked in that cycle in its subtree).
+    The next close places the people asked in this result's cycle in this tree, not in the tree
+    as it is by then, and compares their number with the one kept here: a team moved, created or
+    deleted since, or a person erased since, changes who is behind a figure.  Numbers only: no
+    person.  A result without one (stored before layouts were kept) publishes no change since."""
+
+    result = models.OneToOneField(
+        CycleResult, on_delete=models.CASCADE, primary_key=True, related_name="layout"
+    )
+    nodes = models.BinaryField()
+    # Whose people: the cycle's invitations (the check-in close's), or else the memberships on
+    # its period start; the next close lists them again the same way.
+    asked = models.BooleanField()
+
+    def __str__(self) -> str:
+        return f"Layout of {self.result_id}"
+
+
 class TeamParticipation(models.Model):
     """Invited and responded per group and cycle; responded/rate only when published."""
 

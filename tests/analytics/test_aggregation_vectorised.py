@@ -328,60 +328,146 @@ def test_delta_rule_for_every_node_at_once_equals_delta_publishable():
     assert 0 < sum(expected) < nodes
 
 
-@pytest.mark.parametrize(("seed", "in_two_teams"), [(11, 0.15), (12, 0.15), (13, 0.0)])
-def test_rosters_from_movers_equal_delta_publishable_over_full_rosters(seed, in_two_teams):
-    """``_Rosters`` reads memberships once and compares two days through the people who moved;
-    per node it must say what ``delta_publishable`` says over the complete rosters."""
-    from datetime import timedelta
+def _random_tree(rng, size):
+    """A random forest of ``size`` teams (ids 1..size) as ``TeamTree``, parents before children."""
 
-    from tests.analytics.helpers import period
-    from tests.factories import UserFactory
-    from wellbeing.aggregation import _CleanInput, _layout, _Rollup, _Rosters, membership_arrays
-    from wellbeing.analytics_selectors import team_tree
+    parents = {
+        t: (rng.randrange(1, t) if t > 1 and rng.random() < 0.8 else None)
+        for t in range(1, size + 1)
+    }
+    return _team_tree(parents), parents
+
+
+def _team_tree(parents):
+    from wellbeing.analytics_selectors import TeamInfo, TeamTree
+
+    children = {}
+    for team, parent in parents.items():
+        children.setdefault(parent, []).append(team)
+    return TeamTree(
+        teams={t: TeamInfo(t, p, f"T{t}", str(t), False) for t, p in parents.items()},
+        children=children,
+    )
+
+
+def _moved(rng, parents, moves):
+    """``parents`` with ``moves`` teams put under another team (not one of their own subtree)
+    or at the top."""
+    out = dict(parents)
+    for _ in range(moves):
+        team = rng.choice(list(out))
+        below = {team}
+        grew = True
+        while grew:
+            grew = False
+            for other, parent in out.items():
+                if parent in below and other not in below:
+                    below.add(other)
+                    grew = True
+        out[team] = rng.choice([None, *(t for t in out if t not in below)])
+    return out
+
+
+def _people_of(layout, roster):
+    """node -> the people behind it in ``layout``: those listed for a team whose direct node is
+    in its subtree (walked up from each person's direct node)."""
+    direct_of = {team: node for node, team in layout.direct.items()}
+    out = {node: set() for node in layout.parent}
+    for team, user in zip(*roster, strict=True):
+        node = direct_of.get(int(team))
+        while node is not None:
+            out[node].add(int(user))
+            node = layout.parent[node]
+    return out
+
+
+def _cells(layout):
+    from wellbeing.aggregation import _cell_base
+
+    return {node: _cell_base(team, scope) for node, team, scope in layout.rows}
+
+
+@pytest.mark.parametrize(
+    ("seed", "moves", "in_two_teams", "erased", "added"),
+    [
+        (11, 0, 0.15, 0, 0),
+        (12, 2, 0.15, 0, 0),
+        (13, 4, 0.0, 0, 0),
+        (14, 3, 0.0, 6, 0),
+        (15, 2, 0.1, 4, 5),
+        (16, 6, 0.0, 0, 3),
+    ],
+)
+def test_rosters_from_movers_equal_delta_publishable_over_full_rosters(
+    seed, moves, in_two_teams, erased, added
+):
+    """``_Rosters`` compares the people behind this cycle's nodes with those behind an earlier
+    result's, placed in that result's own layout (a tree with teams moved since, teams asked in
+    one cycle only), through the people who moved.  Per node whose cell the earlier layout had,
+    it must say what ``delta_publishable`` says over the two complete rosters; when people are
+    no longer listed for the earlier cycle (erased, and so not asked now either) it must still
+    count them as leavers, and when more are listed than were there, never publish what the
+    complete rosters would not."""
+    from wellbeing.aggregation import _CleanInput, _layout, _Rollup, _Rosters
     from wellbeing.guard import delta_publishable
-    from wellbeing.models import Membership
 
     rng = random.Random(seed)
-    organisation = OrganisationFactory()
-    teams = _tree(organisation, rng)
-    days = [period(i) for i in range(6)]
-    for _ in range(160):
-        user = UserFactory(organisation=organisation, is_active=rng.random() > 0.05)
-        # some people are in two teams (or, with none, each roster is counted without sorting)
-        for _membership in range(2 if rng.random() < in_two_teams else 1):
-            start = rng.choice([days[0] - timedelta(days=30), *days[1:]])
-            end = rng.choice([None, None, None, *(d - timedelta(days=1) for d in days[1:])])
-            if end is not None and end < start:
-                start, end = end, start
-            Membership.objects.create(
-                user=user, team=rng.choice(teams), started_on=start, ended_on=end
-            )
-    tree = team_tree(organisation=organisation)
-    inputs = {t.pk: _CleanInput(invited=1, responded=1, scores={}) for t in teams}
-    layout = _layout(tree, inputs)
-    subtrees = _subtree_nodes(layout)
-    rollup = _Rollup(layout)
-    rosters = _Rosters(layout=layout, rollup=rollup, memberships=membership_arrays(organisation))
+    tree, parents = _random_tree(rng, 40)
+    later = _team_tree(_moved(rng, parents, moves))
+    teams = list(parents)
 
-    def roster(node, day):
-        people = set()
-        for member in subtrees[node]:
-            if member in layout.direct:
-                people |= set(
-                    Membership.objects.filter(
-                        Membership.active_on(day), team_id=layout.direct[member]
-                    ).values_list("user_id", flat=True)
-                )
-        return people
+    def roster(pairs):
+        return (
+            np.array([t for t, _ in pairs], dtype=np.int64),
+            np.array([u for _, u in pairs], dtype=np.int64),
+        )
 
-    now = days[-1]
+    # who was behind the earlier figures, and who is now: most people stay in their team
+    then_pairs, now_pairs = [], []
+    for user in range(1, 400):
+        first = rng.choice(teams)
+        if rng.random() < 0.85:
+            then_pairs.append((first, user))
+            if rng.random() < in_two_teams:
+                then_pairs.append((rng.choice(teams), user))
+        if rng.random() < 0.9:
+            now_pairs.append((first if rng.random() < 0.9 else rng.choice(teams), user))
+    # the erased are in no list any more: not now, not for the earlier cycle
+    gone = set(rng.sample(sorted({u for _, u in then_pairs}), erased))
+    now_pairs = [(t, u) for t, u in now_pairs if u not in gone]
+    listed = [(t, u) for t, u in then_pairs if u not in gone]
+    listed += [(rng.choice(teams), 1000 + i) for i in range(added)]  # entered since
+    now_pairs += [(t, u) for t, u in listed if u >= 1000]
+    # some teams asked in one cycle only
+    asked_then = {t for t in teams if rng.random() < 0.9}
+    asked_now = {t for t in teams if rng.random() < 0.9}
+    then_layout = _layout(tree, {t: _CleanInput(1, 1, {}) for t in asked_then})
+    now_layout = _layout(later, {t: _CleanInput(1, 1, {}) for t in asked_now})
+    earlier = _Rosters(
+        layout=then_layout, rollup=_Rollup(then_layout), people=roster(then_pairs)
+    ).layout_record()
+    now_rollup = _Rollup(now_layout)
+    rosters = _Rosters(layout=now_layout, rollup=now_rollup, people=roster(now_pairs))
+
+    got, present = rosters.delta_publishable(earlier, roster(listed), k=3)
+
+    then_people, now_people = (
+        _people_of(then_layout, roster(then_pairs)),
+        _people_of(now_layout, roster(now_pairs)),
+    )
+    then_at = {cell: node for node, cell in _cells(then_layout).items()}
     outcomes = set()
-    for then in days[:-1]:
-        got = rosters.delta_publishable(then, now, k=3)
-        for node in rollup.nodes:
-            expected = delta_publishable(roster(node, then), roster(node, now), k=3)
-            assert got[rollup.position[node]] == expected, (node, then)
-            outcomes.add(expected)
+    for node, cell in _cells(now_layout).items():
+        at = now_rollup.position[node]
+        assert present[at] == (cell in then_at)
+        if cell not in then_at:
+            continue
+        expected = delta_publishable(then_people[then_at[cell]], now_people[node], k=3)
+        if added:
+            assert not got[at] or expected, node
+        else:
+            assert got[at] == expected, node
+        outcomes.add(expected)
     assert outcomes == {True, False}  # both answers occur: the comparison can fail
 
 

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date, timedelta
 from io import StringIO
 
 import pytest
+import time_machine
 from django.core.management import CommandError, call_command
 
 from checkins import services
-from tests.checkins.conftest import ensure_library, make_schedule, open_cycle
+from checkins.models import Invitation
+from checkins.selectors import invitation_questions
+from tests.checkins.conftest import FIRST_OPEN, ensure_library, make_schedule, open_cycle
 from tests.checkins.test_close import answer_all
-from tests.factories import OrganisationFactory, team_with_members
-from wellbeing.models import CycleResult, TeamAggregate, TeamParticipation
+from tests.factories import MembershipFactory, OrganisationFactory, team_with_members
+from wellbeing.models import CycleResult, Membership, TeamAggregate, TeamParticipation
 
 
 @pytest.fixture
@@ -80,3 +84,50 @@ def test_recompute_command_refuses_unknown_cycles():
         call_command("recompute_aggregates", "--cycle-key", str(uuid.uuid4()))
     with pytest.raises(CommandError):
         call_command("recompute_aggregates", "--cycle-key", "not-a-uuid")
+
+
+def _answer_everyone(cycle):
+    with time_machine.travel(cycle.opens_at + timedelta(hours=2), tick=False):
+        for invitation in Invitation.objects.filter(cycle=cycle):
+            answers = {
+                q.pk: q.scale_max for q in invitation_questions(invitation=invitation) if q.is_scale
+            }
+            services.checkin_submit(invitation=invitation, answers=answers, comment=None)
+
+
+@pytest.mark.django_db
+def test_the_close_hides_a_change_of_the_people_it_asked_that_the_memberships_do_not_show(
+    weekly_pulse,
+):
+    # given teams A, B and C of six people, each answering a first cycle
+    organisation = OrganisationFactory(timezone="Europe/Berlin", anonymity_threshold=5)
+    a, b, c = (team_with_members(organisation=organisation, size=6, name=name) for name in "ABC")
+    schedule = make_schedule(organisation=organisation, teams=[a, b, c], survey=weekly_pulse)
+    first = open_cycle(schedule)
+    _answer_everyone(first)
+    assert services.cycle_close(cycle=first, now=first.closes_at) is True
+    # when, before the second, a person of A also joins B (staying in A: the invitation goes
+    # to their latest team), and a person is entered in B with a start years back
+    x = Membership.objects.filter(team=a).order_by("pk").first().user
+    MembershipFactory(team=b, user=x, started_on=date(2026, 3, 9))
+    MembershipFactory(team=b, started_on=date(2020, 1, 1))
+    second = open_cycle(schedule, at=FIRST_OPEN + timedelta(weeks=1))
+    assert second.period_start == date(2026, 3, 9)
+    _answer_everyone(second)
+    assert services.cycle_close(cycle=second, now=second.closes_at) is True
+
+    def stress(team):
+        return TeamAggregate.objects.get(
+            team=team, dimension="stress", result__cycle_key=second.public_id
+        )
+
+    # then A's figure lost one person and B's gained two: neither change is published,
+    # although A's memberships did not change and B's new person "was there" at the first cycle
+    assert stress(a).published and stress(a).n == 5 and not stress(a).delta_published
+    assert stress(b).published and stress(b).n == 8 and not stress(b).delta_published
+    # and C, asked the same people twice, publishes its change
+    assert stress(c).published and stress(c).delta_published
+    # and a recompute of the second cycle decides the same
+    call_command("recompute_aggregates", "--cycle-key", str(second.public_id), stdout=StringIO())
+    assert not stress(a).delta_published and not stress(b).delta_published
+    assert stress(c).delta_published

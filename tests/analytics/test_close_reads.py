@@ -19,17 +19,30 @@ pytestmark = pytest.mark.skipif(
 )
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-ACCESSORS = ("tree", "memberships", "published_keys", "history_columns")
+ACCESSORS = ("tree", "people", "earlier", "published_keys", "history_columns")
+# the read ahead each accessor takes its answer from
+READ = {"earlier": "people"}
+
+
+def _same_rows(early, inline):
+    assert len(early) == len(inline)
+    order_e, order_i = np.lexsort(early[::-1]), np.lexsort(inline[::-1])
+    for a, b in zip(early, inline, strict=True):
+        np.testing.assert_array_equal(a[order_e], b[order_i])
 
 
 def _same(name, early, inline):
     if name == "tree":
         assert early.teams == inline.teams and early.children == inline.children
-    elif name == "memberships":
-        assert len(early) == len(inline) == 4
-        order_e, order_i = np.lexsort(early[::-1]), np.lexsort(inline[::-1])
-        for a, b in zip(early, inline, strict=True):
-            np.testing.assert_array_equal(a[order_e], b[order_i])
+    elif name == "people":
+        (roster_e, asked_e), (roster_i, asked_i) = early, inline
+        assert asked_e and asked_i  # the people the cycle asked, not the memberships
+        _same_rows(roster_e, roster_i)
+    elif name == "earlier":
+        assert len(early) == len(inline)
+        for got, want in zip(early, inline, strict=True):
+            np.testing.assert_array_equal(got.nodes, want.nodes)
+            _same_rows(got.people, want.people)
     elif name == "published_keys":
         np.testing.assert_array_equal(np.sort(early), np.sort(inline))
     else:
@@ -52,8 +65,15 @@ def checked_reads(monkeypatch):
     def checked(name):
         def method(self, *args):
             got = original[name](self, *args)
-            assert name in self._early, f"{name} was read inline"
-            fresh = CloseReads(organisation=self.organisation, period_start=self.period_start)
+            assert READ.get(name, name) in self._early, f"{name} was read inline"
+            if name == "people":
+                # this cycle's roster too
+                assert args[0] in self._early["people"]["asked"], "the roster was read inline"
+            fresh = CloseReads(
+                organisation=self.organisation,
+                period_start=self.period_start,
+                rosters=self.rosters,
+            )
             _same(name, got, original[name](fresh, *args))
             calls.append(name)
             return got
@@ -80,12 +100,14 @@ def checked_reads(monkeypatch):
 def test_every_close_of_the_demo_takes_reads_ahead_equal_to_inline_reads(checked_reads):
     organisation, _ = organisation_seed(today=date(2026, 11, 25))
     history_seed(organisation=organisation, weeks=12, now=NOW)
-    # every one of the twelve closes took the tree, the flag window and (from the second on,
-    # with earlier published cells to look back to) the memberships and the previous cells
+    # every one of the twelve closes took the tree, the flag window, the people it asked and
+    # (from the second on, with earlier published cells to look back to) the previous cells
+    # and the previous cycle's layout and people
     assert checked_reads.count("tree") == 12
     assert checked_reads.count("invited") == 12
     assert checked_reads.count("history_columns") == 12
-    assert checked_reads.count("memberships") >= 10
+    assert checked_reads.count("people") == 12
+    assert checked_reads.count("earlier") >= 10
     assert checked_reads.count("published_keys") >= 10
     assert TeamAggregate.objects.filter(result__organisation=organisation).exists()
     assert Flag.objects.filter(team__organisation=organisation).exists()
@@ -122,7 +144,7 @@ def test_a_failed_read_ahead_is_logged_and_read_inline(monkeypatch, caplog):
     ):
         assert reads.tree().teams == {}
         assert reads.memberships()[0].size == 0
-    for name in ("tree", "memberships"):
+    for name in ("tree", "people"):
         assert f"event=close_reads status=failed read={name} error=ConnectionError" in caplog.text
 
 

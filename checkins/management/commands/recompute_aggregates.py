@@ -2,9 +2,9 @@
 
 Rebuilds exactly what the close job hands to wellbeing
 (``checkins.services.cycle_results_hand_over``: invited and responded per team, and the
-per-respondent indices) and stores it again under the same cycle key, replacing that cycle's rows
-in one transaction.  Flags are not re-run for a cycle they have already seen, so no alert is sent
-twice.  Prints counts only, never answers.
+per-respondent indices; and who each cycle asked, ``invited_rosters``) and stores it again under
+the same cycle key, replacing that cycle's rows in one transaction.  Flags are not re-run for a
+cycle they have already seen, so no alert is sent twice.  Prints counts only, never answers.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import uuid
 from django.core.management.base import BaseCommand, CommandError
 
 from checkins.models import Cycle
-from checkins.services import cycle_results_hand_over
+from checkins.services import cycle_results_hand_over, invited_rosters
 from wellbeing.analytics import cycle_results_record
 
 
@@ -45,6 +45,7 @@ class Command(BaseCommand):
             closed_at=cycle.closed_at,
             teams=teams,
             scores=scores,
+            rosters=invited_rosters,
         )
         self.stdout.write(
             self.style.SUCCESS(
