@@ -198,6 +198,32 @@ def test_a_team_moved_with_at_least_k_people_still_publishes_the_parents_change(
     ).delta_published
 
 
+def test_the_heatmap_shows_no_change_between_a_teams_figure_and_its_earlier_subtree():
+    # given a team E of six with figures in cycle 0; T (two people) is moved under it and asked
+    # in cycle 1 only, where E's own group is hidden (it would give T away) and its subtree shown
+    organisation = OrganisationFactory(anonymity_threshold=5)
+    e = _team_of(organisation, 6, name="E")
+    t = _team_of(organisation, 2, name="T")
+    record(organisation, 0, [fixed_input(e, stress=[40.0] * 6)])
+    services.team_move(team=t, new_parent=e)
+    record(organisation, 1, [fixed_input(e, stress=[40.0] * 6), fixed_input(t, stress=[90.0] * 2)])
+    subtree = TeamAggregate.objects.get(
+        team=e, scope="subtree", dimension="stress", result__period_start=period(1)
+    )
+    assert subtree.published and subtree.n == 8
+    services.team_move(team=t, new_parent=None)
+    record(organisation, 2, [fixed_input(e, stress=[40.0] * 6)])
+    # then E's own group in cycle 2 has the same people as in cycle 0: its change since then
+    # may be shown ...
+    assert _stress(e, 2).delta_published
+    # ... but the heatmap's previous figure of E is cycle 1's subtree (eight people): no change
+    assert _heat_change(organisation, e) is None
+    # and the organisation's figure went from eight people to six: hidden
+    assert not TeamAggregate.objects.get(
+        team__isnull=True, dimension="stress", result__period_start=period(2)
+    ).delta_published
+
+
 def test_a_result_stored_before_layouts_were_kept_publishes_no_change_since():
     organisation = OrganisationFactory(anonymity_threshold=5)
     team = _team_of(organisation, 6)

@@ -281,7 +281,8 @@ def test_api_acknowledge_and_dismiss_flags():
 def _heatmap_by_hand(organisation, team_ids, *, with_organisation):
     """The heatmap's cells the plain way, from every stored row of the last results: per team
     and dimension the primary cell (the subtree's, else the team's) of each result, the latest
-    shown with its change since the one before when both sides may be shown."""
+    shown with its change since the one before when both sides may be shown (and are of one
+    scope)."""
     results = list(
         CycleResult.objects.filter(organisation=organisation).order_by(
             "-period_start", "-closed_at"
@@ -308,7 +309,12 @@ def _heatmap_by_hand(organisation, team_ids, *, with_organisation):
                 continue
             previous = primary[(team_id, dimension, ranks[1])] if len(ranks) > 1 else None
             change = None
-            if latest.delta_published and previous is not None and previous.published:
+            if (
+                latest.delta_published
+                and previous is not None
+                and previous.published
+                and previous.scope == latest.scope
+            ):
                 change = round(latest.index - previous.index, 1)
             cells.append((dimension, True, round(latest.index, 1), latest.n, change))
         if starts:
