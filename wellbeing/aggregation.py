@@ -615,11 +615,14 @@ def cycle_results_store(
     with transaction.atomic():
         previous = CycleResult.objects.select_for_update().filter(cycle_key=cycle_key).first()
         recompute = previous is not None
+        replaced: bytes | None = None
         if previous is not None:
             if previous.organisation_id != organisation.pk:
                 raise ServiceError(
                     "conflict", "This cycle belongs to another organisation.", status=409
                 )
+            kept = ResultLayout.objects.filter(result=previous).values_list("nodes", flat=True)
+            replaced = next((bytes(nodes) for nodes in kept), None)
             previous.delete()
         result = CycleResult.objects.create(
             organisation=organisation,
@@ -698,6 +701,8 @@ def cycle_results_store(
             detection_columns_of(result.pk, step.current)
         else:
             detection_columns_store([result.pk])
+        if recompute:
+            _later_changes_hidden(result, replaced)
         logger.info(
             "event=cycle_results_stored result_id=%s teams=%s recompute=%s",
             result.pk,
@@ -705,6 +710,62 @@ def cycle_results_store(
             recompute,
         )
         return [] if step is None else step.write()
+
+
+def _teams_behind(nodes: bytes) -> dict[int, frozenset[int]]:
+    """Per cell of a kept layout (``ResultLayout.nodes``), the teams whose people are behind it."""
+    record = np.frombuffer(nodes, dtype=_LAYOUT_RECORD)
+    direct_at = np.flatnonzero(record["team"] > 0)
+    element, node = _Subtrees(record["parent"].astype(np.int64), direct_at).expand(
+        np.arange(direct_at.size, dtype=np.int64)
+    )
+    behind: dict[int, set[int]] = defaultdict(set)
+    for cell, team in zip(
+        record["cell"][node].tolist(), record["team"][direct_at][element].tolist(), strict=True
+    ):
+        behind[cell].add(team)
+    return {cell: frozenset(teams) for cell, teams in behind.items()}
+
+
+def _later_changes_hidden(result: CycleResult, replaced: bytes | None) -> None:
+    """After ``result`` replaced an earlier store of its cycle (``replaced``: that one's kept
+    layout, None if it kept none): the later results' changes of every cell whose groups differ
+    between the two (the tree changed in between; the recompute took today's) were judged
+    against the old figure, and are hidden."""
+    after = ResultLayout.objects.filter(result=result).values_list("nodes", flat=True).first()
+    new = _teams_behind(bytes(after)) if after is not None else {}
+    old = _teams_behind(replaced) if replaced is not None else None
+    if old is None:
+        changed = set(new)
+    else:
+        changed = {cell for cell in set(old) | set(new) if old.get(cell) != new.get(cell)}
+    if not changed:
+        return
+    later = TeamAggregate.objects.filter(
+        result__organisation_id=result.organisation_id,
+        result__period_start__gt=result.period_start,
+        delta_published=True,
+    )
+    teams = sorted({cell // 32 for cell in changed})
+    parts = [later.filter(team_id__in=[t for t in teams if t])]
+    if teams[0] == 0:
+        parts.append(later.filter(team__isnull=True))
+    hidden = [
+        pk
+        for part in parts
+        for pk, team_id, scope in part.values_list("pk", "team_id", "scope")
+        if _cell_base(team_id, scope) in changed
+    ]
+    for start in range(0, len(hidden), 5000):
+        TeamAggregate.objects.filter(pk__in=hidden[start : start + 5000]).update(
+            delta_published=False
+        )
+    logger.info(
+        "event=later_changes_hidden result_id=%s cells=%s rows=%s",
+        result.pk,
+        len(changed),
+        len(hidden),
+    )
 
 
 class _Subtrees:

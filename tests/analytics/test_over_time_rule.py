@@ -224,6 +224,39 @@ def test_the_heatmap_shows_no_change_between_a_teams_figure_and_its_earlier_subt
     ).delta_published
 
 
+def test_recomputing_an_earlier_cycle_after_a_move_hides_the_later_change_judged_against_it():
+    # given P = A (six people) + T (two people) in cycles 0 and 1: P's change is published
+    organisation = OrganisationFactory(anonymity_threshold=5)
+    parent = TeamFactory(organisation=organisation, name="P")
+    elsewhere = _team_of(organisation, 6, name="Elsewhere")
+    a = _team_of(organisation, 6, parent=parent, name="A")
+    t = _team_of(organisation, 2, parent=parent, name="T")
+    inputs = [
+        fixed_input(a, stress=[40.0] * 6),
+        fixed_input(t, stress=[90.0] * 2),
+        fixed_input(elsewhere, stress=[50.0] * 6),
+    ]
+    record(organisation, 0, inputs)
+    record(organisation, 1, inputs)
+    assert _stress(parent, 1).delta_published and _stress(parent, 1).n == 8
+
+    def organisation_cell():
+        return TeamAggregate.objects.get(
+            team__isnull=True, dimension="stress", result__period_start=period(1)
+        )
+
+    assert organisation_cell().delta_published
+    # when T is moved away and cycle 0 recomputed (it takes today's tree: P is six people)
+    services.team_move(team=t, new_parent=elsewhere)
+    record(organisation, 0, inputs)
+    assert _stress(parent, 0).n == 6
+    # then cycle 1's change of P, judged against the figure of eight, is hidden
+    assert not _stress(parent, 1).delta_published
+    assert _heat_change(organisation, parent) is None
+    # and the organisation's, with the same teams behind it, still shows
+    assert organisation_cell().delta_published
+
+
 def test_a_result_stored_before_layouts_were_kept_publishes_no_change_since():
     organisation = OrganisationFactory(anonymity_threshold=5)
     team = _team_of(organisation, 6)
