@@ -1636,6 +1636,17 @@ def cycle_results_hand_over(
     return teams, batch
 
 
+def cycle_comments_hand_over(*, cycle: Cycle) -> dict[int, list[str]]:
+    """Team id -> the cycle's released comments written there (non-empty ones only, in one
+    read), for ``cycle_comments_record``: the text alone, no response id or anything else."""
+    comments: dict[int, list[str]] = defaultdict(list)
+    for team_id, text in (
+        Response.objects.filter(cycle=cycle).exclude(comment="").values_list("team_id", "comment")
+    ):
+        comments[team_id].append(text)
+    return dict(comments)
+
+
 def cycle_close(*, cycle: Cycle, now: datetime | None = None) -> bool:
     """Release what is pending, hand the per-team indices to wellbeing, send flag alerts and the
     admins' summary, mark closed.  Idempotent: False when the cycle was not open to close."""
@@ -1644,7 +1655,11 @@ def cycle_close(*, cycle: Cycle, now: datetime | None = None) -> bool:
         message_cancel_pending,
         messages_enqueue_bulk,
     )
-    from wellbeing.analytics import cycle_results_reads, cycle_results_record
+    from wellbeing.analytics import (
+        cycle_comments_record,
+        cycle_results_reads,
+        cycle_results_record,
+    )
 
     now = now or timezone.now()
     # Barrier: wait for in-flight submissions (they hold a share lock on the cycle row).
@@ -1704,6 +1719,15 @@ def cycle_close(*, cycle: Cycle, now: datetime | None = None) -> bool:
                 record=analytic_done - inputs_done,
                 analytic=analytic_done - analytic_started,
             )
+            if organisation.comments_enabled:
+                # The groups' comments through the guard at the comment threshold.
+                cycle_comments_record(
+                    organisation=organisation,
+                    cycle_key=cycle.public_id,
+                    teams=teams,
+                    comments=cycle_comments_hand_over(cycle=cycle),
+                    tree=reads.tree(),
+                )
             messages = []
             for change in changes:
                 for recipient_id in change.recipient_ids:

@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from .models import Organisation
 
 if TYPE_CHECKING:
+    from .analytics_selectors import TeamTree
     from .close_reads import CloseReads
 
 # Every dimension Pulse measures; indices are 0-100 with higher meaning worse.
@@ -126,6 +127,25 @@ def cycle_results_record(
         reads=reads,
         scores=scores,
         rosters=rosters,
+    )
+
+
+def cycle_comments_record(
+    *,
+    organisation: Organisation,
+    cycle_key: uuid.UUID,
+    teams: Sequence[TeamCycleInput],
+    comments: Mapping[int, Sequence[str]],
+    tree: TeamTree | None = None,
+) -> int:
+    """Store a closed cycle's free-text comments (``comments``: team id -> that team's comments)
+    for the groups the guard lets out at the organisation's comment threshold, shuffled;
+    nothing when comments are off.  After ``cycle_results_record`` for the same ``cycle_key``
+    and ``teams``, in the caller's transaction; idempotent.  Returns the groups stored."""
+    from .comments import cycle_comments_store
+
+    return cycle_comments_store(
+        organisation=organisation, cycle_key=cycle_key, teams=teams, comments=comments, tree=tree
     )
 
 

@@ -598,6 +598,47 @@ class TeamParticipation(models.Model):
         return f"participation {self.scope} {self.team_id} in {self.result_id}"
 
 
+class TeamComments(models.Model):
+    """One group's free-text comments from one closed cycle (``wellbeing.comments``).
+
+    Written at close only for a group the anonymity guard lets out at the organisation's comment
+    threshold, and only when it has comments: the texts as a list in random order, nothing else
+    (no time, no order of arrival, nothing that points to a response).  Dashboards and the API
+    read comments only from here; they go with their cycle's raw answers at the end of the
+    retention period (``checkins.retention``)."""
+
+    # read by team (the dashboards) through its own index; by result through the unique one
+    result = models.ForeignKey(
+        CycleResult, on_delete=models.CASCADE, related_name="comments", db_index=False
+    )
+    team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.CASCADE, related_name="comments"
+    )
+    scope = models.CharField(max_length=12, choices=Scope.choices)
+    comments = models.JSONField(default=list)
+
+    class Meta:
+        verbose_name_plural = "team comments"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["result", "team", "scope"], name="teamcomments_one_per_group"
+            ),
+            models.UniqueConstraint(
+                fields=["result"],
+                condition=Q(team__isnull=True),
+                name="teamcomments_one_org_row",
+            ),
+            models.CheckConstraint(
+                condition=Q(scope="organisation", team__isnull=True)
+                | (~Q(scope="organisation") & Q(team__isnull=False)),
+                name="teamcomments_org_scope_has_no_team",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"comments {self.scope} {self.team_id} in {self.result_id}"
+
+
 class Flag(models.Model):
     """A team whose figures crossed a rule; evidence holds published figures only."""
 

@@ -2,9 +2,10 @@
 
 Rebuilds exactly what the close job hands to wellbeing
 (``checkins.services.cycle_results_hand_over``: invited and responded per team, and the
-per-respondent indices; and who each cycle asked, ``invited_rosters``) and stores it again under
-the same cycle key, replacing that cycle's rows in one transaction.  Flags are not re-run for a
-cycle they have already seen, so no alert is sent twice.  Prints counts only, never answers.
+per-respondent indices; who each cycle asked, ``invited_rosters``; and, when comments are
+on, ``cycle_comments_hand_over``) and stores it again under the same cycle key, replacing that
+cycle's rows in one transaction.  Flags are not re-run for a cycle they have already seen, so
+no alert is sent twice.  Prints counts only, never answers.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import time
 import uuid
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
 from checkins.models import Cycle
-from checkins.services import cycle_results_hand_over, invited_rosters
-from wellbeing.analytics import cycle_results_record
+from checkins.services import cycle_comments_hand_over, cycle_results_hand_over, invited_rosters
+from wellbeing.analytics import cycle_comments_record, cycle_results_record
 
 
 class Command(BaseCommand):
@@ -38,18 +40,29 @@ class Command(BaseCommand):
             raise CommandError(f"The cycle is {cycle.state}; only closed cycles are recomputed.")
         teams, scores = cycle_results_hand_over(cycle=cycle)
         self.stdout.write(f"Recomputing cycle {key} ({len(teams)} teams)…")
-        changes = cycle_results_record(
-            organisation=cycle.organisation,
-            cycle_key=cycle.public_id,
-            period_start=cycle.period_start,
-            closed_at=cycle.closed_at,
-            teams=teams,
-            scores=scores,
-            rosters=invited_rosters,
-        )
+        organisation = cycle.organisation
+        with transaction.atomic():
+            changes = cycle_results_record(
+                organisation=organisation,
+                cycle_key=cycle.public_id,
+                period_start=cycle.period_start,
+                closed_at=cycle.closed_at,
+                teams=teams,
+                scores=scores,
+                rosters=invited_rosters,
+            )
+            comment_groups = cycle_comments_record(
+                organisation=organisation,
+                cycle_key=cycle.public_id,
+                teams=teams,
+                comments=(
+                    cycle_comments_hand_over(cycle=cycle) if organisation.comments_enabled else {}
+                ),
+            )
         self.stdout.write(
             self.style.SUCCESS(
                 f"Recomputed cycle={key} teams={len(teams)} "
-                f"flag_changes={len(changes)} in {time.monotonic() - started:.1f}s"
+                f"flag_changes={len(changes)} comment_groups={comment_groups} "
+                f"in {time.monotonic() - started:.1f}s"
             )
         )
