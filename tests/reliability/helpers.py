@@ -13,8 +13,11 @@ from tests.checkins.conftest import FIRST_OPEN, ensure_library, make_schedule, o
 from tests.factories import OrganisationFactory, team_with_members
 
 
-def answered_cycle(*, size: int = 6, organisation=None, team=None, close: bool = True) -> Cycle:
-    """Open a weekly cycle for one team of ``size``, let everyone answer, release and close."""
+def answered_cycle(
+    *, size: int = 6, organisation=None, team=None, close: bool = True, comment: str = ""
+) -> Cycle:
+    """Open a weekly cycle for one team of ``size``, let everyone answer, release and close.
+    ``comment``: when given, each person writes it followed by their number."""
     organisation = organisation or OrganisationFactory(anonymity_threshold=5)
     team = team or team_with_members(
         organisation=organisation, size=size, name="Support Tier 1", customer_facing=True
@@ -31,7 +34,7 @@ def answered_cycle(*, size: int = 6, organisation=None, team=None, close: bool =
                     for q in questions
                     if q.is_scale
                 },
-                comment=None,
+                comment=f"{comment} {number}" if comment else None,
             )
     services.pending_release(cycle=cycle, force=True)
     if close:

@@ -12,8 +12,9 @@ from django.test import override_settings
 
 from checkins.models import Cycle, PendingAnswer, Response
 from checkins.retention import purge_expired_responses, responses_purge_expired
+from tests.factories import OrganisationFactory, UserFactory
 from tests.reliability.helpers import answered_cycle
-from wellbeing.models import CycleResult, TeamAggregate, TeamParticipation
+from wellbeing.models import CycleResult, TeamAggregate, TeamComments, TeamParticipation
 
 
 def aggregate_rows() -> list[tuple]:
@@ -42,6 +43,40 @@ def test_answers_of_a_cycle_closed_beyond_retention_are_purged(closed_cycle):
     assert Response.objects.filter(cycle=closed_cycle).count() == 0
     assert aggregate_rows() == aggregates_before
     assert Cycle.objects.filter(pk=closed_cycle.pk, state=Cycle.State.CLOSED).exists()
+
+
+@pytest.fixture
+def commented_cycle(db) -> Cycle:
+    """A closed cycle of eight people who each wrote a comment, stored for the team and the
+    organisation (comment threshold 8)."""
+    organisation = OrganisationFactory(
+        anonymity_threshold=5, comment_threshold=8, comments_enabled=True
+    )
+    cycle = answered_cycle(size=8, organisation=organisation, comment="Busy week")
+    assert TeamComments.objects.filter(result__cycle_key=cycle.public_id).count() == 2
+    return cycle
+
+
+def test_stored_comments_are_purged_with_the_answers(commented_cycle):
+    aggregates_before = aggregate_rows()
+    # when the purge runs after the retention period
+    report = responses_purge_expired(now=commented_cycle.closed_at + timedelta(days=731))
+    # then the groups' stored comments are gone with the raw answers; the figures stay
+    assert (report.responses, report.comments) == (8, 2)
+    assert not TeamComments.objects.exists()
+    assert aggregate_rows() == aggregates_before
+
+
+def test_stored_comments_within_retention_are_kept(commented_cycle):
+    report = responses_purge_expired(now=commented_cycle.closed_at + timedelta(days=729))
+    assert report.comments == 0
+    assert TeamComments.objects.count() == 2
+
+
+def test_stored_comments_are_purged_in_batches(commented_cycle, monkeypatch):
+    monkeypatch.setattr("checkins.retention.DELETE_BATCH", 1)
+    report = responses_purge_expired(now=commented_cycle.closed_at + timedelta(days=731))
+    assert report.comments == 2 and not TeamComments.objects.exists()
 
 
 def test_answers_within_retention_are_kept(closed_cycle):
@@ -96,7 +131,12 @@ def test_retention_beyond_a_century_is_refused(closed_cycle):
 @override_settings(PULSE_RESPONSE_RETENTION_DAYS=3_000_000)
 def test_a_retention_setting_beyond_a_century_keeps_everything(closed_cycle):
     # the daily task must not fail on it: no answer is a century old
-    assert purge_expired_responses.apply().get() == {"cycles": 0, "responses": 0, "pending": 0}
+    assert purge_expired_responses.apply().get() == {
+        "cycles": 0,
+        "responses": 0,
+        "pending": 0,
+        "comments": 0,
+    }
     assert Response.objects.filter(cycle=closed_cycle).count() == 6
 
 
@@ -114,7 +154,12 @@ def test_celery_task_purges_when_called(closed_cycle):
     Cycle.objects.filter(pk=closed_cycle.pk).update(
         closed_at=closed_cycle.closed_at - timedelta(days=1000)
     )
-    assert purge_expired_responses.apply().get() == {"cycles": 1, "responses": 6, "pending": 0}
+    assert purge_expired_responses.apply().get() == {
+        "cycles": 1,
+        "responses": 6,
+        "pending": 0,
+        "comments": 0,
+    }
     assert Response.objects.count() == 0
 
 
@@ -136,3 +181,11 @@ def test_setting_below_thirty_days_is_refused_at_start():
         {"DJANGO_SETTINGS_MODULE": "config.settings.local", "PULSE_RESPONSE_RETENTION_DAYS": "7"}
     )
     assert_refused(result, "PULSE_RESPONSE_RETENTION_DAYS")
+
+
+def test_the_privacy_page_says_stored_comments_go_with_the_answers(client, db):
+    html = client.get("/checkin/privacy/").content.decode()
+    assert "kept once per group when a check-in closes, are deleted at the same time" in html
+    client.force_login(UserFactory(language="de"))
+    html = client.get("/checkin/privacy/").content.decode()
+    assert "einmal je Gruppe gespeichert werden, werden zur selben Zeit" in html

@@ -15,7 +15,7 @@ from checkins.retention import (
 
 class Command(BaseCommand):
     help = (
-        "Delete raw answers and comments of cycles closed longer ago than "
+        "Delete raw answers and comments (stored per group too) of cycles closed longer ago than "
         "PULSE_RESPONSE_RETENTION_DAYS (team aggregates are kept). Safe to repeat."
     )
 
@@ -38,6 +38,7 @@ class Command(BaseCommand):
             raise CommandError(f"--days must be at most {MAXIMUM_RETENTION_DAYS}, got {days}")
         report = responses_purge_expired(retention_days=days)
         self.stdout.write(
-            f"Purged {report.responses} responses and {report.pending} pending answers "
-            f"from {report.cycles} cycles closed before {report.cutoff.date().isoformat()}."
+            f"Purged {report.responses} responses, {report.pending} pending answers and "
+            f"{report.comments} groups' stored comments from {report.cycles} cycles closed "
+            f"before {report.cutoff.date().isoformat()}."
         )
