@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from . import analytics_api, api, impact_api
+from . import analytics_api, api, comments_api, impact_api
 
 router = DefaultRouter()
 router.register("organisations", api.OrganisationViewSet, basename="organisation")
@@ -13,6 +13,11 @@ urlpatterns = [
         "teams/<uuid:public_id>/trend/",
         analytics_api.TrendView.as_view(),
         name="team-trend",
+    ),
+    path(
+        "teams/<uuid:public_id>/comments/",
+        comments_api.TeamCommentsView.as_view(),
+        name="team-comments",
     ),
     path("heatmap/", analytics_api.HeatmapView.as_view(), name="heatmap"),
     path(

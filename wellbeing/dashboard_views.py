@@ -43,6 +43,7 @@ from .analytics_selectors import (
     team_latest_distribution,
     team_trend,
 )
+from .comments_selectors import team_comments
 from .customer_metrics import (
     OverlayPoint,
     organisation_impact_cards,
@@ -403,6 +404,8 @@ def _team_dashboard_context(
         "children": list(children) if visible else [],
         "k": team.organisation.anonymity_threshold,
         "impact_panels": _impact_panels(team, trends["stress"]),
+        # stored at close through the guard, shuffled again here; nothing when comments are off
+        "comments": team_comments(team=team),
     }
 
 

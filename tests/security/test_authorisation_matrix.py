@@ -39,6 +39,7 @@ EXPECTED: dict[str, tuple[str, object]] = {
     "api-docs": ("get", PUBLIC),
     "api-root": ("get", SIGNED_IN),
     "team-trend": ("get", TEAM_A_READERS),
+    "team-comments": ("get", TEAM_A_READERS),
     "heatmap": ("get", SIGNED_IN),
     "customer-metric-values": ("post", ADMINS),
     "customer-impact": ("get", ADMINS),
