@@ -38,6 +38,25 @@ from .models import (
 from .services import cycle_close, pending_release
 
 DEMO_SCHEDULE_NAME = "Weekly pulse"
+# Some respondents write a comment (the demo organisation has comments on); what they write
+# follows how strained they are that week.
+COMMENT_SHARE = 0.25
+CALM_COMMENTS = (
+    "Good week: the team covered for each other when the queue spiked.",
+    "The new rota works well for me.",
+    "More time for training would help.",
+    "Thanks for the flexible start times.",
+    "Our one-to-ones have been really useful lately.",
+    "The knowledge base is out of date in places.",
+)
+STRAINED_COMMENTS = (
+    "Too many escalations this week and no time to recover between calls.",
+    "Customers have been angrier since the price change; it wears you down.",
+    "We need more people on the phones at peak times.",
+    "I skipped lunch most days to keep the queue down.",
+    "Hard to stay patient with callers when the backlog never shrinks.",
+    "Targets went up again but the tools are just as slow.",
+)
 DRIFTING_TEAM = "Support Tier 1"
 DRIFT_WEEKS = 9
 PARTICIPATION = 0.70
@@ -70,6 +89,8 @@ def history_seed(
     say = progress or (lambda message: None)
     now = now or timezone.now()
     rng = random.Random(seed)  # noqa: S311 - reproducible demo data, not security
+    # comments from a generator of their own, so the answers are the same with or without them
+    comment_rng = random.Random(seed + 1)  # noqa: S311 - reproducible demo data
     survey = _weekly_pulse()
     roots = list(Team.objects.filter(organisation=organisation, parent__isnull=True))
     if not roots:
@@ -212,8 +233,18 @@ def history_seed(
                     elif q.dimension in ("burnout", "wellbeing", "recovery"):
                         badness += climb * 0.4
                     answers[str(qid)] = _value_for(q, badness)
+                comment = ""
+                if organisation.comments_enabled and comment_rng.random() < COMMENT_SHARE:
+                    pool = STRAINED_COMMENTS if strain + climb > 0.5 else CALM_COMMENTS
+                    comment = comment_rng.choice(pool)
                 pending.append(
-                    PendingAnswer(id=uuid.uuid4(), cycle=cycle, team_id=team_id, answers=answers)
+                    PendingAnswer(
+                        id=uuid.uuid4(),
+                        cycle=cycle,
+                        team_id=team_id,
+                        answers=answers,
+                        comment=comment,
+                    )
                 )
             Invitation.objects.bulk_create(invitations, batch_size=1000)
             PendingAnswer.objects.bulk_create(pending, batch_size=1000)

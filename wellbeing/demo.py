@@ -134,7 +134,13 @@ def organisation_seed(
     say = progress or (lambda message: None)
     organisation, _ = Organisation.objects.get_or_create(
         slug=DEMO_SLUG,
-        defaults={"name": "Northwind Services", "timezone": "Europe/Berlin", "locale": "en"},
+        defaults={
+            "name": "Northwind Services",
+            "timezone": "Europe/Berlin",
+            "locale": "en",
+            # comments on, as an organisation trying Pulse would have them (threshold 8)
+            "comments_enabled": True,
+        },
     )
     password_hash = make_password(DEMO_PASSWORD)
     history_start = today - timedelta(weeks=60)

@@ -100,10 +100,11 @@ def checked_reads(monkeypatch):
 def test_every_close_of_the_demo_takes_reads_ahead_equal_to_inline_reads(checked_reads):
     organisation, _ = organisation_seed(today=date(2026, 11, 25))
     history_seed(organisation=organisation, weeks=12, now=NOW)
-    # every one of the twelve closes took the tree, the flag window, the people it asked and
-    # (from the second on, with earlier published cells to look back to) the previous cells
-    # and the previous cycle's layout and people
-    assert checked_reads.count("tree") == 12
+    # every one of the twelve closes took the tree (twice: the demo has comments on, and they
+    # are guarded over the same tree), the flag window, the people it asked and (from the second
+    # on, with earlier published cells to look back to) the previous cells and the previous
+    # cycle's layout and people
+    assert checked_reads.count("tree") == 24
     assert checked_reads.count("invited") == 12
     assert checked_reads.count("history_columns") == 12
     assert checked_reads.count("people") == 12

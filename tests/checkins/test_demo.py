@@ -8,9 +8,10 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from checkins.demo import history_seed
+from checkins.demo import STRAINED_COMMENTS, history_seed
 from checkins.models import Cycle, Invitation, PendingAnswer, Response
 from checkins.services import cycle_scores
+from wellbeing.comments_selectors import team_comments
 from wellbeing.demo import organisation_seed
 from wellbeing.models import Flag, Organisation, Team
 
@@ -45,6 +46,10 @@ def test_history_has_26_closed_weeks_70_percent_participation_and_a_drifting_tea
     assert min(late) > max(early)
     assert mean(cycles[-1], "client_burnout") > mean(cycles[5], "client_burnout") + 15
     assert Flag.objects.filter(team=team, kind="empathy_risk", state="open").exists()
+    # and the team's lead has comments to read, strained ones in the drift's last week
+    shown = team_comments(team=team)
+    assert shown.period_start == cycles[-1].period_start and len(shown.comments) >= 2
+    assert set(shown.comments) <= set(STRAINED_COMMENTS)
 
 
 def test_running_the_history_twice_adds_nothing(demo_org):
