@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('wellbeing', '0014_distribution_bands'),
+        ('wellbeing', '0015_result_layout'),
     ]
 
     operations = [
