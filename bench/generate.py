@@ -12,15 +12,23 @@ ones ``bench-<size>-q`` and ``bench-<size>-h`` with a quarter and a half of the 
   answering with person, team and week effects (a few customer-facing teams drift upwards in
   the last nine weeks so the detector has something to find);
 - for the main organisation, the raw rows of that history: invitations (participation flag,
-  rotation cleared as at close) and released responses with the shape ``checkin_submit`` +
-  ``pending_release`` give them (question id -> value of the items the rotation showed);
+  rotation cleared as at close; the other organisations get these too, see below) and released
+  responses with the shape ``checkin_submit`` + ``pending_release`` give them (question id ->
+  value of the items the rotation showed);
 - the history's aggregates and participation.  Running ``cycle_results_store`` 104 x 8,000
   times would take hours, so the rows are COPYed, computed per cycle with the same rules:
   ``wellbeing.aggregation._layout`` for the nodes, ``wellbeing.guard.publishable_nodes`` for
   suppression (per dimension, and for participation), the ``wellbeing.stats.summary`` formulas
   (mean, sample sd, Student-t interval clipped to 0-100, five buckets; vectorised with numpy,
   checked against ``summarise`` by ``tests/bench``) and ``delta_publishable`` for the change
-  (membership is static here, so each group's roster is the same in every cycle);
+  (membership is static here, so each group's roster is the same in every cycle); the teams
+  handed over are every team, as the close hands over every team the cycle was scheduled for;
+- each history result's layout (``ResultLayout``) as the close keeps it for the next close's
+  over-time rule, built by ``aggregation._Rosters.layout_record`` from the same layout and the
+  people invited (everyone, every week), and the invitations the next close reads to list those
+  people again: for every organisation within the raw weeks (all of them at ``ci`` and
+  ``small``; at ``medium`` and ``large`` the last 13, the older results' layouts then counting the memberships
+  on their period start, the same people, as a close that cannot list the invited does);
 - three open cycles the benchmarks use: ``close`` (ended, answers released in batches of k,
   the remainder pending), ``fanout`` (open, nobody invited yet) and ``submit`` (open; the
   runner adds invitations with known links to it before each run).
@@ -60,7 +68,9 @@ class Size:
     weeks: int
     participation: float = 0.65
     # Raw invitations/responses for only the last ``raw_weeks`` history cycles (None: all); the
-    # aggregates always cover every week.  Nothing measured reads raw rows of closed cycles.
+    # aggregates and layouts always cover every week.  Of the raw rows of closed cycles, only
+    # the invitations are read by anything measured: the close lists who the cycles it compares
+    # with asked (the over-time rule; the latest one almost always, older ones for a few cells).
     raw_weeks: int | None = None
 
 
@@ -416,26 +426,42 @@ class Aggregator:
         from scipy import sparse
         from scipy import stats as scipy_stats
 
-        from wellbeing.aggregation import _layout, _Rollup
+        from wellbeing.aggregation import _layout, _Rollup, _Rosters
         from wellbeing.analytics_selectors import team_tree
         from wellbeing.models import Organisation
 
         self.org, self.k = org, k
         tree = team_tree(organisation=Organisation.objects.get(pk=org.organisation_id))
-        occupied = np.unique(org.user_leaf)
-        self.inputs = {int(org.leaf_ids[i]) for i in occupied}
+        # the teams the close hands over (``cycle_results_hand_over``): every team the cycle was
+        # scheduled for, which is every team here; a parent or an empty team holds nobody
+        self.inputs = {int(t) for t in org.team_ids}
         self.layout = _layout(tree, dict.fromkeys(self.inputs))  # type: ignore[arg-type]
         self.nodes = [node for node, _, _ in self.layout.rows]
         self.node_pos = {node: i for i, node in enumerate(self.nodes)}
         leaf_pos = {int(t): i for i, t in enumerate(org.leaf_ids)}
         # each node's row against the leaves its subtree holds, from the close's own rollup
+        # (a parent's direct node holds no leaf: nobody is a member of a parent here)
         rollup = _Rollup(self.layout)
-        ri = [self.node_pos[rollup.nodes[a]] for a in rollup.pair_node.tolist()]
-        ci = [leaf_pos[self.layout.direct[rollup.direct[d]]] for d in rollup.pair_direct.tolist()]
+        pairs = [
+            (self.node_pos[rollup.nodes[a]], leaf_pos[team])
+            for a, d in zip(rollup.pair_node.tolist(), rollup.pair_direct.tolist(), strict=True)
+            if (team := self.layout.direct[rollup.direct[d]]) in leaf_pos
+        ]
+        ri, ci = [r for r, _ in pairs], [c for _, c in pairs]
         self.matrix = sparse.csr_matrix(
             (np.ones(len(ri)), (ri, ci)), shape=(len(self.nodes), len(org.leaf_ids))
         )
-        self.direct_leaf = {node: leaf_pos[team] for node, team in self.layout.direct.items()}
+        self.direct_leaf = {
+            node: leaf_pos[team] for node, team in self.layout.direct.items() if team in leaf_pos
+        }
+        # The layout a close keeps with its result (``ResultLayout.nodes``) for the next close's
+        # over-time rule: the same nodes, cells, parents and direct teams, with the people each
+        # node had behind it, who are those the cycle invited (everyone, in their one team, every
+        # week here).  Membership is static, so it is the same bytes for every history cycle.
+        invited = (org.leaf_ids[org.user_leaf].astype(np.int64), org.user_ids.astype(np.int64))
+        self.layout_nodes: bytes = (
+            _Rosters(layout=self.layout, rollup=rollup, people=invited).layout_record().tobytes()
+        )
         members_per_leaf = np.bincount(org.user_leaf, minlength=len(org.leaf_ids))
         self.roster = self.matrix @ members_per_leaf  # people per node (static membership)
         self.invited = self.roster
@@ -582,6 +608,14 @@ def _invitation_lines(
         )
 
 
+RESULT_LAYOUT_COLUMNS = ["result_id", "nodes", "asked"]
+
+
+def _result_layout_line(result_id: int, nodes: bytes, *, asked: bool) -> str:
+    """A ``ResultLayout`` row for COPY (text format: the bytea in hex, its backslash escaped)."""
+    return f"{result_id}\t\\\\x{nodes.hex()}\t{'t' if asked else 'f'}"
+
+
 INVITATION_COLUMNS = [
     "id", "public_id", "question_ids", "rotation_offset", "answered", "cycle_id", "team_id",
     "user_id",
@@ -637,7 +671,10 @@ def generate_org(
     bar = tqdm(total=weeks, desc=f"{slug} history", unit="week", disable=not progress)
     for number in range(weeks):
         monday = first_monday + timedelta(weeks=number)
-        raw = raw_history and (raw_weeks is None or number >= weeks - raw_weeks)
+        # Invitations (who the cycle asked: the next close's over-time rule reads them) for
+        # every organisation within the raw weeks; responses for the main one only.
+        asked = raw_weeks is None or number >= weeks - raw_weeks
+        raw = raw_history and asked
         answers = model.cycle(number=number, cycle_index=number, json_needed=raw)
         with transaction.atomic():
             cycle = Cycle.objects.create(
@@ -655,7 +692,7 @@ def generate_org(
                 closed_at=opens(monday) + timedelta(hours=OPEN_HOURS, minutes=1),
             )
             with connection.cursor() as cursor:
-                if raw:
+                if asked:
                     first = _reserve_ids(cursor, "checkins_invitation", people)
                     counts["invitations"] += _copy(
                         cursor,
@@ -663,6 +700,7 @@ def generate_org(
                         INVITATION_COLUMNS,
                         _invitation_lines(first, cycle.pk, org, answers, keep_rotation=False),
                     )
+                if raw:
                     teams_of = org.leaf_ids[org.user_leaf]
                     counts["responses"] += _copy(
                         cursor,
@@ -687,6 +725,16 @@ def generate_org(
                 )
                 _copy(
                     cursor, "wellbeing_teamparticipation", PARTICIPATION_COLUMNS, participation_rows
+                )
+                # the layout the close keeps with its result; ``asked``: its people are those
+                # the cycle invited, as the check-in close counts them, or else (no invitations
+                # written for this week) the memberships on its period start, the same people
+                # here: the next close lists them again the same way
+                _copy(
+                    cursor,
+                    "wellbeing_resultlayout",
+                    RESULT_LAYOUT_COLUMNS,
+                    [_result_layout_line(result.pk, aggregator.layout_nodes, asked=asked)],
                 )
                 detection_columns_store([result.pk])  # as the close packs what it stores
         bar.update(1)
@@ -757,8 +805,8 @@ def generate_org(
     with connection.cursor() as cursor:
         for table in (
             "checkins_invitation", "checkins_response", "checkins_pendinganswer",
-            "wellbeing_teamaggregate", "wellbeing_teamparticipation", "wellbeing_user",
-            "wellbeing_membership", "wellbeing_team",
+            "wellbeing_teamaggregate", "wellbeing_teamparticipation", "wellbeing_resultlayout",
+            "wellbeing_user", "wellbeing_membership", "wellbeing_team",
         ):  # fmt: skip
             cursor.execute(f"ANALYZE {table}")
     summary = {
@@ -828,6 +876,7 @@ def _vacuum_history() -> None:
         for table in (
             "wellbeing_teamaggregate",
             "wellbeing_teamparticipation",
+            "wellbeing_resultlayout",
             "wellbeing_membership",
             "checkins_response",
             "checkins_invitation",
@@ -838,12 +887,17 @@ def _vacuum_history() -> None:
 def existing_summary(organisation) -> dict:
     """The summary of an organisation generated earlier (cycles found by schedule and index)."""
     from checkins.models import Cycle, PendingAnswer, Response
-    from wellbeing.models import Team, User
+    from wellbeing.models import CycleResult, ResultLayout, Team, User
 
     weekly = Cycle.objects.filter(organisation=organisation, schedule__name="Bench weekly")
     fanout = weekly.order_by("-index").first()
     assert fanout is not None, "a half-generated organisation: drop the database and rerun"
     close = weekly.get(index=fanout.index - 1)
+    latest = CycleResult.objects.filter(organisation=organisation).order_by("-period_start").first()
+    assert latest is None or ResultLayout.objects.filter(result=latest).exists(), (
+        f"{organisation.slug} was generated before history results kept their layout (its close "
+        "would skip the over-time comparison): drop the database and rerun"
+    )
     submit = Cycle.objects.get(organisation=organisation, schedule__name="Bench submit")
     return {
         "organisation": organisation.slug,
