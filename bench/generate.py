@@ -27,8 +27,9 @@ ones ``bench-<size>-q`` and ``bench-<size>-h`` with a quarter and a half of the 
   over-time rule, built by ``aggregation._Rosters.layout_record`` from the same layout and the
   people invited (everyone, every week), and the invitations the next close reads to list those
   people again: for every organisation within the raw weeks (all of them at ``ci`` and
-  ``small``; at ``medium`` and ``large`` the last 13, the older results' layouts then counting the memberships
-  on their period start, the same people, as a close that cannot list the invited does);
+  ``small``; at ``medium`` and ``large`` the last 13, the older results' layouts then counting
+  the memberships on their period start, the same people, as a close that cannot list the
+  invited does);
 - three open cycles the benchmarks use: ``close`` (ended, answers released in batches of k,
   the remainder pending), ``fanout`` (open, nobody invited yet) and ``submit`` (open; the
   runner adds invitations with known links to it before each run).
