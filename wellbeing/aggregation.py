@@ -1072,15 +1072,16 @@ def _aggregates_store(
     # The over-time rule for the published cells that were published before: the keys of every
     # published cell at once, then per dimension the rows whose cell was, period by period.
     visible_rows = [np.flatnonzero(visible) for _, visible, _ in planned]
-    keys = [
+    per_cell = [
         row_base[rows] + DIMENSIONS.index(dimension)
         for (dimension, _, _), rows in zip(planned, visible_rows, strict=True)
     ]
-    previous = _previous_published(
-        result=result,
-        keys=np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64),
-        published_keys=reads.published_keys,
-    )
+    keys = np.concatenate(per_cell) if per_cell else np.zeros(0, dtype=np.int64)
+    previous = _previous_published(result=result, keys=keys, published_keys=reads.published_keys)
+    # A cell whose latest earlier published figure is older than a result its team took part in
+    # since had a later figure, hidden: no change is shown across it (the heatmap compares with
+    # a team's previous figure), so its rule is not worked out against the older one.
+    previous[_later_figures(result=result, keys=keys, previous=previous)] = 0
     per_dimension: list[Iterator[tuple[Any, ...]]] = []
     start = 0
     for (dimension, visible, summaries), rows in zip(planned, visible_rows, strict=True):
@@ -1244,6 +1245,40 @@ def recent_results(
     for pk, period in recent:
         by_period[period].append(pk)
     return dict(by_period), len(recent) < steps
+
+
+def _later_figures(
+    *, result: CycleResult, keys: NDArray[np.int64], previous: NDArray[np.int64]
+) -> NDArray[np.bool_]:
+    """For each cell (``keys``, with ``previous`` from ``_previous_published``): did its team
+    (0: the organisation) take part in a result after that previous period and before this
+    one?  One read, of the teams whose previous figure is older than the latest earlier one."""
+    later = np.zeros(keys.size, dtype=bool)
+    found = previous[previous > 0]
+    if not found.size:
+        return later
+    older = (previous > 0) & (previous < found.max())
+    if not older.any():
+        return later
+    teams = cell_teams(keys[older])
+    rows = TeamParticipation.objects.filter(
+        result__organisation_id=result.organisation_id,
+        result__period_start__gt=date.fromordinal(int(previous[older].min())),
+        result__period_start__lt=result.period_start,
+    )
+    team_ids = sorted_unique(teams[teams > 0]).tolist()
+    parts = [rows.filter(team_id__in=team_ids)] if team_ids else []
+    if (teams == 0).any():
+        parts.append(rows.filter(team__isnull=True))
+    last: dict[int, int] = {}
+    for part in parts:
+        for team_id, period in part.values_list("team_id", "result__period_start"):
+            team, ordinal = team_id or 0, period.toordinal()
+            last[team] = max(last.get(team, 0), ordinal)
+    cell_team = cell_teams(keys)
+    for i in np.flatnonzero(older).tolist():
+        later[i] = last.get(int(cell_team[i]), 0) > previous[i]
+    return later
 
 
 def _previous_published(

@@ -213,10 +213,10 @@ def test_the_heatmap_shows_no_change_between_a_teams_figure_and_its_earlier_subt
     assert subtree.published and subtree.n == 8
     services.team_move(team=t, new_parent=None)
     record(organisation, 2, [fixed_input(e, stress=[40.0] * 6)])
-    # then E's own group in cycle 2 has the same people as in cycle 0: its change since then
-    # may be shown ...
-    assert _stress(e, 2).delta_published
-    # ... but the heatmap's previous figure of E is cycle 1's subtree (eight people): no change
+    # then E's own group in cycle 2 has the same people as in cycle 0, but E had a figure in
+    # cycle 1 between them (its subtree, eight people): no change is judged across it ...
+    assert _stress(e, 2).published and not _stress(e, 2).delta_published
+    # ... and the heatmap, whose previous figure of E is that subtree, shows none
     assert _heat_change(organisation, e) is None
     # and the organisation's figure went from eight people to six: hidden
     assert not TeamAggregate.objects.get(
