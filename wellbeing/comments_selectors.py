@@ -14,7 +14,7 @@ from datetime import date
 from .comments import comment_threshold
 from .errors import ServiceError
 from .guard import shuffled
-from .models import CycleResult, Scope, Team, TeamComments, TeamParticipation
+from .models import CycleResult, Organisation, Scope, Team, TeamComments, TeamParticipation
 
 # How far back the latest cycle with comments is looked for (two rows per cycle at most).
 LOOK_BACK_ROWS = 200
@@ -86,3 +86,33 @@ def team_comments(
             comments=shuffled([str(text) for text in texts or ()], rng=rng),
         )
     return shown
+
+
+def organisation_comments(
+    *, organisation: Organisation, rng: random.Random | None = None
+) -> TeamCommentsShown:
+    """The organisation-wide comments of the latest cycle that stored them (the group of every
+    team the cycle asked), shuffled on every call; for admins (the caller checks)."""
+    shown = TeamCommentsShown(
+        enabled=organisation.comments_enabled, threshold=comment_threshold(organisation)
+    )
+    if not organisation.comments_enabled:
+        return shown
+    row = (
+        TeamComments.objects.filter(
+            result__organisation_id=organisation.pk, team__isnull=True, scope=Scope.ORGANISATION
+        )
+        .order_by("-result__period_start", "-result__closed_at", "-result_id")
+        .values_list("result__period_start", "comments")
+        .first()
+    )
+    if row is None:
+        return shown
+    period, texts = row
+    return TeamCommentsShown(
+        enabled=True,
+        threshold=shown.threshold,
+        period_start=period,
+        scope=str(Scope.ORGANISATION),
+        comments=shuffled([str(text) for text in texts or ()], rng=rng),
+    )

@@ -43,7 +43,7 @@ from .analytics_selectors import (
     team_latest_distribution,
     team_trend,
 )
-from .comments_selectors import team_comments
+from .comments_selectors import organisation_comments, team_comments
 from .customer_metrics import (
     OverlayPoint,
     organisation_impact_cards,
@@ -710,6 +710,8 @@ def _overview_context(request: HttpRequest, organisation: Organisation) -> dict:
         "log_page": page,
         "k": organisation.anonymity_threshold,
         "impact_cards": organisation_impact_cards(organisation=organisation),
+        # the organisation's own group, stored at close through the guard like a team's
+        "comments": organisation_comments(organisation=organisation),
     }
 
 

@@ -101,6 +101,28 @@ def test_lead_sees_the_latest_cycles_comments_as_plain_text(client, org, support
     assert "<script>alert(1)" not in html and "Old news" not in html
 
 
+def test_admins_overview_shows_the_organisations_comments_through_the_guard(
+    client, org, support, lead
+):
+    # given a cycle where Support (nine answered) and a team of three wrote comments: shown
+    # side by side, the organisation's group minus Support's would be the three
+    trio = team_with_members(organisation=org, size=3, name="Trio")
+    close_cycle(org, 0, {support: (9, ["support words"]), trio: (3, ["trio words"])})
+    admin = UserFactory(organisation=org, is_org_admin=True)
+    client.force_login(admin)
+    # when the admin opens the overview
+    html = client.get("/dashboards/organisation/").content.decode()
+    # then the organisation's comments are listed, mixed, said to come from across it ...
+    assert NOTE in html and "written across the organisation" in html
+    assert Counter(comment_items(html)) == Counter(["support words", "trio words"])
+    # ... and Support's own are held back (the guard's complementary suppression)
+    team_html = client.get(team_url(support)).content.decode()
+    assert "words" not in team_html and "No comments to show yet." in team_html
+    # and a lead cannot open the overview at all
+    client.force_login(lead)
+    assert client.get("/dashboards/organisation/").status_code == 404
+
+
 def test_comments_of_a_group_below_the_threshold_are_not_shown(client, org, lead):
     # given the lead's team had seven respondents (k = 5, comment threshold 8)
     small = team_with_members(organisation=org, size=7, name="Small")
