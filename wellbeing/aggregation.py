@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from django.db import connection, transaction
-from django.db.models import Max
+from django.db.models import Max, QuerySet
 from numpy.typing import NDArray
 from psycopg import sql
 
@@ -229,15 +229,12 @@ def _positions_in(haystack: NDArray[np.int64], needles: NDArray[np.int64]) -> ND
     organisation, mostly), else by sorting."""
     if not haystack.size:
         return np.full(needles.size, -1, dtype=np.int64)
-    low = int(haystack.min())
-    span = int(haystack.max()) - low + 1
-    if span <= 4 * (haystack.size + needles.size) + 4096:
+    dense = _dense_span(haystack, needles)
+    if dense is not None:
+        low, span = dense
         table = np.full(span, -1, dtype=np.int64)
         table[haystack - low] = np.arange(haystack.size, dtype=np.int64)
-        inside = (needles >= low) & (needles < low + span)
-        out = np.full(needles.size, -1, dtype=np.int64)
-        out[inside] = table[needles[inside] - low]
-        return out
+        return table[needles - low]
     order = np.argsort(haystack)
     at = order[np.minimum(np.searchsorted(haystack, needles, sorter=order), haystack.size - 1)]
     return np.where(haystack[at] == needles, at, -1).astype(np.int64)
@@ -300,6 +297,20 @@ def _layout(tree: TeamTree, inputs: Collection[int]) -> _Layout:
     return layout
 
 
+def layout_guarded(
+    tree: TeamTree, counts: Mapping[int, int], *, k: int
+) -> tuple[_Layout, _Rollup, set[int]]:
+    """The layout of a cycle's groups for these per-team counts of people (``counts``: every
+    team of the cycle, in ``tree``), as arrays, and the nodes the guard lets out at ``k``."""
+    layout = _layout(tree, counts)
+    rollup = _Rollup(layout)
+    by_node = [0] * len(rollup.nodes)
+    for node in rollup.direct:
+        by_node[rollup.position[node]] = int(counts[layout.direct[node]])
+    guard_tree = GuardTree(rollup.nodes, [layout.parent[node] for node in rollup.nodes])
+    return layout, rollup, guard_tree.publishable(by_node, k=k)
+
+
 def organisation_count_publishable(*, tree: TeamTree, counts: Mapping[int, int], k: int) -> bool:
     """May a cycle's organisation-wide count of people be shown, for these per-team counts
     (``counts``: every team the cycle invited people in)?  The guard's decision for the
@@ -308,13 +319,7 @@ def organisation_count_publishable(*, tree: TeamTree, counts: Mapping[int, int],
     teams = {team_id: n for team_id, n in counts.items() if team_id in tree.teams}
     if not teams:
         return False
-    layout = _layout(tree, teams)
-    rollup = _Rollup(layout)
-    by_node = [0] * len(rollup.nodes)
-    for node in rollup.direct:
-        by_node[rollup.position[node]] = int(teams[layout.direct[node]])
-    guard_tree = GuardTree(rollup.nodes, [layout.parent[node] for node in rollup.nodes])
-    return ORGANISATION_NODE in guard_tree.publishable(by_node, k=k)
+    return ORGANISATION_NODE in layout_guarded(tree, teams, k=k)[2]
 
 
 _MEMBERSHIP_RECORD = np.dtype([("team", ">i8"), ("user", ">i8"), ("start", ">i4"), ("end", ">i4")])
@@ -746,13 +751,9 @@ def _later_changes_hidden(result: CycleResult, replaced: bytes | None) -> None:
         result__period_start__gt=result.period_start,
         delta_published=True,
     )
-    teams = sorted({cell // 32 for cell in changed})
-    parts = [later.filter(team_id__in=[t for t in teams if t])]
-    if teams[0] == 0:
-        parts.append(later.filter(team__isnull=True))
     hidden = [
         pk
-        for part in parts
+        for part in _by_teams(later, {cell // 32 for cell in changed})
         for pk, team_id, scope in part.values_list("pk", "team_id", "scope")
         if _cell_base(team_id, scope) in changed
     ]
@@ -1247,6 +1248,16 @@ def recent_results(
     return dict(by_period), len(recent) < steps
 
 
+def _by_teams(rows: QuerySet[Any], teams: Iterable[int]) -> list[QuerySet[Any]]:
+    """``rows`` of these teams (0: the organisation) as separate querysets: the teams' by the
+    team index, the organisation's apart (an OR with IS NULL would read every row)."""
+    wanted = set(teams)
+    parts = [rows.filter(team_id__in=sorted(wanted - {0}))] if wanted - {0} else []
+    if 0 in wanted:
+        parts.append(rows.filter(team__isnull=True))
+    return parts
+
+
 def _later_figures(
     *, result: CycleResult, keys: NDArray[np.int64], previous: NDArray[np.int64]
 ) -> NDArray[np.bool_]:
@@ -1266,12 +1277,8 @@ def _later_figures(
         result__period_start__gt=date.fromordinal(int(previous[older].min())),
         result__period_start__lt=result.period_start,
     )
-    team_ids = sorted_unique(teams[teams > 0]).tolist()
-    parts = [rows.filter(team_id__in=team_ids)] if team_ids else []
-    if (teams == 0).any():
-        parts.append(rows.filter(team__isnull=True))
     last: dict[int, int] = {}
-    for part in parts:
+    for part in _by_teams(rows, teams.tolist()):
         for team_id, period in part.values_list("team_id", "result__period_start"):
             team, ordinal = team_id or 0, period.toordinal()
             last[team] = max(last.get(team, 0), ordinal)
@@ -1318,15 +1325,9 @@ def _previous_published(
         result__period_start__lt=result.period_start,
         published=True,
     )
-    # the teams' cells by the cell index, the organisation's cells apart (an OR with IS NULL
-    # would read every row of every result)
-    team_ids = teams[teams > 0].tolist()
-    parts = [history.filter(team_id__in=team_ids)] if team_ids else []
-    if teams.size and teams[0] == 0:
-        parts.append(history.filter(team__isnull=True))
     latest = {
         _cell_key(team_id, scope, dimension): period.toordinal()
-        for part in parts
+        for part in _by_teams(history, teams.tolist())
         for team_id, scope, dimension, period in part.values("team_id", "scope", "dimension")
         .annotate(latest=Max("result__period_start"))
         .values_list("team_id", "scope", "dimension", "latest")

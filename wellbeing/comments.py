@@ -28,11 +28,11 @@ import numpy as np
 from django.db import transaction
 
 # The layout of a cycle's groups as the aggregates use it, so comments are guarded over the
-# very same cells (same app; see ``aggregation.organisation_count_publishable``).
-from .aggregation import _layout, _Rollup
+# very same cells.
+from .aggregation import layout_guarded
 from .analytics_selectors import TeamTree, team_tree
 from .errors import ServiceError
-from .guard import MIN_K, GuardTree, shuffled
+from .guard import MIN_K, shuffled
 from .models import CycleResult, Organisation, TeamComments
 
 if TYPE_CHECKING:
@@ -130,13 +130,7 @@ def _publishable_comments(
 ) -> list[tuple[int | None, str, list[str]]]:
     """(team id or None, scope, comments shuffled) of every group the guard lets out at ``k``
     over the respondents of each direct group, and that has comments."""
-    layout = _layout(tree, respondents)
-    rollup = _Rollup(layout)
-    counts = [0] * len(rollup.nodes)
-    for node in rollup.direct:
-        counts[rollup.position[node]] = respondents[layout.direct[node]]
-    guard_tree = GuardTree(rollup.nodes, [layout.parent[node] for node in rollup.nodes])
-    allowed = guard_tree.publishable(counts, k=k)
+    layout, rollup, allowed = layout_guarded(tree, respondents, k=k)
     # every group covering a team with comments gets them: the team's direct group and each
     # group above it (``_Rollup.expand``)
     owners = [i for i, node in enumerate(rollup.direct) if layout.direct[node] in written]
