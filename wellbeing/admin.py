@@ -1,6 +1,8 @@
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
+from .errors import ServiceError
 from .models import (
     AuditEntry,
     CycleResult,
@@ -15,6 +17,7 @@ from .models import (
     TeamParticipation,
     User,
 )
+from .services import team_name_check
 
 
 @admin.register(Organisation)
@@ -58,8 +61,34 @@ class TeamLeadInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
 
+class TeamAdminForm(forms.ModelForm):
+    """The admin names teams by the same rules as the services and the people import: no "/"
+    in a new name, no sibling of the same name in any case."""
+
+    class Meta:
+        model = Team
+        fields = ["organisation", "name", "parent", "customer_facing", "is_active"]
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        name, organisation = cleaned.get("name"), cleaned.get("organisation")
+        if name is None or organisation is None:
+            return cleaned
+        candidate = Team(
+            pk=self.instance.pk, organisation=organisation, parent=cleaned.get("parent"), name=name
+        )
+        try:
+            team_name_check(
+                candidate, new_name=self.instance.pk is None or "name" in self.changed_data
+            )
+        except ServiceError as exc:
+            raise forms.ValidationError({"name": exc.fields.get("name", [exc.message])})
+        return cleaned
+
+
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
+    form = TeamAdminForm
     list_display = ["name", "organisation", "parent", "customer_facing", "is_active"]
     list_filter = ["organisation", "customer_facing", "is_active"]
     search_fields = ["name"]
