@@ -351,13 +351,18 @@ class FlagSettings(models.Model):
                 condition=Q(high_stress_consecutive__gte=1) & Q(resolve_after_cycles__gte=1),
                 name="flagsettings_cycles_at_least_1",
             ),
+            models.CheckConstraint(
+                condition=Q(high_stress_consecutive__lte=MAX_FLAG_CYCLES)
+                & Q(resolve_after_cycles__lte=MAX_FLAG_CYCLES),
+                name="flagsettings_cycles_at_most_a_year",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"Flag settings of {self.organisation_id}"
 
     def clean(self) -> None:
-        # Checked here rather than by field validators, which would need a migration.  The
+        # Checked here (one message for both fields) and by a constraint in the database.  The
         # close's flag screening holds every team's last ``high_stress_consecutive`` figures,
         # and a flag waiting longer than a year to resolve would in effect never resolve.
         errors = {

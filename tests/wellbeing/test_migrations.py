@@ -60,3 +60,34 @@ def test_distribution_lists_become_band_columns_and_back():
         _migrate(
             MigrationExecutor(connection).loader.graph.leaf_nodes()
         )  # leave the schema as the other tests expect it
+
+
+@pytest.mark.django_db(transaction=True)
+def test_flag_settings_beyond_a_year_are_brought_to_the_limit():
+    try:
+        # given settings stored before the limit: one beyond it, one within
+        apps = _migrate([("wellbeing", "0016_team_comments")])
+        organisations = apps.get_model("wellbeing", "Organisation").objects
+        settings = apps.get_model("wellbeing", "FlagSettings").objects
+        settings.create(
+            organisation=organisations.create(name="Patient", slug="patient"),
+            high_stress_consecutive=400,
+            resolve_after_cycles=9000,
+        )
+        settings.create(
+            organisation=organisations.create(name="Usual", slug="usual"),
+            high_stress_consecutive=3,
+            resolve_after_cycles=52,
+        )
+
+        # when the limit's migration runs
+        apps = _migrate([("wellbeing", "0018_flag_cycles_at_most_a_year")])
+
+        # then the one beyond it holds the limit, the other is untouched
+        rows = apps.get_model("wellbeing", "FlagSettings").objects.order_by("organisation__slug")
+        assert list(rows.values_list("high_stress_consecutive", "resolve_after_cycles")) == [
+            (52, 52),
+            (3, 52),
+        ]
+    finally:
+        _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
