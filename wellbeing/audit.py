@@ -13,7 +13,9 @@ Call it from the same transaction as the change it records, after the change::
         after={"name": "Care"},
     )
 
-Flag actions (acknowledge, dismiss, resolve) record ``action="flag.<verb>"`` the same way.
+People's actions on flags (acknowledge, dismiss; from the dashboard or the API) record
+``action="flag.<verb>"`` the same way; a flag's own history (``FlagEvent``) also keeps the
+automatic openings, escalations and resolutions.
 
 What it must never do: record answers, comments, tokens or passwords.  ``before``/``after``
 keys naming those are refused with ``ValueError`` — a programming error, not user input.

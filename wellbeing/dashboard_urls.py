@@ -17,6 +17,11 @@ urlpatterns = [
         name="flag-acknowledge",
     ),
     path(
+        "teams/<uuid:public_id>/flags/<uuid:flag_id>/dismiss/",
+        views.flag_dismiss_view,
+        name="flag-dismiss",
+    ),
+    path(
         "teams/<uuid:public_id>/you-said-we-did/",
         views.you_said_we_did,
         name="you-said-we-did",

@@ -10,7 +10,7 @@ the CSV export.  Access is decided by ``wellbeing.policy``; a team the user may 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -19,7 +19,6 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -62,6 +61,7 @@ from .models import (
     Organisation,
     Team,
     TeamParticipation,
+    User,
 )
 
 DIMENSION_LABELS = {
@@ -293,6 +293,7 @@ def _member_team_ids(user) -> set[int]:
 
 
 class AcknowledgeForm(forms.Form):
+    prefix_id = "ack"
     action_taken = forms.CharField(
         label=gettext_lazy("What did you do, or what will you do?"),
         max_length=2000,
@@ -321,12 +322,31 @@ class AcknowledgeForm(forms.Form):
         return day
 
 
+class DismissForm(forms.Form):
+    prefix_id = "dismiss"
+
+    reason = forms.CharField(
+        label=gettext_lazy("Why does this flag need no action?"),
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=gettext_lazy(
+            "For example a known, passing cause. Kept in the flag's history. Do not name anyone."
+        ),
+    )
+
+    def clean_reason(self) -> str:
+        text = self.cleaned_data["reason"].strip()
+        if not text:
+            raise forms.ValidationError(_("Say why this flag needs no action."))
+        return text
+
+
 def _team_dashboard_context(
     request: HttpRequest,
     team: Team,
     *,
     cycles: int,
-    forms_by_flag: dict[int, AcknowledgeForm] | None = None,
+    forms_by_flag: dict[int, AcknowledgeForm | DismissForm] | None = None,
 ) -> dict:
     user = request.user
     trends = {d: team_trend(team=team, dimension=d, cycles=cycles) for d in DIMENSIONS}
@@ -368,15 +388,25 @@ def _team_dashboard_context(
                 highlight=period,
             )
             evidence.append({"title": title, "chart": chart})
-        form = (forms_by_flag or {}).get(flag.pk) or AcknowledgeForm(
-            auto_id=f"id_{flag.public_id}_%s"
+        bound = (forms_by_flag or {}).get(flag.pk)
+        acknowledge = (
+            bound
+            if isinstance(bound, AcknowledgeForm)
+            else AcknowledgeForm(auto_id=f"id_{flag.public_id}_ack_%s")
+        )
+        dismiss = (
+            bound
+            if isinstance(bound, DismissForm)
+            else DismissForm(auto_id=f"id_{flag.public_id}_dismiss_%s")
         )
         flag_cards.append(
             {
                 "flag": flag,
                 "evidence_charts": evidence,
                 "statistics": _evidence_facts(flag),
-                "form": form if may_act and flag.state == Flag.State.OPEN else None,
+                "form": acknowledge if may_act and flag.state == Flag.State.OPEN else None,
+                "dismiss_form": dismiss if may_act else None,
+                "dismiss_open": isinstance(bound, DismissForm),
             }
         )
 
@@ -523,6 +553,37 @@ def team_dashboard(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
     return render(request, "dashboards/team.html", context)
 
 
+def _flag_action(
+    request: HttpRequest,
+    public_id: uuid.UUID,
+    flag_id: uuid.UUID,
+    *,
+    form_class: type[AcknowledgeForm] | type[DismissForm],
+    act: Callable[[Flag, User, dict], object],
+    done: str,
+) -> HttpResponse:
+    """A lead's or admin's action on one of the team's flags.  Invalid input shows the action's
+    form again with its errors (400); a refusal of the service (someone else acted first, so
+    the form may no longer be on the page) goes back to the dashboard with the reason."""
+    team = _visible_team_or_404(request.user, public_id)
+    flag = get_object_or_404(Flag, public_id=flag_id, team=team)
+    if not policy.can_act_on_team_flags(request.user, team):
+        raise Http404
+    form = form_class(request.POST, auto_id=f"id_{flag.public_id}_{form_class.prefix_id}_%s")
+    if form.is_valid():
+        try:
+            act(flag, request.user, form.cleaned_data)  # type: ignore[arg-type]  # login_required
+        except ServiceError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, done)
+        return redirect(reverse("dashboards:team", args=[team.public_id]) + "#flags")
+    context = _team_dashboard_context(
+        request, team, cycles=_cycles_param(request), forms_by_flag={flag.pk: form}
+    )
+    return render(request, "dashboards/team.html", context, status=400)
+
+
 @login_required
 @require_POST
 def flag_acknowledge_view(
@@ -530,47 +591,35 @@ def flag_acknowledge_view(
 ) -> HttpResponse:
     from .flags import flag_acknowledge
 
-    team = _visible_team_or_404(request.user, public_id)
-    flag = get_object_or_404(Flag, public_id=flag_id, team=team)
-    if not policy.can_act_on_team_flags(request.user, team):
-        raise Http404
-    form = AcknowledgeForm(request.POST, auto_id=f"id_{flag.public_id}_%s")
-    if form.is_valid():
-        try:
-            with transaction.atomic():
-                flag_acknowledge(
-                    flag=flag,
-                    user=request.user,  # type: ignore[arg-type]  # login_required
-                    action_taken=form.cleaned_data["action_taken"],
-                    follow_up_on=form.cleaned_data["follow_up_on"],
-                )
-                _audit_flag_acknowledged(flag=flag, user=request.user, form=form)
-        except ServiceError as exc:
-            form.add_error(None, exc.message)
-        else:
-            messages.success(request, _("Thank you. The action is recorded and shown to the team."))
-            return redirect(reverse("dashboards:team", args=[team.public_id]) + "#flags")
-    context = _team_dashboard_context(
-        request, team, cycles=_cycles_param(request), forms_by_flag={flag.pk: form}
+    return _flag_action(
+        request,
+        public_id,
+        flag_id,
+        form_class=AcknowledgeForm,
+        act=lambda flag, user, data: flag_acknowledge(
+            flag=flag,
+            user=user,
+            action_taken=data["action_taken"],
+            follow_up_on=data["follow_up_on"],
+        ),
+        done=_("Thank you. The action is recorded and shown to the team."),
     )
-    return render(request, "dashboards/team.html", context, status=400)
 
 
-def _audit_flag_acknowledged(*, flag: Flag, user, form: AcknowledgeForm) -> None:
-    """The acknowledgement in the organisation's audit log, in the same transaction."""
-    from .audit import audit_record
+@login_required
+@require_POST
+def flag_dismiss_view(
+    request: HttpRequest, public_id: uuid.UUID, flag_id: uuid.UUID
+) -> HttpResponse:
+    from .flags import flag_dismiss
 
-    audit_record(
-        organisation=flag.organisation,
-        actor=user,
-        action="flag.acknowledge",
-        target=flag,
-        before={"state": Flag.State.OPEN},
-        after={
-            "state": Flag.State.ACKNOWLEDGED,
-            "action_taken": form.cleaned_data["action_taken"],
-            "follow_up_on": form.cleaned_data["follow_up_on"],
-        },
+    return _flag_action(
+        request,
+        public_id,
+        flag_id,
+        form_class=DismissForm,
+        act=lambda flag, user, data: flag_dismiss(flag=flag, user=user, reason=data["reason"]),
+        done=_("The flag is dismissed; the reason is kept in its history."),
     )
 
 

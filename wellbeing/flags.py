@@ -1438,6 +1438,12 @@ def flag_acknowledge(
         FlagEvent.objects.create(
             flag=locked, kind=FlagEvent.Kind.ACKNOWLEDGED, actor=user, at=now, note=action_taken
         )
+        _audit_flag_action(
+            locked,
+            user,
+            "acknowledge",
+            {"action_taken": action_taken, "follow_up_on": follow_up_on},
+        )
     return locked
 
 
@@ -1459,6 +1465,7 @@ def flag_dismiss(*, flag: Flag, user: User, reason: str) -> Flag:
         if locked.state not in Flag.ACTIVE_STATES:
             raise ServiceError("conflict", f"The flag is already {locked.state}.", status=409)
         now = timezone.now()
+        state = locked.state
         locked.state = Flag.State.DISMISSED
         locked.dismissed_by = user
         locked.dismissed_at = now
@@ -1468,4 +1475,27 @@ def flag_dismiss(*, flag: Flag, user: User, reason: str) -> Flag:
         FlagEvent.objects.create(
             flag=locked, kind=FlagEvent.Kind.DISMISSED, actor=user, at=now, note=reason
         )
+        _audit_flag_action(locked, user, "dismiss", {"reason": reason}, before_state=state)
     return locked
+
+
+def _audit_flag_action(
+    flag: Flag,
+    user: User,
+    verb: str,
+    details: dict[str, Any],
+    *,
+    before_state: str = Flag.State.OPEN,
+) -> None:
+    """A person's action on a flag in the organisation's audit log, in the action's transaction
+    (the dashboard and the API alike)."""
+    from .audit import audit_record
+
+    audit_record(
+        organisation=flag.organisation,
+        actor=user,
+        action=f"flag.{verb}",
+        target=flag,
+        before={"state": before_state},
+        after={"state": flag.state, **details},
+    )

@@ -29,7 +29,7 @@ from wellbeing.analytics_selectors import (
     team_latest_distribution,
     team_trend,
 )
-from wellbeing.models import CycleResult, Flag, Team, TeamAggregate
+from wellbeing.models import AuditEntry, CycleResult, Flag, Team, TeamAggregate
 
 pytestmark = pytest.mark.django_db
 
@@ -276,6 +276,26 @@ def test_api_acknowledge_and_dismiss_flags():
     assert client.get("/api/flags/?state=dismissed").json()["results"][0]["id"] == str(
         flag.public_id
     )
+    # and both actions are in the organisation's audit log, as from the dashboard
+    entries = AuditEntry.objects.filter(organisation=organisation).order_by("pk")
+    assert [(e.action, e.actor, e.before, e.after) for e in entries] == [
+        (
+            "flag.acknowledge",
+            lead,
+            {"state": "open"},
+            {
+                "state": "acknowledged",
+                "action_taken": "Wellness check-in held",
+                "follow_up_on": "2099-01-01",
+            },
+        ),
+        (
+            "flag.dismiss",
+            lead,
+            {"state": "acknowledged"},
+            {"state": "dismissed", "reason": "Planned launch week"},
+        ),
+    ]
 
 
 def _heatmap_by_hand(organisation, team_ids, *, with_organisation):

@@ -105,6 +105,35 @@ def test_lead_acknowledges_the_empathy_risk_flag_and_the_team_sees_the_action(
     shot(admin_page, "organisation")
 
 
+def test_lead_dismisses_a_flag_with_a_reason(signed_in, live_server, rising_team):
+    org, support, lead, admin = rising_team
+    flag = Flag.objects.get(team=support, kind=Flag.Kind.EMPATHY_RISK, state=Flag.State.OPEN)
+    page = signed_in(lead)
+    page.goto(f"{live_server.url}/dashboards/teams/{support.public_id}/")
+    card = page.locator(f"#flag-{flag.public_id}")
+
+    # dismissing is behind its own disclosure, apart from the acknowledgement
+    reason = card.get_by_label("Why does this flag need no action?")
+    assert not reason.is_visible()
+    card.get_by_text("Dismiss this flag").click()
+    # an empty reason is refused, with the disclosure left open at the error
+    card.get_by_role("button", name="Dismiss with this reason").click()
+    page.wait_for_load_state()
+    card = page.locator(f"#flag-{flag.public_id}")
+    assert "This field is required." in card.inner_text()
+    card.get_by_label("Why does this flag need no action?").fill("Planned launch week, passing.")
+    card.get_by_role("button", name="Dismiss with this reason").click()
+    page.wait_for_url(f"**/dashboards/teams/{support.public_id}/#flags")
+    assert "The flag is dismissed" in page.locator(".messages").inner_text()
+    assert page.locator(f"#flag-{flag.public_id}").count() == 0
+    flag.refresh_from_db()
+    assert (flag.state, flag.dismissed_reason) == (
+        Flag.State.DISMISSED,
+        "Planned launch week, passing.",
+    )
+    assert AuditEntry.objects.filter(action="flag.dismiss", organisation=org).count() == 1
+
+
 @needs_axe
 @pytest.mark.parametrize("which", ["lead-team", "organisation", "you-said-we-did", "landing"])
 def test_dashboards_have_no_serious_or_critical_accessibility_violations(

@@ -177,8 +177,9 @@ def test_acknowledging_twice_reports_the_conflict(client, support, lead):
     flag = FlagFactory(team=support)
     client.force_login(lead)
     client.post(ack_url(flag), {"action_taken": "First"})
-    response = client.post(ack_url(flag), {"action_taken": "Second"})
-    assert response.status_code == 400
+    response = client.post(ack_url(flag), {"action_taken": "Second"}, follow=True)
+    assert response.redirect_chain == [(team_url(support) + "#flags", 302)]
+    assert "The flag is acknowledged, not open." in response.content.decode()
     flag.refresh_from_db()
     assert flag.action_taken == "First"
     assert AuditEntry.objects.filter(action="flag.acknowledge").count() == 1
@@ -190,6 +191,70 @@ def test_only_leads_and_admins_of_the_team_may_acknowledge(client, org, support)
     for user in (TeamLeadFactory(team=other).user, support.memberships.first().user):
         client.force_login(user)
         assert client.post(ack_url(flag), {"action_taken": "x"}).status_code == 404
+    flag.refresh_from_db()
+    assert flag.state == Flag.State.OPEN
+
+
+def dismiss_url(flag) -> str:
+    return f"/dashboards/teams/{flag.team.public_id}/flags/{flag.public_id}/dismiss/"
+
+
+@pytest.mark.parametrize("state", [Flag.State.OPEN, Flag.State.ACKNOWLEDGED])
+def test_lead_dismisses_a_flag_with_a_reason(client, org, support, lead, state):
+    # given an open or acknowledged flag, offered for dismissal on the dashboard
+    flag = FlagFactory(team=support, state=state)
+    client.force_login(lead)
+    assert f'action="{dismiss_url(flag)}"' in client.get(team_url(support)).content.decode()
+    # when the lead dismisses it with a reason
+    response = client.post(dismiss_url(flag), {"reason": " Planned product launch week "})
+    # then it is closed with the reason, in its history and the audit log
+    assert response.status_code == 302
+    assert response["Location"].endswith(team_url(support) + "#flags")
+    flag.refresh_from_db()
+    assert flag.state == Flag.State.DISMISSED
+    assert (flag.dismissed_by, flag.dismissed_reason) == (lead, "Planned product launch week")
+    assert FlagEvent.objects.filter(flag=flag, kind="dismissed", actor=lead).count() == 1
+    entry = AuditEntry.objects.get(action="flag.dismiss")
+    assert (entry.actor, entry.organisation) == (lead, org)
+    assert entry.before == {"state": state}
+    # and the dashboard no longer lists it
+    assert f'id="flag-{flag.public_id}"' not in client.get(team_url(support)).content.decode()
+
+
+def test_dismissing_without_a_reason_shows_the_form_open_again_and_changes_nothing(
+    client, support, lead
+):
+    flag = FlagFactory(team=support)
+    client.force_login(lead)
+    response = client.post(dismiss_url(flag), {"reason": "  "})
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert '<details class="dismiss" open>' in html
+    assert "This field is required." in html
+    flag.refresh_from_db()
+    assert flag.state == Flag.State.OPEN
+    assert not AuditEntry.objects.exists()
+
+
+def test_dismissing_a_dismissed_flag_reports_the_conflict(client, support, lead):
+    flag = FlagFactory(team=support)
+    client.force_login(lead)
+    client.post(dismiss_url(flag), {"reason": "Launch week"})
+    response = client.post(dismiss_url(flag), {"reason": "Again"}, follow=True)
+    # a dismissed flag is not on the dashboard any more: the team page says why nothing changed
+    assert response.redirect_chain == [(team_url(support) + "#flags", 302)]
+    assert "The flag is already dismissed." in response.content.decode()
+    flag.refresh_from_db()
+    assert flag.dismissed_reason == "Launch week"
+    assert AuditEntry.objects.filter(action="flag.dismiss").count() == 1
+
+
+def test_only_leads_and_admins_of_the_team_may_dismiss(client, org, support):
+    flag = FlagFactory(team=support)
+    other = team_with_members(organisation=org, size=5, name="Billing")
+    for user in (TeamLeadFactory(team=other).user, support.memberships.first().user):
+        client.force_login(user)
+        assert client.post(dismiss_url(flag), {"reason": "x"}).status_code == 404
     flag.refresh_from_db()
     assert flag.state == Flag.State.OPEN
 
