@@ -1,3 +1,5 @@
+from typing import Any
+
 from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
@@ -69,8 +71,8 @@ class TeamAdminForm(forms.ModelForm):
         model = Team
         fields = ["organisation", "name", "parent", "customer_facing", "is_active"]
 
-    def clean(self) -> dict:
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
         name, organisation = cleaned.get("name"), cleaned.get("organisation")
         if name is None or organisation is None:
             return cleaned
