@@ -34,6 +34,7 @@ class Kind(models.TextChoices):
     FLAG_ALERT = "flag_alert", _("Flag alert")
     DIGEST = "digest", _("Digest")
     CYCLE_SUMMARY = "cycle_summary", _("Cycle summary")
+    ACCOUNT = "account", _("Sign-in link")
 
 
 class Channel(models.TextChoices):
@@ -52,6 +53,10 @@ class State(models.TextChoices):
 
 #: Kinds a person may mute.  Invitations cannot be muted (they are the product).
 MUTABLE_KINDS = {Kind.REMINDER: "mute_reminders", Kind.DIGEST: "mute_digests"}
+
+#: Kinds a person is waiting for at the screen (a link to set their password): sent at once,
+#: outside working hours too, by e-mail only, and without an unsubscribe link.
+ACCOUNT_KINDS = frozenset({Kind.ACCOUNT})
 
 
 class Message(models.Model):

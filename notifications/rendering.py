@@ -113,6 +113,7 @@ DEFAULT_BUTTON_LABELS = {
     "flag_alert": "See the evidence",
     "digest": "Open the dashboard",
     "cycle_summary": "Open the dashboard",
+    "account": "Set your password",
 }
 
 

@@ -64,6 +64,7 @@ from .marks import MarkFailed, SentMarks, mark_sent_sql
 from .marks import available as marks_available
 from .mime import EmailWriter
 from .models import (
+    ACCOUNT_KINDS,
     MUTABLE_KINDS,
     Channel,
     ChannelSettings,
@@ -175,6 +176,11 @@ def _validate(message: OutgoingMessage) -> None:
         problems["not_before"] = ["must be timezone-aware (UTC)"]
     if message.recipient_id is None and message.kind == Kind.INVITATION:
         problems["recipient_id"] = ["an invitation is personal and needs a recipient"]
+    if message.kind in ACCOUNT_KINDS:
+        if message.recipient_id is None:
+            problems["recipient_id"] = ["a sign-in link is personal and needs a recipient"]
+        if message.channel not in (None, Channel.EMAIL):
+            problems["channel"] = ["a sign-in link goes by e-mail only"]
     if problems:
         raise ServiceError("invalid_message", "The outgoing message is invalid.", fields=problems)
 
@@ -250,8 +256,9 @@ def _build_row(message: OutgoingMessage, lookups: _Lookups, now: datetime) -> Me
         )
     preference = lookups.preferences.get(message.recipient_id) if message.recipient_id else None
     channel_settings = lookups.channel_settings.get(message.organisation_id)
+    account = message.kind in ACCOUNT_KINDS
     channel = channel_resolve(
-        requested=message.channel,
+        requested=Channel.EMAIL if account else message.channel,
         has_recipient=recipient_tz is not None,
         preference=preference,
         channel_settings=channel_settings,
@@ -278,7 +285,9 @@ def _build_row(message: OutgoingMessage, lookups: _Lookups, now: datetime) -> Me
         had_sensitive_context=bool(message.sensitive_context),
         idempotency_key=message.idempotency_key,
         state=State.PENDING,
-        next_attempt_at=deliver_at_compute(
+        next_attempt_at=(message.not_before or now)
+        if account
+        else deliver_at_compute(
             not_before=message.not_before,
             jitter_seconds=message.jitter_seconds,
             tz=tz,
@@ -834,7 +843,7 @@ def _deliver_one(
     try:
         rendered = render_message(
             message,
-            unsubscribe_url=unsubscribe_url_for(recipient),
+            unsubscribe_url="" if message.kind in ACCOUNT_KINDS else unsubscribe_url_for(recipient),
             templates=templates,
             chat=channel != Channel.EMAIL,
         )
