@@ -1,8 +1,9 @@
 """Keep tokens out of every log line.
 
 A one-time check-in link carries its token in the path (``/checkin/t/<token>/``) on the first
-request only, and an e-mail's unsubscribe link its signed token (``/unsubscribe/<token>/``);
-access logs, Django's request logs and error reports must never keep either.
+request only, an e-mail's unsubscribe link its signed token (``/unsubscribe/<token>/``), and a
+sign-in link its password-reset token (``/accounts/reset/<uid>/<token>/``); access logs,
+Django's request logs and error reports must never keep any of them.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import re
 
 from gunicorn.glogging import Logger as GunicornLogger
 
-TOKEN_PATH = re.compile(r"(/checkin/t/|/unsubscribe/)[^/\s\"?]+")
+TOKEN_PATH = re.compile(r"(/checkin/t/|/unsubscribe/|/accounts/reset/[^/\s\"?]+/)[^/\s\"?]+")
 QUERY_TOKEN = re.compile(r"(\b(?:token|t)=)[^&\s\"]+", re.IGNORECASE)
 
 

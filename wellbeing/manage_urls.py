@@ -16,6 +16,11 @@ urlpatterns = [
     ),
     path("people/", views.people, name="people"),
     path("people/<uuid:public_id>/deactivate/", views.person_deactivate, name="person_deactivate"),
+    path(
+        "people/<uuid:public_id>/sign-in-link/",
+        views.person_sign_in_link,
+        name="person_sign_in_link",
+    ),
     path("people/import/", views.people_import, name="people_import"),
     path("people/import/confirm/", views.people_import_confirm, name="people_import_confirm"),
     path("privacy/", views.thresholds, name="thresholds"),

@@ -29,7 +29,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from . import policy, services
+from . import accounts, policy, services
 from .audit import audit_actions, audit_entries, audit_record
 from .customer_metrics import (
     STANDARD_METRICS,
@@ -359,6 +359,24 @@ def person_deactivate(
         messages.error(request, exc.message)
     else:
         messages.success(request, _("%(person)s was deactivated.") % {"person": person})
+    return redirect("manage:people")
+
+
+@org_admin_required
+@require_POST
+def person_sign_in_link(
+    request: HttpRequest, organisation: Organisation, public_id: Any
+) -> HttpResponse:
+    person = get_object_or_404(User, organisation=organisation, public_id=public_id)
+    try:
+        accounts.sign_in_link_send_for(person=person, actor=request.user)  # type: ignore[arg-type]
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request,
+            _("A link to set a password is on its way to %(email)s.") % {"email": person.email},
+        )
     return redirect("manage:people")
 
 

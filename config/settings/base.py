@@ -208,7 +208,13 @@ else:
 RATELIMIT_USE_CACHE = "default"
 RATELIMIT_IP_META_KEY = "config.security.client_ip"  # honours PULSE_TRUSTED_PROXY_COUNT
 # Failed check-in link guesses per client address (django-ratelimit rate syntax).
-PULSE_TOKEN_GUESS_RATE = config_env.read("PULSE_TOKEN_GUESS_RATE", "20/m") or "20/m"
+PULSE_TOKEN_GUESS_RATE = config_env.rate("PULSE_TOKEN_GUESS_RATE", "20/m")
+# Sign-in links (set or reset a password): at most this many e-mails per account, and requests
+# per client address; beyond them the page answers as usual and sends nothing.
+PULSE_SIGN_IN_LINK_RATE = config_env.rate("PULSE_SIGN_IN_LINK_RATE", "3/h")
+PULSE_SIGN_IN_LINK_ADDRESS_RATE = config_env.rate("PULSE_SIGN_IN_LINK_ADDRESS_RATE", "20/h")
+# How long a sign-in link works (it also stops once used or once the password changes).
+PASSWORD_RESET_TIMEOUT = 60 * 60 * 24 * config_env.integer("PULSE_SIGN_IN_LINK_DAYS", 3, minimum=1)
 # Largest check-in submission accepted (bytes); bigger bodies get a 413.
 PULSE_CHECKIN_MAX_BODY_BYTES = config_env.integer(
     "PULSE_CHECKIN_MAX_BODY_BYTES", 65536, minimum=4096

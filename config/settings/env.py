@@ -8,6 +8,7 @@ variable; nothing silently falls back to a default that "works".
 from __future__ import annotations
 
 import os
+import re
 import sys
 import zoneinfo
 from pathlib import Path
@@ -77,6 +78,19 @@ def integer(
     if maximum is not None and value > maximum:
         raise ConfigurationError(name, f"must be at most {maximum}, got {value}")
     return value
+
+
+_RATE = re.compile(r"^[1-9]\d*/\d*[smhd]$")
+
+
+def rate(name: str, default: str) -> str:
+    """A rate limit as ``<count>/<period>``: ``20/m``, ``3/h``, ``100/15m``, ``5/d``."""
+    raw = (read(name) or "").strip()
+    if not raw:
+        return default
+    if not _RATE.match(raw):
+        raise ConfigurationError(name, f"must look like 20/m, 3/h or 100/15m, got {raw!r}")
+    return raw
 
 
 def boolean(name: str, default: bool) -> bool:

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from checkins import services as checkin_services
 from checkins.models import Question, Schedule, SupportResource, Survey
-from notifications.models import ChannelSettings
+from notifications.models import ChannelSettings, Message
 from tests.checkins.conftest import ensure_library
 from tests.factories import MembershipFactory, TeamFactory, UserFactory
 from wellbeing import services
@@ -265,6 +265,39 @@ def test_admin_cannot_deactivate_themselves(admin_client, world):
     world.admin.refresh_from_db()
     assert world.admin.is_active
     assert "cannot deactivate yourself" in response.content.decode()
+
+
+def test_an_admin_sends_a_person_a_sign_in_link_and_it_is_audited(admin_client, world):
+    # given the people page offers the link to every active person
+    page = admin_client.get(reverse("manage:people")).content.decode()
+    url = reverse("manage:person_sign_in_link", args=[world.employee.public_id])
+    assert f'action="{url}"' in page
+    # when the admin sends one
+    response = admin_client.post(url, follow=True)
+    # then it is in the outbox for that person, said on the page and in the audit log
+    message = Message.objects.get()
+    assert (message.kind, message.recipient) == ("account", world.employee)
+    assert "/accounts/reset/" in message.sensitive_context["url"]
+    assert f"is on its way to {world.employee.email}" in response.content.decode()
+    entry = AuditEntry.objects.get(action="person.sign_in_link")
+    assert entry.actor == world.admin and "reset" not in str(entry.after)
+
+
+def test_no_sign_in_link_for_a_deactivated_person(admin_client, world):
+    admin_client.post(reverse("manage:person_deactivate", args=[world.employee.public_id]))
+    response = admin_client.post(
+        reverse("manage:person_sign_in_link", args=[world.employee.public_id]), follow=True
+    )
+    assert "is deactivated and cannot sign in" in response.content.decode()
+    assert not Message.objects.filter(kind="account").exists()
+    assert not AuditEntry.objects.filter(action="person.sign_in_link").exists()
+
+
+def test_a_lead_cannot_send_sign_in_links(client, world):
+    client.force_login(world.lead)
+    response = client.post(reverse("manage:person_sign_in_link", args=[world.employee.public_id]))
+    assert response.status_code == 404
+    assert not Message.objects.exists()
 
 
 # --- Thresholds -----------------------------------------------------------------------------

@@ -29,6 +29,12 @@ def test_unsubscribe_tokens_are_redacted():
     assert redact("GET /unsubscribe/eyJ1Ijo1fQ:1t:abc/ 200") == "GET /unsubscribe/[redacted]/ 200"
 
 
+def test_sign_in_link_tokens_are_redacted():
+    line = "GET /accounts/reset/MTI/cz1x9f-3b2c0d9e8f7a6b5c4d3e2f1a0b9c8d7e/ 302"
+    assert redact(line) == "GET /accounts/reset/MTI/[redacted]/ 302"
+    assert redact("GET /accounts/reset/done/ 200") == "GET /accounts/reset/done/ 200"
+
+
 def test_djangos_own_loggers_write_only_through_the_redacting_handler(settings):
     # Django installs handlers of its own on ``django`` and ``django.server`` (printing under
     # DEBUG, unredacted); the project's configuration leaves those loggers none but the root's.

@@ -171,3 +171,11 @@ def test_a_real_worker_runs_every_thread_at_the_configured_lower_priority(tmp_pa
     assert os.nice(0) == own
     if own_group is not None:
         assert autogroup_niceness("self") == own_group
+
+
+@pytest.mark.parametrize("value", ["3 per hour", "0/h", "3/w"])
+def test_a_malformed_rate_is_refused_at_start(value):
+    result = start(
+        {"DJANGO_SETTINGS_MODULE": "config.settings.local", "PULSE_SIGN_IN_LINK_RATE": value}
+    )
+    assert_refused(result, "PULSE_SIGN_IN_LINK_RATE")

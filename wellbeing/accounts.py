@@ -1,0 +1,146 @@
+"""Signing in: a person sets (or resets) their password from a one-time link sent by e-mail.
+
+People imported into Pulse have no password: leads and admins choose one with the same link a
+forgotten password uses, asked for on the sign-in page or sent by an admin from the people
+page (``sign_in_link_send_for``, audited).  The link is Django's password-reset link (it stops working once the password changes or
+after ``PASSWORD_RESET_TIMEOUT``); it goes through the notifications outbox like every other
+e-mail, in the outbox's erased-after-sending ``sensitive_context``, and is never logged
+(``config.log_redaction``).
+
+The request page says the same thing whether or not an account exists, and asking too often
+(per address, per account) quietly sends nothing more, so the page neither tells who has an
+account nor serves to flood someone's inbox.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from django.conf import settings
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import PasswordResetForm
+from django.contrib.auth.tokens import default_token_generator
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse, reverse_lazy
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
+from django_ratelimit.core import get_usage
+
+from .errors import ServiceError
+from .models import User
+
+logger = logging.getLogger("pulse.accounts")
+
+RATE_GROUP = "accounts.sign_in_link"
+
+
+def sign_in_link_url(user: User) -> str:
+    """The one-time link at which ``user`` chooses a password (valid until it is used, the
+    password changes, or ``PASSWORD_RESET_TIMEOUT`` passes)."""
+    path = reverse(
+        "password_reset_confirm",
+        kwargs={
+            "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
+            "token": default_token_generator.make_token(user),
+        },
+    )
+    return f"{settings.SITE_URL}{path}"
+
+
+def sign_in_link_send(*, user: User) -> bool:
+    """Put a sign-in link for ``user`` in the outbox, in the caller's transaction.  False (and
+    nothing queued) for a person who cannot sign in: inactive, or outside any organisation
+    (operators set theirs with ``manage.py changepassword``)."""
+    from notifications.models import Kind
+    from notifications.services import OutgoingMessage, message_enqueue
+
+    if not user.is_active or user.organisation_id is None:
+        return False
+    message_enqueue(
+        OutgoingMessage(
+            organisation_id=user.organisation_id,
+            kind=Kind.ACCOUNT,
+            recipient_id=user.pk,
+            template="account",
+            context={},
+            sensitive_context={"url": sign_in_link_url(user)},
+            idempotency_key=f"account:{user.public_id}:sign-in:{uuid.uuid4()}",
+        )
+    )
+    logger.info("event=sign_in_link_queued user=%s", user.public_id)
+    return True
+
+
+@transaction.atomic
+def sign_in_link_send_for(*, person: User, actor: User) -> None:
+    """An admin sends ``person`` a sign-in link (e.g. a newly named lead), recorded in the
+    organisation's audit log; ``ServiceError`` when the person cannot sign in."""
+    from .audit import audit_record
+
+    if person.organisation is None or not sign_in_link_send(user=person):
+        raise ServiceError("invalid", f"{person} is deactivated and cannot sign in.")
+    audit_record(
+        organisation=person.organisation,
+        actor=actor,
+        action="person.sign_in_link",
+        target=person,
+        before=None,
+        after={"sent_to": person.email},
+    )
+
+
+def _within_rate(request: HttpRequest, *, key: str | None, rate: str) -> bool:
+    """Count one request against ``key`` (None: the client's address); False once its rate is
+    used up.  A cache that is down lets the request through (a link still only reaches the
+    account's own inbox)."""
+    try:
+        usage = get_usage(
+            request,
+            group=RATE_GROUP,
+            key="ip" if key is None else (lambda _group, _request: key),
+            rate=rate,
+            increment=True,
+        )
+    except Exception as exc:
+        logger.warning("event=ratelimit_unavailable error=%s", type(exc).__name__)
+        return True
+    return usage is None or not usage["should_limit"]
+
+
+class SignInLinkForm(PasswordResetForm):
+    """Django's password-reset form, sending through the outbox, for every active person of an
+    organisation (also those who never had a password)."""
+
+    def get_users(self, email: str):  # noqa: ANN201 - Django's signature
+        return User.objects.filter(
+            email__iexact=email, is_active=True, organisation__isnull=False
+        ).iterator()
+
+    def save(self, *, request: HttpRequest | None = None, **kwargs) -> None:  # type: ignore[override]
+        email = self.cleaned_data["email"]
+        for user in self.get_users(email):
+            if request is not None and not _within_rate(
+                request, key=f"user:{user.public_id}", rate=settings.PULSE_SIGN_IN_LINK_RATE
+            ):
+                logger.info("event=sign_in_link_rate_limited user=%s", user.public_id)
+                continue
+            sign_in_link_send(user=user)
+
+
+class SignInLinkRequestView(auth_views.PasswordResetView):
+    form_class = SignInLinkForm
+    template_name = "registration/password_reset_form.html"
+    success_url = reverse_lazy("password_reset_done")
+
+    def form_valid(self, form: PasswordResetForm) -> HttpResponse:
+        if not _within_rate(
+            self.request,
+            key=None,
+            rate=settings.PULSE_SIGN_IN_LINK_ADDRESS_RATE,
+        ):
+            # The same answer as a sent link: the page must not tell who has an account.
+            logger.info("event=sign_in_link_address_rate_limited")
+            return super(auth_views.PasswordResetView, self).form_valid(form)
+        return super().form_valid(form)
