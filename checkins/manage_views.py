@@ -224,6 +224,12 @@ class ChannelsForm(ChannelSettingsForm):
 
     class Meta(ChannelSettingsForm.Meta):
         fields = [f for f in ChannelSettingsForm.Meta.fields if f != "organisation"]
+        # The labels Django derives from the field names, marked for translation.
+        labels = {
+            "slack_enabled": gettext_lazy("Slack enabled"),
+            "teams_enabled": gettext_lazy("Teams enabled"),
+            "default_channel": gettext_lazy("Default channel"),
+        }
 
 
 # --- Questions ------------------------------------------------------------------------------

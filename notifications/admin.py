@@ -9,6 +9,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from . import services
 from .models import ChannelSettings, Message, NotificationPreference
@@ -97,10 +99,16 @@ class MaskedSecretWidget(forms.TextInput):
 
 class ChannelSettingsForm(forms.ModelForm):
     slack_webhook_url = forms.URLField(
-        required=False, assume_scheme="https", widget=MaskedSecretWidget()
+        label=gettext_lazy("Slack webhook url"),
+        required=False,
+        assume_scheme="https",
+        widget=MaskedSecretWidget(),
     )
     teams_webhook_url = forms.URLField(
-        required=False, assume_scheme="https", widget=MaskedSecretWidget()
+        label=gettext_lazy("Teams webhook url"),
+        required=False,
+        assume_scheme="https",
+        widget=MaskedSecretWidget(),
     )
 
     class Meta:
@@ -120,9 +128,10 @@ class ChannelSettingsForm(forms.ModelForm):
             stored = getattr(self.instance, name, "")
             self.fields[name].required = False
             self.fields[name].help_text = (
-                f"Stored: {mask_url(stored)}. Leave empty to keep it; type 'clear' to remove."
+                _("Stored: %(masked)s. Leave empty to keep it; type 'clear' to remove.")
+                % {"masked": mask_url(stored)}
                 if stored
-                else "Not set."
+                else _("Not set.")
             )
 
     def _clean_secret(self, name: str) -> str:

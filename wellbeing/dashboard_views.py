@@ -513,6 +513,7 @@ def _evidence_facts(flag: Flag) -> list[tuple[str, str]]:
         add(prefix + _("threshold"), source.get("threshold"), 2)
         add(prefix + _("baseline (own history)"), source.get("baseline_mean"))
         add(prefix + _("change per cycle (Theil–Sen slope)"), source.get("slope_per_cycle"), 2)
+        # xgettext:no-python-format
         add_interval(prefix + _("95% interval of the slope"), source.get("slope_ci"))
         p_value = source.get("mann_kendall_p")
         if isinstance(p_value, int | float) and 0 <= p_value < 0.001:
@@ -532,6 +533,7 @@ def _evidence_facts(flag: Flag) -> list[tuple[str, str]]:
         add(f"{name}: " + _("first of the recent weeks"), customer.get("first"))
         add(f"{name}: " + _("latest week"), customer.get("latest"))
         add(f"{name}: " + _("change per week (Theil–Sen slope)"), customer.get("slope_per_week"), 2)
+        # xgettext:no-python-format
         add_interval(f"{name}: " + _("95% interval of the slope"), customer.get("slope_ci"))
         add(f"{name}: " + _("Mann–Kendall p-value (worsening)"), customer.get("p_worsening"), 3)
     return facts

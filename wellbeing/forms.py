@@ -133,6 +133,14 @@ class FlagSettingsForm(forms.ModelForm):
             "resolve_after_cycles",
             "reopen_within_days",
         ]
+        # The labels Django derives from the field names, marked for translation.
+        labels = {
+            "high_stress_level": _("High stress level"),
+            "high_stress_consecutive": _("High stress consecutive"),
+            "client_burnout_level": _("Client burnout level"),
+            "resolve_after_cycles": _("Resolve after cycles"),
+            "reopen_within_days": _("Reopen within days"),
+        }
 
 
 class PeopleImportForm(forms.Form):

@@ -637,14 +637,16 @@ class MetricUploadForm(PeopleImportForm):
 
 
 class MetricDefineForm(django_forms.Form):
-    key = django_forms.SlugField(label=_("Key"), max_length=40, help_text=_("e.g. nps_support"))
-    name = django_forms.CharField(label=_("Name"), max_length=100)
-    unit = django_forms.CharField(label=_("Unit"), max_length=20, required=False)
-    direction = django_forms.ChoiceField(
-        label=_("Direction"), choices=CustomerMetric.Direction.choices
+    key = django_forms.SlugField(
+        label=gettext_lazy("Key"), max_length=40, help_text=gettext_lazy("e.g. nps_support")
     )
-    min_value = django_forms.FloatField(label=_("Lowest valid value"), initial=0)
-    max_value = django_forms.FloatField(label=_("Highest valid value"), initial=100)
+    name = django_forms.CharField(label=gettext_lazy("Name"), max_length=100)
+    unit = django_forms.CharField(label=gettext_lazy("Unit"), max_length=20, required=False)
+    direction = django_forms.ChoiceField(
+        label=gettext_lazy("Direction"), choices=CustomerMetric.Direction.choices
+    )
+    min_value = django_forms.FloatField(label=gettext_lazy("Lowest valid value"), initial=0)
+    max_value = django_forms.FloatField(label=gettext_lazy("Highest valid value"), initial=100)
 
 
 def _metrics_page(

@@ -300,13 +300,16 @@ class ImportPlan(TabularPlan[PlannedChange]):
 
     def summary(self) -> str:
         c = self.counts()
-        return (
-            f"{c['person_create']} people to create, "
-            f"{len(self.updates)} updates, "
-            f"{c['person_deactivate']} to deactivate, "
-            f"{c['team_create']} teams to create, "
-            f"{len(self.issues)} errors"
-        )
+        return _(
+            "%(create)d people to create, %(update)d updates, %(deactivate)d to deactivate, "
+            "%(teams)d teams to create, %(errors)d errors"
+        ) % {
+            "create": c["person_create"],
+            "update": len(self.updates),
+            "deactivate": c["person_deactivate"],
+            "teams": c["team_create"],
+            "errors": len(self.issues),
+        }
 
 
 def _path_key(path: Sequence[str]) -> tuple[str, ...]:

@@ -11,7 +11,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, no_translations
 
 from wellbeing.errors import ServiceError
 from wellbeing.models import Organisation
@@ -47,6 +47,8 @@ class Command(BaseCommand):
             raise CommandError("Name the organisation with --organisation SLUG.")
         return organisations[0]
 
+    # The operator's console speaks English, whatever language the thread last served.
+    @no_translations
     def handle(self, *args, **options) -> None:
         started = time.monotonic()
         organisation = self._organisation(options["organisation"])
