@@ -1,0 +1,50 @@
+"""A lead's team dashboard and an admin's organisation overview in German (the browser's
+language picks it, as for every signed-in page but the check-in itself)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from django.utils import translation
+
+from tests.dashboards.conftest import FlagFactory, record_history
+from wellbeing.models import Flag
+
+pytestmark = pytest.mark.django_db
+
+GERMAN = {"HTTP_ACCEPT_LANGUAGE": "de-DE,de;q=0.9"}
+
+
+@pytest.fixture(autouse=True)
+def _back_to_the_default_language() -> Iterator[None]:
+    """The locale middleware leaves German active in the test thread; later tests expect none."""
+    yield
+    translation.deactivate()
+
+
+def test_the_team_dashboard_is_rendered_in_german(client, org, support, lead):
+    # given closed cycles and an open flag
+    record_history(organisation=org, teams=[support], cycles=3)
+    FlagFactory(team=support, kind=Flag.Kind.PARTICIPATION_DROP)
+    client.force_login(lead)
+    # when the lead's browser asks for German
+    html = client.get(f"/dashboards/teams/{support.public_id}/", **GERMAN).content.decode()
+    # then headings, flag wording, table labels and the form are German
+    assert '<html lang="de">' in html
+    assert "Verlauf der Maßnahmen" in html and "Action history" not in html
+    assert "Rückgang der Teilnahme" in html and "Participation drop" not in html
+    assert "Diesen Hinweis zur Kenntnis nehmen" in html and "Acknowledge this flag" not in html
+    assert "Teilnahme als Tabelle" in html and "Participation as a table" not in html
+    assert "Fehlende Unterstützung" in html and "Lack of support" not in html
+
+
+def test_the_organisation_overview_is_rendered_in_german(client, org, support, admin):
+    record_history(organisation=org, teams=[support], cycles=2)
+    FlagFactory(team=support, severity=Flag.Severity.CRITICAL)
+    client.force_login(admin)
+    html = client.get("/dashboards/organisation/", **GERMAN).content.decode()
+    assert "Offene Hinweise, die schwerwiegendsten zuerst" in html
+    assert "Open flags, most severe first" not in html
+    assert "Kritisch" in html and "Gesamte Organisation" in html
+    assert "Teams nach Dimension, letzter Check-in" in html
