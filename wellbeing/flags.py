@@ -28,6 +28,7 @@ import psycopg
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 from numpy.typing import NDArray
 from psycopg import sql as psycopg_sql
 
@@ -85,20 +86,35 @@ NO_DATA = "no_data"  # suppressed or too little history: neither counts
 
 SEVERITY_RANK = {Flag.Severity.WATCH: 0, Flag.Severity.WARNING: 1, Flag.Severity.CRITICAL: 2}
 
+# Stored on the flag as these English texts (its record), shown translated (``gettext``).
 SUGGESTED_ACTIONS = {
-    "wellness_check": "Hold a short wellness check-in conversation with the team (not with "
-    "individuals about their answers: the check-ins are anonymous).",
-    "workload_review": "Review workload and staffing: queue volumes, overtime, open "
-    "positions, and whether work can be paused, moved or shared.",
-    "support_resources": "Remind the team of the support resources available to them "
-    "(employee assistance, occupational health, counselling).",
-    "peer_support": "Encourage peer support and role models: pair people up, let experienced "
-    "colleagues share how they handle hard customer contacts, and lead by example on breaks.",
-    "recovery": "Protect recovery time: real breaks between difficult contacts, no after-hours "
-    "messages, and time off that is actually taken.",
-    "participation": "Ask the team, openly and without pressure, whether the check-in still "
-    "feels safe and worth their time; explain what was done with earlier results.",
-    "next_checkin": "Watch the next check-in to see whether the actions are making a difference.",
+    "wellness_check": gettext_noop(
+        "Hold a short wellness check-in conversation with the team (not with "
+        "individuals about their answers: the check-ins are anonymous)."
+    ),
+    "workload_review": gettext_noop(
+        "Review workload and staffing: queue volumes, overtime, open "
+        "positions, and whether work can be paused, moved or shared."
+    ),
+    "support_resources": gettext_noop(
+        "Remind the team of the support resources available to them "
+        "(employee assistance, occupational health, counselling)."
+    ),
+    "peer_support": gettext_noop(
+        "Encourage peer support and role models: pair people up, let experienced "
+        "colleagues share how they handle hard customer contacts, and lead by example on breaks."
+    ),
+    "recovery": gettext_noop(
+        "Protect recovery time: real breaks between difficult contacts, no after-hours "
+        "messages, and time off that is actually taken."
+    ),
+    "participation": gettext_noop(
+        "Ask the team, openly and without pressure, whether the check-in still "
+        "feels safe and worth their time; explain what was done with earlier results."
+    ),
+    "next_checkin": gettext_noop(
+        "Watch the next check-in to see whether the actions are making a difference."
+    ),
 }
 
 

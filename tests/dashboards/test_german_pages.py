@@ -9,6 +9,7 @@ import pytest
 from django.utils import translation
 
 from tests.dashboards.conftest import FlagFactory, record_history
+from wellbeing.flags import SUGGESTED_ACTIONS
 from wellbeing.models import Flag
 
 pytestmark = pytest.mark.django_db
@@ -26,7 +27,11 @@ def _back_to_the_default_language() -> Iterator[None]:
 def test_the_team_dashboard_is_rendered_in_german(client, org, support, lead):
     # given closed cycles and an open flag
     record_history(organisation=org, teams=[support], cycles=3)
-    FlagFactory(team=support, kind=Flag.Kind.PARTICIPATION_DROP)
+    FlagFactory(
+        team=support,
+        kind=Flag.Kind.PARTICIPATION_DROP,
+        suggested_actions=[SUGGESTED_ACTIONS["workload_review"]],
+    )
     client.force_login(lead)
     # when the lead's browser asks for German
     html = client.get(f"/dashboards/teams/{support.public_id}/", **GERMAN).content.decode()
@@ -37,6 +42,9 @@ def test_the_team_dashboard_is_rendered_in_german(client, org, support, lead):
     assert "Diesen Hinweis zur Kenntnis nehmen" in html and "Acknowledge this flag" not in html
     assert "Teilnahme als Tabelle" in html and "Participation as a table" not in html
     assert "Fehlende Unterstützung" in html and "Lack of support" not in html
+    # and the suggested next steps, stored in English as the flag's record, are shown in German
+    assert "Überprüfen Sie Arbeitslast und Personalausstattung" in html
+    assert "Review workload and staffing" not in html
 
 
 def test_the_organisation_overview_is_rendered_in_german(client, org, support, admin):
