@@ -15,8 +15,8 @@ DATA_DIR = Path(config_env.read("PULSE_DATA_DIR", str(BASE_DIR / ".pulse")) or B
 SECRET_KEY = config_env.read("SECRET_KEY", "") or ""
 DEBUG = config_env.boolean("DEBUG", False)
 ALLOWED_HOSTS = config_env.csv_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
-CSRF_TRUSTED_ORIGINS = config_env.csv_list("CSRF_TRUSTED_ORIGINS", "")
-SITE_URL = (config_env.read("SITE_URL", "http://127.0.0.1:8000") or "").rstrip("/")
+CSRF_TRUSTED_ORIGINS = config_env.origin_list("CSRF_TRUSTED_ORIGINS", "")
+SITE_URL = config_env.url("SITE_URL", "http://127.0.0.1:8000")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -92,10 +92,17 @@ def database_settings(default_url: str | None) -> dict:
         db["ENGINE"] = "django.db.backends.postgresql"
         db["CONN_MAX_AGE"] = 0  # the psycopg pool owns connection reuse
         db["CONN_HEALTH_CHECKS"] = True
+        pool_min = config_env.integer("DATABASE_POOL_MIN", 1, minimum=0)
+        pool_max = config_env.integer("DATABASE_POOL_MAX", 10, minimum=1)
+        if pool_min > pool_max:
+            # psycopg would refuse the pool at the first query, in every request
+            raise config_env.ConfigurationError(
+                "DATABASE_POOL_MIN", f"must not exceed DATABASE_POOL_MAX ({pool_min} > {pool_max})"
+            )
         db["OPTIONS"] = {
             "pool": {
-                "min_size": config_env.integer("DATABASE_POOL_MIN", 1, minimum=0),
-                "max_size": config_env.integer("DATABASE_POOL_MAX", 10, minimum=1),
+                "min_size": pool_min,
+                "max_size": pool_max,
                 # Also how long a request waits for a connection while PostgreSQL is down:
                 # short, so it fails fast with a 503 instead of hanging (tests/reliability).
                 "timeout": config_env.integer("DATABASE_POOL_TIMEOUT", 4, minimum=1),
@@ -258,7 +265,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Logging: key=value lines; never tokens, answers or e-mail addresses -----------------------
-LOG_LEVEL = config_env.read("LOG_LEVEL", "INFO")
+LOG_LEVEL = config_env.log_level("LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -18,13 +18,23 @@ import environ
 env = environ.Env()
 
 
+# The exit status of a process stopped by its configuration.  Gunicorn halts when a worker
+# exits with 4 ("App failed to load") instead of starting a new worker every second with the
+# same error, so the web container stops (and says why) like the worker, beat and migrate.
+EXIT_STATUS = 4
+
+
 class ConfigurationError(SystemExit):
     """Raised for an invalid environment; exits the process with one clear line."""
 
     def __init__(self, variable: str, problem: str) -> None:
-        message = f"Pulse configuration error: {variable}: {problem}"
-        print(message, file=sys.stderr)
-        super().__init__(message)
+        self.message = f"Pulse configuration error: {variable}: {problem}"
+        # Printed here, once: a SystemExit with a status (not a text) prints nothing more.
+        print(self.message, file=sys.stderr)
+        super().__init__(EXIT_STATUS)
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def read(name: str, default: str | None = None) -> str | None:
@@ -117,3 +127,36 @@ def timezone_name(name: str, default: str) -> str:
 def csv_list(name: str, default: str = "") -> list[str]:
     raw = read(name, default) or ""
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def url(name: str, default: str) -> str:
+    """An absolute http(s) address without a trailing slash (links in messages start with it)."""
+    value = (read(name, default) or default).strip().rstrip("/")
+    if not re.fullmatch(r"https?://[^/\s?#]+(/[^\s?#]*)?", value):
+        raise ConfigurationError(
+            name,
+            f"must be an http:// or https:// address like https://pulse.example.com, got {value!r}",
+        )
+    return value
+
+
+def origin_list(name: str, default: str = "") -> list[str]:
+    """Comma-separated origins, each with its scheme (``https://pulse.example.com``)."""
+    origins = csv_list(name, default)
+    for origin in origins:
+        if not re.fullmatch(r"https?://[^/\s?#]+", origin):
+            raise ConfigurationError(
+                name,
+                f"each entry must be a scheme and host like https://pulse.example.com, got {origin!r}",
+            )
+    return origins
+
+
+def log_level(name: str, default: str) -> str:
+    """A logging level name (DEBUG, INFO, WARNING, ERROR or CRITICAL; any case)."""
+    value = (read(name, default) or default).strip().upper()
+    if value not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        raise ConfigurationError(
+            name, f"must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {value!r}"
+        )
+    return value

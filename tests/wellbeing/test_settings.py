@@ -69,6 +69,66 @@ def test_unknown_timezone_is_refused_at_start():
     assert_refused(result, "PULSE_DEFAULT_TIMEZONE")
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("LOG_LEVEL", "verbose"),
+        # psycopg refuses such a pool at the first query, i.e. in every request
+        ("DATABASE_POOL_MIN", "20"),
+        # links in e-mails start with it
+        ("SITE_URL", "pulse.example.com"),
+        ("CSRF_TRUSTED_ORIGINS", "pulse.example.com"),
+    ],
+)
+def test_an_invalid_value_stops_the_process_with_one_line_naming_it(variable, value):
+    result = start({**PRODUCTION_ENV, variable: value})
+    assert_refused(result, variable)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [line for line in lines if line.startswith("Pulse configuration error:")]
+    assert len(lines) == 1, result.stderr
+
+
+def test_valid_values_of_the_checked_variables_are_taken():
+    result = start(
+        {
+            **PRODUCTION_ENV,
+            "LOG_LEVEL": "warning",
+            "PULSE_TOKEN_GUESS_RATE": "50/5m",
+            "DATABASE_POOL_MIN": "4",
+            "DATABASE_POOL_MAX": "4",
+            "SITE_URL": "https://pulse.example.com/",
+            "CSRF_TRUSTED_ORIGINS": "https://pulse.example.com, https://*.example.org:8443",
+        },
+        "-c",
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.LOG_LEVEL, s.PULSE_TOKEN_GUESS_RATE, s.SITE_URL, s.CSRF_TRUSTED_ORIGINS)",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "WARNING",
+        "50/5m",
+        "https://pulse.example.com",
+        "['https://pulse.example.com',",
+        "'https://*.example.org:8443']",
+    ]
+
+
+def test_gunicorn_stops_on_an_invalid_value_instead_of_restarting_workers():
+    """The web container runs gunicorn, which starts a new worker whenever one exits: a
+    configuration error must stop it, with the one line, not loop."""
+    result = start(
+        {**PRODUCTION_ENV, "EMAIL_USE_TLS": "maybe"},
+        "-m",
+        "gunicorn",
+        "config.wsgi:application",
+        "--bind=127.0.0.1:0",
+        "--workers=1",
+        "--logger-class=config.log_redaction.RedactingGunicornLogger",
+    )
+    assert result.returncode != 0
+    assert result.stderr.count("Pulse configuration error: EMAIL_USE_TLS") == 1, result.stderr
+
+
 def test_weak_production_secret_key_is_refused():
     result = start({**PRODUCTION_ENV, "SECRET_KEY": "short"})
     assert_refused(result, "SECRET_KEY")
