@@ -1,4 +1,5 @@
-"""Fail fast with 503 and a clear message while the database is unreachable."""
+"""Health endpoints answered before the Host check; 503 with a clear message while the database
+is unreachable."""
 
 from __future__ import annotations
 
@@ -35,3 +36,29 @@ class DatabaseUnavailableMiddleware:
             response.render()
         response["Retry-After"] = "30"
         return response
+
+
+class HealthEndpointsMiddleware:
+    """Answer ``/healthz`` and ``/readyz`` before anything reads the Host header.
+
+    A container's health check (``docker-compose.yml``), a load balancer or a Kubernetes probe
+    calls them by the container's own address (``127.0.0.1:8000``, a pod IP), which is not in
+    ``ALLOWED_HOSTS``: Django would answer 400 and the service would never count as healthy.
+    These two views build no URL, set no cookie and say nothing about the site, so the Host
+    check protects nothing there.  Listed after the middleware that sets the browser-side
+    headers, before ``CommonMiddleware`` (the first to validate the host)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        from wellbeing.views import healthz, readyz
+
+        self.get_response = get_response
+        self.views: dict[str, Callable[[HttpRequest], HttpResponse]] = {
+            "/healthz": healthz,
+            "/readyz": readyz,
+        }
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        view = self.views.get(request.path_info)
+        if view is not None:
+            return view(request)
+        return self.get_response(request)

@@ -42,6 +42,10 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "config.security.PulseCSPMiddleware",
     "config.security.SecurityHeadersMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # /healthz and /readyz for health checks that call the container by its own address: after
+    # the browser-side headers, before the Host header is validated (CommonMiddleware).
+    "config.middleware.HealthEndpointsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -49,7 +53,6 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.DatabaseUnavailableMiddleware",
     # django-axes wants to be last: it turns a lockout into the 429 response.
     "axes.middleware.AxesMiddleware",

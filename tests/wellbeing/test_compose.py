@@ -1,7 +1,12 @@
 """The compose file cannot run here (no Docker engine); check it refers to real things."""
 
 import importlib
+import os
 import re
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -69,6 +74,52 @@ def test_migrate_runs_first_and_others_wait_for_it(compose):
         assert depends["migrate"]["condition"] == "service_completed_successfully"
         assert depends["redis"]["condition"] == "service_healthy"
     assert compose["services"]["migrate"]["depends_on"]["db"]["condition"] == "service_healthy"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_the_web_health_check_passes_against_the_production_settings(compose, tmp_path):
+    """The web service's own command and health check, run here: gunicorn with the production
+    settings and the public host name in ALLOWED_HOSTS, checked by the container's address."""
+    web = compose["services"]["web"]
+    port = free_port()
+    command = [
+        arg.replace("0.0.0.0:8000", f"127.0.0.1:{port}") for arg in command_of(web)
+    ]  # the same gunicorn command line, on a free port of this machine
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    env.update(
+        DJANGO_SETTINGS_MODULE=web["environment"]["DJANGO_SETTINGS_MODULE"],
+        SECRET_KEY="x7$k2!pQ9zR4mW8nB3vC6yT1uH5jL0fD2gS7aE4rK9wX3qZ8pM6nV1bN5cY0tJ2uF",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'health.sqlite3'}",
+        REDIS_URL="redis://127.0.0.1:1/0",  # not used: the broker below answers instead
+        CELERY_BROKER_URL="memory://",
+        ALLOWED_HOSTS="pulse.example.com",
+        PULSE_DATA_DIR=str(tmp_path),
+    )
+    check = web["healthcheck"]["test"]
+    assert check[0] == "CMD"
+    check = [arg.replace("127.0.0.1:8000", f"127.0.0.1:{port}") for arg in check[1:]]
+    check[0] = sys.executable if check[0] == "python" else check[0]
+    log = (tmp_path / "gunicorn.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", *command], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            result = subprocess.run(check, cwd=ROOT, capture_output=True, timeout=30)
+            if result.returncode == 0 or time.monotonic() > deadline or server.poll() is not None:
+                break
+            time.sleep(0.5)
+        assert result.returncode == 0, (tmp_path / "gunicorn.log").read_text()[-3000:]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
 
 
 def test_health_checks_exist(compose):

@@ -45,6 +45,21 @@ def test_system_check_refuses_k_below_three():
     assert "pulse.E001" in ids
 
 
+@override_settings(ALLOWED_HOSTS=["pulse.example.com"])
+def test_health_endpoints_answer_a_check_by_the_containers_own_address(client):
+    # the compose health check calls http://127.0.0.1:8000/readyz, not the public host name
+    alive = client.get("/healthz", HTTP_HOST="127.0.0.1:8000")
+    assert alive.status_code == 200 and alive.json() == {"status": "ok"}
+    ready = client.get("/readyz", HTTP_HOST="127.0.0.1:8000")
+    assert ready.status_code == 200, ready.content
+    assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
+    # with the same headers as any other response
+    assert ready["X-Frame-Options"] == "DENY" and "Content-Security-Policy" in ready
+    # and every other address still checks the host
+    assert client.get("/accounts/login/", HTTP_HOST="127.0.0.1:8000").status_code == 400
+    assert client.get("/healthz/", HTTP_HOST="127.0.0.1:8000").status_code == 400
+
+
 def test_login_page_renders(client):
     response = client.get("/accounts/login/")
     assert response.status_code == 200
