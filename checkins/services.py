@@ -21,8 +21,10 @@ from functools import partial
 from time import perf_counter, sleep
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, Q
+from django.urls import reverse as url_reverse
 from django.utils import timezone
 
 from wellbeing.bulk import gc_paused, rows_copy, rows_copy_new
@@ -774,6 +776,34 @@ def _message_context(cycle: Cycle) -> dict[str, Any]:
         # The templates say "open until <date>" in the organisation's own calendar.
         "closes_on": cycle.closes_at.astimezone(cycle.organisation.tz).date().isoformat(),
     }
+
+
+def _flag_alert_context(change: Any) -> dict[str, Any]:
+    """A flag change's message context: the flag's own (``FlagChange.context``), what the close
+    adds, and the keys the ``flag_alert`` templates show (notifications/README.md): the flag's
+    label, its first suggested step and the absolute address of the evidence (the button)."""
+    context = dict(change.context)
+    actions = context.get("suggested_actions") or []
+    link_path = context.get("link_path") or ""
+    return {
+        **context,
+        "flag_id": change.flag_id,
+        "team_id": change.team_id,
+        "flag_kind": change.kind,
+        "change": change.change,
+        "severity": change.severity,
+        "flag_label": context.get("kind_label", ""),
+        "suggested_action": actions[0] if actions and change.change != "resolved" else "",
+        "url": f"{settings.SITE_URL}{link_path}" if link_path else "",
+    }
+
+
+def _summary_participation(participation: dict[str, int | float | None]) -> str:
+    """The participation for the summary's text, "81/124 (65 %)"; empty when the guard hid it."""
+    invited, responded, rate = (participation[k] for k in ("invited", "responded", "rate"))
+    if invited is None or responded is None or rate is None:
+        return ""
+    return f"{responded}/{invited} ({round(rate * 100)} %)"
 
 
 def reminders_enqueue_due(*, cycle: Cycle, now: datetime) -> int:
@@ -1737,14 +1767,7 @@ def cycle_close(*, cycle: Cycle, now: datetime | None = None) -> bool:
                             kind="flag_alert",
                             recipient_id=recipient_id,
                             template="flag_alert",
-                            context={
-                                **change.context,
-                                "flag_id": change.flag_id,
-                                "team_id": change.team_id,
-                                "flag_kind": change.kind,
-                                "change": change.change,
-                                "severity": change.severity,
-                            },
+                            context=_flag_alert_context(change),
                             idempotency_key=f"{change.idempotency_key}:{recipient_id}",
                             sensitive_context={},
                             channel=None,
@@ -1761,6 +1784,9 @@ def cycle_close(*, cycle: Cycle, now: datetime | None = None) -> bool:
                 "responded": participation["responded"],
                 "participation_rate": participation["rate"],
                 "flag_changes": len(changes),
+                # what the cycle_summary templates show: the count and the dashboard's address
+                "participation": _summary_participation(participation),
+                "url": f"{settings.SITE_URL}{url_reverse('dashboards:organisation')}",
             }
             for admin_id in User.objects.filter(
                 organisation=organisation, is_org_admin=True, is_active=True
