@@ -12,7 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -41,12 +47,113 @@ def _truthy(value: Any) -> bool:
     return value is True or str(value).lower() in {"1", "true", "yes"}
 
 
+# --- What the schema says (documentation only: the views read and write plain data) --------
+
+
+class CustomerMetricValueSerializer(serializers.Serializer):
+    metric = serializers.CharField(
+        help_text="The metric's key: csat, csat_mean, qa_empathy, complaint_rate, "
+        "escalation_rate, fcr or one defined at /manage/metrics/."
+    )
+    team = serializers.CharField(
+        help_text="The team's public id, its path from the top of the tree "
+        '("Customer Experience / Support Tier 1"), or its name when that is unique.'
+    )
+    week_start = serializers.DateField(
+        help_text="Any day of the week; stored as that week's Monday."
+    )
+    value = serializers.FloatField(
+        help_text="A number in the metric's valid range (a string with a decimal comma is "
+        "accepted too)."
+    )
+
+
+class CustomerMetricValuesBatchSerializer(serializers.Serializer):
+    values = CustomerMetricValueSerializer(many=True)
+    dry_run = serializers.BooleanField(
+        required=False, default=False, help_text="Only check and count; write nothing."
+    )
+
+
+class CustomerMetricCountsSerializer(serializers.Serializer):
+    metric_create = serializers.IntegerField(help_text="Standard metrics defined by this call.")
+    value_create = serializers.IntegerField()
+    value_update = serializers.IntegerField()
+    unchanged = serializers.IntegerField()
+
+
+class CustomerMetricValuesResultSerializer(serializers.Serializer):
+    applied = serializers.BooleanField(help_text="False for a dry run: nothing was written.")
+    counts = CustomerMetricCountsSerializer()
+    digest = serializers.CharField(
+        required=False, help_text="A dry run's plan (only in a dry run's answer)."
+    )
+
+
+class ImpactEstimateSerializer(serializers.Serializer):
+    lag_weeks = serializers.IntegerField()
+    enough_data = serializers.BooleanField()
+    teams = serializers.IntegerField()
+    team_weeks = serializers.IntegerField()
+    slope_per_index_point = serializers.FloatField(
+        allow_null=True, help_text="Metric units per index point; null without enough data."
+    )
+    ci_low = serializers.FloatField(allow_null=True)
+    ci_high = serializers.FloatField(allow_null=True)
+    confidence = serializers.FloatField(
+        help_text="The interval's level: 0.95 per lag, Bonferroni-widened for the headline."
+    )
+    p_value = serializers.FloatField(allow_null=True)
+
+
+class ImpactMinimumSerializer(serializers.Serializer):
+    teams = serializers.IntegerField()
+    team_weeks = serializers.IntegerField()
+
+
+class CustomerImpactItemSerializer(serializers.Serializer):
+    metric = serializers.CharField()
+    metric_name = serializers.CharField()
+    dimension = serializers.CharField(help_text="stress or client_burnout")
+    enough_data = serializers.BooleanField()
+    association = serializers.BooleanField(
+        help_text="The headline's interval excludes 0 (an association, not proof of cause)."
+    )
+    headline = ImpactEstimateSerializer(
+        allow_null=True, help_text="The lag with the largest |t|; null without enough data."
+    )
+    lags = ImpactEstimateSerializer(many=True)
+    minimum = ImpactMinimumSerializer()
+    note = serializers.CharField()
+
+
+class CustomerImpactSerializer(serializers.Serializer):
+    results = CustomerImpactItemSerializer(many=True)
+
+
 class CustomerMetricValuesView(APIView):
     permission_classes = [IsOrganisationAdmin]
 
     @extend_schema(
-        request={"application/json": {"type": "array", "items": {"type": "object"}}},
-        responses={200: dict},
+        request={
+            "application/json": PolymorphicProxySerializer(
+                component_name="CustomerMetricValuesRequest",
+                serializers=[
+                    CustomerMetricValueSerializer(many=True),
+                    CustomerMetricValuesBatchSerializer,
+                ],
+                resource_type_field_name=None,
+                many=False,
+            )
+        },
+        parameters=[
+            OpenApiParameter(
+                "dry_run",
+                OpenApiTypes.BOOL,
+                description="Only check and count; write nothing (as dry_run in the body).",
+            )
+        ],
+        responses={200: CustomerMetricValuesResultSerializer},
     )
     def post(self, request: Request) -> Response:
         user, organisation = _admin_organisation(request)
@@ -103,7 +210,7 @@ class CustomerImpactView(APIView):
 
     permission_classes = [IsOrganisationAdmin]
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: CustomerImpactSerializer})
     def get(self, request: Request) -> Response:
         _user, organisation = _admin_organisation(request)
         out = []

@@ -7,7 +7,7 @@ import json
 import pytest
 from rest_framework.authtoken.models import Token
 
-from tests.impact.conftest import week
+from tests.impact.conftest import CYCLES, build_world, week
 from wellbeing.models import CustomerMetricValue
 
 URL = "/api/customer-metrics/"
@@ -140,3 +140,76 @@ def test_impact_endpoint_gives_the_headline_and_every_lag(client, world):
     assert stress["association"] is True and stress["headline"]["lag_weeks"] == 2
     assert [lag["lag_weeks"] for lag in stress["lags"]] == [0, 1, 2, 3, 4]
     assert "not proof of cause" in stress["note"]
+
+
+# --- the OpenAPI schema describes what these views answer ----------------------------------
+
+
+def strict(node):
+    """The served OpenAPI 3.0 schema as JSON Schema that also refuses undocumented keys:
+    ``nullable`` becomes a null alternative, an object allows only the properties it names (a
+    free-form object names none, so it documents nothing these answers hold)."""
+    if isinstance(node, list):
+        return [strict(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: strict(value) for key, value in node.items() if key != "nullable"}
+    if out.get("type") == "object":
+        out["additionalProperties"] = False
+    if node.get("nullable"):
+        return {"anyOf": [out, {"type": "null"}]}
+    return out
+
+
+def response_schema(client, path, method):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    operation = schema["paths"][path][method]
+    body = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    return {**strict(body), "components": strict(schema["components"])}
+
+
+def request_schema(client, path, method):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    body = schema["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]
+    return {**strict(body), "components": strict(schema["components"])}
+
+
+def test_the_schema_describes_the_values_posted_and_the_answers(client, world):
+    from jsonschema import validate
+
+    _org, teams, _lead, admin = world
+    client.force_login(admin)
+    answer = response_schema(client, URL, "post")
+    request = request_schema(client, URL, "post")
+    # given the two documented request shapes, a list and a wrapped dry run
+    plain = items(teams[:1], value=81.5, weeks=[5])
+    wrapped = {"values": items(teams[:1], value=82.5, weeks=[6]), "dry_run": True}
+    validate(plain, request)
+    validate(wrapped, request)
+    # then a dry run's answer and an applied one match the documented answer
+    dry = post(client, wrapped)
+    assert dry.status_code == 200 and dry.json()["applied"] is False
+    validate(dry.json(), answer)
+    applied = post(client, plain, query="?dry_run=0")
+    assert applied.status_code == 200 and applied.json()["applied"] is True
+    validate(applied.json(), answer)
+
+
+def test_the_schema_describes_the_impact_answer_with_and_without_enough_data(client, world):
+    from jsonschema import validate
+
+    org, _teams, _lead, admin = world
+    client.force_login(admin)
+    schema = response_schema(client, "/api/customer-metrics/impact/", "get")
+    body = client.get("/api/customer-metrics/impact/").json()
+    assert any(r["headline"] for r in body["results"])
+    validate(body, schema)
+    # and an organisation with too little data (no headline, no slopes)
+    other = build_world()
+    client.force_login(other[3])
+    CustomerMetricValue.objects.filter(team__organisation=other[0]).exclude(
+        week_start__gte=week(CYCLES - 2)
+    ).delete()
+    thin = client.get("/api/customer-metrics/impact/").json()
+    assert thin["results"] and not any(r["enough_data"] for r in thin["results"])
+    validate(thin, schema)
