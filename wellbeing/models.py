@@ -39,6 +39,12 @@ def default_anonymity_threshold() -> int:
     return settings.PULSE_DEFAULT_ANONYMITY_THRESHOLD
 
 
+def default_comment_threshold() -> int:
+    """8, or the default k when that is higher: comments never need fewer people than figures
+    (``organisation_comment_threshold_at_least_k``)."""
+    return max(8, default_anonymity_threshold())
+
+
 class Organisation(models.Model):
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     name = models.CharField(max_length=200)
@@ -53,7 +59,7 @@ class Organisation(models.Model):
         help_text=_("Minimum number of responses (k) behind any number shown. Never below 3."),
     )
     comment_threshold = models.PositiveSmallIntegerField(
-        default=8,
+        default=default_comment_threshold,
         validators=[MinValueValidator(MINIMUM_ANONYMITY_THRESHOLD), MaxValueValidator(100)],
         help_text=_("Minimum group size before free-text comments are shown."),
     )

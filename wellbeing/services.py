@@ -20,9 +20,13 @@ def _validation_to_service_error(exc: ValidationError) -> ServiceError:
 
 @transaction.atomic
 def organisation_create(
-    *, name: str, slug: str, timezone: str = "UTC", anonymity_threshold: int | None = None
+    *, name: str, slug: str, timezone: str | None = None, anonymity_threshold: int | None = None
 ) -> Organisation:
-    organisation = Organisation(name=name, slug=slug, timezone=timezone)
+    """A new organisation; what is not given comes from PULSE_DEFAULT_TIMEZONE and
+    PULSE_DEFAULT_K (the model's defaults)."""
+    organisation = Organisation(name=name, slug=slug)
+    if timezone is not None:
+        organisation.timezone = timezone
     if anonymity_threshold is not None:
         organisation.anonymity_threshold = anonymity_threshold
     try:

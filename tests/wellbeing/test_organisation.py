@@ -33,3 +33,17 @@ def test_unknown_timezone_is_refused():
 def test_default_k_is_five():
     org = organisation_create(name="Acme", slug="acme")
     assert org.anonymity_threshold == 5
+
+
+@pytest.mark.parametrize(("default_k", "comment_threshold"), [(5, 8), (8, 8), (10, 10)])
+def test_a_new_organisation_takes_the_configured_defaults_whatever_k(
+    settings, default_k, comment_threshold
+):
+    # PULSE_DEFAULT_K may be anything from 3: above 8 the comment threshold (default 8, never
+    # below k) follows it, or no organisation could be created with the defaults
+    settings.PULSE_DEFAULT_ANONYMITY_THRESHOLD = default_k
+    settings.PULSE_DEFAULT_TIMEZONE = "Europe/Berlin"
+    org = organisation_create(name="Acme", slug="acme")
+    assert (org.anonymity_threshold, org.comment_threshold) == (default_k, comment_threshold)
+    assert org.timezone == "Europe/Berlin"
+    Organisation(name="Other", slug="other").full_clean()
