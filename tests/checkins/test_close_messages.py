@@ -71,6 +71,22 @@ def test_a_flag_alert_links_to_the_evidence_names_a_step_and_says_when_it_is_res
         assert "raised" not in part and "Suggested next step" not in part
 
 
+def test_a_german_lead_reads_the_suggested_step_in_german():
+    organisation = OrganisationFactory(anonymity_threshold=5)
+    FlagSettings.objects.create(
+        organisation=organisation, high_stress_level=60, high_stress_consecutive=2
+    )
+    team = TeamFactory(organisation=organisation, name="Desk")
+    lead = TeamLeadFactory(team=team, user__language="de").user
+    record(organisation, 0, [fixed_input(team, stress=HIGH)])
+    (opened,) = record(organisation, 1, [fixed_input(team, stress=HIGH)])
+    alert = rendered_alert(organisation, opened, lead)
+    for part in (alert.text, alert.html):
+        assert "Vorgeschlagener nächster Schritt:" in part
+        assert "Führen Sie ein kurzes Gespräch über das Wohlbefinden" in part
+        assert "Hold a short wellness check-in" not in part
+
+
 @override_settings(SITE_URL=SITE)
 def test_the_admin_summary_gives_the_participation_and_links_to_the_overview(cycle):
     # given five of six people answered (k = 5) and the cycle closed
