@@ -1678,8 +1678,9 @@ def cycle_comments_hand_over(*, cycle: Cycle) -> dict[int, list[str]]:
 
 
 def cycle_close(*, cycle: Cycle, now: datetime | None = None) -> bool:
-    """Release what is pending, hand the per-team indices to wellbeing, send flag alerts and the
-    admins' summary, mark closed.  Idempotent: False when the cycle was not open to close."""
+    """Release what is pending, hand the per-team indices to wellbeing, send flag alerts, the
+    admins' summary and the leads' digests, mark closed.  Idempotent: False when the cycle was
+    not open to close."""
     from notifications.services import (
         OutgoingMessage,
         message_cancel_pending,
@@ -1690,6 +1691,7 @@ def cycle_close(*, cycle: Cycle, now: datetime | None = None) -> bool:
         cycle_results_reads,
         cycle_results_record,
     )
+    from wellbeing.digests import lead_digests
 
     now = now or timezone.now()
     # Barrier: wait for in-flight submissions (they hold a share lock on the cycle row).
@@ -1799,6 +1801,25 @@ def cycle_close(*, cycle: Cycle, now: datetime | None = None) -> bool:
                         template="cycle_summary",
                         context=summary,
                         idempotency_key=f"sum:{cycle.public_id}:{admin_id}",
+                        sensitive_context={},
+                        channel=None,
+                        not_before=None,
+                        jitter_seconds=0,
+                    )
+                )
+            # Each lead's digest: their teams' results as just stored through the guard.
+            dashboards = f"{settings.SITE_URL}{url_reverse('dashboards:landing')}"
+            for lead_id, digest in lead_digests(
+                organisation=organisation, cycle_key=cycle.public_id
+            ).items():
+                messages.append(
+                    OutgoingMessage(
+                        organisation_id=organisation.pk,
+                        kind="digest",
+                        recipient_id=lead_id,
+                        template="digest",
+                        context={**digest, "url": dashboards},
+                        idempotency_key=f"dig:{cycle.public_id}:{lead_id}",
                         sensitive_context={},
                         channel=None,
                         not_before=None,

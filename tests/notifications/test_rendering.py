@@ -20,7 +20,31 @@ CASES = [
         {"team_name": "Ops & <Sales>", "explanation": "x", "url": "https://p.test/f"},
         {},
     ),
-    ("digest", {"lines": ["a < b", "c"], "period": "May", "url": "https://p.test/d"}, {}),
+    (
+        "digest",
+        {
+            "teams": [
+                {
+                    "name": "a < b",
+                    "shown": True,
+                    "stress": 61,
+                    "participation": 74,
+                    "open_flags": 2,
+                },
+                {
+                    "name": "c",
+                    "shown": False,
+                    "stress": None,
+                    "participation": None,
+                    "open_flags": 0,
+                },
+            ],
+            "period": "May",
+            "url": "https://p.test/d",
+        },
+        {},
+    ),
+    ("digest", {"teams": [], "period": "May"}, {}),
     ("cycle_summary", {"team_name": "T", "participation": "80%", "lines": [], "url": "u"}, {}),
 ]
 

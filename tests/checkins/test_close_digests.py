@@ -1,0 +1,132 @@
+"""The leads' digest at close: each active lead gets their teams' results as stored through the
+guard: the stress index and participation when published, "too few answers" otherwise, and the
+open flags; muted digests are kept back, and nobody else gets one."""
+
+from __future__ import annotations
+
+import pytest
+import time_machine
+from django.test import override_settings
+
+from checkins import services
+from checkins.models import Invitation
+from checkins.selectors import invitation_questions
+from notifications.models import Message, NotificationPreference, State
+from notifications.rendering import render_message
+from tests.checkins.conftest import make_schedule, open_cycle
+from tests.checkins.test_close import DURING
+from tests.dashboards.conftest import FlagFactory
+from tests.factories import TeamLeadFactory, UserFactory, team_with_members
+from wellbeing.models import TeamAggregate
+
+pytestmark = pytest.mark.django_db
+
+SITE = "https://pulse.example.com"
+
+
+def answer(cycle, team, n: int) -> None:
+    with time_machine.travel(DURING, tick=False):
+        for invitation in Invitation.objects.filter(cycle=cycle, team=team).order_by("pk")[:n]:
+            questions = invitation_questions(invitation=invitation)
+            answers = {q.pk: q.scale_max for q in questions if q.is_scale}
+            services.checkin_submit(invitation=invitation, answers=answers, comment=None)
+
+
+def digest_of(cycle, person) -> Message:
+    return Message.objects.get(kind="digest", idempotency_key=f"dig:{cycle.public_id}:{person.pk}")
+
+
+@pytest.fixture
+def teams(org, team):
+    return team, team_with_members(organisation=org, size=6, name="Billing")
+
+
+@pytest.fixture
+def closed(org, teams, weekly_pulse):
+    """Close a cycle in which five of each team's six answered (k = 5), or ``answered`` of
+    them."""
+
+    def close(answered=(5, 5)):
+        schedule = make_schedule(organisation=org, teams=list(teams), survey=weekly_pulse)
+        cycle = open_cycle(schedule)
+        for team, n in zip(teams, answered, strict=True):
+            answer(cycle, team, n)
+        services.cycle_close(cycle=cycle, now=cycle.closes_at)
+        return cycle
+
+    return close
+
+
+@override_settings(SITE_URL=SITE)
+def test_each_lead_reads_their_teams_results(org, teams, closed):
+    # given a lead of both teams, a lead of the first only, and someone who leads nothing
+    support, billing = teams
+    both = TeamLeadFactory(team=support, user__organisation=org).user
+    TeamLeadFactory(team=billing, user=both)
+    one = TeamLeadFactory(team=support, user__organisation=org).user
+    bystander = UserFactory(organisation=org)
+    # when the cycle closes with five of each team's six answering
+    cycle = closed()
+    # then the lead of both reads both teams' published figures, by name, and the link
+    digest = render_message(digest_of(cycle, both))
+    assert digest.button_url == f"{SITE}/dashboards/"
+    lines = [line for line in digest.text.splitlines() if line.startswith("- ")]
+    assert lines == [
+        "- Billing: stress 100 of 100, 83 % took part",
+        "- Support Tier 1: stress 100 of 100, 83 % took part",
+    ]
+    assert "Billing: stress 100 of 100, 83 % took part" in digest.html
+    # and the other lead only their own team; people who lead nothing get no digest
+    other = render_message(digest_of(cycle, one))
+    assert "Support Tier 1" in other.text and "Billing" not in other.text
+    assert not Message.objects.filter(kind="digest", recipient=bystander).exists()
+    assert Message.objects.filter(kind="digest").count() == 2
+
+
+def test_a_team_below_k_is_named_without_a_figure_as_the_guard_stored_it(org, teams, closed):
+    # given two of Billing's six answer (below k = 5): the guard hides it, and Support's
+    # figure with it (else Billing's would be the organisation's minus Support's)
+    support, billing = teams
+    lead = TeamLeadFactory(team=support, user__organisation=org).user
+    TeamLeadFactory(team=billing, user=lead)
+    cycle = closed(answered=(5, 2))
+    text = render_message(digest_of(cycle, lead)).text
+    stored = {
+        row.team_id: row.published
+        for row in TeamAggregate.objects.filter(
+            result__cycle_key=cycle.public_id, dimension="stress", team__isnull=False
+        )
+    }
+    assert stored[billing.pk] is False
+    for team in teams:
+        [line] = [ln for ln in text.splitlines() if ln.startswith(f"- {team.name}:")]
+        if stored[team.pk]:
+            assert "stress" in line
+        else:
+            assert line == f"- {team.name}: too few answers to show results"
+
+
+def test_the_digest_counts_the_open_flags(org, teams, closed):
+    support, _ = teams
+    lead = TeamLeadFactory(team=support, user__organisation=org).user
+    FlagFactory(team=support)
+    cycle = closed()
+    assert "; 1 open flag" in render_message(digest_of(cycle, lead)).text
+
+
+def test_a_muted_or_deactivated_lead_gets_no_digest(org, teams, closed):
+    support, billing = teams
+    muted = TeamLeadFactory(team=support, user__organisation=org).user
+    NotificationPreference.objects.create(user=muted, mute_digests=True)
+    gone = TeamLeadFactory(team=billing, user__organisation=org, user__is_active=False).user
+    cycle = closed()
+    assert digest_of(cycle, muted).state == State.CANCELLED
+    assert not Message.objects.filter(kind="digest", recipient=gone).exists()
+
+
+def test_a_german_lead_reads_the_digest_in_german(org, teams, closed):
+    support, _ = teams
+    lead = TeamLeadFactory(team=support, user__organisation=org, user__language="de").user
+    cycle = closed()
+    text = render_message(digest_of(cycle, lead)).text
+    assert "- Support Tier 1: Stress 100 von 100, 83 % haben teilgenommen" in text
