@@ -9,6 +9,7 @@ from collections.abc import Callable
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.response import SimpleTemplateResponse
+from django.utils import translation
 
 logger = logging.getLogger("pulse.availability")
 
@@ -62,3 +63,22 @@ class HealthEndpointsMiddleware:
         if view is not None:
             return view(request)
         return self.get_response(request)
+
+
+class UserLanguageMiddleware:
+    """A signed-in person who chose a language on their preferences reads the pages in it
+    (after ``LocaleMiddleware``'s pick from the browser, and ``AuthenticationMiddleware``)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        language = getattr(user, "language", "") if user is not None else ""
+        if not (language and translation.check_for_language(language)):
+            return self.get_response(request)
+        request.LANGUAGE_CODE = language
+        with translation.override(language):
+            response = self.get_response(request)
+        response.headers["Content-Language"] = language  # LocaleMiddleware only sets a default
+        return response

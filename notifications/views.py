@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
@@ -15,6 +18,7 @@ from django.views.decorators.http import require_http_methods
 
 from wellbeing.errors import ServiceError
 from wellbeing.models import User
+from wellbeing.services import person_language_set
 
 from . import services
 from .models import Channel, ChannelSettings, NotificationPreference
@@ -32,6 +36,12 @@ WEEKDAYS = [
 
 
 class PreferenceForm(forms.Form):
+    language = forms.ChoiceField(
+        label=gettext_lazy("Language"),
+        required=False,
+        choices=[("", gettext_lazy("As my browser is set"))] + list(settings.LANGUAGES),
+        help_text=gettext_lazy("For Pulse's pages when you are signed in, and for its messages."),
+    )
     channel = forms.ChoiceField(label=gettext_lazy("Send my notifications by"))
     slack_webhook_url = forms.URLField(
         label=gettext_lazy("My Slack incoming webhook"),
@@ -80,6 +90,7 @@ def preferences(request: HttpRequest) -> HttpResponse:
         user=user
     )
     initial = {
+        "language": user.language,
         "channel": current.channel or Channel.EMAIL,
         "slack_webhook_url": current.slack_webhook_url,
         "teams_webhook_url": current.teams_webhook_url,
@@ -91,13 +102,19 @@ def preferences(request: HttpRequest) -> HttpResponse:
     }
     form = PreferenceForm(request.POST or None, initial=initial, channel_settings=channel_settings)
     if request.method == "POST" and form.is_valid():
+        values = dict(form.cleaned_data)
+        language = values.pop("language")
         try:
-            services.preference_update(user=user, **form.cleaned_data)
+            with transaction.atomic():
+                services.preference_update(user=user, **values)
+                person_language_set(user=user, language=language)
         except ServiceError as exc:
             for name, problems in exc.fields.items():
                 for problem in problems:
                     form.add_error(name if name in form.fields else None, problem)
         else:
+            if language:
+                translation.activate(language)  # the confirmation in the language just chosen
             messages.success(request, _("Your notification preferences are saved."))
             return redirect("notifications:preferences")
     return render(request, "notifications/preferences.html", {"form": form})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
@@ -136,6 +137,19 @@ def person_create(
     )
     if team is not None:
         membership_start(user=user, team=team, started_on=started_on or date.today())
+    return user
+
+
+def person_language_set(*, user: User, language: str) -> User:
+    """The language a person reads Pulse in (pages when signed in, and messages); "" follows
+    the browser for pages and the organisation's for messages."""
+    codes = {code for code, _name in settings.LANGUAGES}
+    if language and language not in codes:
+        message = f"Choose one of: {', '.join(sorted(codes))}."
+        raise ServiceError("invalid", message, fields={"language": [message]})
+    if user.language != language:
+        user.language = language
+        user.save(update_fields=["language"])
     return user
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import translation
 
 from notifications.models import ChannelSettings, Message, NotificationPreference
 from notifications.services import message_enqueue, unsubscribe_token_for
@@ -77,6 +78,52 @@ def test_preferences_are_saved(organisation, client):
     assert preference.mute_digests and not preference.mute_reminders
     assert preference.work_days == [0, 1, 2, 3]
     assert str(preference.work_end) == "17:30:00"
+
+
+@pytest.fixture
+def _default_language_after():
+    yield
+    translation.deactivate()
+
+
+@pytest.mark.usefixtures("_default_language_after")
+def test_a_chosen_language_is_kept_and_the_signed_in_pages_follow_it(organisation, client):
+    # given a person whose browser asks for English
+    person = UserFactory(organisation=organisation)
+    client.force_login(person)
+    english = {"HTTP_ACCEPT_LANGUAGE": "en"}
+    page = client.get(reverse("notifications:preferences"), **english).content.decode()
+    assert "As my browser is set" in page
+    # when they choose German on their preferences
+    response = client.post(
+        reverse("notifications:preferences"),
+        {"language": "de", "channel": "email", "work_start": "09:00", "work_end": "17:30",
+         "work_days": ["0", "1"]},
+        follow=True,
+        **english,
+    )  # fmt: skip
+    # then it is kept, confirmed in German, and the pages follow it whatever the browser asks
+    person.refresh_from_db()
+    assert person.language == "de"
+    assert "Ihre Benachrichtigungseinstellungen wurden gespeichert." in response.content.decode()
+    dashboards = client.get(reverse("dashboards:landing"), **english)
+    assert dashboards["Content-Language"] == "de"
+    assert '<html lang="de">' in dashboards.content.decode()
+
+
+def test_an_unknown_language_is_refused_next_to_the_field(organisation, client):
+    person = UserFactory(organisation=organisation, language="")
+    client.force_login(person)
+    response = client.post(
+        reverse("notifications:preferences"),
+        {"language": "xx", "channel": "email", "work_start": "09:00", "work_end": "17:30",
+         "work_days": ["0"]},
+    )  # fmt: skip
+    assert response.status_code == 200
+    assert "Select a valid choice." in response.content.decode()
+    person.refresh_from_db()
+    assert person.language == ""
+    assert not NotificationPreference.objects.filter(user=person).exists()
 
 
 def test_preferences_offer_only_channels_the_organisation_uses(organisation, client):
