@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import timedelta
 
 import pytest
@@ -222,6 +223,35 @@ def test_lead_dismisses_a_flag_with_a_reason(client, org, support, lead, state):
     assert entry.before == {"state": state}
     # and the dashboard no longer lists it
     assert f'id="flag-{flag.public_id}"' not in client.get(team_url(support)).content.decode()
+
+
+@pytest.mark.parametrize(
+    "post",
+    [None, ("acknowledge", {"action_taken": " "}), ("dismiss", {"reason": " "})],
+    ids=["blank", "acknowledge-error", "dismiss-error"],
+)
+def test_every_description_a_flag_form_field_points_to_is_on_the_page(client, support, lead, post):
+    # given an open flag, with both its forms on the card (one of them with an error)
+    flag = FlagFactory(team=support)
+    client.force_login(lead)
+    if post is None:
+        html = client.get(team_url(support)).content.decode()
+    else:
+        verb, data = post
+        html = client.post(f"{team_url(support)}flags/{flag.public_id}/{verb}/", data)
+        html = html.content.decode()
+    ids = re.findall(r'\sid="([^"]+)"', html)
+    assert len(ids) == len(set(ids))
+    # then each field's help text and error, read out with it, is the element it names
+    card = html[html.index(f'id="flag-{flag.public_id}"') :]
+    card = card[: card.index("</article>")]
+    described = [
+        ref for refs in re.findall(r'aria-describedby="([^"]+)"', card) for ref in refs.split()
+    ]
+    assert len(described) >= 3  # the two fields' help texts and the reason's
+    assert [ref for ref in described if ref not in ids] == []
+    for label in re.findall(r'<label for="([^"]+)"', card):
+        assert f'id="{label}"' in card
 
 
 def test_dismissing_without_a_reason_shows_the_form_open_again_and_changes_nothing(
