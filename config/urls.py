@@ -19,7 +19,7 @@ urlpatterns = [
     ),
     path(
         "accounts/reset/<uidb64>/<token>/",
-        auth_views.PasswordResetConfirmView.as_view(),
+        accounts.SignInLinkConfirmView.as_view(),
         name="password_reset_confirm",
     ),
     path(

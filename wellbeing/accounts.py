@@ -144,3 +144,14 @@ class SignInLinkRequestView(auth_views.PasswordResetView):
             logger.info("event=sign_in_link_address_rate_limited")
             return super(auth_views.PasswordResetView, self).form_valid(form)
         return super().form_valid(form)
+
+
+class SignInLinkConfirmView(auth_views.PasswordResetConfirmView):
+    """Django's page behind the link, for a person who can still sign in: a link sent before
+    the person was deactivated (or left every organisation) no longer works."""
+
+    def get_user(self, uidb64: str) -> User | None:  # type: ignore[override]
+        user = super().get_user(uidb64)
+        if user is None or not user.is_active or user.organisation_id is None:
+            return None
+        return user

@@ -181,3 +181,29 @@ def test_neither_the_request_nor_the_link_is_logged_with_its_token(browser, impo
     browser.get(_the_link(), follow=True)
     assert token not in caplog.text
     assert imported.email not in caplog.text
+
+
+@pytest.mark.parametrize("change", ["deactivated", "operator"])
+def test_a_link_no_longer_works_once_its_person_cannot_sign_in(browser, imported, change):
+    # given a link on its way, and then the person leaves (or is no longer in an organisation)
+    browser.post(REQUEST, {"email": imported.email})
+    outbox_deliver_due()
+    link = _the_link()
+    if change == "deactivated":
+        imported.is_active = False
+    else:
+        imported.organisation = None
+    imported.save()
+    # when the link is opened, then it no longer offers to choose a password
+    page = browser.get(link, follow=True)
+    assert "This link no longer works" in page.content.decode()
+    assert "new_password1" not in page.content.decode()
+    # and posting to it changes nothing
+    uidb64 = link.split("/")[3]
+    response = browser.post(
+        f"/accounts/reset/{uidb64}/set-password/",
+        {"new_password1": "calm-harbour-lanterns", "new_password2": "calm-harbour-lanterns"},
+    )
+    assert response.status_code == 200
+    imported.refresh_from_db()
+    assert not imported.has_usable_password()
