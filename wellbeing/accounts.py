@@ -17,9 +17,10 @@ from __future__ import annotations
 import logging
 import uuid
 
+from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
 from django.contrib.auth import views as auth_views
-from django.contrib.auth.forms import PasswordResetForm
+from django.contrib.auth.forms import PasswordResetForm, SetPasswordForm
 from django.contrib.auth.tokens import default_token_generator
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
@@ -27,6 +28,8 @@ from django.urls import reverse, reverse_lazy
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django_ratelimit.core import get_usage
+
+from config.security import client_ip
 
 from .errors import ServiceError
 from .models import User
@@ -148,7 +151,17 @@ class SignInLinkRequestView(auth_views.PasswordResetView):
 
 class SignInLinkConfirmView(auth_views.PasswordResetConfirmView):
     """Django's page behind the link, for a person who can still sign in: a link sent before
-    the person was deactivated (or left every organisation) no longer works."""
+    the person was deactivated (or left every organisation) no longer works.  Choosing the
+    password ends this browser's sign-in lockout for the account (django-axes counts failures
+    per account and client address): the link proved the inbox, and the person who forgot
+    the password is the one who was locked out guessing it."""
+
+    def form_valid(self, form: SetPasswordForm) -> HttpResponse:
+        response = super().form_valid(form)
+        AxesProxyHandler.reset_attempts(
+            ip_address=client_ip(self.request), username=form.user.get_username()
+        )
+        return response
 
     def get_user(self, uidb64: str) -> User | None:  # type: ignore[override]
         user = super().get_user(uidb64)

@@ -207,3 +207,41 @@ def test_a_link_no_longer_works_once_its_person_cannot_sign_in(browser, imported
     assert response.status_code == 200
     imported.refresh_from_db()
     assert not imported.has_usable_password()
+
+
+def test_choosing_a_new_password_ends_the_lockout_of_this_browser(
+    browser, imported, settings, caplog
+):
+    # given someone who forgot the password and was locked out trying
+    imported.set_password("forgotten-password-1")
+    imported.save()
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        response = browser.post(
+            "/accounts/login/", {"username": imported.email, "password": "a-wrong-guess"}
+        )
+    assert response.status_code == 429
+    # when she chooses a new password with the link e-mailed to her
+    browser.post(REQUEST, {"email": imported.email})
+    outbox_deliver_due()
+    page = browser.get(_the_link(), follow=True)
+    response = browser.post(
+        page.redirect_chain[-1][0],
+        {"new_password1": "calm-harbour-lanterns", "new_password2": "calm-harbour-lanterns"},
+    )
+    assert response.status_code == 302
+    # then she signs in with it at once, not after the cool-off
+    response = browser.post(
+        "/accounts/login/", {"username": imported.email, "password": "calm-harbour-lanterns"}
+    )
+    assert response.status_code == 302
+    # while another address's lockout for the account stays
+    elsewhere = Client(REMOTE_ADDR="10.99.99.99")
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        elsewhere.post("/accounts/login/", {"username": imported.email, "password": "guess"})
+    assert (
+        elsewhere.post(
+            "/accounts/login/", {"username": imported.email, "password": "calm-harbour-lanterns"}
+        ).status_code
+        == 429
+    )
+    assert imported.email not in caplog.text
