@@ -7,15 +7,17 @@ after ``PASSWORD_RESET_TIMEOUT``); it goes through the notifications outbox like
 e-mail, in the outbox's erased-after-sending ``sensitive_context``, and is never logged
 (``config.log_redaction``).
 
-The request page says the same thing whether or not an account exists, and asking too often
-(per address, per account) quietly sends nothing more, so the page neither tells who has an
-account nor serves to flood someone's inbox.
+The request page says the same thing whether or not an account exists, and says it before
+looking the address up (the lookup and the link follow once the answer has gone out, so its
+timing tells nothing either); asking too often (per address, per account) quietly sends nothing
+more, so the page neither tells who has an account nor serves to flood someone's inbox.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 
 from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
@@ -23,7 +25,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import PasswordResetForm, SetPasswordForm
 from django.contrib.auth.tokens import default_token_generator
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse, reverse_lazy
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
@@ -132,6 +134,24 @@ class SignInLinkForm(PasswordResetForm):
             sign_in_link_send(user=user)
 
 
+class _RedirectThenSend(HttpResponseRedirect):
+    """The answer to a request for a link, which looks the address up and queues the link only
+    once it has gone out (the server closes a response after sending it), so its timing cannot
+    tell whether the address has an account."""
+
+    def __init__(self, url: str, *, send: Callable[[], None]) -> None:
+        super().__init__(url)
+        self._send = send
+
+    def close(self) -> None:
+        try:
+            self._send()
+        except Exception as exc:  # the answer is sent already; never the address in the log
+            logger.error("event=sign_in_link_failed error=%s", type(exc).__name__)
+        finally:
+            super().close()
+
+
 class SignInLinkRequestView(auth_views.PasswordResetView):
     form_class = SignInLinkForm
     template_name = "registration/password_reset_form.html"
@@ -145,8 +165,9 @@ class SignInLinkRequestView(auth_views.PasswordResetView):
         ):
             # The same answer as a sent link: the page must not tell who has an account.
             logger.info("event=sign_in_link_address_rate_limited")
-            return super(auth_views.PasswordResetView, self).form_valid(form)
-        return super().form_valid(form)
+            return HttpResponseRedirect(self.get_success_url())
+        request = self.request
+        return _RedirectThenSend(self.get_success_url(), send=lambda: form.save(request=request))
 
 
 class SignInLinkConfirmView(auth_views.PasswordResetConfirmView):

@@ -11,11 +11,15 @@ from datetime import UTC, datetime
 import pytest
 import time_machine
 from django.core import mail
+from django.core.signals import request_finished
+from django.db import close_old_connections, connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from notifications.models import Kind, Message, State
 from notifications.services import OutgoingMessage, message_enqueue, outbox_deliver_due
 from tests.factories import UserFactory
+from wellbeing.accounts import SignInLinkRequestView
 from wellbeing.errors import ServiceError
 
 REQUEST = "/accounts/password/"
@@ -245,3 +249,30 @@ def test_choosing_a_new_password_ends_the_lockout_of_this_browser(
         == 429
     )
     assert imported.email not in caplog.text
+
+
+def test_the_answer_is_made_before_any_work_for_an_account_whether_or_not_there_is_one(
+    imported, rf
+):
+    # Looking the address up and queueing the link (queries, a broker publish; seconds with the
+    # broker down) would make a known address's answer measurably slower than an unknown one's.
+    answers = {}
+    for email in (imported.email, "nobody@example.test"):
+        request = rf.post(REQUEST, {"email": email}, REMOTE_ADDR=f"10.20.{len(answers)}.7")
+        request._dont_enforce_csrf_checks = True
+        with CaptureQueriesContext(connection) as queries:
+            response = SignInLinkRequestView.as_view()(request)
+        answers[email] = (response, len(queries))
+    (known, known_queries), (unknown, unknown_queries) = answers.values()
+    assert (known.status_code, known["Location"]) == (unknown.status_code, unknown["Location"])
+    assert known_queries == unknown_queries == 0
+    assert not Message.objects.exists()
+    # the link is queued once the answer has gone out (the server closes the response; as
+    # Django's test client does, keep the test's database connection open meanwhile)
+    request_finished.disconnect(close_old_connections)
+    try:
+        unknown.close()
+        known.close()
+    finally:
+        request_finished.connect(close_old_connections)
+    assert Message.objects.get().recipient == imported

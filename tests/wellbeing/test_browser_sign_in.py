@@ -4,10 +4,12 @@ password with it and signs in; each page has no serious or critical accessibilit
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from django.core import mail
 
+from notifications.models import Message
 from notifications.services import outbox_deliver_due
 from tests.browser_helpers import axe_violations, needs_axe, screenshot
 from tests.factories import UserFactory
@@ -35,7 +37,11 @@ def test_first_sign_in_through_an_e_mailed_link(
         assert "Check your e-mail" in page.locator("h1").inner_text()
         assert axe_violations(page) == []
 
-        # the e-mail's link opens the form to choose a password
+        # the e-mail's link opens the form to choose a password (queued once the server has
+        # sent its answer: wait for it)
+        deadline = time.monotonic() + 10
+        while not Message.objects.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
         outbox_deliver_due()
         link = re.search(r"(http\S+/accounts/reset/\S+/)", mail.outbox[0].body).group(1)
         page.goto(link)
