@@ -1760,22 +1760,29 @@ def cycle_close(*, cycle: Cycle, now: datetime | None = None) -> bool:
                     comments=cycle_comments_hand_over(cycle=cycle),
                     tree=reads.tree(),
                 )
-            messages = []
+            messages: list[OutgoingMessage] = []
+
+            def notify(kind: str, recipient_id: int, context: dict[str, Any], key: str) -> None:
+                """A message of the close to one person (template named as the kind)."""
+                messages.append(
+                    OutgoingMessage(
+                        organisation_id=organisation.pk,
+                        kind=kind,
+                        recipient_id=recipient_id,
+                        template=kind,
+                        context=context,
+                        idempotency_key=key,
+                        sensitive_context={},
+                    )
+                )
+
             for change in changes:
                 for recipient_id in change.recipient_ids:
-                    messages.append(
-                        OutgoingMessage(
-                            organisation_id=organisation.pk,
-                            kind="flag_alert",
-                            recipient_id=recipient_id,
-                            template="flag_alert",
-                            context=_flag_alert_context(change),
-                            idempotency_key=f"{change.idempotency_key}:{recipient_id}",
-                            sensitive_context={},
-                            channel=None,
-                            not_before=None,
-                            jitter_seconds=0,
-                        )
+                    notify(
+                        "flag_alert",
+                        recipient_id,
+                        _flag_alert_context(change),
+                        f"{change.idempotency_key}:{recipient_id}",
                     )
             # The organisation's participation as stored just now, through the guard.
             participation = stored_participation(cycle=cycle)
@@ -1793,38 +1800,17 @@ def cycle_close(*, cycle: Cycle, now: datetime | None = None) -> bool:
             for admin_id in User.objects.filter(
                 organisation=organisation, is_org_admin=True, is_active=True
             ).values_list("pk", flat=True):
-                messages.append(
-                    OutgoingMessage(
-                        organisation_id=organisation.pk,
-                        kind="cycle_summary",
-                        recipient_id=admin_id,
-                        template="cycle_summary",
-                        context=summary,
-                        idempotency_key=f"sum:{cycle.public_id}:{admin_id}",
-                        sensitive_context={},
-                        channel=None,
-                        not_before=None,
-                        jitter_seconds=0,
-                    )
-                )
+                notify("cycle_summary", admin_id, summary, f"sum:{cycle.public_id}:{admin_id}")
             # Each lead's digest: their teams' results as just stored through the guard.
             dashboards = f"{settings.SITE_URL}{url_reverse('dashboards:landing')}"
             for lead_id, digest in lead_digests(
                 organisation=organisation, cycle_key=cycle.public_id
             ).items():
-                messages.append(
-                    OutgoingMessage(
-                        organisation_id=organisation.pk,
-                        kind="digest",
-                        recipient_id=lead_id,
-                        template="digest",
-                        context={**digest, "url": dashboards},
-                        idempotency_key=f"dig:{cycle.public_id}:{lead_id}",
-                        sensitive_context={},
-                        channel=None,
-                        not_before=None,
-                        jitter_seconds=0,
-                    )
+                notify(
+                    "digest",
+                    lead_id,
+                    {**digest, "url": dashboards},
+                    f"dig:{cycle.public_id}:{lead_id}",
                 )
             if messages:
                 messages_enqueue_bulk(messages)
