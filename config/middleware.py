@@ -24,19 +24,22 @@ class DatabaseUnavailableMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not isinstance(exception, OperationalError | InterfaceError):
             return None
-        logger.warning("event=database_unavailable path=%s", request.path.split("?", 1)[0])
-        message = "Pulse cannot reach its database right now. Please try again in a minute."
-        if request.path.startswith("/api/") or "application/json" in request.headers.get(
-            "Accept", ""
-        ):
-            response: HttpResponse = JsonResponse(
-                {"error": {"code": "unavailable", "message": message}}, status=503
-            )
-        else:
-            response = SimpleTemplateResponse("503.html", {"message": message}, status=503)
-            response.render()
-        response["Retry-After"] = "30"
-        return response
+        return database_unavailable(request)
+
+
+def database_unavailable(request: HttpRequest) -> HttpResponse:
+    """503 with a clear message, JSON for the API and HTML for pages."""
+    logger.warning("event=database_unavailable path=%s", request.path.split("?", 1)[0])
+    message = "Pulse cannot reach its database right now. Please try again in a minute."
+    if request.path.startswith("/api/") or "application/json" in request.headers.get("Accept", ""):
+        response: HttpResponse = JsonResponse(
+            {"error": {"code": "unavailable", "message": message}}, status=503
+        )
+    else:
+        response = SimpleTemplateResponse("503.html", {"message": message}, status=503)
+        response.render()
+    response["Retry-After"] = "30"
+    return response
 
 
 class HealthEndpointsMiddleware:
@@ -73,8 +76,12 @@ class UserLanguageMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        user = getattr(request, "user", None)
-        language = getattr(user, "language", "") if user is not None else ""
+        try:
+            language = getattr(getattr(request, "user", None), "language", "") or ""
+        except (OperationalError, InterfaceError):
+            # The database is down: answer 503 now rather than wait for it again in the view
+            # (``DatabaseUnavailableMiddleware`` sees only a view's exceptions).
+            return database_unavailable(request)
         if not (language and translation.check_for_language(language)):
             return self.get_response(request)
         request.LANGUAGE_CODE = language
