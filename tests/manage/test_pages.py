@@ -3,6 +3,7 @@ audited."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, time
 
 import pytest
@@ -298,6 +299,28 @@ def test_a_lead_cannot_send_sign_in_links(client, world):
     response = client.post(reverse("manage:person_sign_in_link", args=[world.employee.public_id]))
     assert response.status_code == 404
     assert not Message.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("page", "post"),
+    [
+        ("manage:thresholds", None),
+        ("manage:thresholds", {"anonymity_threshold": 2, "comment_threshold": 8}),
+        ("manage:flag_settings", None),
+        ("manage:flag_settings", {"high_stress_level": 101}),
+        ("manage:people_import", None),
+    ],
+)
+def test_every_description_a_field_points_to_is_on_the_page(admin_client, world, page, post):
+    url = reverse(page)
+    response = admin_client.get(url) if post is None else admin_client.post(url, post)
+    html = response.content.decode()
+    ids = re.findall(r'\sid="([^"]+)"', html)
+    described = [
+        ref for refs in re.findall(r'aria-describedby="([^"]+)"', html) for ref in refs.split()
+    ]
+    assert described, "the page should have fields with help texts or errors"
+    assert [ref for ref in described if ref not in ids] == []
 
 
 # --- Thresholds -----------------------------------------------------------------------------
