@@ -9,29 +9,18 @@ database from load rather than the tokens from being found.  Behind a proxy, set
 
 from __future__ import annotations
 
-import logging
-
 from django.conf import settings
 from django.http import HttpRequest
-from django_ratelimit.core import get_usage
 
-logger = logging.getLogger("pulse.checkins.ratelimit")
+from config.security import rate_usage
 
 GROUP = "checkins.token_guess"
 
 
 def _usage(request: HttpRequest, *, increment: bool) -> dict | None:
-    try:
-        return get_usage(
-            request,
-            group=GROUP,
-            key="ip",
-            rate=settings.PULSE_TOKEN_GUESS_RATE,
-            increment=increment,
-        )
-    except Exception as exc:  # the cache being down must not lock people out: fail open
-        logger.warning("event=ratelimit_unavailable error=%s", type(exc).__name__)
-        return None
+    return rate_usage(
+        request, group=GROUP, key="ip", rate=settings.PULSE_TOKEN_GUESS_RATE, increment=increment
+    )
 
 
 def token_guesses_exhausted(request: HttpRequest) -> bool:

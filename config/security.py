@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from collections.abc import Callable
 
 from axes.backends import AxesStandaloneBackend
@@ -24,6 +25,9 @@ from csp.middleware import CSPMiddleware, PolicyParts
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
+from django_ratelimit.core import get_usage
+
+logger = logging.getLogger("pulse.security")
 
 PERMISSIONS_POLICY = ", ".join(
     f"{feature}=()"
@@ -132,3 +136,15 @@ def client_ip(request) -> str | None:  # noqa: ANN001 - an HttpRequest or axes' 
         if len(forwarded) >= proxies:
             return forwarded[-proxies]
     return meta.get("REMOTE_ADDR")
+
+
+def rate_usage(
+    request: HttpRequest, *, group: str, key: str | Callable, rate: str, increment: bool
+) -> dict | None:
+    """django-ratelimit's count of ``key`` in ``group`` over the cache (``increment``: count
+    this request too); None when the cache is down, so a rate limit never locks people out."""
+    try:
+        return get_usage(request, group=group, key=key, rate=rate, increment=increment)
+    except Exception as exc:
+        logger.warning("event=ratelimit_unavailable error=%s", type(exc).__name__)
+        return None

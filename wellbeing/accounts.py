@@ -29,9 +29,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse, reverse_lazy
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
-from django_ratelimit.core import get_usage
 
-from config.security import client_ip
+from config.security import client_ip, rate_usage
 
 from .errors import ServiceError
 from .models import User
@@ -39,6 +38,12 @@ from .models import User
 logger = logging.getLogger("pulse.accounts")
 
 RATE_GROUP = "accounts.sign_in_link"
+
+
+def can_sign_in(user: User) -> bool:
+    """Active and in an organisation (operators set their password with ``manage.py
+    changepassword``); ``SignInLinkForm.get_users`` asks the same of the database."""
+    return user.is_active and user.organisation_id is not None
 
 
 def sign_in_link_url(user: User) -> str:
@@ -56,13 +61,13 @@ def sign_in_link_url(user: User) -> str:
 
 def sign_in_link_send(*, user: User) -> bool:
     """Put a sign-in link for ``user`` in the outbox, in the caller's transaction.  False (and
-    nothing queued) for a person who cannot sign in: inactive, or outside any organisation
-    (operators set theirs with ``manage.py changepassword``)."""
+    nothing queued) for a person who cannot sign in (``can_sign_in``)."""
     from notifications.models import Kind
     from notifications.services import OutgoingMessage, message_enqueue
 
-    if not user.is_active or user.organisation_id is None:
+    if not can_sign_in(user):
         return False
+    assert user.organisation_id is not None  # can_sign_in
     message_enqueue(
         OutgoingMessage(
             organisation_id=user.organisation_id,
@@ -100,17 +105,13 @@ def _within_rate(request: HttpRequest, *, key: str | None, rate: str) -> bool:
     """Count one request against ``key`` (None: the client's address); False once its rate is
     used up.  A cache that is down lets the request through (a link still only reaches the
     account's own inbox)."""
-    try:
-        usage = get_usage(
-            request,
-            group=RATE_GROUP,
-            key="ip" if key is None else (lambda _group, _request: key),
-            rate=rate,
-            increment=True,
-        )
-    except Exception as exc:
-        logger.warning("event=ratelimit_unavailable error=%s", type(exc).__name__)
-        return True
+    usage = rate_usage(
+        request,
+        group=RATE_GROUP,
+        key="ip" if key is None else (lambda _group, _request: key),
+        rate=rate,
+        increment=True,
+    )
     return usage is None or not usage["should_limit"]
 
 
@@ -186,6 +187,4 @@ class SignInLinkConfirmView(auth_views.PasswordResetConfirmView):
 
     def get_user(self, uidb64: str) -> User | None:  # type: ignore[override]
         user = super().get_user(uidb64)
-        if user is None or not user.is_active or user.organisation_id is None:
-            return None
-        return user
+        return user if user is not None and can_sign_in(user) else None
