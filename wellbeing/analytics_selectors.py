@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from django.db import connection
@@ -80,35 +80,47 @@ def team_tree(*, organisation: Organisation) -> TeamTree:
 _SCOPE_PRIORITY = {Scope.SUBTREE: 0, Scope.TEAM: 1}
 
 
-def primary_rows(rows: Iterable[TeamAggregate]) -> dict[tuple[int, int, str], TeamAggregate]:
-    """(result id, team id, dimension) -> the team's headline row (subtree before direct)."""
-    chosen: dict[tuple[int, int, str], TeamAggregate] = {}
-    for row in rows:
-        assert row.team_id is not None
-        key = (row.result_id, row.team_id, row.dimension)
-        current = chosen.get(key)
+_T = TypeVar("_T")
+_K = TypeVar("_K")
+
+
+def headline(
+    items: Iterable[_T], *, key: Callable[[_T], _K], scope: Callable[[_T], str]
+) -> dict[_K, _T]:
+    """``key`` -> the item of a team's headline scope among ``items``: a parent team's subtree
+    before its direct members (organisation-wide rows are not a team's)."""
+    chosen: dict[_K, _T] = {}
+    for item in items:
+        at = key(item)
+        current = chosen.get(at)
         if (
             current is None
-            or _SCOPE_PRIORITY[Scope(row.scope)] < _SCOPE_PRIORITY[Scope(current.scope)]
+            or _SCOPE_PRIORITY[Scope(scope(item))] < _SCOPE_PRIORITY[Scope(scope(current))]
         ):
-            chosen[key] = row
+            chosen[at] = item
     return chosen
+
+
+def primary_rows(rows: Iterable[TeamAggregate]) -> dict[tuple[int, int, str], TeamAggregate]:
+    """(result id, team id, dimension) -> the team's headline row (subtree before direct)."""
+    return headline(
+        rows,
+        key=lambda row: (row.result_id, _team_id(row), row.dimension),
+        scope=lambda row: row.scope,
+    )
 
 
 def primary_participation(
     rows: Iterable[TeamParticipation],
 ) -> dict[tuple[int, int], TeamParticipation]:
-    chosen: dict[tuple[int, int], TeamParticipation] = {}
-    for row in rows:
-        assert row.team_id is not None
-        key = (row.result_id, row.team_id)
-        current = chosen.get(key)
-        if (
-            current is None
-            or _SCOPE_PRIORITY[Scope(row.scope)] < _SCOPE_PRIORITY[Scope(current.scope)]
-        ):
-            chosen[key] = row
-    return chosen
+    return headline(
+        rows, key=lambda row: (row.result_id, _team_id(row)), scope=lambda row: row.scope
+    )
+
+
+def _team_id(row: TeamAggregate | TeamParticipation) -> int:
+    assert row.team_id is not None
+    return row.team_id
 
 
 # --- Dashboards ---------------------------------------------------------------------------------

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter, defaultdict
+from operator import itemgetter
 from typing import Any
 
+from .analytics_selectors import headline
 from .models import (
     CycleResult,
     Flag,
@@ -24,17 +26,11 @@ from .models import (
     TeamParticipation,
 )
 
-_PRIORITY = {Scope.SUBTREE: 0, Scope.TEAM: 1}
-
 
 def _headline(rows: list[tuple[int, str, bool, Any]]) -> dict[int, tuple[bool, Any]]:
-    """team id -> (published, value) of its headline cell: the subtree's before the team's."""
-    chosen: dict[int, tuple[int, bool, Any]] = {}
-    for team_id, scope, published, value in rows:
-        rank = _PRIORITY[Scope(scope)]
-        if team_id not in chosen or rank < chosen[team_id][0]:
-            chosen[team_id] = (rank, published, value)
-    return {team_id: (published, value) for team_id, (_, published, value) in chosen.items()}
+    """team id -> (published, value) of its headline cell (``analytics_selectors.headline``)."""
+    chosen = headline(rows, key=itemgetter(0), scope=itemgetter(1))
+    return {team_id: (published, value) for team_id, (_, _, published, value) in chosen.items()}
 
 
 def lead_digests(*, organisation: Organisation, cycle_key: uuid.UUID) -> dict[int, dict[str, Any]]:
@@ -43,7 +39,7 @@ def lead_digests(*, organisation: Organisation, cycle_key: uuid.UUID) -> dict[in
     result = CycleResult.objects.filter(organisation=organisation, cycle_key=cycle_key).first()
     if result is None:
         return {}
-    scopes = list(_PRIORITY)
+    scopes = [Scope.SUBTREE, Scope.TEAM]
     stress = _headline(
         list(
             TeamAggregate.objects.filter(
