@@ -29,6 +29,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from . import flag_text
 from .analytics_selectors import primary_rows
 from .audit import audit_record
 from .errors import ServiceError
@@ -779,8 +780,6 @@ def organisation_impact(
 
 # --- Supporting evidence for the empathy-risk flag ----------------------------------------------
 
-EVIDENCE_MARKER = "Supporting evidence from customer service:"
-
 
 def customer_evidence(
     *, team_ids: Iterable[int], until: date, weeks: int = EVIDENCE_WEEKS
@@ -825,24 +824,6 @@ def customer_evidence(
     return out
 
 
-def customer_evidence_sentence(evidence: Mapping[str, Any]) -> str:
-    unit = evidence.get("unit") or ""
-    verb = "fallen" if evidence.get("direction") == HIGHER_BETTER else "risen"
-    return (
-        f"{EVIDENCE_MARKER} {evidence['name']} has {verb} from {evidence['first']:g}{unit} to "
-        f"{evidence['latest']:g}{unit} over the last {len(evidence['weeks'])} weeks "
-        f"({evidence['slope_per_week']:+.2f}{unit} a week). This supports, but does not prove, "
-        "that the strain is reaching customers."
-    )
-
-
-def with_customer_evidence(explanation: str, evidence: Mapping[str, Any] | None) -> str:
-    base = explanation.split(EVIDENCE_MARKER, 1)[0].rstrip()
-    if not evidence:
-        return base
-    return f"{base} {customer_evidence_sentence(evidence)}"
-
-
 def empathy_flags_customer_evidence_refresh(
     *, organisation: Organisation, team_ids: Iterable[int], until: date
 ) -> int:
@@ -869,7 +850,8 @@ def empathy_flags_customer_evidence_refresh(
             new_evidence.pop("customer", None)
         else:
             new_evidence["customer"] = found
-        explanation = with_customer_evidence(flag.explanation, found)
+        # Flags stored before their evidence carried the conclusions keep their text.
+        explanation = flag_text.record(flag.kind, new_evidence) or flag.explanation
         if new_evidence != flag.evidence or explanation != flag.explanation:
             flag.evidence = new_evidence
             flag.explanation = explanation

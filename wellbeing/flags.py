@@ -32,12 +32,12 @@ from django.utils.translation import gettext_noop
 from numpy.typing import NDArray
 from psycopg import sql as psycopg_sql
 
-from . import policy
+from . import flag_text, policy
 from .analytics import FlagChange
 from .analytics_selectors import TeamTree, team_tree
 from .bulk import instances_copy
 from .close_reads import CloseReads, Columns
-from .customer_metrics import customer_evidence, with_customer_evidence
+from .customer_metrics import customer_evidence
 from .errors import ServiceError
 from .models import (
     CycleResult,
@@ -130,7 +130,6 @@ def settings_for(organisation: Organisation) -> FlagSettings:
 class Evaluation:
     status: str  # FIRING | IN_CONTROL_STATE | ELEVATED | NO_DATA
     severity: str = Flag.Severity.WATCH
-    explanation: str = ""
     actions: list[str] = field(default_factory=list)
     evidence: dict[str, Any] = field(default_factory=dict)
 
@@ -177,16 +176,22 @@ def _detection_evidence(det: Detection) -> dict[str, Any]:
         "slope_per_cycle": _r(det.slope_per_cycle),
         "slope_ci": [_r(det.slope_low), _r(det.slope_high)],
         "mann_kendall_p": _r(det.mann_kendall_p, 4),
+        "trend": _trend(det),
     }
 
 
+def _trend(det: Detection) -> str | None:
+    """The recent trend's verdict (``flag_text.TRENDS``); ``None`` without enough points."""
+    slope, p = det.slope_per_cycle, det.mann_kendall_p
+    if slope is None or p is None:
+        return None
+    if slope > 0 and p < TREND_P:
+        return flag_text.TREND_UP
+    return flag_text.TREND_FLAT_OR_FALLING if slope <= 0 else flag_text.TREND_UNCLEAR
+
+
 def _trend_up(det: Detection) -> bool:
-    return (
-        det.slope_per_cycle is not None
-        and det.slope_per_cycle > 0
-        and det.mann_kendall_p is not None
-        and det.mann_kendall_p < TREND_P
-    )
+    return _trend(det) == flag_text.TREND_UP
 
 
 @dataclass(frozen=True)
@@ -198,30 +203,23 @@ class OrgBaseline:
     within_sd: float | None = None
     between_sd: float | None = None
 
-    def detect(self, points: Sequence[CyclePoint], *, label: str) -> Detection:
+    def detect(self, points: Sequence[CyclePoint]) -> Detection:
         return detect_deterioration(
             points,
             org_mean=self.mean,
             org_sd=self.sd,
             org_within_sd=self.within_sd,
             org_between_sd=self.between_sd,
-            label=label,
         )
 
-    def detect_many(
-        self, histories: Sequence[Sequence[CyclePoint]], *, label: str
-    ) -> list[Detection]:
+    def detect_many(self, histories: Sequence[Sequence[CyclePoint]]) -> list[Detection]:
         return detect_deterioration_batch(
             histories,
             org_mean=self.mean,
             org_sd=self.sd,
             org_within_sd=self.within_sd,
             org_between_sd=self.between_sd,
-            label=label,
         )
-
-
-STRESS_LABEL, BURNOUT_LABEL = "Stress", "Client-related burnout"
 
 
 # --- Rules ----------------------------------------------------------------------------------
@@ -237,10 +235,6 @@ def _evaluate_high_stress(stress: _Series, settings: FlagSettings) -> Evaluation
         return Evaluation(
             FIRING,
             severity=severity,
-            explanation=(
-                f"The team's stress index has been above {level} (the level your organisation "
-                f"set) for at least {consecutive} check-ins in a row; it is now {latest:.0f}."
-            ),
             actions=["wellness_check", "workload_review", "support_resources", "next_checkin"],
             evidence={
                 "dimension": "stress",
@@ -258,7 +252,7 @@ def _evaluate_rising_stress(
 ) -> tuple[Evaluation, Detection]:
     """``det``: the stress detection of ``stress`` when the caller has it already."""
     if det is None:
-        det = org.detect(stress.points, label=STRESS_LABEL)
+        det = org.detect(stress.points)
     if stress.latest is None or det.status == NOT_ENOUGH_DATA:
         return Evaluation(NO_DATA), det
     if det.status != SIGNAL:
@@ -274,7 +268,6 @@ def _evaluate_rising_stress(
         Evaluation(
             FIRING,
             severity=severity,
-            explanation=det.explanation,
             actions=["wellness_check", "workload_review", "recovery", "next_checkin"],
             evidence={
                 "dimension": "stress",
@@ -299,7 +292,7 @@ def _evaluate_empathy_risk(
     if stress.latest is None or stress_det.status == NOT_ENOUGH_DATA:
         return Evaluation(NO_DATA)
     if burnout_det is None:
-        burnout_det = org.detect(burnout.points, label=BURNOUT_LABEL)
+        burnout_det = org.detect(burnout.points)
     stress_signal = stress_det.status == SIGNAL
     stress_rising = stress_signal or _trend_up(stress_det)
     burnout_signal = burnout_det.status == SIGNAL
@@ -314,20 +307,9 @@ def _evaluate_empathy_risk(
         severity = Flag.Severity.WARNING
     else:
         severity = Flag.Severity.WATCH
-    burnout_text = (
-        "client-related burnout is rising too"
-        if burnout_rising
-        else f"client-related burnout is high ({burnout_latest:.0f} of 100)"
-    )
-    explanation = (
-        f"This customer-facing team's stress is rising and {burnout_text}. Stressed people "
-        "have less empathy to give, so the quality of customer contacts may suffer. "
-        + stress_det.explanation
-    )
     return Evaluation(
         FIRING,
         severity=severity,
-        explanation=explanation,
         actions=[
             "wellness_check",
             "workload_review",
@@ -342,6 +324,7 @@ def _evaluate_empathy_risk(
             "client_burnout": {
                 **_detection_evidence(burnout_det),
                 "latest": _r(burnout_latest, 1),
+                "rising": burnout_rising,
                 "high_level": settings.client_burnout_level,
                 "cycles": burnout.published(),
             },
@@ -356,7 +339,6 @@ def _with_customer_evidence(evaluation: Evaluation, customer: dict[str, Any] | N
         return evaluation
     return replace(
         evaluation,
-        explanation=with_customer_evidence(evaluation.explanation, customer),
         evidence={**evaluation.evidence, **({"customer": customer} if customer else {})},
     )
 
@@ -377,10 +359,14 @@ def _evaluate_participation(periods: list[date], rates: list[float | None]) -> E
     return Evaluation(
         FIRING,
         severity=Flag.Severity.WARNING if det.shifted_cycles >= 2 else Flag.Severity.WATCH,
-        explanation=det.explanation
-        + " A falling response rate can mean people are overloaded or no longer trust the check-in.",
         actions=["participation", "wellness_check", "next_checkin"],
-        evidence={"dimension": "participation", **_detection_evidence(det), "cycles": cycles},
+        evidence={
+            "dimension": "participation",
+            **_detection_evidence(det),
+            "latest_rate": round(rates[-1], 3),
+            "usual_rate": _r(det.baseline_mean, 3),
+            "cycles": cycles,
+        },
     )
 
 
@@ -1161,13 +1147,10 @@ def _detections_batch(
     series: dict[tuple[int, str], _Series] = {}
     detections: dict[tuple[int, str], Detection] = {}
     try:
-        for dimension, label, teams in (
-            ("stress", STRESS_LABEL, team_ids),
-            ("client_burnout", BURNOUT_LABEL, customer_facing),
-        ):
+        for dimension, teams in (("stress", team_ids), ("client_burnout", customer_facing)):
             keys = [(t, dimension) for t in teams]
             series.update((key, history.series(*key)) for key in keys)
-            found = baselines[dimension].detect_many([series[k].points for k in keys], label=label)
+            found = baselines[dimension].detect_many([series[k].points for k in keys])
             detections.update(zip(keys, found, strict=True))
     except Exception as exc:
         logger.error(
@@ -1317,7 +1300,7 @@ def _on_firing(
 
     def refresh(flag: Flag) -> None:
         flag.evidence = ev.evidence
-        flag.explanation = ev.explanation
+        flag.explanation = flag_text.record(kind, ev.evidence)
         flag.suggested_actions = actions
         flag.last_cycle_period = period
         flag.last_evaluated_period = period
@@ -1400,6 +1383,7 @@ def _change(ctx: _Context, flag: Flag, change: str) -> FlagChange:
             "flag_public_id": str(flag.public_id),
             "kind_label": str(Flag.Kind(flag.kind).label),
             "explanation": flag.explanation,
+            "explanation_facts": flag_text.facts(flag.kind, flag.evidence),
             "suggested_actions": list(flag.suggested_actions),
             "link_path": f"/dashboards/teams/{team.public_id}/",
         },

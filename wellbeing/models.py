@@ -725,6 +725,14 @@ class Flag(models.Model):
     def is_active(self) -> bool:
         return self.state in self.ACTIVE_STATES
 
+    @property
+    def explanation_text(self) -> str:
+        """The explanation in the active language (the stored English one for flags whose
+        evidence predates the facts it is written from)."""
+        from .flag_text import explain, facts
+
+        return explain(facts(self.kind, self.evidence)) or self.explanation
+
 
 class FlagEvent(models.Model):
     """The life-cycle log of a flag: opened, escalated, acknowledged, resolved, ..."""

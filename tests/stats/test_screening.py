@@ -167,9 +167,9 @@ def test_detecting_many_teams_at_once_equals_detecting_each_alone(seed):
     histories = [_points(x[i, :k], n[i, :k], s[i, :k]) for i, k in enumerate(lengths)]
     org = {"org_mean": 45.0, "org_sd": 8.0, "org_within_sd": 14.0, "org_between_sd": 4.0}
     # when detected in one batch
-    together = detect_deterioration_batch(histories, **org, label="Stress")
+    together = detect_deterioration_batch(histories, **org)
     # then every team's detection is exactly the one it gets alone (same figures, to the bit)
-    alone = [detect_deterioration(h, **org, label="Stress") for h in histories]
+    alone = [detect_deterioration(h, **org) for h in histories]
     assert [repr(d) for d in together] == [repr(d) for d in alone]
     assert {d.baseline_source for d in together} >= {"team", "organisation"}
     assert any(d.status == SIGNAL for d in together)

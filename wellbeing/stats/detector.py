@@ -86,10 +86,10 @@ class Detection:
     slope_low: float | None
     slope_high: float | None
     mann_kendall_p: float | None  # one-sided p-value for an increasing trend
-    explanation: str
+    reason: str = ""  # why there is no verdict (``NOT_ENOUGH_DATA``); empty otherwise
 
 
-def _not_enough(explanation: str, source: str = "") -> Detection:
+def _not_enough(reason: str, source: str = "") -> Detection:
     return Detection(
         status=NOT_ENOUGH_DATA,
         statistic=None,
@@ -102,7 +102,7 @@ def _not_enough(explanation: str, source: str = "") -> Detection:
         slope_low=None,
         slope_high=None,
         mann_kendall_p=None,
-        explanation=explanation,
+        reason=reason,
     )
 
 
@@ -323,27 +323,6 @@ def _trend(x: NDArray[np.float64]) -> tuple[float | None, float | None, float | 
     return ts.slope, ts.slope_low, ts.slope_high, mk.p_increasing
 
 
-def _explain(
-    *, label: str, status: str, source: str, shifted: int, slope: float | None, p: float | None
-) -> str:
-    against = "its own usual level" if source == "team" else "the organisation's usual level"
-    if status == SIGNAL:
-        text = (
-            f"{label} has risen above {against} and has stayed above the control limit for "
-            f"{shifted} cycle{'s' if shifted != 1 else ''}"
-        )
-    else:
-        text = f"{label} is within the normal range of {against}"
-    if slope is not None and p is not None:
-        if p < 0.05 and slope > 0:
-            text += ", and the recent trend is upward"
-        elif slope <= 0:
-            text += ", and the recent trend is flat or falling"
-        else:
-            text += ", and the recent trend is not clearly upward"
-    return text + "."
-
-
 def detect_deterioration(
     history: Sequence[CyclePoint],
     *,
@@ -355,7 +334,6 @@ def detect_deterioration(
     L: float = DETECTOR_L,
     org_within_sd: float | None = None,
     org_between_sd: float | None = None,
-    label: str = "The index",
     max_baseline_cycles: int = MAX_BASELINE_CYCLES,
     L_without_sd: float = DETECTOR_L_WITHOUT_SD,
 ) -> Detection:
@@ -379,7 +357,6 @@ def detect_deterioration(
         L=L,
         org_within_sd=org_within_sd,
         org_between_sd=org_between_sd,
-        label=label,
         max_baseline_cycles=max_baseline_cycles,
         L_without_sd=L_without_sd,
     )[0]
@@ -410,7 +387,6 @@ def detect_deterioration_batch(
     L: float = DETECTOR_L,
     org_within_sd: float | None = None,
     org_between_sd: float | None = None,
-    label: str = "The index",
     max_baseline_cycles: int = MAX_BASELINE_CYCLES,
     L_without_sd: float = DETECTOR_L_WITHOUT_SD,
 ) -> list[Detection]:
@@ -448,7 +424,7 @@ def detect_deterioration_batch(
                 x, n, s, usable[i], chart,
                 org_mean=org_mean, org_sd=org_sd, baseline_cycles=baseline_cycles,
                 min_history=min_history, lam=lam, L=L, org_within_sd=org_within_sd,
-                org_between_sd=org_between_sd, label=label,
+                org_between_sd=org_between_sd,
             )
         )  # fmt: skip
     return out
@@ -469,7 +445,6 @@ def _detect_one(
     L: float,
     org_within_sd: float | None,
     org_between_sd: float | None,
-    label: str,
 ) -> Detection:
     """One history's detection; ``chart``: its team-baseline chart (baseline mean and sd,
     statistics, limits) when it has more than ``baseline_cycles`` usable cycles."""
@@ -531,9 +506,6 @@ def _detect_one(
         slope_low=slope_low,
         slope_high=slope_high,
         mann_kendall_p=mk_p,
-        explanation=_explain(
-            label=label, status=status, source=source, shifted=shifted, slope=slope, p=mk_p
-        ),
     )
 
 
@@ -580,11 +552,6 @@ def participation_drop(
     ts = theil_sen(recent) if len(recent) >= MIN_TREND_POINTS else None
     mk = mann_kendall([-v for v in recent]) if len(recent) >= MIN_TREND_POINTS else None
     status = SIGNAL if fired else IN_CONTROL
-    explanation = (
-        f"Participation fell to {values[-1]:.0%} against a usual {ref:.0%}."
-        if fired
-        else "Participation is within its usual range."
-    )
     return Detection(
         status=status,
         statistic=z_last,
@@ -597,7 +564,6 @@ def participation_drop(
         slope_low=ts.slope_low if ts else None,
         slope_high=ts.slope_high if ts else None,
         mann_kendall_p=mk.p_increasing if mk else None,  # p for a *falling* rate
-        explanation=explanation,
     )
 
 
