@@ -37,6 +37,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
 from wellbeing.errors import ServiceError
+from wellbeing.languages import reading_language
 from wellbeing.models import Organisation, User
 
 from . import ratelimit
@@ -65,7 +66,6 @@ SNAPSHOT_COOKIE = "pulse_checkin_form"
 SNAPSHOT_SALT = "pulse.checkin.snapshot"
 #: How long a started check-in stays usable in the browser (capped by the cycle's close).
 SESSION_LIFETIME = timedelta(hours=2)
-SUPPORTED_LANGUAGES = {code for code, _name in settings.LANGUAGES}
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -76,17 +76,6 @@ def _private(response: HttpResponse, *, no_referrer: bool = False) -> HttpRespon
     if no_referrer:
         response["Referrer-Policy"] = "no-referrer"
     return response
-
-
-def _language(user: User | None, organisation: Organisation | None) -> str:
-    for candidate in (
-        getattr(user, "language", "") or "",
-        getattr(organisation, "locale", "") or "",
-    ):
-        code = candidate.split("-")[0].split("_")[0].lower()
-        if code in SUPPORTED_LANGUAGES:
-            return code
-    return settings.LANGUAGE_CODE
 
 
 def _render(
@@ -297,7 +286,7 @@ def token_start(request: HttpRequest, token: str) -> HttpResponse:
         resume = pending is not None and not pending.answered
         return _problem(request, exc.code, no_referrer=True, context={"resume": resume})
     organisation = invitation.cycle.organisation
-    language = _language(invitation.user, organisation)
+    language = reading_language(invitation.user, organisation)
     if not consume:
         return _render(
             request,
@@ -361,7 +350,7 @@ def answer_signed_in(request: HttpRequest, cycle_id: str) -> HttpResponse:
         .filter(public_id=cycle_id, organisation_id=request.user.organisation_id)
         .first()
     )
-    language = _language(request.user, request.user.organisation)
+    language = reading_language(request.user, request.user.organisation)
     if cycle is None:
         return _problem(request, "unknown", language=language)
     try:
@@ -383,7 +372,7 @@ def _checkin_form(
 ) -> HttpResponse:
     cycle = invitation.cycle
     organisation = cycle.organisation
-    language = _language(invitation.user, organisation)
+    language = reading_language(invitation.user, organisation)
     if invitation.answered:
         return _problem(request, "already_received", language=language)
     if request.method == "POST" and _too_large(request):
@@ -449,7 +438,7 @@ def _thanks_organisation(request: HttpRequest, user: User | None) -> Organisatio
 def thanks(request: HttpRequest) -> HttpResponse:
     user = request.user if isinstance(request.user, User) else None
     organisation = _thanks_organisation(request, user)
-    language = _language(user, organisation)
+    language = reading_language(user, organisation)
     resources = (
         list(support_resources_for(organisation=organisation)) if organisation is not None else []
     )
@@ -483,7 +472,7 @@ def _past_invitations(user: User, now: datetime) -> list[Invitation]:
 def mine(request: HttpRequest) -> HttpResponse:
     assert isinstance(request.user, User)
     now = timezone.now()
-    language = _language(request.user, request.user.organisation)
+    language = reading_language(request.user, request.user.organisation)
     return _render(
         request,
         "checkins/mine.html",
@@ -518,7 +507,7 @@ def privacy(request: HttpRequest) -> HttpResponse:
             "session_hours": int(SESSION_LIFETIME.total_seconds() // 3600),
             "retention_days": getattr(settings, "PULSE_RESPONSE_RETENTION_DAYS", 730),
         },
-        language=_language(user, organisation),
+        language=reading_language(user, organisation),
     )
 
 

@@ -11,6 +11,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.response import SimpleTemplateResponse
 from django.utils import translation
 
+from wellbeing.languages import reading_language, supported_language
+
 logger = logging.getLogger("pulse.availability")
 
 
@@ -69,15 +71,22 @@ class HealthEndpointsMiddleware:
 
 
 class UserLanguageMiddleware:
-    """A signed-in person who chose a language on their preferences reads the pages in it
-    (after ``LocaleMiddleware``'s pick from the browser, and ``AuthenticationMiddleware``)."""
+    """A signed-in person of an organisation reads the pages in their language
+    (``wellbeing.languages.reading_language``: their own choice, else the organisation's);
+    anyone else in the one ``LocaleMiddleware`` picked from the browser.  After
+    ``LocaleMiddleware`` and ``AuthenticationMiddleware``."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         try:
-            language = getattr(getattr(request, "user", None), "language", "") or ""
+            user = getattr(request, "user", None)
+            language = ""
+            if user is not None and user.is_authenticated and user.organisation_id:
+                language = reading_language(user, user.organisation)
+            elif user is not None and user.is_authenticated:
+                language = supported_language(user.language) or ""
         except (OperationalError, InterfaceError):
             # The database is down: answer 503 now rather than wait for it again in the view
             # (``DatabaseUnavailableMiddleware`` sees only a view's exceptions).

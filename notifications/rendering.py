@@ -24,6 +24,8 @@ from django.utils import translation
 from django.utils.html import escape
 from django.utils.translation import gettext
 
+from wellbeing.languages import reading_language
+
 if TYPE_CHECKING:
     from .models import Message
 
@@ -118,10 +120,7 @@ DEFAULT_BUTTON_LABELS = {
 
 
 def message_language(message: Message) -> str:
-    recipient = message.recipient
-    if recipient is not None and recipient.language:
-        return recipient.language
-    return message.organisation.locale or settings.LANGUAGE_CODE
+    return reading_language(message.recipient, message.organisation)
 
 
 class TemplateSet:

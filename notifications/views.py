@@ -17,6 +17,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from wellbeing.errors import ServiceError
+from wellbeing.languages import reading_language
 from wellbeing.models import User
 from wellbeing.services import person_language_set
 
@@ -40,6 +41,7 @@ class PreferenceForm(forms.Form):
         label=gettext_lazy("Language"),
         required=False,
         choices=[("", gettext_lazy("As my browser is set"))] + list(settings.LANGUAGES),
+        # people of an organisation: the empty choice is its language (set in __init__)
         help_text=gettext_lazy("For Pulse's pages when you are signed in, and for its messages."),
     )
     channel = forms.ChoiceField(label=gettext_lazy("Send my notifications by"))
@@ -68,8 +70,22 @@ class PreferenceForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
     )
 
-    def __init__(self, *args, channel_settings: ChannelSettings | None, **kwargs) -> None:
+    def __init__(
+        self,
+        *args,
+        channel_settings: ChannelSettings | None,
+        organisation_language: str | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(*args, **kwargs)
+        if organisation_language:
+            name = dict(settings.LANGUAGES).get(organisation_language, organisation_language)
+            language_field = self.fields["language"]
+            assert isinstance(language_field, forms.ChoiceField)
+            language_field.choices = [
+                ("", _("My organisation's language (%(name)s)") % {"name": name}),
+                *settings.LANGUAGES,
+            ]
         choices: list[tuple[str, str]] = [(Channel.EMAIL.value, str(Channel.EMAIL.label))]
         for channel in (Channel.SLACK, Channel.TEAMS):
             if channel_settings is not None and channel_settings.allows(channel):
@@ -100,7 +116,12 @@ def preferences(request: HttpRequest) -> HttpResponse:
         "work_end": current.work_end,
         "work_days": current.work_days,
     }
-    form = PreferenceForm(request.POST or None, initial=initial, channel_settings=channel_settings)
+    form = PreferenceForm(
+        request.POST or None,
+        initial=initial,
+        channel_settings=channel_settings,
+        organisation_language=user.organisation.locale if user.organisation else None,
+    )
     if request.method == "POST" and form.is_valid():
         values = dict(form.cleaned_data)
         language = values.pop("language")
@@ -113,8 +134,8 @@ def preferences(request: HttpRequest) -> HttpResponse:
                 for problem in problems:
                     form.add_error(name if name in form.fields else None, problem)
         else:
-            if language:
-                translation.activate(language)  # the confirmation in the language just chosen
+            # the confirmation in the language just chosen
+            translation.activate(reading_language(user, user.organisation))
             messages.success(request, _("Your notification preferences are saved."))
             return redirect("notifications:preferences")
     return render(request, "notifications/preferences.html", {"form": form})

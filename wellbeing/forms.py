@@ -3,9 +3,11 @@ services (``wellbeing.services``, ``wellbeing.people_import``)."""
 
 from __future__ import annotations
 
+import zoneinfo
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from .errors import ServiceError
@@ -98,6 +100,29 @@ class LeadAddForm(forms.Form):
         self.fields["user"].queryset = User.objects.filter(  # type: ignore[attr-defined]
             organisation=organisation, is_active=True
         ).order_by("full_name", "email")
+
+
+def _timezone_choices() -> list[tuple[str, str]]:
+    return [(name, name) for name in sorted(zoneinfo.available_timezones())]
+
+
+class OrganisationSettingsForm(forms.Form):
+    locale = forms.ChoiceField(
+        label=_("Language"),
+        choices=settings.LANGUAGES,
+        help_text=_(
+            "Pages, check-ins and messages for everyone who has not chosen a language of their "
+            "own on their preferences."
+        ),
+    )
+    timezone = forms.ChoiceField(
+        label=_("Timezone"),
+        choices=_timezone_choices,
+        help_text=_(
+            "When check-ins open and close for schedules without a timezone of their own, and "
+            "working hours for people who have not set theirs."
+        ),
+    )
 
 
 class ThresholdsForm(forms.Form):

@@ -46,6 +46,7 @@ from .forms import (
     AuditFilterForm,
     FlagSettingsForm,
     LeadAddForm,
+    OrganisationSettingsForm,
     PeopleImportForm,
     PeopleSearchForm,
     TeamCreateForm,
@@ -145,12 +146,28 @@ def _tree(organisation: Organisation) -> list[dict[str, Any]]:
 
 
 @org_admin_required
+@require_http_methods(["GET", "POST"])
 def overview(request: HttpRequest, organisation: Organisation) -> HttpResponse:
+    form = OrganisationSettingsForm(
+        request.POST or None,
+        initial={"locale": organisation.locale, "timezone": organisation.timezone},
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.organisation_settings_update(
+                organisation=organisation, actor=_actor(request), **form.cleaned_data
+            )
+        except ServiceError as exc:
+            service_errors_to_form(form, exc)
+        else:
+            messages.success(request, _("Organisation settings saved."))
+            return redirect("manage:overview")
     return render(
         request,
         "manage/overview.html",
         {
             "organisation": organisation,
+            "form": form,
             "team_count": Team.objects.filter(organisation=organisation).count(),
             "people_count": User.objects.filter(organisation=organisation, is_active=True).count(),
         },

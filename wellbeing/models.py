@@ -52,7 +52,13 @@ class Organisation(models.Model):
     timezone = models.CharField(
         max_length=64, default=default_timezone, validators=[validate_timezone]
     )
-    locale = models.CharField(max_length=10, default="en")
+    locale = models.CharField(
+        _("language"),
+        max_length=10,
+        choices=settings.LANGUAGES,
+        default="en",
+        help_text=_("Pages and messages for people who have not chosen a language of their own."),
+    )
     anonymity_threshold = models.PositiveSmallIntegerField(
         default=default_anonymity_threshold,
         validators=[MinValueValidator(MINIMUM_ANONYMITY_THRESHOLD), MaxValueValidator(50)],
@@ -134,7 +140,12 @@ class User(AbstractBaseUser, PermissionsMixin):
         validators=[validate_timezone],
         help_text=_("Empty means the organisation's timezone."),
     )
-    language = models.CharField(max_length=10, blank=True)
+    language = models.CharField(
+        max_length=10,
+        choices=settings.LANGUAGES,
+        blank=True,
+        help_text=_("Empty means the organisation's language."),
+    )
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=dj_timezone.now)

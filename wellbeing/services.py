@@ -141,8 +141,8 @@ def person_create(
 
 
 def person_language_set(*, user: User, language: str) -> User:
-    """The language a person reads Pulse in (pages when signed in, and messages); "" follows
-    the browser for pages and the organisation's for messages."""
+    """The language a person reads Pulse in (pages, check-ins and messages); "" follows their
+    organisation's (``wellbeing.languages.reading_language``)."""
     codes = {code for code, _name in settings.LANGUAGES}
     if language and language not in codes:
         message = f"Choose one of: {', '.join(sorted(codes))}."
@@ -282,6 +282,36 @@ def organisation_thresholds_update(
             organisation=locked,
             actor=actor,
             action="organisation.thresholds",
+            target=locked,
+            before=old,
+            after=new,
+        )
+    return locked
+
+
+@transaction.atomic
+def organisation_settings_update(
+    *, organisation: Organisation, actor: User | None, locale: str, timezone: str
+) -> Organisation:
+    """The organisation's language (for people who chose none) and timezone (for schedules
+    and people who set none)."""
+    from .audit import audit_changes, audit_record
+
+    locked = Organisation.objects.select_for_update().get(pk=organisation.pk)
+    fields = ("locale", "timezone")
+    before = {f: getattr(locked, f) for f in fields}
+    locked.locale, locked.timezone = locale, timezone
+    try:
+        locked.full_clean()
+    except ValidationError as exc:
+        raise _validation_to_service_error(exc)
+    locked.save(update_fields=list(fields))
+    old, new = audit_changes(before, {f: getattr(locked, f) for f in fields})
+    if new:
+        audit_record(
+            organisation=locked,
+            actor=actor,
+            action="organisation.settings",
             target=locked,
             before=old,
             after=new,

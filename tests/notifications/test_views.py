@@ -93,7 +93,7 @@ def test_a_chosen_language_is_kept_and_the_signed_in_pages_follow_it(organisatio
     client.force_login(person)
     english = {"HTTP_ACCEPT_LANGUAGE": "en"}
     page = client.get(reverse("notifications:preferences"), **english).content.decode()
-    assert "As my browser is set" in page
+    assert "My organisation&#x27;s language (English)" in page
     # when they choose German on their preferences
     response = client.post(
         reverse("notifications:preferences"),
