@@ -24,6 +24,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
@@ -55,6 +56,7 @@ from .forms import (
     ThresholdsForm,
     service_errors_to_form,
 )
+from .languages import reading_language
 from .models import (
     CustomerMetric,
     CustomerMetricValue,
@@ -154,12 +156,14 @@ def overview(request: HttpRequest, organisation: Organisation) -> HttpResponse:
     )
     if request.method == "POST" and form.is_valid():
         try:
-            services.organisation_settings_update(
+            organisation = services.organisation_settings_update(
                 organisation=organisation, actor=_actor(request), **form.cleaned_data
             )
         except ServiceError as exc:
             service_errors_to_form(form, exc)
         else:
+            # the confirmation in the language the admin now reads
+            translation.activate(reading_language(_actor(request), organisation))
             messages.success(request, _("Organisation settings saved."))
             return redirect("manage:overview")
     return render(

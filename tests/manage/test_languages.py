@@ -97,7 +97,10 @@ def test_admins_set_the_organisation_language_and_timezone(admin_client, world):
     assert entry.actor == world.admin
     assert entry.after == {"locale": "de", "timezone": "America/New_York"}
     assert entry.before["locale"] == "en"
-    assert '<html lang="de">' in response.content.decode()
+    html = response.content.decode()
+    assert '<html lang="de">' in html
+    assert "Einstellungen der Organisation gespeichert." in html
+    assert '<a href="/manage/" aria-current="page">Überblick</a>' in html
     # and the employees without a choice of their own read German too
     assert reading_language(world.employee, world.organisation) == "de"
 
