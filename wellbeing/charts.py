@@ -208,39 +208,66 @@ def trend_chart_svg(
             )
         parts.append(f'<g class="point"><title>{_e(label)}</title>{shape}</g>')
 
-    # X labels: as many as fit without overlapping (about 5.5 px per character at 10 px).
+    # X labels: as many as fit without overlapping (about 5.5 px per character at 10 px), the
+    # outermost ones kept inside the drawing.
     widest = max((len(p.label) for p in points), default=1) * 5.5 + 10
     every = max(1, math.ceil(count * widest / plot_w)) if count else 1
     parts.append('<g class="x-labels" aria-hidden="true">')
     for i, point in enumerate(points):
         if (count - 1 - i) % every:  # anchored on the latest cycle, which is always labelled
             continue
+        x, anchor, half = x_at(i), "middle", len(point.label) * 5.5 / 2
+        if x + half > width - 2:
+            x, anchor = width - 2, "end"
+        elif x - half < 2:
+            x, anchor = 2, "start"
         parts.append(
-            f'<text x="{x_at(i):.1f}" y="{top + plot_h + 16}" text-anchor="middle" '
+            f'<text x="{x:.1f}" y="{top + plot_h + 16}" text-anchor="{anchor}" '
             f'font-size="10" fill="#4a5560">{_e(point.label)}</text>'
         )
     parts.append("</g>")
 
-    # Legend in words and shapes, not colour alone.
-    ly = height - 14
-    parts.append(
-        '<g class="legend" aria-hidden="true" font-size="11" fill="#1b1f24">'
-        f'<circle cx="{left + 6}" cy="{ly - 4}" r="4" fill="#0b5cad"/>'
-        f'<text x="{left + 14}" y="{ly}">{_e(text.series)}</text>'
-        f'<rect x="{left + 120}" y="{ly - 10}" width="14" height="12" fill="url(#{cid}-band)"/>'
-        f'<text x="{left + 140}" y="{ly}">{_e(text.band)}</text>'
-        f'<rect x="{left + 300}" y="{ly - 10}" width="14" height="12" fill="url(#{cid}-gap)"/>'
-        f'<text x="{left + 320}" y="{ly}">{_e(text.gap)}</text>'
-    )
+    # Legend in words and shapes, not colour alone; its entries flow onto further lines when
+    # their words (longer in some languages) do not fit on one.
+    entries = [("series", text.series), ("band", text.band), ("gap", text.gap)]
     if any(p.highlight for p in points):
-        hx = left + 480
-        parts.append(
-            f'<path d="M{hx} {ly - 11} L{hx + 6} {ly - 4} L{hx} {ly + 3} L{hx - 6} {ly - 4} Z" '
-            'fill="#a4161a"/>'
-            f'<text x="{hx + 10}" y="{ly}">{_e(text.highlight)}</text>'
-        )
+        entries.append(("highlight", text.highlight))
+    placed: list[tuple[float, int, str, str]] = []
+    x, row = float(left), 0
+    for kind, label in entries:
+        entry_w = 20 + len(label) * 6.2
+        if x > left and x + entry_w > width - right:
+            x, row = float(left), row + 1
+        placed.append((x, row, kind, label))
+        x += entry_w + 24
+    parts.append('<g class="legend" aria-hidden="true" font-size="11" fill="#1b1f24">')
+    for x, row, kind, label in placed:
+        ly = height - 14 + LEGEND_LINE * row
+        parts.append(_legend_symbol(kind, x, ly, cid))
+        parts.append(f'<text x="{x + 20:.1f}" y="{ly}">{_e(label)}</text>')
     parts.append("</g></svg>")
+    extra = LEGEND_LINE * placed[-1][1]
+    if extra:  # taller by the legend's further lines; the plot keeps its size
+        parts[0] = parts[0].replace(
+            f'viewBox="0 0 {width} {height}"', f'viewBox="0 0 {width} {height + extra}"', 1
+        )
     return "".join(parts)
+
+
+LEGEND_LINE = 16  # px between the legend's lines
+
+
+def _legend_symbol(kind: str, x: float, ly: float, cid: str) -> str:
+    if kind == "series":
+        return f'<circle cx="{x + 6:.1f}" cy="{ly - 4}" r="4" fill="#0b5cad"/>'
+    if kind == "highlight":
+        cx = x + 6
+        return (
+            f'<path d="M{cx:.1f} {ly - 11} L{cx + 6:.1f} {ly - 4} L{cx:.1f} {ly + 3} '
+            f'L{cx - 6:.1f} {ly - 4} Z" fill="#a4161a"/>'
+        )
+    pattern = "band" if kind == "band" else "gap"
+    return f'<rect x="{x:.1f}" y="{ly - 10}" width="14" height="12" fill="url(#{cid}-{pattern})"/>'
 
 
 @dataclass(frozen=True)

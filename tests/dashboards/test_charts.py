@@ -114,3 +114,40 @@ def test_x_labels_of_a_long_history_do_not_overlap_and_include_the_latest_cycle(
     xs = [float(t.get("x")) for t in labels]
     assert labels[-1].text == "51/01/2026"
     assert all(b - a >= 10 * 5.5 for a, b in zip(xs, xs[1:], strict=False))
+
+
+def _legend(root):
+    legend = next(g for g in root.iter(f"{SVG}g") if g.get("class") == "legend")
+    return [(float(t.get("x")), float(t.get("y")), t.text) for t in legend.iter(f"{SVG}text")]
+
+
+def test_a_legend_too_long_for_one_line_flows_onto_the_next_inside_the_drawing():
+    # given the legend's words in a language that needs more room than one line
+    long = TrendChartText(
+        title="Stress",
+        description="Stress über 4 Check-ins",
+        series="Index",
+        band="Unsicherheitsintervall",
+        gap="Zu wenige Antworten",
+        highlight="Check-in, der den Hinweis ausgelöst hat",
+    )
+    # when
+    root = ET.fromstring(trend_chart_svg(_points(), chart_id="de", text=long, width=640))
+    entries = _legend(root)
+    # then every entry ends inside the drawing, on two lines, and the drawing grew to hold them
+    assert all(x + len(text) * 6.2 <= 640 for x, _, text in entries)
+    assert len({y for _, y, _ in entries}) == 2
+    assert root.get("viewBox") == "0 0 640 256"
+    # and the short English legend keeps one line and the usual size
+    short = ET.fromstring(trend_chart_svg(_points(), chart_id="en", text=TEXT, width=640))
+    assert len({y for _, y, _ in _legend(short)}) == 1
+    assert short.get("viewBox") == "0 0 640 240"
+
+
+def test_the_latest_cycle_label_stays_inside_the_drawing():
+    points = [TrendChartPoint(label=f"{d:02d}.11.2026", value=40.0) for d in range(1, 27)]
+    root = ET.fromstring(trend_chart_svg(points, chart_id="x", text=TEXT, width=640))
+    labels = next(g for g in root.iter(f"{SVG}g") if g.get("class") == "x-labels")
+    last = list(labels.iter(f"{SVG}text"))[-1]
+    assert last.text == "26.11.2026"
+    assert (last.get("text-anchor"), float(last.get("x"))) == ("end", 638.0)

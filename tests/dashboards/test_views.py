@@ -434,3 +434,16 @@ def test_export_of_another_organisation_is_not_reachable(client, org, support):
     client.force_login(outsider)
     body = client.get("/dashboards/organisation/export.csv").content.decode()
     assert "Support Tier 1" not in body
+
+
+def test_a_flag_resting_on_one_cycle_names_that_cycle_once(client, org, support, lead):
+    record_history(organisation=org, teams=[support], cycles=3)
+    flag = FlagFactory(team=support)
+    flag.last_cycle_period = flag.first_cycle_period
+    flag.save(update_fields=["last_cycle_period"])
+    client.force_login(lead)
+    html = client.get(team_url(support)).content.decode()
+    assert "Check-in of " in html and "Cycles from" not in html
+    flag.last_cycle_period = flag.first_cycle_period + timedelta(weeks=2)
+    flag.save(update_fields=["last_cycle_period"])
+    assert "Cycles from" in client.get(team_url(support)).content.decode()
