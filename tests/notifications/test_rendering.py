@@ -26,6 +26,7 @@ CASES = [
             "teams": [
                 {
                     "name": "a < b",
+                    "path": "Ops & co / a < b",
                     "shown": True,
                     "stress": 61,
                     "participation": 74,
@@ -78,3 +79,22 @@ def test_skeleton_rendering_equals_full_rendering(organisation, template, contex
         # then both are the same
         assert batched == alone
     assert any(entry is not None for entry in shared.skeletons.values())
+
+
+def test_a_digest_team_is_named_by_its_path_or_by_its_name_in_digests_written_before_paths(
+    organisation,
+):
+    lead = UserFactory(organisation=organisation)
+    team = {"shown": False, "stress": None, "participation": None, "open_flags": 0}
+    teams = [{**team, "name": "Nights", "path": "Care / Nights"}, {**team, "name": "Billing"}]
+    message = Message(
+        organisation=organisation,
+        kind="digest",
+        template="digest",
+        recipient=lead,
+        context={"teams": teams, "period": "2026-05-04"},
+        idempotency_key="k",
+    )
+    text = render_message(message).text
+    assert "- Care / Nights: too few answers to show results" in text
+    assert "- Billing: too few answers to show results" in text

@@ -183,8 +183,8 @@ def test_messages_escape_hostile_text_in_html_slack_and_teams(hostile, kind):
     }
     context["lines"] = [f"line {PAYLOAD}"]
     context["teams"] = [
-        {"name": f"team {PAYLOAD}", "shown": True, "stress": 50, "participation": 70,
-         "open_flags": 1},
+        {"name": f"team {PAYLOAD}", "path": f"parent {PAYLOAD} / team {PAYLOAD}", "shown": True,
+         "stress": 50, "participation": 70, "open_flags": 1},
     ]  # fmt: skip
     message = Message.objects.create(
         organisation=hostile["organisation"],
