@@ -1830,3 +1830,23 @@ def cycle_close(*, cycle: Cycle, now: datetime | None = None) -> bool:
         CLOSE_PHASES.get("analytic", 0.0),
     )
     return True
+
+
+def cycle_messages_cancel_pending(*, cycles: Sequence[Cycle], reason: str) -> int:
+    """Cancel what is still waiting to be sent about these cycles (of one organisation): their
+    reminders and what their close wrote (flag alerts, the admins' summary, the leads'
+    digests), with ``reason`` kept on each.  Every one of those keys carries the cycle's public
+    id between colons (``CONTRACT.md``; a flag alert's through ``FlagChange.idempotency_key``);
+    invitations, keyed by their own id, are left alone.  One statement."""
+    from notifications.services import messages_cancel_pending_by_key_part
+
+    if not cycles:
+        return 0
+    organisations = {cycle.organisation_id for cycle in cycles}
+    if len(organisations) != 1:
+        raise ValueError("the cycles must belong to one organisation")
+    return messages_cancel_pending_by_key_part(
+        organisation_id=organisations.pop(),
+        key_parts=[f":{cycle.public_id}:" for cycle in cycles],
+        reason=reason,
+    )

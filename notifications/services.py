@@ -1,7 +1,7 @@
 """Writing to and delivering from the notification outbox.
 
-Other apps call ``message_enqueue``, ``messages_enqueue_bulk`` and ``message_cancel_pending``
-inside their own transaction; rows become visible (and delivery tasks are queued with
+Other apps call ``message_enqueue``, ``messages_enqueue_bulk``, ``message_cancel_pending`` and
+``messages_cancel_pending_by_key_part`` inside their own transaction; rows become visible (and delivery tasks are queued with
 ``transaction.on_commit``) only if that transaction commits.  If the broker is down at that
 moment nothing is lost: the periodic sweeper finds due rows and queues delivery later.
 
@@ -401,18 +401,43 @@ def messages_enqueue_bulk(
     return inserted
 
 
+def _cancel_pending(pending: models.QuerySet[Message], *, reason: str) -> int:
+    """Cancel these messages if still pending (one UPDATE): messages being sent right now are
+    left alone; ``reason`` is kept as their ``last_error``."""
+    return pending.filter(state=State.PENDING).update(
+        state=State.CANCELLED, sensitive_context=None, claim_token=None, last_error=reason
+    )
+
+
 def message_cancel_pending(*, idempotency_key_prefix: str) -> int:
     """Cancel messages not yet picked up whose key starts with the prefix (e.g. reminders for
     a cycle that closed).  Messages being sent right now are left alone."""
     if not idempotency_key_prefix:
         raise ServiceError("invalid_prefix", "An idempotency key prefix is required.")
-    return Message.objects.filter(
-        idempotency_key__startswith=idempotency_key_prefix, state=State.PENDING
-    ).update(
-        state=State.CANCELLED,
-        sensitive_context=None,
-        claim_token=None,
-        last_error="cancelled before sending",
+    return _cancel_pending(
+        Message.objects.filter(idempotency_key__startswith=idempotency_key_prefix),
+        reason="cancelled before sending",
+    )
+
+
+def messages_cancel_pending_by_key_part(
+    *, organisation_id: int, key_parts: Iterable[str], reason: str
+) -> int:
+    """Cancel an organisation's messages not yet picked up whose key contains one of
+    ``key_parts`` anywhere (e.g. an event's id that is not the keys' prefix), recording why.
+    Messages being sent right now are left alone.  No parts, nothing cancelled."""
+    parts = list(key_parts)
+    if not all(parts):  # an empty part would match every message
+        raise ServiceError("invalid_key_part", "A key part must not be empty.")
+    if not reason:
+        raise ServiceError("invalid_reason", "Say why the messages are cancelled.")
+    if not parts:
+        return 0
+    match = models.Q()
+    for part in parts:
+        match |= models.Q(idempotency_key__contains=part)
+    return _cancel_pending(
+        Message.objects.filter(match, organisation_id=organisation_id), reason=reason
     )
 
 
@@ -1125,6 +1150,7 @@ __all__ = [
     "message_enqueue",
     "messages_enqueue_bulk",
     "message_cancel_pending",
+    "messages_cancel_pending_by_key_part",
     "outbox_deliver_due",
     "outbox_sweep",
 ]

@@ -12,9 +12,10 @@ from notifications.services import (
     OutgoingMessage,
     message_cancel_pending,
     message_enqueue,
+    messages_cancel_pending_by_key_part,
     messages_enqueue_bulk,
 )
-from tests.factories import UserFactory
+from tests.factories import OrganisationFactory, UserFactory
 from wellbeing.errors import ServiceError
 
 from .helpers import WORKING_HOURS, invitation
@@ -211,3 +212,49 @@ def test_cancel_pending_by_prefix_leaves_other_and_sent_messages(organisation):
 def test_cancel_pending_refuses_an_empty_prefix():
     with pytest.raises(ServiceError):
         message_cancel_pending(idempotency_key_prefix="")
+
+
+def test_cancel_pending_by_key_part_cancels_the_organisations_pending_matches_with_the_reason(
+    organisation,
+):
+    # given an event's messages, keyed with its id inside, one sent already, and the same id
+    # in another organisation's key
+    person = UserFactory(organisation=organisation)
+    for key in ["sum:e7:1", "flag:3:opened:e7:1", "flag:4:opened:e7:1", "sum:e8:1", "inv:e7x"]:
+        message_enqueue(invitation(organisation, person, key, kind="flag_alert"))
+    Message.objects.filter(idempotency_key="flag:4:opened:e7:1").update(state="sent")
+    other = OrganisationFactory()
+    message_enqueue(invitation(other, UserFactory(organisation=other), "sum:e7:2"))
+    # when the event's messages are cancelled
+    cancelled = messages_cancel_pending_by_key_part(
+        organisation_id=organisation.pk, key_parts=[":e7:"], reason="a test's reason"
+    )
+    # then only this organisation's pending ones, with the reason, their secret erased
+    assert cancelled == 2
+    rows = {m.idempotency_key: m for m in Message.objects.all()}
+    assert {key for key, m in rows.items() if m.state == "cancelled"} == {
+        "sum:e7:1",
+        "flag:3:opened:e7:1",
+    }
+    assert rows["sum:e7:1"].last_error == "a test's reason"
+    assert rows["sum:e7:1"].sensitive_context is None
+    assert (rows["flag:4:opened:e7:1"].state, rows["sum:e7:2"].state) == ("sent", "pending")
+
+
+def test_cancel_pending_by_key_part_with_no_parts_cancels_nothing(organisation):
+    message_enqueue(invitation(organisation, UserFactory(organisation=organisation), "sum:e7:1"))
+    assert (
+        messages_cancel_pending_by_key_part(
+            organisation_id=organisation.pk, key_parts=[], reason="r"
+        )
+        == 0
+    )
+    assert Message.objects.get().state == "pending"
+
+
+@pytest.mark.parametrize(("parts", "reason"), [([""], "r"), ([":e7:", ""], "r"), ([":e7:"], "")])
+def test_cancel_pending_by_key_part_refuses_an_empty_part_or_reason(organisation, parts, reason):
+    with pytest.raises(ServiceError):
+        messages_cancel_pending_by_key_part(
+            organisation_id=organisation.pk, key_parts=parts, reason=reason
+        )
