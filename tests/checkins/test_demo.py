@@ -1,16 +1,18 @@
-"""Demo history: 26 closed weekly cycles through the real release/close path, idempotent."""
+"""Demo history: 26 closed weekly cycles through the real release/close path, idempotent; of
+the messages their closes write, only the latest week's are left to send."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
 
-from checkins.demo import STRAINED_COMMENTS, history_seed
+from checkins.demo import HISTORY_NOT_SENT, STRAINED_COMMENTS, history_seed
 from checkins.models import Cycle, Invitation, PendingAnswer, Response
 from checkins.services import cycle_scores
+from notifications.models import Message, State
 from wellbeing.comments_selectors import team_comments
 from wellbeing.demo import organisation_seed
 from wellbeing.models import Flag, Organisation, Team
@@ -75,3 +77,55 @@ def test_seed_demo_refuses_weeks_out_of_range_before_seeding_anything(db, weeks)
     with pytest.raises(CommandError, match="--weeks"):
         call_command("seed_demo", "--weeks", weeks, stdout=StringIO())
     assert not Organisation.objects.exists()
+
+
+def messages_of(cycle) -> dict[str, set[str]]:
+    """State -> kinds of the messages about ``cycle`` (their keys carry its public id)."""
+    found: dict[str, set[str]] = {}
+    for state, kind in Message.objects.filter(
+        idempotency_key__contains=f":{cycle.public_id}:"
+    ).values_list("state", "kind"):
+        found.setdefault(state, set()).add(kind)
+    return found
+
+
+def test_only_the_latest_weeks_messages_are_left_to_send(demo_org):
+    # when the demo's history is seeded
+    summary = history_seed(organisation=demo_org, weeks=26, now=NOW)
+    *past, latest = Cycle.objects.filter(organisation=demo_org).order_by("period_start")
+    # then the latest week's summary and digests (and flag alerts, if any) wait to be sent
+    assert set(messages_of(latest)) == {State.PENDING}
+    assert {"cycle_summary", "digest"} <= messages_of(latest)[State.PENDING]
+    pending = Message.objects.filter(state=State.PENDING)
+    assert (
+        pending.count()
+        == Message.objects.filter(idempotency_key__contains=f":{latest.public_id}:").count()
+    )
+    # and every earlier week's are in the outbox as cancelled, saying why; none was sent
+    for cycle in past:
+        assert set(messages_of(cycle)) == {State.CANCELLED}
+    history = Message.objects.exclude(idempotency_key__contains=f":{latest.public_id}:")
+    assert set(history.values_list("kind", flat=True)) == {"cycle_summary", "digest", "flag_alert"}
+    assert set(history.values_list("state", "last_error")) == {(State.CANCELLED, HISTORY_NOT_SENT)}
+    assert summary["past_messages_cancelled"] == history.count() > 300
+    assert not Message.objects.filter(state=State.SENT).exists()
+
+
+def test_a_later_run_adding_weeks_leaves_only_the_new_latest_weeks_messages_to_send(demo_org):
+    # given the history seeded, and the latest week's messages not sent yet
+    history_seed(organisation=demo_org, weeks=26, now=NOW)
+    before = Cycle.objects.filter(organisation=demo_org).latest("period_start")
+    # when the demo is seeded again two weeks later
+    summary = history_seed(organisation=demo_org, weeks=26, now=NOW + timedelta(weeks=2))
+    # then the new latest week's wait, and what the earlier latest week left is cancelled
+    assert summary["cycles"] == 2
+    latest = Cycle.objects.filter(organisation=demo_org).latest("period_start")
+    assert set(messages_of(latest)) == {State.PENDING}
+    assert set(messages_of(before)) == {State.CANCELLED}
+    assert set(
+        Message.objects.filter(state=State.PENDING).values_list("idempotency_key", flat=True)
+    ) == {
+        key
+        for key in Message.objects.values_list("idempotency_key", flat=True)
+        if f":{latest.public_id}:" in key
+    }
