@@ -280,6 +280,33 @@ def test_due_reminders_go_once_to_people_who_have_not_answered(cycle):
     )
 
 
+def test_cancelling_a_cycles_waiting_messages_keeps_its_invitations_and_other_cycles(
+    cycle, weekly_pulse
+):
+    # given reminders waiting for this cycle and another organisation's
+    other = OrganisationFactory(timezone="Europe/Berlin")
+    other_cycle = open_cycle(
+        make_schedule(
+            organisation=other,
+            teams=[team_with_members(organisation=other, size=3)],
+            survey=weekly_pulse,
+        )
+    )
+    services.tick_run(now=FIRST_OPEN + timedelta(hours=24, minutes=1))
+    # when this cycle's waiting messages are cancelled
+    cancelled = services.cycle_messages_cancel_pending(cycles=[cycle], reason="a test's reason")
+    # then its six reminders are, saying why; its invitations and the other cycle's are not
+    mine = Message.objects.filter(organisation=cycle.organisation)
+    assert cancelled == 6
+    assert set(mine.filter(kind="reminder").values_list("state", "last_error")) == {
+        ("cancelled", "a test's reason")
+    }
+    assert set(mine.filter(kind="invitation").values_list("state", flat=True)) == {"pending"}
+    theirs = Message.objects.filter(organisation=other_cycle.organisation)
+    assert set(theirs.values_list("state", flat=True)) == {"pending"}
+    assert theirs.filter(kind="reminder").count() == 3
+
+
 def test_reminders_missed_during_an_outage_are_sent_once(cycle):
     services.tick_run(now=FIRST_OPEN + timedelta(hours=80))  # 24 h and 72 h both due
     assert Message.objects.filter(kind="reminder").count() == 6
