@@ -7,11 +7,12 @@ release, and ``cycle_close`` (aggregates, trend detection, flags).
 
 The close writes its messages to the outbox as it always does (flag alerts, the admins'
 summary, the leads' digests), but months of backdated mail is not what a demo should send: the
-messages of every week but the latest are cancelled in the close's own transaction (so a
-running worker never sees them pending), and stay in the outbox as ``cancelled`` with
-``HISTORY_NOT_SENT`` as the reason, where the admin can still read them.  The latest week's are
-left to send: one realistic batch, delivered to ``.pulse/outbox-mail`` by ``./pulse run``.  A
-later run that adds newer weeks cancels what is still waiting from the weeks before them.  About 70 % of people answer,
+messages of every week but the latest are cancelled in the close's own transaction
+(``cycle_close(cancel_messages_reason=...)``, so a running worker never sees them waiting) and
+stay in the outbox as ``cancelled`` with ``HISTORY_NOT_SENT`` as the reason, where an admin can
+still read them.  The latest week's are left to send: one realistic batch, which ``./pulse run``
+delivers to ``.pulse/outbox-mail``.  A later run that adds newer weeks cancels what is still
+waiting from the weeks before them.  About 70 % of people answer,
 with person-level and weekly noise.  "Support Tier 1" drifts: its stress and customer-related
 burnout climb over the last nine weeks, which the detector should flag as an empathy risk.
 
@@ -125,13 +126,7 @@ def history_seed(
     ]
     past = past[-weeks:] if weeks else []  # past[-0:] would be all of it
     if not past:
-        return {
-            "cycles": 0,
-            "skipped": 0,
-            "invitations": 0,
-            "responses": 0,
-            "past_messages_cancelled": 0,
-        }
+        return {"cycles": 0, "skipped": 0, "invitations": 0, "responses": 0}
 
     schedule = Schedule.objects.filter(organisation=organisation, name=DEMO_SCHEDULE_NAME).first()
     if schedule is None:
@@ -178,7 +173,7 @@ def history_seed(
     team_base = {tid: rng.uniform(0.22, 0.42) for tid in team_ids}
     person_trait: dict[int, tuple[float, float]] = {}
 
-    created = skipped = invitations_total = responses_total = cancelled = 0
+    created = skipped = invitations_total = responses_total = 0
     earlier: list[Cycle] = []  # the weeks an earlier run closed
     for number, period in enumerate(past):
         existing = Cycle.objects.filter(schedule=schedule, period_start=period.period_start).first()
@@ -268,10 +263,12 @@ def history_seed(
             PendingAnswer.objects.bulk_create(pending, batch_size=1000)
             Cycle.objects.filter(pk=cycle.pk).update(invited_count=len(invitations))
         pending_release(cycle=cycle, force=True)
-        with transaction.atomic():
-            cycle_close(cycle=cycle, now=period.closes_at + timedelta(minutes=1))
-            if weeks_left:  # nobody is e-mailed about the past: only the latest week's go
-                cancelled += cycle_messages_cancel_pending(cycles=[cycle], reason=HISTORY_NOT_SENT)
+        cycle_close(
+            cycle=cycle,
+            now=period.closes_at + timedelta(minutes=1),
+            # nobody is e-mailed about the past: only the latest week's messages go
+            cancel_messages_reason=HISTORY_NOT_SENT if weeks_left else None,
+        )
         created += 1
         invitations_total += len(invitations)
         responses_total += len(pending)
@@ -281,7 +278,7 @@ def history_seed(
         )
     if created:
         # Newer weeks were added: what an earlier run left waiting is about the past now.
-        cancelled += cycle_messages_cancel_pending(
+        cycle_messages_cancel_pending(
             cycles=[cycle for cycle in earlier if cycle.period_start < past[-1].period_start],
             reason=HISTORY_NOT_SENT,
         )
@@ -290,13 +287,12 @@ def history_seed(
         "skipped": skipped,
         "invitations": invitations_total,
         "responses": responses_total,
-        "past_messages_cancelled": cancelled,
         "csat_values": customer_metrics_seed(organisation=organisation, seed=seed, now=now),
     }
     say(
         f"check-in history: {created} weeks added, {skipped} already there, "
-        f"{responses_total} responses from {invitations_total} invitations, "
-        f"{cancelled} messages about past weeks cancelled (the latest week's are left to send)"
+        f"{responses_total} responses from {invitations_total} invitations; "
+        "only the latest week's messages are left to send"
     )
     return summary
 

@@ -1677,10 +1677,16 @@ def cycle_comments_hand_over(*, cycle: Cycle) -> dict[int, list[str]]:
     return dict(comments)
 
 
-def cycle_close(*, cycle: Cycle, now: datetime | None = None) -> bool:
+def cycle_close(
+    *, cycle: Cycle, now: datetime | None = None, cancel_messages_reason: str | None = None
+) -> bool:
     """Release what is pending, hand the per-team indices to wellbeing, send flag alerts, the
     admins' summary and the leads' digests, mark closed.  Idempotent: False when the cycle was
-    not open to close."""
+    not open to close.
+
+    ``cancel_messages_reason``: the close's messages are written all the same but cancelled, with
+    this reason, in its own transaction, so that no worker ever sees them waiting: for the
+    demo's history, which nobody should be mailed about months later."""
     from notifications.services import (
         OutgoingMessage,
         message_cancel_pending,
@@ -1814,6 +1820,8 @@ def cycle_close(*, cycle: Cycle, now: datetime | None = None) -> bool:
                 )
             if messages:
                 messages_enqueue_bulk(messages)
+            if cancel_messages_reason:
+                cycle_messages_cancel_pending(cycles=[cycle], reason=cancel_messages_reason)
             # Reminders still waiting would carry a dead link (and a token): cancel them.
             message_cancel_pending(idempotency_key_prefix=f"rem:{cycle.public_id}:")
             # Touch every invitation in one statement: clears the rotation left on unanswered ones

@@ -231,3 +231,25 @@ def test_a_sub_teams_open_flags_are_counted_in_its_parents_leads_digest(org, car
     assert "- Customer Care / Tier 1 / Nights: stress 100 of 100, 83 % took part; 1 open flag" in (
         team_lines(cycle, lead)
     )
+
+
+def test_a_close_told_to_cancel_its_messages_stores_them_cancelled_with_the_reason(
+    org, teams, weekly_pulse
+):
+    # given a lead, an admin, and an open cycle (as the demo's history closes its past weeks)
+    lead = TeamLeadFactory(team=teams[0], user__organisation=org).user
+    UserFactory(organisation=org, is_org_admin=True)
+    cycle = open_cycle(make_schedule(organisation=org, teams=list(teams), survey=weekly_pulse))
+    for team in teams:
+        answer(cycle, team, 5)
+    # when it closes with a reason to cancel its messages
+    services.cycle_close(cycle=cycle, now=cycle.closes_at, cancel_messages_reason="a reason")
+    # then the digest and the summary are written, cancelled, saying why; invitations are not
+    assert (digest_of(cycle, lead).state, digest_of(cycle, lead).last_error) == (
+        State.CANCELLED,
+        "a reason",
+    )
+    closing = Message.objects.filter(kind__in=["digest", "cycle_summary"])
+    assert closing.count() == 2
+    assert set(closing.values_list("state", "last_error")) == {(State.CANCELLED, "a reason")}
+    assert Message.objects.filter(kind="invitation").exclude(last_error="a reason").count() == 12

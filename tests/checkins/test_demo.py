@@ -91,7 +91,7 @@ def messages_of(cycle) -> dict[str, set[str]]:
 
 def test_only_the_latest_weeks_messages_are_left_to_send(demo_org):
     # when the demo's history is seeded
-    summary = history_seed(organisation=demo_org, weeks=26, now=NOW)
+    history_seed(organisation=demo_org, weeks=26, now=NOW)
     *past, latest = Cycle.objects.filter(organisation=demo_org).order_by("period_start")
     # then the latest week's summary and digests (and flag alerts, if any) wait to be sent
     assert set(messages_of(latest)) == {State.PENDING}
@@ -107,7 +107,7 @@ def test_only_the_latest_weeks_messages_are_left_to_send(demo_org):
     history = Message.objects.exclude(idempotency_key__contains=f":{latest.public_id}:")
     assert set(history.values_list("kind", flat=True)) == {"cycle_summary", "digest", "flag_alert"}
     assert set(history.values_list("state", "last_error")) == {(State.CANCELLED, HISTORY_NOT_SENT)}
-    assert summary["past_messages_cancelled"] == history.count() > 300
+    assert history.count() > 300
     assert not Message.objects.filter(state=State.SENT).exists()
 
 
