@@ -3,7 +3,9 @@
 Each past week goes through the real path with a bulk shortcut where the real path is per
 person: a ``Cycle`` row like the tick makes, invitations in bulk (rotation included, no links
 or messages — nobody is e-mailed about the past), answers into the pending store, the shuffled
-release, and ``cycle_close`` (aggregates, trend detection, flags).
+release, and ``cycle_close`` (aggregates, trend detection, flags).  About 70 % of people answer,
+with person-level and weekly noise.  "Support Tier 1" drifts: its stress and customer-related
+burnout climb over the last nine weeks, which the detector should flag as an empathy risk.
 
 The close writes its messages to the outbox as it always does (flag alerts, the admins'
 summary, the leads' digests), but months of backdated mail is not what a demo should send: the
@@ -12,9 +14,7 @@ messages of every week but the latest are cancelled in the close's own transacti
 stay in the outbox as ``cancelled`` with ``HISTORY_NOT_SENT`` as the reason, where an admin can
 still read them.  The latest week's are left to send: one realistic batch, which ``./pulse run``
 delivers to ``.pulse/outbox-mail``.  A later run that adds newer weeks cancels what is still
-waiting from the weeks before them.  About 70 % of people answer,
-with person-level and weekly noise.  "Support Tier 1" drifts: its stress and customer-related
-burnout climb over the last nine weeks, which the detector should flag as an empathy risk.
+waiting from the weeks before them.
 
 Idempotent: weeks whose cycle is closed are skipped; an interrupted week is redone.
 """
