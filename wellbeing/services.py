@@ -253,6 +253,30 @@ def person_deactivate(*, person: User, actor: User | None, ended_on: date) -> Us
     return locked
 
 
+def _organisation_update(
+    organisation: Organisation, *, actor: User | None, action: str, values: dict[str, Any]
+) -> Organisation:
+    """Set ``values`` on the locked organisation, validated as a whole, and audit what changed
+    under ``action``.  In the caller's transaction."""
+    from .audit import audit_changes, audit_record
+
+    locked = Organisation.objects.select_for_update().get(pk=organisation.pk)
+    before = {f: getattr(locked, f) for f in values}
+    for field, value in values.items():
+        setattr(locked, field, value)
+    try:
+        locked.full_clean()
+    except ValidationError as exc:
+        raise _validation_to_service_error(exc)
+    locked.save(update_fields=list(values))
+    old, new = audit_changes(before, {f: getattr(locked, f) for f in values})
+    if new:
+        audit_record(
+            organisation=locked, actor=actor, action=action, target=locked, before=old, after=new
+        )
+    return locked
+
+
 @transaction.atomic
 def organisation_thresholds_update(
     *,
@@ -263,30 +287,14 @@ def organisation_thresholds_update(
     comments_enabled: bool,
 ) -> Organisation:
     """k (never below 3) and the comment threshold (never below k)."""
-    from .audit import audit_changes, audit_record
-
-    locked = Organisation.objects.select_for_update().get(pk=organisation.pk)
-    fields = ("anonymity_threshold", "comment_threshold", "comments_enabled")
-    before = {f: getattr(locked, f) for f in fields}
-    locked.anonymity_threshold = anonymity_threshold
-    locked.comment_threshold = comment_threshold
-    locked.comments_enabled = comments_enabled
-    try:
-        locked.full_clean()
-    except ValidationError as exc:
-        raise _validation_to_service_error(exc)
-    locked.save(update_fields=list(fields))
-    old, new = audit_changes(before, {f: getattr(locked, f) for f in fields})
-    if new:
-        audit_record(
-            organisation=locked,
-            actor=actor,
-            action="organisation.thresholds",
-            target=locked,
-            before=old,
-            after=new,
-        )
-    return locked
+    values = {
+        "anonymity_threshold": anonymity_threshold,
+        "comment_threshold": comment_threshold,
+        "comments_enabled": comments_enabled,
+    }
+    return _organisation_update(
+        organisation, actor=actor, action="organisation.thresholds", values=values
+    )
 
 
 @transaction.atomic
@@ -295,28 +303,10 @@ def organisation_settings_update(
 ) -> Organisation:
     """The organisation's language (for people who chose none) and timezone (for schedules
     and people who set none)."""
-    from .audit import audit_changes, audit_record
-
-    locked = Organisation.objects.select_for_update().get(pk=organisation.pk)
-    fields = ("locale", "timezone")
-    before = {f: getattr(locked, f) for f in fields}
-    locked.locale, locked.timezone = locale, timezone
-    try:
-        locked.full_clean()
-    except ValidationError as exc:
-        raise _validation_to_service_error(exc)
-    locked.save(update_fields=list(fields))
-    old, new = audit_changes(before, {f: getattr(locked, f) for f in fields})
-    if new:
-        audit_record(
-            organisation=locked,
-            actor=actor,
-            action="organisation.settings",
-            target=locked,
-            before=old,
-            after=new,
-        )
-    return locked
+    values = {"locale": locale, "timezone": timezone}
+    return _organisation_update(
+        organisation, actor=actor, action="organisation.settings", values=values
+    )
 
 
 FLAG_SETTING_FIELDS = (

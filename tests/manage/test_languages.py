@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.urls import reverse
 from django.utils import translation
 
@@ -135,35 +133,3 @@ def test_only_admins_change_their_own_organisation_settings(client, world):
     world.other_admin.organisation.refresh_from_db()
     assert world.organisation.locale == "en"
     assert world.other_admin.organisation.locale == "de"
-
-
-def _migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
-
-
-@pytest.mark.django_db(transaction=True)
-def test_stored_regional_or_unknown_languages_are_brought_to_supported_ones():
-    try:
-        apps = _migrate([("wellbeing", "0019_organisation_comment_threshold_default")])
-        organisations = apps.get_model("wellbeing", "Organisation").objects
-        people = apps.get_model("wellbeing", "User").objects
-        austrian = organisations.create(name="Wien", slug="wien", locale="de-AT")
-        organisations.create(name="Paris", slug="paris", locale="fr")
-        people.create(email="a@wien.test", organisation=austrian, language="de_AT")
-        people.create(email="b@wien.test", organisation=austrian, language="fr-FR")
-        people.create(email="c@wien.test", organisation=austrian, language="")
-
-        apps = _migrate([("wellbeing", "0020_language_choices")])
-        organisations = apps.get_model("wellbeing", "Organisation").objects
-        people = apps.get_model("wellbeing", "User").objects
-        assert dict(organisations.values_list("slug", "locale")) == {"wien": "de", "paris": "en"}
-        assert dict(people.values_list("email", "language")) == {
-            "a@wien.test": "de",
-            "b@wien.test": "",
-            "c@wien.test": "",
-        }
-    finally:
-        _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())

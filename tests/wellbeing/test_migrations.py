@@ -91,3 +91,28 @@ def test_flag_settings_beyond_a_year_are_brought_to_the_limit():
         ]
     finally:
         _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stored_regional_or_unknown_languages_are_brought_to_supported_ones():
+    try:
+        apps = _migrate([("wellbeing", "0019_organisation_comment_threshold_default")])
+        organisations = apps.get_model("wellbeing", "Organisation").objects
+        people = apps.get_model("wellbeing", "User").objects
+        austrian = organisations.create(name="Wien", slug="wien", locale="de-AT")
+        organisations.create(name="Paris", slug="paris", locale="fr")
+        people.create(email="a@wien.test", organisation=austrian, language="de_AT")
+        people.create(email="b@wien.test", organisation=austrian, language="fr-FR")
+        people.create(email="c@wien.test", organisation=austrian, language="")
+
+        apps = _migrate([("wellbeing", "0020_language_choices")])
+        organisations = apps.get_model("wellbeing", "Organisation").objects
+        people = apps.get_model("wellbeing", "User").objects
+        assert dict(organisations.values_list("slug", "locale")) == {"wien": "de", "paris": "en"}
+        assert dict(people.values_list("email", "language")) == {
+            "a@wien.test": "de",
+            "b@wien.test": "",
+            "c@wien.test": "",
+        }
+    finally:
+        _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
