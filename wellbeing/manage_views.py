@@ -20,7 +20,6 @@ from django import forms as django_forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -31,7 +30,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from . import accounts, policy, services
-from .audit import audit_actions, audit_entries, audit_record
+from .audit import audit_actions, audit_entries
 from .customer_metrics import (
     STANDARD_METRICS,
     customer_metric_create,
@@ -187,24 +186,13 @@ def teams(request: HttpRequest, organisation: Organisation) -> HttpResponse:
     form = TeamCreateForm(request.POST or None, organisation=organisation)
     if request.method == "POST" and form.is_valid():
         try:
-            with transaction.atomic():
-                team = services.team_create(
-                    organisation=organisation,
-                    name=form.cleaned_data["name"].strip(),
-                    parent=form.cleaned_data["parent"],
-                    customer_facing=form.cleaned_data["customer_facing"],
-                )
-                audit_record(
-                    organisation=organisation,
-                    actor=_actor(request),
-                    action="team.create",
-                    target=team,
-                    after={
-                        "name": team.name,
-                        "parent": str(team.parent) if team.parent else None,
-                        "customer_facing": team.customer_facing,
-                    },
-                )
+            team = services.team_create(
+                organisation=organisation,
+                name=form.cleaned_data["name"].strip(),
+                parent=form.cleaned_data["parent"],
+                customer_facing=form.cleaned_data["customer_facing"],
+                actor=_actor(request),
+            )
         except ServiceError as exc:
             service_errors_to_form(form, exc, aliases={"__all__": "name"})
         else:
@@ -247,31 +235,14 @@ def team_detail(request: HttpRequest, organisation: Organisation, public_id: Any
                 messages.success(request, _("Team saved."))
                 return redirect("manage:team", public_id=team.public_id)
             if which == "move" and move_form.is_valid():
-                new_parent = move_form.cleaned_data["parent"]
-                with transaction.atomic():
-                    before = str(team.parent) if team.parent else None
-                    moved = services.team_move(team=team, new_parent=new_parent)
-                    audit_record(
-                        organisation=organisation,
-                        actor=actor,
-                        action="team.move",
-                        target=moved,
-                        before={"parent": before},
-                        after={"parent": str(new_parent) if new_parent else None},
-                    )
+                services.team_move(
+                    team=team, new_parent=move_form.cleaned_data["parent"], actor=actor
+                )
                 messages.success(request, _("Team moved."))
                 return redirect("manage:team", public_id=team.public_id)
             if which == "lead" and lead_form.is_valid():
                 person = lead_form.cleaned_data["user"]
-                with transaction.atomic():
-                    services.team_lead_assign(user=person, team=team)
-                    audit_record(
-                        organisation=organisation,
-                        actor=actor,
-                        action="lead.add",
-                        target=team,
-                        after={"lead": str(person)},
-                    )
+                services.team_lead_assign(user=person, team=team, actor=actor)
                 messages.success(request, _("%(person)s now leads this team.") % {"person": person})
                 return redirect("manage:team", public_id=team.public_id)
         except ServiceError as exc:
@@ -309,15 +280,7 @@ def team_lead_remove(
 ) -> HttpResponse:
     team = _team(organisation, public_id)
     person = get_object_or_404(User, organisation=organisation, public_id=user_id)
-    with transaction.atomic():
-        if services.team_lead_remove(user=person, team=team):
-            audit_record(
-                organisation=organisation,
-                actor=_actor(request),
-                action="lead.remove",
-                target=team,
-                before={"lead": str(person)},
-            )
+    services.team_lead_remove(user=person, team=team, actor=_actor(request))
     messages.success(request, _("%(person)s no longer leads this team.") % {"person": person})
     return redirect("manage:team", public_id=team.public_id)
 

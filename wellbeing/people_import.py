@@ -726,9 +726,9 @@ def _apply(*, organisation: Organisation, plan: ImportPlan, actor: User | None) 
         path = change.detail["path"]
         parent_id = teams.id_of[_path_key(path[:-1])] if len(path) > 1 else None
         parent = Team.objects.get(pk=parent_id) if parent_id else None
-        team = team_create(organisation=organisation, name=path[-1], parent=parent)
+        # team_create audits the new team itself, as it does for every other edge
+        team = team_create(organisation=organisation, name=path[-1], parent=parent, actor=actor)
         teams.id_of[_path_key(path)] = team.pk
-        log("team.create", "wellbeing.team", " / ".join(path), None, {"path": path})
 
     by_kind: dict[str, list[PlannedChange]] = defaultdict(list)
     for change in plan.changes:

@@ -1,10 +1,11 @@
 """Erasing a person (right to erasure): their account and everything that points to them.
 
 What goes: the account, memberships, team-lead roles, check-in invitations and their tokens,
-outbox messages addressed to them, notification preferences, API tokens, sessions, admin log
-entries and failed-login records naming their e-mail.  Every one of those rows points to the
-person, so deleting the account cascades to them (``on_delete=CASCADE``); this module does not
-need to know the other apps' models, which keeps ``wellbeing`` free of imports from them.
+outbox messages addressed to them, notification preferences, API tokens, sessions, Django admin
+log entries they wrote or that are about them, and failed-login records naming their e-mail.
+The rows that point to the person go with the account (``on_delete=CASCADE``), so this module
+does not need to know the other apps' models, which keeps ``wellbeing`` free of imports from
+them; sessions, admin log entries about them and failed logins are found by id or e-mail.
 
 What stays, by design: released answers and pending answers (they never pointed to anyone, so
 there is nothing to erase and nothing here may touch them), and team aggregates (numbers over at
@@ -23,8 +24,8 @@ from django.contrib.sessions.models import Session
 from django.db import transaction
 
 from .audit import audit_record
-from .errors import ServiceError
 from .models import User
+from .services import person_last_admin_refuse
 
 logger = logging.getLogger("pulse.erasure")
 
@@ -38,6 +39,18 @@ def _sessions_delete(user_pk: int) -> int:
     ]
     Session.objects.filter(pk__in=doomed).delete()
     return len(doomed)
+
+
+def _admin_log_about_delete(user_pk: int) -> int:
+    """Django admin history about the person (its entries keep their name or e-mail in
+    ``object_repr``); the entries they wrote as an operator go with the account (cascade)."""
+    from django.contrib.admin.models import LogEntry
+    from django.contrib.contenttypes.models import ContentType
+
+    deleted, _ = LogEntry.objects.filter(
+        content_type=ContentType.objects.get_for_model(User), object_id=str(user_pk)
+    ).delete()
+    return deleted
 
 
 def _failed_logins_delete(email: str) -> int:
@@ -54,29 +67,18 @@ def person_erase(*, user: User, actor: User | None = None) -> dict[str, int]:
     """Delete ``user`` and every row pointing to them; return the number of rows per model.
 
     Refuses (``last_admin``, 409) to erase an organisation's only active admin — promote
-    someone else first — so an organisation is never left with nobody to run it."""
+    someone else first — so an organisation is never left with nobody to run it.  The Django
+    admin's delete page for a person calls this too."""
     organisation = user.organisation
     with transaction.atomic():
         user = User.objects.select_for_update().get(pk=user.pk)
-        if (
-            organisation is not None
-            and user.is_org_admin
-            and not User.objects.filter(
-                organisation=organisation, is_org_admin=True, is_active=True
-            )
-            .exclude(pk=user.pk)
-            .exists()
-        ):
-            raise ServiceError(
-                "last_admin",
-                "This person is the organisation's only admin. Make someone else an admin first.",
-                status=409,
-            )
+        person_last_admin_refuse(user)
         user_pk, email = user.pk, user.email
         _, per_model = user.delete()
         counts: Counter[str] = Counter(per_model)
         counts["sessions.Session"] += _sessions_delete(user_pk)
         counts["axes.failed_logins"] += _failed_logins_delete(email)
+        counts["admin.LogEntry"] += _admin_log_about_delete(user_pk)
         summary = {label: n for label, n in sorted(counts.items()) if n}
         if organisation is not None:
             audit_record(

@@ -1,4 +1,9 @@
-"""Writes to the organisation: teams, people, memberships.  Each runs in one transaction."""
+"""Writes to the organisation: teams, people, memberships.  Each runs in one transaction.
+
+Every edge that changes the organisation calls these — the in-product pages
+(``manage_views``), the people import and the Django admin — so the rules and the audit entry
+are the same whichever way a change is made.  A write someone asked for takes the ``actor``
+(``None`` for the system or a management command) and records it in the audit log."""
 
 from __future__ import annotations
 
@@ -8,9 +13,12 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
 
+from .audit import audit_changes, audit_record
 from .errors import ServiceError, validation_fields
 from .models import Membership, Organisation, Team, TeamLead, User
+from .selectors import team_path
 
 
 def _validation_to_service_error(exc: ValidationError) -> ServiceError:
@@ -85,6 +93,7 @@ def team_create(
     *,
     organisation: Organisation,
     name: str,
+    actor: User | None,
     parent: Team | None = None,
     customer_facing: bool = False,
 ) -> Team:
@@ -97,14 +106,28 @@ def team_create(
     except ValidationError as exc:
         raise _validation_to_service_error(exc)
     _team_save(team, field="name")
+    audit_record(
+        organisation=organisation,
+        actor=actor,
+        action="team.create",
+        target=team,
+        after={
+            "name": team.name,
+            "parent": str(parent) if parent else None,
+            "customer_facing": team.customer_facing,
+        },
+    )
     return team
 
 
 @transaction.atomic
-def team_move(*, team: Team, new_parent: Team | None) -> Team:
-    """Move a team in the tree; refuses to put it under itself or a descendant, or next to a
-    team of the same name."""
+def team_move(*, team: Team, new_parent: Team | None, actor: User | None) -> Team:
+    """Move a team in the tree; refuses to put it under itself or a descendant, under a team
+    of another organisation, or next to a team of the same name."""
     locked = Team.objects.select_for_update().get(pk=team.pk)
+    if locked.parent_id == (new_parent.pk if new_parent is not None else None):
+        return locked
+    before = str(locked.parent) if locked.parent else None
     locked.parent = new_parent
     try:
         locked.clean()
@@ -112,7 +135,45 @@ def team_move(*, team: Team, new_parent: Team | None) -> Team:
         raise _validation_to_service_error(exc)
     _team_name_check(locked, field="parent", new_name=False)
     _team_save(locked, field="parent", update_fields=["parent"])
+    audit_record(
+        organisation=locked.organisation,
+        actor=actor,
+        action="team.move",
+        target=locked,
+        before={"parent": before},
+        after={"parent": str(new_parent) if new_parent else None},
+    )
     return locked
+
+
+def person_last_admin_refuse(person: User) -> None:
+    """An organisation is never left with nobody to run it: the only active admin cannot be
+    erased, deactivated, made a plain member or moved out.  Promote someone else first."""
+    if (
+        person.organisation_id is not None
+        and person.is_org_admin
+        and not User.objects.filter(
+            organisation_id=person.organisation_id, is_org_admin=True, is_active=True
+        )
+        .exclude(pk=person.pk)
+        .exists()
+    ):
+        raise ServiceError(
+            "last_admin",
+            _("This person is the organisation's only admin. Make someone else an admin first."),
+            status=409,
+        )
+
+
+def _duplicate_email_refuse(email: str, *, exclude: User | None = None) -> None:
+    """E-mail addresses are unique ignoring case (sign-in and the people import match them
+    that way), which the database's unique column alone does not ensure."""
+    others = User.objects.filter(email__iexact=email)
+    if exclude is not None:
+        others = others.exclude(pk=exclude.pk)
+    if others.exists():
+        message = _("A person with e-mail %(email)s already exists.") % {"email": email}
+        raise ServiceError("duplicate_email", message, fields={"email": [message]})
 
 
 @transaction.atomic
@@ -120,14 +181,14 @@ def person_create(
     *,
     organisation: Organisation,
     email: str,
+    actor: User | None,
     full_name: str = "",
     team: Team | None = None,
     started_on: date | None = None,
     is_org_admin: bool = False,
     password: str | None = None,
 ) -> User:
-    if User.objects.filter(email__iexact=email).exists():
-        raise ServiceError("duplicate_email", f"A person with e-mail {email} already exists.")
+    _duplicate_email_refuse(email)
     user = User.objects.create_user(
         email=email,
         password=password,
@@ -135,9 +196,111 @@ def person_create(
         organisation=organisation,
         is_org_admin=is_org_admin,
     )
+    audit_record(
+        organisation=organisation,
+        actor=actor,
+        action="person.create",
+        target=user,
+        after={"active": True, "org_admin": is_org_admin},
+    )
     if team is not None:
-        membership_start(user=user, team=team, started_on=started_on or date.today())
+        membership_start(user=user, team=team, started_on=started_on or date.today(), actor=actor)
     return user
+
+
+PERSON_UPDATE_FIELDS = ("email", "full_name", "timezone", "is_org_admin")
+
+
+@transaction.atomic
+def person_update(
+    *,
+    person: User,
+    actor: User | None,
+    email: str | None = None,
+    full_name: str | None = None,
+    timezone: str | None = None,
+    is_org_admin: bool | None = None,
+) -> User:
+    """Correct a person's e-mail address, name or timezone, or make them an organisation admin
+    or no longer one.  Audited in their organisation's log (people outside any organisation,
+    such as operators, have none)."""
+    locked = User.objects.select_for_update().get(pk=person.pk)
+    before = {f: getattr(locked, f) for f in PERSON_UPDATE_FIELDS}
+    if email is not None:
+        email = User.objects.normalize_email(email.strip()).lower()
+        if email != locked.email:
+            _duplicate_email_refuse(email, exclude=locked)
+        locked.email = email
+    if full_name is not None:
+        locked.full_name = full_name.strip()
+    if timezone is not None:
+        locked.timezone = timezone
+    if is_org_admin is not None:
+        if is_org_admin and locked.organisation_id is None:
+            message = _("Only a person in an organisation can be its admin.")
+            raise ServiceError("invalid", message, fields={"is_org_admin": [message]})
+        if not is_org_admin:
+            person_last_admin_refuse(locked)
+        locked.is_org_admin = is_org_admin
+    try:
+        locked.full_clean(exclude=["password", "organisation"], validate_unique=False)
+    except ValidationError as exc:
+        raise _validation_to_service_error(exc)
+    locked.save(update_fields=list(PERSON_UPDATE_FIELDS))
+    old, new = audit_changes(before, {f: getattr(locked, f) for f in PERSON_UPDATE_FIELDS})
+    if new and locked.organisation is not None:
+        audit_record(
+            organisation=locked.organisation,
+            actor=actor,
+            action="person.update",
+            target=locked,
+            before=old,
+            after=new,
+        )
+    return locked
+
+
+@transaction.atomic
+def person_organisation_set(
+    *, person: User, actor: User | None, organisation: Organisation | None
+) -> User:
+    """Put a person (an operator's new account, say) in an organisation, or in another one.
+    Refused once they have been in a team or led one: memberships and lead roles never cross
+    organisations, and their history stays where it happened."""
+    locked = User.objects.select_for_update().get(pk=person.pk)
+    previous = locked.organisation
+    if previous == organisation:
+        return locked
+    if (
+        Membership.objects.filter(user=locked).exists()
+        or TeamLead.objects.filter(user=locked).exists()
+    ):
+        message = _(
+            "This person has been in teams of “%(organisation)s”; their memberships and lead "
+            "roles stay in that organisation. Deactivate them there and create a new account "
+            "instead."
+        ) % {"organisation": previous}
+        raise ServiceError("invalid", message, fields={"organisation": [message]})
+    person_last_admin_refuse(locked)
+    locked.organisation = organisation
+    locked.save(update_fields=["organisation"])
+    if previous is not None:
+        audit_record(
+            organisation=previous,
+            actor=actor,
+            action="person.leave",
+            target=locked,
+            after={"organisation": str(organisation) if organisation else None},
+        )
+    if organisation is not None:
+        audit_record(
+            organisation=organisation,
+            actor=actor,
+            action="person.join",
+            target=locked,
+            before={"organisation": str(previous) if previous else None},
+        )
+    return locked
 
 
 def person_language_set(*, user: User, language: str) -> User:
@@ -154,26 +317,96 @@ def person_language_set(*, user: User, language: str) -> User:
 
 
 @transaction.atomic
-def membership_start(*, user: User, team: Team, started_on: date) -> Membership:
+def membership_start(
+    *,
+    user: User,
+    team: Team,
+    started_on: date,
+    actor: User | None,
+    ended_on: date | None = None,
+) -> Membership:
+    """``user`` joins ``team`` on ``started_on`` (until ``ended_on``, when a past membership is
+    recorded).  Moving someone is ending one membership and starting another."""
     if user.organisation_id != team.organisation_id:
-        raise ServiceError("invalid", "A person can only join teams of their own organisation.")
-    return Membership.objects.create(user=user, team=team, started_on=started_on)
-
-
-@transaction.atomic
-def membership_end(*, membership: Membership, ended_on: date) -> Membership:
-    if ended_on < membership.started_on:
-        raise ServiceError("invalid", "A membership cannot end before it starts.")
-    membership.ended_on = ended_on
-    membership.save(update_fields=["ended_on"])
+        message = _("A person can only join teams of their own organisation.")
+        raise ServiceError("invalid", message, fields={"team": [message]})
+    membership = Membership(user=user, team=team, started_on=started_on, ended_on=ended_on)
+    try:
+        membership.full_clean(exclude=["user", "team"])
+    except ValidationError as exc:
+        raise _validation_to_service_error(exc)
+    membership.save()
+    after: dict[str, Any] = {"team": team_path(team=team), "start": started_on}
+    if ended_on is not None:
+        after["ended_on"] = ended_on
+    audit_record(
+        organisation=team.organisation,
+        actor=actor,
+        action="membership.start",
+        target=user,
+        after=after,
+    )
     return membership
 
 
 @transaction.atomic
-def team_lead_assign(*, user: User, team: Team) -> TeamLead:
+def membership_update(
+    *, membership: Membership, actor: User | None, started_on: date, ended_on: date | None
+) -> Membership:
+    """Change when a membership starts or ends; the person and the team stay (a move is an end
+    and a start).  Audited as the people import does: ``membership.end`` when an open
+    membership ends, ``membership.change`` for any other correction of the dates."""
+    locked = (
+        Membership.objects.select_for_update().select_related("team", "user").get(pk=membership.pk)
+    )
+    before = (locked.started_on, locked.ended_on)
+    if before == (started_on, ended_on):
+        return locked
+    locked.started_on, locked.ended_on = started_on, ended_on
+    try:
+        locked.full_clean(exclude=["user", "team"])
+    except ValidationError as exc:
+        raise _validation_to_service_error(exc)
+    locked.save(update_fields=["started_on", "ended_on"])
+    old: dict[str, Any]
+    new: dict[str, Any]
+    if before[1] is None and ended_on is not None and before[0] == started_on:
+        action = "membership.end"
+        old, new = {"team": team_path(team=locked.team), "ended_on": None}, {"ended_on": ended_on}
+    else:
+        action = "membership.change"
+        old, new = {"dates": list(before)}, {"dates": [started_on, ended_on]}
+    audit_record(
+        organisation=locked.team.organisation,
+        actor=actor,
+        action=action,
+        target=locked.user,
+        before=old,
+        after=new,
+    )
+    return locked
+
+
+def membership_end(*, membership: Membership, ended_on: date, actor: User | None) -> Membership:
+    return membership_update(
+        membership=membership, actor=actor, started_on=membership.started_on, ended_on=ended_on
+    )
+
+
+@transaction.atomic
+def team_lead_assign(*, user: User, team: Team, actor: User | None) -> TeamLead:
     if user.organisation_id != team.organisation_id:
-        raise ServiceError("invalid", "A lead must belong to the team's organisation.")
-    lead, _ = TeamLead.objects.get_or_create(user=user, team=team)
+        message = _("A lead must belong to the team's organisation.")
+        raise ServiceError("invalid", message, fields={"user": [message]})
+    lead, created = TeamLead.objects.get_or_create(user=user, team=team)
+    if created:
+        audit_record(
+            organisation=team.organisation,
+            actor=actor,
+            action="lead.add",
+            target=team,
+            after={"lead": str(user)},
+        )
     return lead
 
 
@@ -187,26 +420,28 @@ def team_update(
     actor: User | None,
     name: str | None = None,
     customer_facing: bool | None = None,
+    is_active: bool | None = None,
 ) -> Team:
-    """Rename a team or change whether it serves customers."""
-    from .audit import audit_changes, audit_record
-
+    """Rename a team, change whether it serves customers, or deactivate it (a deactivated
+    team is no longer invited to check-ins; teams are deactivated, never deleted, so their
+    history and results stay)."""
+    fields = ("name", "customer_facing", "is_active")
     locked = Team.objects.select_for_update().get(pk=team.pk)
-    before = {"name": locked.name, "customer_facing": locked.customer_facing}
+    before = {f: getattr(locked, f) for f in fields}
     if name is not None:
         locked.name = name.strip()
     if customer_facing is not None:
         locked.customer_facing = customer_facing
+    if is_active is not None:
+        locked.is_active = is_active
     if locked.name != before["name"]:
         _team_name_check(locked, field="name", new_name=True)
     try:
         locked.full_clean()
     except ValidationError as exc:
         raise _validation_to_service_error(exc)
-    _team_save(locked, field="name", update_fields=["name", "customer_facing"])
-    old, new = audit_changes(
-        before, {"name": locked.name, "customer_facing": locked.customer_facing}
-    )
+    _team_save(locked, field="name", update_fields=list(fields))
+    old, new = audit_changes(before, {f: getattr(locked, f) for f in fields})
     if new:
         audit_record(
             organisation=locked.organisation,
@@ -220,8 +455,16 @@ def team_update(
 
 
 @transaction.atomic
-def team_lead_remove(*, user: User, team: Team) -> bool:
-    deleted, _ = TeamLead.objects.filter(user=user, team=team).delete()
+def team_lead_remove(*, user: User, team: Team, actor: User | None) -> bool:
+    deleted, _per_model = TeamLead.objects.filter(user=user, team=team).delete()
+    if deleted:
+        audit_record(
+            organisation=team.organisation,
+            actor=actor,
+            action="lead.remove",
+            target=team,
+            before={"lead": str(user)},
+        )
     return deleted > 0
 
 
@@ -229,13 +472,12 @@ def team_lead_remove(*, user: User, team: Team) -> bool:
 def person_deactivate(*, person: User, actor: User | None, ended_on: date) -> User:
     """A leaver: open memberships end on ``ended_on``, the account stops working.  Never
     deleted (past invitations and participation counts still refer to them)."""
-    from .audit import audit_record
-
     if actor is not None and person.pk == actor.pk:
         raise ServiceError("invalid", "You cannot deactivate yourself.")
     locked = User.objects.select_for_update().get(pk=person.pk)
     if not locked.is_active:
         return locked
+    person_last_admin_refuse(locked)
     for membership in Membership.objects.filter(user=locked, ended_on__isnull=True):
         membership.ended_on = max(membership.started_on, ended_on)
         membership.save(update_fields=["ended_on"])
@@ -258,7 +500,6 @@ def _organisation_update(
 ) -> Organisation:
     """Set ``values`` on the locked organisation, validated as a whole, and audit what changed
     under ``action``.  In the caller's transaction."""
-    from .audit import audit_changes, audit_record
 
     locked = Organisation.objects.select_for_update().get(pk=organisation.pk)
     before = {f: getattr(locked, f) for f in values}
@@ -274,6 +515,27 @@ def _organisation_update(
         audit_record(
             organisation=locked, actor=actor, action=action, target=locked, before=old, after=new
         )
+    return locked
+
+
+@transaction.atomic
+def person_reactivate(*, person: User, actor: User | None) -> User:
+    """A person who comes back (or was deactivated by mistake) can sign in again.  Their ended
+    memberships stay ended: add the team they are in now."""
+    locked = User.objects.select_for_update().get(pk=person.pk)
+    if locked.is_active:
+        return locked
+    locked.is_active = True
+    locked.save(update_fields=["is_active"])
+    assert locked.organisation is not None
+    audit_record(
+        organisation=locked.organisation,
+        actor=actor,
+        action="person.reactivate",
+        target=locked,
+        before={"active": False},
+        after={"active": True},
+    )
     return locked
 
 
@@ -321,7 +583,6 @@ FLAG_SETTING_FIELDS = (
 @transaction.atomic
 def flag_settings_update(*, organisation: Organisation, actor: User | None, **values: int):
     """Thresholds the flag engine uses for this organisation (created on first save)."""
-    from .audit import audit_changes, audit_record
     from .models import FlagSettings
 
     unknown = set(values) - set(FLAG_SETTING_FIELDS)

@@ -59,7 +59,12 @@ def test_a_team_moved_out_of_a_parent_hides_the_parents_change():
     t = _team_of(organisation, 2, parent=parent, name="T")
     both = [(a, [40.0] * 6), (t, [90.0, 90.0]), (elsewhere, [50.0] * 6)]
     # when T is moved under another team before cycle 1
-    _two_cycles(organisation, both, both, lambda: services.team_move(team=t, new_parent=elsewhere))
+    _two_cycles(
+        organisation,
+        both,
+        both,
+        lambda: services.team_move(team=t, new_parent=elsewhere, actor=None),
+    )
     # then P's figure covers 8 people, then 6: its change would give T's two people away
     p0, p1 = _stress(parent, 0), _stress(parent, 1)
     assert p0.published and p0.n == 8 and p1.published and p1.n == 6
@@ -76,7 +81,9 @@ def test_a_team_moved_into_a_parent_hides_the_parents_change():
     t = _team_of(organisation, 2, parent=elsewhere, name="T")
     both = [(a, [40.0] * 6), (t, [90.0, 90.0]), (elsewhere, [50.0] * 6)]
     # when T is moved under P before cycle 1
-    _two_cycles(organisation, both, both, lambda: services.team_move(team=t, new_parent=parent))
+    _two_cycles(
+        organisation, both, both, lambda: services.team_move(team=t, new_parent=parent, actor=None)
+    )
     # then P's figure covers 6 people, then 8: hidden
     p0, p1 = _stress(parent, 0), _stress(parent, 1)
     assert p0.n == 6 and p1.published and p1.n == 8
@@ -189,7 +196,12 @@ def test_a_team_moved_with_at_least_k_people_still_publishes_the_parents_change(
     t = _team_of(organisation, 5, parent=parent, name="T")
     both = [(a, [40.0] * 6), (t, [90.0] * 5), (elsewhere, [50.0] * 6)]
     # when T moves: five people leave P's figure, five join the other's
-    _two_cycles(organisation, both, both, lambda: services.team_move(team=t, new_parent=elsewhere))
+    _two_cycles(
+        organisation,
+        both,
+        both,
+        lambda: services.team_move(team=t, new_parent=elsewhere, actor=None),
+    )
     # then P's change is about k people or more: published
     assert _stress(parent, 1).delta_published
     # and the other team's own group (now beside T under it) kept its six people
@@ -205,13 +217,13 @@ def test_the_heatmap_shows_no_change_between_a_teams_figure_and_its_earlier_subt
     e = _team_of(organisation, 6, name="E")
     t = _team_of(organisation, 2, name="T")
     record(organisation, 0, [fixed_input(e, stress=[40.0] * 6)])
-    services.team_move(team=t, new_parent=e)
+    services.team_move(team=t, new_parent=e, actor=None)
     record(organisation, 1, [fixed_input(e, stress=[40.0] * 6), fixed_input(t, stress=[90.0] * 2)])
     subtree = TeamAggregate.objects.get(
         team=e, scope="subtree", dimension="stress", result__period_start=period(1)
     )
     assert subtree.published and subtree.n == 8
-    services.team_move(team=t, new_parent=None)
+    services.team_move(team=t, new_parent=None, actor=None)
     record(organisation, 2, [fixed_input(e, stress=[40.0] * 6)])
     # then E's own group in cycle 2 has the same people as in cycle 0, but E had a figure in
     # cycle 1 between them (its subtree, eight people): no change is judged across it ...
@@ -247,7 +259,7 @@ def test_recomputing_an_earlier_cycle_after_a_move_hides_the_later_change_judged
 
     assert organisation_cell().delta_published
     # when T is moved away and cycle 0 recomputed (it takes today's tree: P is six people)
-    services.team_move(team=t, new_parent=elsewhere)
+    services.team_move(team=t, new_parent=elsewhere, actor=None)
     record(organisation, 0, inputs)
     assert _stress(parent, 0).n == 6
     # then cycle 1's change of P, judged against the figure of eight, is hidden

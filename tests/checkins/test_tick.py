@@ -550,7 +550,7 @@ def test_a_team_moved_under_another_schedules_team_stays_with_its_own_schedule(d
     # when the team is moved into the department after both were set up
     from wellbeing.services import team_move
 
-    team_move(team=moved, new_parent=department)
+    team_move(team=moved, new_parent=department, actor=None)
     report = services.tick_run(now=FIRST_OPEN)
     # then each person is checked in once that week: the team by its own schedule only
     cycles = {c.schedule_id: c for c in Cycle.objects.filter(pk__in=report.opened)}

@@ -112,6 +112,13 @@ def test_fixed_file_is_applied_with_teams_people_memberships_and_leads(organisat
     # and it is audited
     assert AuditEntry.objects.filter(organisation=organisation, action="people.import").exists()
     assert AuditEntry.objects.filter(organisation=organisation, action="person.create").count() == 3
+    # the new teams by the service that creates them, as from the teams page and the admin
+    created = AuditEntry.objects.filter(organisation=organisation, action="team.create")
+    assert sorted(e.after["name"] for e in created) == [
+        "Billing",
+        "Customer Experience",
+        "Support Tier 1",
+    ]
 
 
 def test_reapplying_the_same_file_changes_nothing(organisation):
