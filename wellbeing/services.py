@@ -72,12 +72,6 @@ def _team_name_check(team: Team, *, field: str, new_name: bool) -> None:
         raise _team_name_clash(team, field=field, existing=existing)
 
 
-def team_name_check(team: Team, *, new_name: bool) -> None:
-    """The name rules every way of naming a team applies (the Django admin's form included):
-    raises ``ServiceError`` on the ``name`` field."""
-    _team_name_check(team, field="name", new_name=new_name)
-
-
 def _team_save(team: Team, *, field: str, **kwargs: Any) -> None:
     # A concurrent request can take the name between the check and this write: the savepoint
     # keeps the caller's transaction usable and the constraint's refusal becomes the same error.
