@@ -442,16 +442,16 @@ class Invitation(models.Model):
     # together with its e-mail to that person in the outbox, whose key on the person stays
     # checked (at commit), so either the chunk commits first and the erasure's cascade sees
     # its rows, or it fails as a whole and the next attempt no longer finds the person.  Teams
-    # have no such guard: one deleted in the Django admin during the seconds a chunk invites
-    # its members could leave those invitations pointing nowhere (teams are deactivated, not
-    # deleted, in the product).
+    # have no such guard: they are deactivated, never deleted (the Django admin refuses too),
+    # and only an organisation deleted as a whole during the seconds a chunk invites its
+    # members could leave those invitations pointing nowhere.
     user = models.ForeignKey(
         User, on_delete=models.CASCADE, related_name="checkin_invitations", db_constraint=False
     )
     # Nor an index on the team: nothing reads invitations by team, and an opening's members
     # sit in thousands of teams, so each of its inserts would land on a page of its own.
-    # Teams are deactivated, not deleted; deleting one in the Django admin is rare enough for
-    # its cascade to scan this table.
+    # Teams are deactivated, not deleted (the Django admin refuses too); deleting a whole
+    # organisation is rare enough for its cascade to scan this table.
     team = models.ForeignKey(
         Team,
         on_delete=models.CASCADE,

@@ -424,8 +424,9 @@ class TeamAggregate(models.Model):
     """One group's figure for one dimension in one cycle; numbers only when published."""
 
     # No single-column indexes on these two: the unique cell index starts with the result, and
-    # every index slows the close's bulk write (see Meta).  Teams are deactivated, not deleted;
-    # deleting one in the Django admin is rare enough for its cascade to scan this table.
+    # every index slows the close's bulk write (see Meta).  Teams are deactivated, not deleted
+    # (the Django admin refuses too); deleting a whole organisation is rare enough for its
+    # cascade to scan this table.
     #
     # Nor foreign-key constraints in the database, here and on ``TeamParticipation``.  A close
     # writes its rows in bulk (56,847 for 100,000 people), and PostgreSQL checks each row's

@@ -1,8 +1,9 @@
 """Who may see and change what.  Every view and API endpoint asks this module, nowhere else.
 
-Roles: a superuser (operator) manages everything through Django admin; an organisation admin
-sees and configures their whole organisation; a team lead sees aggregates of the teams they lead
-and those teams' subtrees; an employee sees only their own check-ins.
+Roles: a superuser (operator) manages everything through Django admin, whose writes go through
+the same services and audit log as the product's pages; an organisation admin sees and
+configures their whole organisation; a team lead sees aggregates of the teams they lead and
+those teams' subtrees; an employee sees only their own check-ins.
 """
 
 from __future__ import annotations
