@@ -613,3 +613,26 @@ def test_flag_settings_changed_in_the_admin_are_audited(operator, world):
     assert FlagSettings.objects.get(organisation=world.organisation).high_stress_level == 70
     [entry] = entries("flags.thresholds")
     assert entry.actor == world.operator and entry.after == {"high_stress_level": 70}
+
+
+def test_the_admin_pages_render(operator, world):
+    lead = TeamLeadFactory(team=world.billing, user=world.admin)
+    settings = FlagSettings.objects.create(organisation=world.organisation)
+    pages = (
+        [
+            reverse(f"admin:wellbeing_{model}_{view}")
+            for model in ("organisation", "user", "team", "membership", "teamlead", "flagsettings")
+            for view in ("changelist", "add")
+        ]
+        + [
+            change_url(obj)
+            for obj in (world.organisation, world.employee, world.support, world.membership, lead)
+        ]
+        + [
+            change_url(settings),
+            reverse("admin:wellbeing_user_delete", args=[world.employee.pk]),
+            reverse("admin:wellbeing_teamlead_delete", args=[lead.pk]),
+        ]
+    )
+    for page in pages:
+        assert operator.get(page).status_code == 200, page
