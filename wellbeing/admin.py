@@ -212,6 +212,7 @@ def _formset_save(
 # --- Organisations --------------------------------------------------------------------------
 
 THRESHOLD_FIELDS = ("anonymity_threshold", "comment_threshold", "comments_enabled")
+SETTINGS_FIELDS = ("locale", "timezone")
 
 
 @admin.register(Organisation)
@@ -227,12 +228,16 @@ class OrganisationAdmin(ServiceModelAdmin):
             super().save_model(request, obj, form, change)
             return
         data = form.cleaned_data
-        plain = [f for f in form.changed_data if f not in THRESHOLD_FIELDS]
+        plain = [f for f in form.changed_data if f not in (*THRESHOLD_FIELDS, *SETTINGS_FIELDS)]
         if plain:
             obj.save(update_fields=plain)
         if set(form.changed_data) & set(THRESHOLD_FIELDS):
             services.organisation_thresholds_update(
                 organisation=obj, actor=_operator(request), **{f: data[f] for f in THRESHOLD_FIELDS}
+            )
+        if set(form.changed_data) & set(SETTINGS_FIELDS):
+            services.organisation_settings_update(
+                organisation=obj, actor=_operator(request), **{f: data[f] for f in SETTINGS_FIELDS}
             )
         obj.refresh_from_db()
 

@@ -530,7 +530,9 @@ def test_an_invalid_language_is_refused(operator, world):
     form = person_form(world.employee, language="xx")
     response = operator.post(change_url(world.employee), form)
     assert response.status_code == 200
-    assert "Choose one of: de, en." in text(response)
+    assert "Select a valid choice. xx is not one of the available choices." in text(response)
+    world.employee.refresh_from_db()
+    assert world.employee.language == ""
 
 
 def test_deleting_a_person_erases_them_and_audits_it_without_their_name(operator, world):
@@ -597,6 +599,25 @@ def test_organisation_thresholds_changed_in_the_admin_are_audited(operator, worl
     assert (organisation.anonymity_threshold, organisation.comment_threshold) == (7, 9)
     [entry] = entries("organisation.thresholds")
     assert entry.actor == world.operator and entry.after["anonymity_threshold"] == 7
+
+
+def test_organisation_language_and_timezone_changed_in_the_admin_are_audited(operator, world):
+    organisation = world.organisation
+    form = {
+        "name": organisation.name,
+        "slug": organisation.slug,
+        "timezone": "America/Chicago",
+        "locale": "de",
+        "anonymity_threshold": organisation.anonymity_threshold,
+        "comment_threshold": organisation.comment_threshold,
+    }
+    assert operator.post(change_url(organisation), form).status_code == 302
+    organisation.refresh_from_db()
+    assert (organisation.locale, organisation.timezone) == ("de", "America/Chicago")
+    [entry] = entries("organisation.settings")
+    assert entry.actor == world.operator
+    assert entry.after == {"locale": "de", "timezone": "America/Chicago"}
+    assert not entries("organisation.thresholds")
 
 
 def test_flag_settings_changed_in_the_admin_are_audited(operator, world):
