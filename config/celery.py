@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from celery import Celery
-from celery.signals import celeryd_init
+from celery.signals import celeryd_init, setup_logging
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
@@ -17,6 +17,22 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 logger = logging.getLogger("pulse.heartbeat")
+
+
+@setup_logging.connect
+def logging_from_django_settings(**kwargs) -> None:
+    """Worker and beat log through Django's ``LOGGING``, as the web does: key=value lines, every
+    one through the token-redacting filter, at ``LOG_LEVEL`` (Celery's ``--loglevel`` has no
+    effect).  A receiver of this signal stops Celery from installing its own handlers (its
+    format, without the filter) on the root and task loggers."""
+    from django.conf import settings
+    from django.utils.log import configure_logging
+
+    configure_logging(settings.LOGGING_CONFIG, settings.LOGGING)
+    # What Celery does unless a receiver configures logging: print() and stray writes to the
+    # standard streams (a task's, a library's) become log lines, so they are redacted too.
+    if app.conf.worker_redirect_stdouts:
+        app.log.redirect_stdouts(app.conf.worker_redirect_stdouts_level)
 
 
 @app.task(name="config.celery.heartbeat", ignore_result=True)

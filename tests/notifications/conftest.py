@@ -6,7 +6,7 @@
 - ``smtp_settings``: points Django's SMTP e-mail backend at it.
 - ``webhook_server``: a threaded ``http.server`` standing in for Slack and Teams incoming
   webhooks, answering 200/400/500 or never answering (timeout).
-- ``celery_worker``: starts real ``celery -A config worker --pool=solo`` subprocesses.
+- ``celery_worker``: starts real ``celery -A config --quiet worker --pool=solo`` subprocesses.
 """
 
 from __future__ import annotations
@@ -244,16 +244,24 @@ def celery_worker(tmp_path):
     started: list[WorkerProcess] = []
 
     def start(
-        *, database_url: str, broker_url: str, smtp_port: int, name: str = "w"
+        *,
+        database_url: str,
+        broker_url: str,
+        smtp_port: int | None = None,
+        name: str = "w",
+        options: tuple[str, ...] = (),
     ) -> WorkerProcess:
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "config.settings.test",
             "DATABASE_URL": database_url,
             "PULSE_TEST_BROKER_URL": broker_url,
-            "PULSE_TEST_EMAIL_PORT": str(smtp_port),
+            # the tests wait for INFO lines ("ready.", "succeeded"); the worker logs at LOG_LEVEL
+            "LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
         }
+        if smtp_port is not None:
+            env["PULSE_TEST_EMAIL_PORT"] = str(smtp_port)
         log_path = tmp_path / f"worker-{name}-{len(started)}.log"
         process = subprocess.Popen(
             [
@@ -262,13 +270,14 @@ def celery_worker(tmp_path):
                 "celery",
                 "-A",
                 "config",
+                "--quiet",  # no banner, as in docker-compose.yml: only log lines
                 "worker",
                 "--pool=solo",
                 "--without-heartbeat",
                 "--without-gossip",
                 "--without-mingle",
-                "--loglevel=INFO",
                 f"--hostname={name}{len(started)}@%h",
+                *options,
             ],
             cwd=REPO,
             env=env,

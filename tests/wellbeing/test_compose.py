@@ -45,7 +45,8 @@ def test_worker_and_beat_use_the_real_celery_app(compose):
     for name in ("worker", "beat"):
         command = command_of(compose["services"][name])
         assert command[:3] == ["celery", "-A", "config"]
-        assert command[3] == name
+        # --quiet: no banner, only log lines (tests/wellbeing/test_celery_logging.py)
+        assert command[3:5] == ["--quiet", name]
     from config.celery import app
 
     assert app.main == "pulse"
