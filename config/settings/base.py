@@ -233,7 +233,9 @@ PULSE_CHECKIN_MAX_BODY_BYTES = config_env.integer(
 CSRF_FAILURE_VIEW = "checkins.views.csrf_failure"
 
 # --- Email ------------------------------------------------------------------------------------
-EMAIL_BACKEND = config_env.read("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_BACKEND = config_env.dotted_path(
+    "EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend"
+)
 EMAIL_HOST = config_env.read("EMAIL_HOST", "localhost")
 EMAIL_PORT = config_env.integer("EMAIL_PORT", 25, minimum=1)
 EMAIL_HOST_USER = config_env.read("EMAIL_HOST_USER", "") or ""

@@ -160,3 +160,20 @@ def log_level(name: str, default: str) -> str:
             name, f"must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {value!r}"
         )
     return value
+
+
+def dotted_path(name: str, default: str) -> str:
+    """A class named by its dotted path (a backend).  Whether it imports is checked once the apps
+    are loaded (``importable``, from ``wellbeing.apps``): its module may import them."""
+    return (read(name) or "").strip() or default
+
+
+def importable(name: str, path: str) -> None:
+    """Stop unless ``path`` (the setting read from ``name``) imports: a typo would otherwise
+    surface only when the backend is first used (the first e-mail, in the worker)."""
+    from django.utils.module_loading import import_string
+
+    try:
+        import_string(path)
+    except ImportError as exc:
+        raise ConfigurationError(name, f"cannot import {path!r} ({exc})")

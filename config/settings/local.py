@@ -27,5 +27,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(DATA_DIR / "broker-control"),
     }
 
-EMAIL_BACKEND = config_env.read("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
+EMAIL_BACKEND = config_env.dotted_path(
+    "EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend"
+)
 EMAIL_FILE_PATH = str(DATA_DIR / "outbox-mail")

@@ -129,6 +129,61 @@ def test_gunicorn_stops_on_an_invalid_value_instead_of_restarting_workers():
     assert result.stderr.count("Pulse configuration error: EMAIL_USE_TLS") == 1, result.stderr
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        (),
+        ("-m", "celery", "-A", "config", "--quiet", "worker", "--pool=solo"),
+        ("-m", "celery", "-A", "config", "--quiet", "beat", "--schedule=/nonexistent/beat"),
+        ("-m", "gunicorn", "config.wsgi:application", "--bind=127.0.0.1:0", "--workers=1"),
+    ],
+    ids=["setup", "worker", "beat", "gunicorn"],
+)
+def test_an_email_backend_that_does_not_import_stops_every_process_at_start(command):
+    """Not at the first delivery, in the worker, hours later: each process stops at start."""
+    typo = "django.core.mail.backends.smpt.EmailBackend"
+    result = start({**PRODUCTION_ENV, "EMAIL_BACKEND": typo}, *command)
+    assert_refused(result, "EMAIL_BACKEND")
+    [line] = [line for line in result.stderr.splitlines() if "Pulse configuration" in line]
+    assert line == (
+        "Pulse configuration error: EMAIL_BACKEND: cannot import "
+        "'django.core.mail.backends.smpt.EmailBackend' "
+        "(No module named 'django.core.mail.backends.smpt')"
+    )
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("django.core.mail.backends.smtp.EmailBackendd", 'does not define a "EmailBackendd"'),
+        ("smtp", "doesn't look like a module path"),
+    ],
+)
+def test_an_email_backend_naming_no_class_is_refused_at_start(value, problem):
+    result = start({"DJANGO_SETTINGS_MODULE": "config.settings.local", "EMAIL_BACKEND": value})
+    assert_refused(result, "EMAIL_BACKEND")
+    assert problem in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "taken"),
+    [
+        ("django.core.mail.backends.console.EmailBackend", "console"),
+        ("", "smtp"),  # an empty variable means the default, as for the other settings
+    ],
+)
+def test_an_email_backend_that_imports_is_taken(value, taken):
+    result = start(
+        {**PRODUCTION_ENV, "EMAIL_BACKEND": value},
+        "-c",
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.EMAIL_BACKEND)",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"django.core.mail.backends.{taken}.EmailBackend"
+
+
 def test_weak_production_secret_key_is_refused():
     result = start({**PRODUCTION_ENV, "SECRET_KEY": "short"})
     assert_refused(result, "SECRET_KEY")
