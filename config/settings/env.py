@@ -177,3 +177,17 @@ def importable(name: str, path: str) -> None:
         import_string(path)
     except ImportError as exc:
         raise ConfigurationError(name, f"cannot import {path!r} ({exc})")
+
+
+# How .env.example's secrets read ("change-me-to-..."): a copy deployed unchanged would run
+# with secrets anyone can read in the repository (sessions and sign-in links signed with them).
+_PLACEHOLDER = re.compile(r"change[-_. ]?me", re.IGNORECASE)
+
+
+def placeholders_refused(secrets: dict[str, str]) -> None:
+    """Stop, naming all at once, where any of ``secrets`` (variable -> value) is a placeholder."""
+    left = [name for name, value in secrets.items() if value and _PLACEHOLDER.search(value)]
+    if left:
+        raise ConfigurationError(
+            ", ".join(left), "still the placeholder from .env.example; set real, random secrets"
+        )

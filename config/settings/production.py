@@ -2,14 +2,24 @@
 
 from . import env as config_env
 from .base import *  # noqa: F403
-from .base import database_settings
+from .base import EMAIL_HOST_PASSWORD, database_settings
 
 DEBUG = False
 SECRET_KEY = config_env.required("SECRET_KEY")
 if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
     raise config_env.ConfigurationError("SECRET_KEY", "must be at least 50 random characters")
-PULSE_TOKEN_HMAC_KEY = config_env.read("PULSE_TOKEN_HMAC_KEY", "") or SECRET_KEY
+_token_hmac_key = config_env.read("PULSE_TOKEN_HMAC_KEY", "") or ""
+PULSE_TOKEN_HMAC_KEY = _token_hmac_key or SECRET_KEY
 DATABASES = database_settings(config_env.required("DATABASE_URL"))
+config_env.placeholders_refused(
+    {
+        "SECRET_KEY": SECRET_KEY,
+        "PULSE_TOKEN_HMAC_KEY": _token_hmac_key,
+        # docker compose builds DATABASE_URL from POSTGRES_PASSWORD
+        "DATABASE_URL (its password, POSTGRES_PASSWORD)": DATABASES["default"].get("PASSWORD", ""),
+        "EMAIL_HOST_PASSWORD": EMAIL_HOST_PASSWORD,
+    }
+)
 REDIS_URL = config_env.required("REDIS_URL")
 CELERY_BROKER_URL = config_env.read("CELERY_BROKER_URL", REDIS_URL) or REDIS_URL
 ALLOWED_HOSTS = config_env.csv_list("ALLOWED_HOSTS")

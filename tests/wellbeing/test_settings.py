@@ -1,12 +1,15 @@
 """Invalid environments stop the process at start with one clear line naming the variable."""
 
 import os
+import re
+import secrets
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from config.celery import session_group_file
 
@@ -187,6 +190,61 @@ def test_an_email_backend_that_imports_is_taken(value, taken):
 def test_weak_production_secret_key_is_refused():
     result = start({**PRODUCTION_ENV, "SECRET_KEY": "short"})
     assert_refused(result, "SECRET_KEY")
+
+
+# The secrets .env.example holds (every variable whose name says it is one).
+EXAMPLE_SECRETS = ["SECRET_KEY", "PULSE_TOKEN_HMAC_KEY", "POSTGRES_PASSWORD", "EMAIL_HOST_PASSWORD"]
+
+
+def env_example() -> dict[str, str]:
+    return dict(re.findall(r"^([A-Z][A-Z0-9_]*)=(.*)$", (ROOT / ".env.example").read_text(), re.M))
+
+
+def as_docker_compose_passes(dotenv: dict[str, str]) -> dict[str, str]:
+    """The environment docker compose gives the app's containers with this .env: its values,
+    then the compose file's (DATABASE_URL built from POSTGRES_PASSWORD)."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    env = dict(dotenv)
+    for name, value in compose["services"]["web"]["environment"].items():
+        env[name] = re.sub(r"\$\{(\w+)[^}]*\}", lambda match: dotenv[match[1]], str(value))
+    return env
+
+
+def filled_in() -> dict[str, str]:
+    """.env.example as a deployer should leave it: each secret replaced by a random one."""
+    return {**env_example(), **{name: secrets.token_urlsafe(50) for name in EXAMPLE_SECRETS}}
+
+
+def test_the_list_of_example_secrets_is_every_secret_in_env_example():
+    names = {name for name in env_example() if re.search(r"KEY|PASSWORD|SECRET|TOKEN", name)}
+    assert names == set(EXAMPLE_SECRETS)
+
+
+def test_env_example_copied_unchanged_is_refused_in_one_line_naming_each_placeholder():
+    result = start(as_docker_compose_passes(env_example()))
+    assert_refused(result, "SECRET_KEY")
+    [line] = [line for line in result.stderr.splitlines() if line.strip()]
+    assert all(name in line for name in EXAMPLE_SECRETS), line
+    assert "placeholder from .env.example" in line
+
+
+@pytest.mark.parametrize("name", EXAMPLE_SECRETS)
+def test_each_placeholder_secret_of_env_example_is_refused(name):
+    result = start(as_docker_compose_passes({**filled_in(), name: env_example()[name]}))
+    assert_refused(result, name)
+    [line] = [line for line in result.stderr.splitlines() if line.strip()]
+    assert [other for other in EXAMPLE_SECRETS if other in line] == [name], line
+
+
+def test_env_example_filled_in_with_real_secrets_starts():
+    result = start(
+        as_docker_compose_passes(filled_in()),
+        "-c",
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.DATABASES['default']['HOST'], settings.ALLOWED_HOSTS)",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "db ['pulse.example.com']"
 
 
 def test_secret_can_come_from_a_file(tmp_path):
