@@ -352,3 +352,12 @@ def test_a_malformed_rate_is_refused_at_start(value):
         {"DJANGO_SETTINGS_MODULE": "config.settings.local", "PULSE_SIGN_IN_LINK_RATE": value}
     )
     assert_refused(result, "PULSE_SIGN_IN_LINK_RATE")
+
+
+@pytest.mark.django_db
+def test_the_database_checks_warn_of_nothing():
+    """``migrate`` runs these at every ``./pulse run``: on SQLite a warning there is one the
+    settings explain (W039) or a real problem."""
+    from django.core.management import call_command
+
+    call_command("check", databases=["default"], fail_level="WARNING")
