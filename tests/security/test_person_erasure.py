@@ -4,6 +4,7 @@ the anonymous answers and the team aggregates are exactly as before."""
 from __future__ import annotations
 
 import json
+from datetime import date
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -14,9 +15,10 @@ from checkins.models import Invitation, InvitationToken, Response
 from notifications.models import Message, NotificationPreference
 from tests.factories import OrganisationFactory, TeamLeadFactory, UserFactory, team_with_members
 from tests.reliability.helpers import answered_cycle
+from wellbeing import services
 from wellbeing.errors import ServiceError
 from wellbeing.models import AuditEntry, Membership, TeamAggregate, TeamLead, TeamParticipation
-from wellbeing.person_deletion import person_erase
+from wellbeing.person_deletion import ERASED_PERSON, person_erase
 
 
 def response_snapshot() -> list[tuple]:
@@ -98,6 +100,45 @@ def test_erasure_is_audited_without_naming_the_person(world):
     stored = json.dumps([entry.target_repr, entry.before, entry.after])
     assert email not in stored and name not in stored
     assert entry.after["rows_deleted"]["wellbeing.User"] == 1
+
+
+def test_the_audit_log_keeps_what_happened_but_not_who_it_happened_to(world):
+    # given an audit log that names the person as a target and as a recorded value (with a
+    # name that has a character JSON stores escaped), and names someone else too
+    organisation, team, cycle, person = world
+    admin = get_user_model().objects.get(organisation=organisation, is_org_admin=True)
+    person.full_name = "Zoë Weiß"
+    person.save(update_fields=["full_name"])
+    other = UserFactory(organisation=organisation, full_name="Zoë Weißmann")
+    other_team = team_with_members(organisation=organisation, size=0, name="Night Desk")
+    services.team_lead_assign(user=person, team=other_team, actor=admin)
+    services.team_lead_assign(user=other, team=other_team, actor=admin)
+    services.person_deactivate(person=person, actor=admin, ended_on=date.today())
+    AuditEntry.objects.create(
+        organisation=organisation, action="people.import", target_repr="3 rows",
+        after={"rows": [{"email": person.email.upper(), "lead": "no"}, {"email": other.email}]},
+    )  # fmt: skip
+    entries = AuditEntry.objects.filter(organisation=organisation).exclude(action="person.erase")
+    actions_before = sorted(entries.values_list("action", flat=True))
+
+    # when the person is erased
+    summary = person_erase(user=person, actor=admin)
+
+    # then no entry holds their name or address, every entry is still there, and the other
+    # person's entries are untouched
+    for entry in entries:
+        stored = json.dumps([entry.target_repr, entry.before, entry.after], ensure_ascii=False)
+        assert 'Zoë Weiß"' not in stored and person.email.casefold() not in stored.casefold()
+    assert sorted(entries.values_list("action", flat=True)) == actions_before
+    assert entries.filter(action="person.deactivate", target_repr=ERASED_PERSON).exists()
+    leads = [e.after["lead"] for e in entries.filter(action="lead.add")]
+    assert set(leads) == {ERASED_PERSON, "Zoë Weißmann"}
+    [imported] = entries.filter(action="people.import")
+    assert imported.after["rows"] == [
+        {"email": ERASED_PERSON, "lead": "no"},
+        {"email": other.email},
+    ]
+    assert summary["wellbeing.AuditEntry (name replaced)"] >= 3
 
 
 def test_the_only_admin_cannot_be_erased(db):
