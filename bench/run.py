@@ -99,7 +99,7 @@ class Servers:
         )  # fmt: skip
         self.worker = subprocess.Popen(
             [PYTHON, "-m", "celery", "-A", "config", "worker", "--pool", "threads",
-             "--concurrency", "4", "--loglevel", "WARNING", "-n", f"bench{self.port}@%h"],
+             "--concurrency", "4", "-n", f"bench{self.port}@%h"],  # logs at LOG_LEVEL
             cwd=ROOT, env=self.env, stdout=open(self.log_dir / "worker.log", "w"),  # noqa: SIM115
             stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip

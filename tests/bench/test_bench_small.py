@@ -2,13 +2,15 @@
 
 Speed is not asserted here (benchmarks report ratios, never pass/fail timings); the test checks
 that the generator, the real gunicorn and Celery worker, and every benchmark ran and reported.
-Needs PostgreSQL (DATABASE_URL) and Redis (REDIS_URL); it uses its own database ``bench_ci_test``.
+Needs PostgreSQL (DATABASE_URL) and Redis (REDIS_URL); it uses a database of its own, dropped
+afterwards, and a free port, so runs beside it on the same machine do not meet it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -31,11 +33,20 @@ def bench_env(tmp_path):
     import psycopg
 
     admin = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute('DROP DATABASE IF EXISTS "bench_ci_test" WITH (FORCE)')
+    database = f"bench_ci_test_{os.getpid()}"
+
+    def drop() -> None:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+    drop()
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     env["REDIS_URL"] = redis_url
-    return env, tmp_path
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    yield env, tmp_path, database, port
+    drop()
 
 
 @pytest.mark.postgres
@@ -44,11 +55,11 @@ def bench_env(tmp_path):
 @pytest.mark.timeout(280)
 def test_ci_size_benchmark_runs_end_to_end_and_reports_every_figure(bench_env):
     # given an empty database and free ports
-    env, results = bench_env
+    env, results, database, port = bench_env
     # when the whole suite runs at the ci size
     completed = subprocess.run(
-        [sys.executable, "bench/run.py", "--size", "ci", "--database", "bench_ci_test",
-         "--port", "18050", "--results", str(results)],
+        [sys.executable, "bench/run.py", "--size", "ci", "--database", database,
+         "--port", str(port), "--results", str(results)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=270,
     )  # fmt: skip
     # then it succeeded and wrote JSON and Markdown with a value for every benchmark
