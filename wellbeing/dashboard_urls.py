@@ -11,6 +11,7 @@ urlpatterns = [
     path("organisation/", views.organisation_overview, name="organisation"),
     path("organisation/export.csv", views.organisation_export, name="organisation-export"),
     path("teams/<uuid:public_id>/", views.team_dashboard, name="team"),
+    path("teams/<uuid:public_id>/export.csv", views.team_export, name="team-export"),
     path(
         "teams/<uuid:public_id>/flags/<uuid:flag_id>/acknowledge/",
         views.flag_acknowledge_view,

@@ -10,7 +10,7 @@ the CSV export.  Access is decided by ``wellbeing.policy``; a team the user may 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -24,6 +24,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import formats, timezone
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.text import slugify
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
@@ -802,6 +803,14 @@ def overview_csv_rows(
     return header, out
 
 
+def _csv_download(header: list[str], rows: list[list[object]], *, name: str) -> HttpResponse:
+    response = HttpResponse(csv_text(header, rows), content_type="text/csv; charset=utf-8")
+    filename = f"pulse-{name}-{timezone.localdate():%Y-%m-%d}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
 @login_required
 @require_GET
 def organisation_export(request: HttpRequest) -> HttpResponse:
@@ -810,8 +819,49 @@ def organisation_export(request: HttpRequest) -> HttpResponse:
     team_ids = {row.team_id for row in heatmap.rows if row.team_id is not None}
     participation = _latest_participation(organisation=organisation, team_ids=team_ids)
     header, rows = overview_csv_rows(heatmap, participation)
-    response = HttpResponse(csv_text(header, rows), content_type="text/csv; charset=utf-8")
-    filename = f"pulse-{organisation.slug}-{timezone.localdate():%Y-%m-%d}.csv"
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response["Cache-Control"] = "no-store"
-    return response
+    return _csv_download(header, rows, name=organisation.slug)
+
+
+def team_csv_rows(
+    trends: Mapping[str, Sequence[TrendPoint]],
+) -> tuple[list[str], list[list[object]]]:
+    """The team page's tables in one sheet, newest cycle first: per cycle and dimension the
+    published index, its interval and the responses behind it, or a label where the page shows
+    a gap; and the cycle's participation."""
+    not_enough = _("not enough responses")
+    header = [
+        _("Cycle starting"),
+        _("Dimension"),
+        _("Index"),
+        _("Interval from"),
+        _("Interval to"),
+        _("Responses"),
+        _("Participation %"),
+    ]
+    dated: list[tuple[date, list[object]]] = []
+    for dimension, points in trends.items():
+        label = dimension_label(dimension)
+        for row in _trend_rows(points):
+            rate = row["participation_percent"]
+            participation = not_enough if rate is None else round(rate, 1)
+            if row["published"] and row["index"] is not None:
+                figures = [round(row["index"], 1), row["ci_low"], row["ci_high"], row["n"]]
+            else:
+                figures = [not_enough, "", "", ""]
+            dated.append(
+                (row["period_start"], [row["period_start"], label, *figures, participation])
+            )
+    dated.sort(key=lambda pair: pair[0], reverse=True)  # stable: dimensions keep their order
+    return header, [row for _start, row in dated]
+
+
+@login_required
+@require_GET
+def team_export(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
+    """What the team page shows, for a spreadsheet (the same window of cycles)."""
+    team = _visible_team_or_404(request.user, public_id)
+    cycles = _cycles_param(request)
+    trends = {d: team_trend(team=team, dimension=d, cycles=cycles) for d in DIMENSIONS}
+    header, rows = team_csv_rows(trends)
+    name = f"{team.organisation.slug}-{slugify(team.name) or 'team'}"
+    return _csv_download(header, rows, name=name)

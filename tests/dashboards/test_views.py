@@ -447,3 +447,48 @@ def test_a_flag_resting_on_one_cycle_names_that_cycle_once(client, org, support,
     flag.last_cycle_period = flag.first_cycle_period + timedelta(weeks=2)
     flag.save(update_fields=["last_cycle_period"])
     assert "Cycles from" in client.get(team_url(support)).content.decode()
+
+
+def test_a_lead_downloads_what_the_team_page_shows(client, org, support, lead):
+    # given three cycles, the middle one answered by fewer than k
+    periods = record_history(
+        organisation=org,
+        teams=[support],
+        cycles=3,
+        level=lambda t, i, d: 40.0 + 10 * i,
+        responded=lambda t, i: 3 if i == 1 else 8,
+    )
+    client.force_login(lead)
+    # when the lead downloads the team's figures
+    response = client.get(f"/dashboards/teams/{support.public_id}/export.csv")
+    # then it is a CSV attachment, newest cycle first, one row per cycle and dimension
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    assert 'filename="pulse-' in response["Content-Disposition"]
+    assert "support-tier-1" in response["Content-Disposition"]
+    header, *rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert header == [
+        "Cycle starting", "Dimension", "Index", "Interval from", "Interval to", "Responses",
+        "Participation %",
+    ]  # fmt: skip
+    assert [r[0] for r in rows[:: len(rows) // 3]] == [p.isoformat() for p in reversed(periods)]
+    stress = {r[0]: r for r in rows if r[1] == "Stress"}
+    newest, hidden, oldest = (stress[p.isoformat()] for p in reversed(periods))
+    assert (newest[2], newest[5], newest[6]) == ("60.0", "8", "100.0")
+    assert float(newest[3]) < 60.0 < float(newest[4])
+    assert oldest[2] == "40.0"
+    # and the cycle below k carries no number at all, as on the page
+    assert hidden[2:] == ["not enough responses", "", "", "", "not enough responses"]
+    assert "50.0" not in response.content.decode()
+
+
+def test_the_team_download_follows_the_page_s_reach(client, org, support, lead):
+    record_history(organisation=org, teams=[support], cycles=1)
+    other = team_with_members(organisation=org, size=8, name="Billing")
+    client.force_login(lead)
+    assert client.get(f"/dashboards/teams/{other.public_id}/export.csv").status_code == 404
+    client.force_login(support.memberships.first().user)
+    assert client.get(f"/dashboards/teams/{support.public_id}/export.csv").status_code == 404
+    client.logout()
+    response = client.get(f"/dashboards/teams/{support.public_id}/export.csv")
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]

@@ -77,6 +77,7 @@ EXPECTED: dict[str, tuple[str, object]] = {
     "dashboards:organisation": ("get", ADMINS),
     "dashboards:organisation-export": ("get", ADMINS),
     "dashboards:team": ("get", TEAM_A_READERS),
+    "dashboards:team-export": ("get", TEAM_A_READERS),
     "dashboards:flag-acknowledge": ("post", NOT_ANONYMOUS_ONLY),
     "dashboards:flag-dismiss": ("post", NOT_ANONYMOUS_ONLY),
     "dashboards:you-said-we-did": ("get", TEAM_A_MEMBERS_AND_READERS),
