@@ -74,6 +74,7 @@ from .people_import import (
     rows_load,
 )
 from .selectors import team_children_map, team_path
+from .setup_steps import setup_steps
 from .tabular_import import rows_dump
 
 logger = logging.getLogger("pulse.manage")
@@ -171,6 +172,7 @@ def overview(request: HttpRequest, organisation: Organisation) -> HttpResponse:
         {
             "organisation": organisation,
             "form": form,
+            "setup_steps": setup_steps(organisation),
             "team_count": Team.objects.filter(organisation=organisation).count(),
             "people_count": User.objects.filter(organisation=organisation, is_active=True).count(),
         },

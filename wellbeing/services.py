@@ -494,7 +494,6 @@ def _organisation_update(
 ) -> Organisation:
     """Set ``values`` on the locked organisation, validated as a whole, and audit what changed
     under ``action``.  In the caller's transaction."""
-
     locked = Organisation.objects.select_for_update().get(pk=organisation.pk)
     before = {f: getattr(locked, f) for f in values}
     for field, value in values.items():
