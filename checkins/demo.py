@@ -41,10 +41,16 @@ from .models import (
     PendingAnswer,
     Question,
     Schedule,
+    SupportResource,
     Survey,
     SurveyItem,
 )
-from .services import cycle_close, cycle_messages_cancel_pending, pending_release
+from .services import (
+    cycle_close,
+    cycle_messages_cancel_pending,
+    pending_release,
+    support_resource_create,
+)
 
 DEMO_SCHEDULE_NAME = "Weekly pulse"
 # Some respondents write a comment (the demo organisation has comments on); what they write
@@ -85,6 +91,23 @@ def _value_for(question: Question, badness: float) -> int:
     # raw is the position on the printed scale (0 = first label); see wellbeing.stats.scoring
     raw = b if question.reverse == (not question.higher_is_worse) else 1.0 - b
     return question.scale_min + round(raw * (question.scale_max - question.scale_min))
+
+
+#: Shown after each check-in; fictional, like the rest of the demo.
+DEMO_SUPPORT = [
+    {
+        "title": "Employee Assistance Programme",
+        "description": "Free, confidential counselling by phone or video, day and night. "
+        "Your employer never learns who called.",
+        "url": "https://eap.example.com/northwind",
+        "phone": "+44 800 000 0000",
+    },
+    {
+        "title": "Occupational health team",
+        "description": "Talk to a nurse or doctor about workload, sleep or stress at work.",
+        "url": "https://intranet.example.com/occupational-health",
+    },
+]
 
 
 def history_seed(
@@ -145,6 +168,9 @@ def history_seed(
         Schedule.objects.filter(pk=schedule.pk).update(
             created_at=past[0].opens_at - timedelta(days=1)
         )
+    if not SupportResource.objects.filter(organisation=organisation).exists():
+        for order, resource in enumerate(DEMO_SUPPORT):
+            support_resource_create(organisation=organisation, order=order, **resource)
     team_ids = sorted(team_subtree_ids(organisation=organisation, roots=[t.pk for t in roots]))
     teams = {t.pk: t for t in Team.objects.filter(pk__in=team_ids)}
     drifting = {t.pk for t in teams.values() if t.name == DRIFTING_TEAM}

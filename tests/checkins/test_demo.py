@@ -10,12 +10,13 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from checkins.demo import HISTORY_NOT_SENT, STRAINED_COMMENTS, history_seed
-from checkins.models import Cycle, Invitation, PendingAnswer, Response
+from checkins.models import Cycle, Invitation, PendingAnswer, Response, SupportResource
 from checkins.services import cycle_scores
 from notifications.models import Message, State
 from wellbeing.comments_selectors import team_comments
 from wellbeing.demo import organisation_seed
 from wellbeing.models import Flag, Organisation, Team
+from wellbeing.setup_steps import setup_steps
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -52,6 +53,8 @@ def test_history_has_26_closed_weeks_70_percent_participation_and_a_drifting_tea
     shown = team_comments(team=team)
     assert shown.period_start == cycles[-1].period_start and len(shown.comments) >= 2
     assert set(shown.comments) <= set(STRAINED_COMMENTS)
+    # and the organisation is set up as the administration's "Getting started" list asks
+    assert all(step.done for step in setup_steps(demo_org))
 
 
 def test_running_the_history_twice_adds_nothing(demo_org):
@@ -60,6 +63,7 @@ def test_running_the_history_twice_adds_nothing(demo_org):
     again = history_seed(organisation=demo_org, weeks=26, now=NOW)
     assert again["cycles"] == 0 and again["skipped"] == 26
     assert (Cycle.objects.count(), Invitation.objects.count(), Response.objects.count()) == counts
+    assert SupportResource.objects.filter(organisation=demo_org).count() == 2
 
 
 def test_zero_weeks_of_history_seeds_none(demo_org):
