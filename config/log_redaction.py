@@ -2,7 +2,9 @@
 
 A one-time check-in link carries its token in the path (``/checkin/t/<token>/``) on the first
 request only, an e-mail's unsubscribe link its signed token (``/unsubscribe/<token>/``), and a
-sign-in link its password-reset token (``/accounts/reset/<uid>/<token>/``); access logs,
+sign-in link its password-reset token (``/accounts/reset/<uid>/<token>/``), and the single
+sign-on callback its one-time ``code`` and ``state`` (``/accounts/oidc/callback/?code=...``,
+with ``session_state`` from some providers); access logs,
 Django's request logs and error reports must never keep any of them.
 """
 
@@ -14,7 +16,7 @@ import re
 from gunicorn.glogging import Logger as GunicornLogger
 
 TOKEN_PATH = re.compile(r"(/checkin/t/|/unsubscribe/|/accounts/reset/[^/\s\"?]+/)[^/\s\"?]+")
-QUERY_TOKEN = re.compile(r"(\b(?:token|t)=)[^&\s\"]+", re.IGNORECASE)
+QUERY_TOKEN = re.compile(r"(\b(?:token|t|code|state|session_state)=)[^&\s\"]+", re.IGNORECASE)
 
 
 def redact(text: str) -> str:

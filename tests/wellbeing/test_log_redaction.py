@@ -58,3 +58,48 @@ def test_gunicorns_error_log_is_redacted():
     )  # fmt: skip
     assert all(f.filter(record) for f in logger.error_log.filters)
     assert record.getMessage() == "Error handling request /checkin/t/[redacted]/"
+
+
+def test_single_sign_on_callback_code_and_state_are_redacted():
+    line = "GET /accounts/oidc/callback/?code=Xy7-abc.def&state=Qk3lL9&session_state=s1.s2 302"
+    assert redact(line) == (
+        "GET /accounts/oidc/callback/?code=[redacted]&state=[redacted]&session_state=[redacted] 302"
+    )
+    # the provider's parameters in any order, and in a request logged by Django
+    record = logging.LogRecord(
+        "django.request",
+        logging.WARNING,
+        __file__,
+        1,
+        "Bad Request: %s",
+        ("/accounts/oidc/callback/?state=abc&code=def",),
+        None,
+    )
+    assert RedactTokensFilter().filter(record)
+    assert record.getMessage() == (
+        "Bad Request: /accounts/oidc/callback/?state=[redacted]&code=[redacted]"
+    )
+
+
+def test_gunicorns_access_log_redacts_the_single_sign_on_callback():
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from gunicorn.config import Config
+
+    from config.log_redaction import RedactingGunicornLogger
+
+    query = "code=c0de-secret&state=st4te-secret"
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "RAW_URI": f"/accounts/oidc/callback/?{query}",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "PATH_INFO": "/accounts/oidc/callback/",
+        "QUERY_STRING": query,
+        "HTTP_REFERER": "https://idp.example.test/login?x=1&code=c0de-secret",
+    }
+    response = SimpleNamespace(status="302 Found", headers=[], sent=0)
+    atoms = RedactingGunicornLogger(Config()).atoms(response, [], environ, timedelta(seconds=0))
+    line = " ".join(str(atoms[key]) for key in ("r", "q", "{raw_uri}e", "f"))
+    assert "secret" not in line
+    assert "/accounts/oidc/callback/?code=[redacted]&state=[redacted]" in atoms["r"]
