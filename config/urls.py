@@ -3,13 +3,15 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from wellbeing import accounts
+from wellbeing import accounts, sso
 from wellbeing import views as wellbeing_views
 
 urlpatterns = [
     path("healthz", wellbeing_views.healthz, name="healthz"),
     path("readyz", wellbeing_views.readyz, name="readyz"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", sso.SignInView.as_view(), name="login"),
+    path("accounts/oidc/start/", sso.SSOStartView.as_view(), name="oidc_start"),
+    path("accounts/oidc/callback/", sso.SSOCallbackView.as_view(), name="oidc_callback"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/password/", accounts.SignInLinkRequestView.as_view(), name="password_reset"),
     path(

@@ -340,3 +340,41 @@ AXES_CLIENT_STR_CALLABLE = "config.security.axes_client_str"
 # so lockouts and rate limits see the real client address.
 PULSE_TRUSTED_PROXY_COUNT = config_env.integer("PULSE_TRUSTED_PROXY_COUNT", 0, minimum=0)
 AXES_CLIENT_IP_CALLABLE = "config.security.client_ip"
+
+# --- Single sign-on: OpenID Connect (mozilla-django-oidc), on only when OIDC_CLIENT_ID is set ---
+# The provider's e-mail claim signs in the active person with that address; nobody is created
+# (wellbeing/sso.py).  Either all of client, secret and endpoints are set, or none.
+OIDC_RP_CLIENT_ID = (config_env.read("OIDC_CLIENT_ID", "") or "").strip()
+OIDC_RP_CLIENT_SECRET = config_env.read("OIDC_CLIENT_SECRET", "") or ""
+OIDC_OP_AUTHORIZATION_ENDPOINT = config_env.endpoint("OIDC_AUTHORIZATION_ENDPOINT")
+OIDC_OP_TOKEN_ENDPOINT = config_env.endpoint("OIDC_TOKEN_ENDPOINT")
+OIDC_OP_USER_ENDPOINT = config_env.endpoint("OIDC_USERINFO_ENDPOINT")
+OIDC_OP_JWKS_ENDPOINT = config_env.endpoint("OIDC_JWKS_ENDPOINT")
+OIDC_RP_SIGN_ALGO = config_env.choice(
+    "OIDC_SIGN_ALGORITHM",
+    "RS256",
+    ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512"),
+)
+PULSE_SSO_PROVIDER_NAME = (config_env.read("OIDC_PROVIDER_NAME", "") or "").strip()
+_oidc_required = {
+    "OIDC_CLIENT_ID": OIDC_RP_CLIENT_ID,
+    "OIDC_CLIENT_SECRET": OIDC_RP_CLIENT_SECRET,
+    "OIDC_AUTHORIZATION_ENDPOINT": OIDC_OP_AUTHORIZATION_ENDPOINT,
+    "OIDC_TOKEN_ENDPOINT": OIDC_OP_TOKEN_ENDPOINT,
+    "OIDC_USERINFO_ENDPOINT": OIDC_OP_USER_ENDPOINT,
+    "OIDC_JWKS_ENDPOINT": OIDC_OP_JWKS_ENDPOINT,
+}
+_oidc_missing = [name for name, value in _oidc_required.items() if not value]
+if 0 < len(_oidc_missing) < len(_oidc_required) or (PULSE_SSO_PROVIDER_NAME and _oidc_missing):
+    raise config_env.ConfigurationError(
+        ", ".join(_oidc_missing),
+        "not set (single sign-on needs all of the OIDC_ variables, or none)",
+    )
+PULSE_SSO_ENABLED = not _oidc_missing
+OIDC_RP_SCOPES = "openid email"
+OIDC_USE_PKCE = True
+OIDC_USE_NONCE = True
+OIDC_CREATE_USER = False
+OIDC_TIMEOUT = 10  # seconds for each call to the provider (token, userinfo, keys)
+OIDC_AUTHENTICATION_CALLBACK_URL = "oidc_callback"
+LOGIN_REDIRECT_URL_FAILURE = "login"

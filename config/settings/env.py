@@ -140,6 +140,27 @@ def url(name: str, default: str) -> str:
     return value
 
 
+def endpoint(name: str) -> str:
+    """An identity provider's address: https, or http on this machine only (a test provider);
+    empty when unset."""
+    value = (read(name) or "").strip()
+    if value and not re.fullmatch(
+        r"(https://[^/\s?#]+|http://(localhost|127\.0\.0\.1|\[::1\])(:\d+)?)(/[^\s#]*)?", value
+    ):
+        raise ConfigurationError(
+            name,
+            f"must be an https:// address like https://login.example.com/oauth2/v1/token, got {value!r}",
+        )
+    return value
+
+
+def choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = (read(name) or "").strip() or default
+    if value not in choices:
+        raise ConfigurationError(name, f"must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
 def origin_list(name: str, default: str = "") -> list[str]:
     """Comma-separated origins, each with its scheme (``https://pulse.example.com``)."""
     origins = csv_list(name, default)

@@ -2,7 +2,7 @@
 
 from . import env as config_env
 from .base import *  # noqa: F403
-from .base import EMAIL_HOST_PASSWORD, database_settings
+from .base import EMAIL_HOST_PASSWORD, OIDC_RP_CLIENT_SECRET, database_settings
 
 DEBUG = False
 SECRET_KEY = config_env.required("SECRET_KEY")
@@ -18,6 +18,7 @@ config_env.placeholders_refused(
         # docker compose builds DATABASE_URL from POSTGRES_PASSWORD
         "DATABASE_URL (its password, POSTGRES_PASSWORD)": DATABASES["default"].get("PASSWORD", ""),
         "EMAIL_HOST_PASSWORD": EMAIL_HOST_PASSWORD,
+        "OIDC_CLIENT_SECRET": OIDC_RP_CLIENT_SECRET,
     }
 )
 REDIS_URL = config_env.required("REDIS_URL")

@@ -39,6 +39,9 @@ EXPECTED: dict[str, tuple[str, object]] = {
     "password_reset_confirm": ("get", TOKEN_ROUTE),
     "password_reset_complete": ("get", PUBLIC),
     "logout": ("post", UNCHECKED),
+    # Single sign-on: not found unless configured; with a provider in tests/wellbeing/test_sso*.py
+    "oidc_start": ("get", UNCHECKED),
+    "oidc_callback": ("get", TOKEN_ROUTE),
     "api-schema": ("get", PUBLIC),
     "api-docs": ("get", PUBLIC),
     "api-root": ("get", SIGNED_IN),

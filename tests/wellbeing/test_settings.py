@@ -361,3 +361,70 @@ def test_the_database_checks_warn_of_nothing():
     from django.core.management import call_command
 
     call_command("check", databases=["default"], fail_level="WARNING")
+
+
+SSO_ENV = {
+    "DJANGO_SETTINGS_MODULE": "config.settings.local",
+    "OIDC_CLIENT_ID": "pulse",
+    "OIDC_CLIENT_SECRET": "a-real-client-secret",
+    "OIDC_AUTHORIZATION_ENDPOINT": "https://idp.example.com/oauth2/v1/authorize",
+    "OIDC_TOKEN_ENDPOINT": "https://idp.example.com/oauth2/v1/token",
+    "OIDC_USERINFO_ENDPOINT": "https://idp.example.com/oauth2/v1/userinfo",
+    "OIDC_JWKS_ENDPOINT": "https://idp.example.com/oauth2/v1/keys",
+    "OIDC_PROVIDER_NAME": "Okta",
+}
+SSO_CHECK = (
+    "-c",
+    "import django; django.setup(); from django.conf import settings; "
+    "print(settings.PULSE_SSO_ENABLED, settings.OIDC_RP_SIGN_ALGO)",
+)
+
+
+def test_single_sign_on_is_off_without_its_variables():
+    result = start({"DJANGO_SETTINGS_MODULE": "config.settings.local"}, *SSO_CHECK)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "RS256"]
+
+
+def test_single_sign_on_is_on_with_all_its_variables():
+    result = start(SSO_ENV, *SSO_CHECK)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "RS256"]
+
+
+@pytest.mark.parametrize(
+    "missing", ["OIDC_CLIENT_SECRET", "OIDC_TOKEN_ENDPOINT", "OIDC_JWKS_ENDPOINT"]
+)
+def test_partial_single_sign_on_configuration_is_refused_in_one_line(missing):
+    result = start({**SSO_ENV, missing: None})
+    assert_refused(result, missing)
+    assert len([ln for ln in result.stderr.splitlines() if ln.strip()]) == 1, result.stderr
+
+
+def test_a_provider_name_alone_is_refused():
+    result = start(
+        {"DJANGO_SETTINGS_MODULE": "config.settings.local", "OIDC_PROVIDER_NAME": "Okta"}
+    )
+    assert_refused(result, "OIDC_CLIENT_ID")
+
+
+def test_a_provider_endpoint_over_plain_http_elsewhere_is_refused():
+    result = start({**SSO_ENV, "OIDC_TOKEN_ENDPOINT": "http://idp.example.com/token"})
+    assert_refused(result, "OIDC_TOKEN_ENDPOINT")
+
+
+def test_an_unknown_signing_algorithm_is_refused():
+    result = start({**SSO_ENV, "OIDC_SIGN_ALGORITHM": "none"})
+    assert_refused(result, "OIDC_SIGN_ALGORITHM")
+
+
+def test_production_refuses_the_example_client_secret():
+    result = start(
+        {
+            **PRODUCTION_ENV,
+            **SSO_ENV,
+            "DJANGO_SETTINGS_MODULE": "config.settings.production",
+            "OIDC_CLIENT_SECRET": "change-me-to-the-client-secret",
+        }
+    )
+    assert_refused(result, "OIDC_CLIENT_SECRET")
