@@ -46,6 +46,7 @@ class TeamInfo:
     name: str
     public_id: str
     customer_facing: bool
+    is_active: bool = True
 
 
 @dataclass
@@ -67,10 +68,10 @@ def team_tree(*, organisation: Organisation) -> TeamTree:
     """All teams of the organisation in one query."""
     teams: dict[int, TeamInfo] = {}
     children: dict[int | None, list[int]] = defaultdict(list)
-    for pk, parent_id, name, public_id, customer_facing in Team.objects.filter(
+    for pk, parent_id, name, public_id, customer_facing, is_active in Team.objects.filter(
         organisation=organisation
-    ).values_list("id", "parent_id", "name", "public_id", "customer_facing"):
-        teams[pk] = TeamInfo(pk, parent_id, name, str(public_id), customer_facing)
+    ).values_list("id", "parent_id", "name", "public_id", "customer_facing", "is_active"):
+        teams[pk] = TeamInfo(pk, parent_id, name, str(public_id), customer_facing, is_active)
         children[parent_id].append(pk)
     return TeamTree(teams=teams, children=dict(children))
 

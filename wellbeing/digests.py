@@ -22,13 +22,12 @@ from collections.abc import Iterator
 from operator import itemgetter
 from typing import Any
 
-from .analytics_selectors import headline
+from .analytics_selectors import TeamTree, headline, team_tree
 from .models import (
     CycleResult,
     Flag,
     Organisation,
     Scope,
-    Team,
     TeamAggregate,
     TeamLead,
     TeamParticipation,
@@ -42,30 +41,30 @@ def _headline(rows: list[tuple[int, str, bool, Any]]) -> dict[int, tuple[bool, A
 
 
 def _teams_in_tree_order(
-    *, organisation: Organisation, leads_of: dict[int, frozenset[int]]
+    *, tree: TeamTree, leads_of: dict[int, frozenset[int]]
 ) -> Iterator[tuple[int, str, str, bool, frozenset[int]]]:
-    """Every team of the organisation, in one query: (id, name, path, active, who sees it as a
-    lead — the leads of the team or of one of its ancestors, as ``policy.visible_team_ids``
-    gives them), parents before their sub-teams, siblings by name."""
-    children: dict[int | None, list[tuple[str, int, bool]]] = defaultdict(list)
-    for team_id, parent_id, name, is_active in Team.objects.filter(
-        organisation=organisation
-    ).values_list("id", "parent_id", "name", "is_active"):
-        children[parent_id].append((name, team_id, is_active))
+    """Every team of ``tree``: (id, name, path, active, who sees it as a lead — the leads of the
+    team or of one of its ancestors, as ``policy.visible_team_ids`` gives them), parents before
+    their sub-teams, siblings by name."""
 
-    def last_first(teams: list[tuple[str, int, bool]]) -> list[tuple[str, int, bool]]:
+    def last_first(team_ids: list[int]) -> list[int]:
         # reversed, so that the stack below pops siblings in order of their names
-        return sorted(teams, key=lambda t: (t[0].casefold(), t[0], t[1]), reverse=True)
+        def by_name(team_id: int) -> tuple[str, str, int]:
+            name = tree.teams[team_id].name
+            return name.casefold(), name, team_id
+
+        return sorted(team_ids, key=by_name, reverse=True)
 
     empty: frozenset[int] = frozenset()
     # (team, its ancestors' names, who sees its parent); a stack, not recursion: trees are deep
-    stack = [(team, (), empty) for team in last_first(children.get(None, []))]
+    stack = [(team_id, (), empty) for team_id in last_first(tree.children.get(None, []))]
     while stack:
-        (name, team_id, is_active), above, inherited = stack.pop()
-        path = (*above, name)
+        team_id, above, inherited = stack.pop()
+        team = tree.teams[team_id]
+        path = (*above, team.name)
         viewers = inherited | leads_of.get(team_id, empty)
-        yield team_id, name, " / ".join(path), is_active, viewers
-        stack.extend((child, path, viewers) for child in last_first(children.get(team_id, [])))
+        yield team_id, team.name, " / ".join(path), team.is_active, viewers
+        stack.extend((child, path, viewers) for child in last_first(tree.children.get(team_id, [])))
 
 
 def lead_digests(*, organisation: Organisation, cycle_key: uuid.UUID) -> dict[int, dict[str, Any]]:
@@ -107,7 +106,8 @@ def lead_digests(*, organisation: Organisation, cycle_key: uuid.UUID) -> dict[in
     )
     teams: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for team_id, name, path, is_active, viewers in _teams_in_tree_order(
-        organisation=organisation, leads_of={team: frozenset(ids) for team, ids in led.items()}
+        tree=team_tree(organisation=organisation),
+        leads_of={team: frozenset(ids) for team, ids in led.items()},
     ):
         if not viewers or not is_active or team_id not in stress:
             continue
